@@ -1,0 +1,144 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '@ferry/runtime';
+import type { HostListResponse } from '@ferry/protocol';
+import { startNats, startRedis } from './infra.ts';
+import { freePort } from './ports.ts';
+import { Supervisor, type ManagedProcess } from './supervisor.ts';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+export type ServiceName = 'agent' | 'scheduler' | 'api';
+
+export interface ClusterOptions {
+  stateDir: string;
+  /** use these instead of starting embedded servers */
+  natsUrl?: string | undefined;
+  redisUrl?: string | undefined;
+  /** keep embedded Redis data between runs (npm start) or not (tests) */
+  persistentRedis?: boolean;
+  apiPort?: number | undefined;
+  apiToken?: string | undefined;
+  keyPrefix?: string;
+  /** extra environment for the scheduler (thresholds in tests) */
+  schedulerEnv?: Record<string, string>;
+  log: Logger;
+}
+
+export interface AgentOptions {
+  reportIntervalMs?: number;
+  cpuOverride?: Record<string, unknown>;
+  /** merged into the generated config file as is (tests use it to write bad configs) */
+  extraConfig?: Record<string, unknown>;
+}
+
+/** Ferry's services as child processes on one machine: what `npm start` runs and tests drive. */
+export class LocalCluster {
+  readonly supervisor: Supervisor;
+  natsUrl = '';
+  redisUrl = '';
+  apiUrl = '';
+  readonly token: string;
+  readonly keyPrefix: string;
+  private readonly agents = new Map<string, ManagedProcess>();
+
+  constructor(private readonly options: ClusterOptions) {
+    this.supervisor = new Supervisor(join(options.stateDir, 'run.json'), join(options.stateDir, 'logs'), options.log);
+    this.token = options.apiToken ?? randomBytes(24).toString('base64url');
+    this.keyPrefix = options.keyPrefix ?? 'ferry';
+  }
+
+  spawnService(name: string, service: ServiceName, env: Record<string, string>, args: string[] = []): ManagedProcess {
+    const entry = join(repoRoot, 'services', service, 'src', 'main.ts');
+    return this.supervisor.spawn(name, process.execPath, ['--import', 'tsx', entry, ...args], { cwd: repoRoot, env });
+  }
+
+  /** Embedded NATS/Redis (unless URLs were given), then scheduler and API. */
+  async start(): Promise<void> {
+    const { options } = this;
+    await this.supervisor.claim();
+    this.natsUrl = options.natsUrl ?? (await startNats(this.supervisor)).url;
+    this.redisUrl =
+      options.redisUrl ??
+      (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { persistent: options.persistentRedis ?? false })).url;
+    const common = { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix };
+    this.spawnService('scheduler', 'scheduler', { ...common, ...options.schedulerEnv });
+    const port = options.apiPort ?? (await freePort());
+    this.apiUrl = `http://127.0.0.1:${port}`;
+    const api = this.spawnService('api', 'api', { ...common, FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token });
+    await this.waitForApi(api);
+  }
+
+  private async waitForApi(api: ManagedProcess, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (api.exited) throw new Error(`the API exited during start-up; see ${api.logFile}`);
+      const ok = await fetch(`${this.apiUrl}/healthz`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) return;
+      await sleep(100);
+    }
+    throw new Error(`the API did not answer within ${timeoutMs} ms; see ${api.logFile}`);
+  }
+
+  hostDir(hostId: string): string {
+    return join(this.options.stateDir, 'hosts', hostId);
+  }
+
+  /** Writes the host's agent config (a local pool, the shared pool, the demo network) and starts it. */
+  startAgent(hostId: string, options: AgentOptions = {}): ManagedProcess {
+    const dir = this.hostDir(hostId);
+    const localPool = join(dir, 'pool-local');
+    const sharedPool = join(this.options.stateDir, 'shared-pool');
+    mkdirSync(localPool, { recursive: true });
+    mkdirSync(sharedPool, { recursive: true });
+    const config = {
+      hostId,
+      dataDir: join(dir, 'data'),
+      reportIntervalMs: options.reportIntervalMs ?? 1000,
+      pools: [
+        { id: 'local', path: localPool, shared: false },
+        { id: 'shared', path: sharedPool, shared: true },
+      ],
+      networks: [{ name: 'prod', bridge: 'fbr-prod', subnet: '10.77.0.0/24' }],
+      ...(options.cpuOverride ? { cpuOverride: options.cpuOverride } : {}),
+      ...options.extraConfig,
+    };
+    const configFile = join(dir, 'agent.json');
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    const agent = this.spawnService(`agent-${hostId}`, 'agent', { FERRY_NATS_URL: this.natsUrl }, ['--config', configFile]);
+    this.agents.set(hostId, agent);
+    return agent;
+  }
+
+  agent(hostId: string): ManagedProcess | undefined {
+    return this.agents.get(hostId);
+  }
+
+  /** Authenticated GET against the API; throws on a non-2xx answer. */
+  async get<T>(path: string): Promise<T> {
+    const response = await fetch(`${this.apiUrl}${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+    if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as T;
+  }
+
+  /** Waits until the API lists these hosts as up. */
+  async waitForHostsUp(hostIds: string[], timeoutMs = 20_000): Promise<HostListResponse> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const list = await this.get<HostListResponse>('/v1/hosts').catch(() => null);
+      const up = new Set(list?.hosts.filter((h) => h.state === 'up').map((h) => h.id));
+      if (list && hostIds.every((id) => up.has(id))) return list;
+      if (Date.now() > deadline) throw new Error(`hosts not up within ${timeoutMs} ms: ${hostIds.filter((id) => !up.has(id)).join(', ')}`);
+      await sleep(100);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.supervisor.stopAll();
+  }
+}

@@ -1,0 +1,77 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { connect } from 'nats';
+import { freePort } from './ports.ts';
+import type { ManagedProcess, Supervisor } from './supervisor.ts';
+
+export interface Embedded {
+  url: string;
+  process: ManagedProcess;
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, managed: ManagedProcess, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (managed.exited) throw new Error(`${what} exited during start-up; see ${managed.logFile}`);
+    if (await probe().catch(() => false)) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not become ready within ${timeoutMs} ms; see ${managed.logFile}`);
+}
+
+/** A private nats-server on a free loopback port. */
+export async function startNats(supervisor: Supervisor, name = 'nats'): Promise<Embedded> {
+  const port = await freePort();
+  const managed = supervisor.spawn(name, 'nats-server', ['-a', '127.0.0.1', '-p', String(port)]);
+  const url = `nats://127.0.0.1:${port}`;
+  await waitFor(
+    'nats-server',
+    async () => {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      await nc.close();
+      return true;
+    },
+    managed,
+  );
+  return { url, process: managed };
+}
+
+/** A private redis-server on a free loopback port; data under `dataDir` when persistent. */
+export async function startRedis(
+  supervisor: Supervisor,
+  dataDir: string,
+  options: { persistent: boolean; name?: string },
+): Promise<Embedded> {
+  const port = await freePort();
+  mkdirSync(dataDir, { recursive: true });
+  const persistence = options.persistent
+    ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '']
+    : ['--appendonly', 'no', '--save', ''];
+  const managed = supervisor.spawn(options.name ?? 'redis', 'redis-server', [
+    '--bind', '127.0.0.1',
+    '--port', String(port),
+    '--dir', dataDir,
+    '--dbfilename', 'dump.rdb',
+    '--logfile', join(dataDir, 'redis.log'),
+    '--protected-mode', 'yes',
+    ...persistence,
+  ]);
+  const url = `redis://127.0.0.1:${port}`;
+  await waitFor(
+    'redis-server',
+    async () => {
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      redis.on('error', () => {}); // refused connections are expected until it listens
+      try {
+        await redis.connect();
+        return (await redis.ping()) === 'PONG';
+      } finally {
+        redis.disconnect();
+      }
+    },
+    managed,
+  );
+  return { url, process: managed };
+}

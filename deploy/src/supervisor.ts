@@ -1,0 +1,163 @@
+import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { z } from 'zod';
+import type { Logger } from '@ferry/runtime';
+import { isRunning, isSameProcessAlive, processStartTime } from './proc.ts';
+
+const RunRecord = z.object({
+  supervisor: z.object({ pid: z.number().int(), startTime: z.string() }),
+  processes: z.array(z.object({ name: z.string(), pid: z.number().int(), startTime: z.string() })),
+});
+type RunRecord = z.infer<typeof RunRecord>;
+
+export interface ManagedProcess {
+  name: string;
+  pid: number;
+  startTime: string;
+  logFile: string;
+  child: ResultPromise;
+  exited: boolean;
+  /** set when the supervisor itself stops it, so its exit is not reported as a failure */
+  stopRequested: boolean;
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/**
+ * Starts child processes, records them (pid + start time) in a run file, and stops exactly those:
+ * in reverse start order, SIGTERM then SIGKILL, waiting on each pid. Never matches by name.
+ * A run file left by a killed supervisor is used to stop its leftovers before the next start.
+ */
+export class Supervisor {
+  private readonly processes: ManagedProcess[] = [];
+
+  constructor(
+    private readonly runFile: string,
+    private readonly logDir: string,
+    private readonly log: Logger,
+  ) {
+    mkdirSync(logDir, { recursive: true });
+    mkdirSync(dirname(runFile), { recursive: true });
+  }
+
+  /** Refuses when another live supervisor owns the run file; stops what a dead one left behind. */
+  async claim(): Promise<void> {
+    let previous: RunRecord | null = null;
+    try {
+      previous = RunRecord.parse(JSON.parse(readFileSync(this.runFile, 'utf8')));
+    } catch {
+      previous = null;
+    }
+    if (previous) {
+      const { pid, startTime } = previous.supervisor;
+      if (pid !== process.pid && isSameProcessAlive(pid, startTime)) {
+        throw new Error(`another Ferry cluster runs from this state directory (supervisor pid ${pid}); stop it first`);
+      }
+      const leftovers = previous.processes.filter((p) => isSameProcessAlive(p.pid, p.startTime));
+      if (leftovers.length > 0) {
+        this.log.warn({ leftovers: leftovers.map((p) => `${p.name}:${p.pid}`) }, 'stopping processes left by an earlier run');
+        await Promise.all(leftovers.map((p) => stopPid(p.pid, p.startTime)));
+      }
+    }
+    this.save();
+  }
+
+  private save(): void {
+    const record: RunRecord = {
+      supervisor: { pid: process.pid, startTime: processStartTime(process.pid) ?? '' },
+      processes: this.processes.filter((p) => !p.exited).map(({ name, pid, startTime }) => ({ name, pid, startTime })),
+    };
+    const tmp = `${this.runFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(record, null, 2));
+    renameSync(tmp, this.runFile);
+  }
+
+  spawn(name: string, command: string, args: string[], options: SpawnOptions = {}): ManagedProcess {
+    const logFile = join(this.logDir, `${name}.log`);
+    const child = execa(command, args, {
+      cwd: options.cwd,
+      env: { ...options.env, FERRY_PARENT_PID: String(process.pid) },
+      extendEnv: true,
+      stdin: 'ignore',
+      stdout: { file: logFile, append: true },
+      stderr: { file: logFile, append: true },
+      reject: false,
+      cleanup: true,
+    });
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not start ${name} (${command})`);
+    const managed: ManagedProcess = {
+      name,
+      pid,
+      startTime: processStartTime(pid) ?? '',
+      logFile,
+      child,
+      exited: false,
+      stopRequested: false,
+    };
+    void child.then((result) => {
+      managed.exited = true;
+      if (!managed.stopRequested) {
+        this.log.error({ name, pid, exitCode: result.exitCode, signal: result.signal, logFile }, 'process exited unexpectedly');
+      }
+    });
+    this.processes.push(managed);
+    this.save();
+    this.log.debug({ name, pid, logFile }, 'started');
+    return managed;
+  }
+
+  /**
+   * Stops one process this supervisor started and waits until its pid is gone: SIGTERM, then
+   * SIGKILL after the grace period (at once with a grace of 0, which is how tests crash a host).
+   */
+  async stop(managed: ManagedProcess, graceMs = 10_000): Promise<void> {
+    managed.stopRequested = true;
+    if (!managed.exited && graceMs > 0) {
+      managed.child.kill('SIGTERM');
+      const stopped = await Promise.race([managed.child.then(() => true), sleep(graceMs).then(() => false)]);
+      if (!stopped) this.log.warn({ name: managed.name, pid: managed.pid }, 'did not stop within grace period; SIGKILL');
+    }
+    if (!managed.exited) {
+      managed.child.kill('SIGKILL');
+      await managed.child;
+    }
+    managed.exited = true;
+    this.save();
+  }
+
+  async stopAll(): Promise<void> {
+    for (const managed of [...this.processes].reverse()) await this.stop(managed);
+    const survivors = this.processes.filter((p) => isRunning(p.pid) && isSameProcessAlive(p.pid, p.startTime));
+    if (survivors.length > 0) throw new Error(`processes still running after stop: ${survivors.map((p) => p.pid).join(', ')}`);
+    this.processes.length = 0;
+    this.save();
+  }
+
+  list(): readonly ManagedProcess[] {
+    return this.processes;
+  }
+}
+
+/** Stops a process that is not our child (left by an earlier run), identified by pid + start time. */
+async function stopPid(pid: number, startTime: string): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    if (!isSameProcessAlive(pid, startTime)) return;
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  signal('SIGTERM');
+  for (let waited = 0; waited < 10_000; waited += 100) {
+    if (!isSameProcessAlive(pid, startTime) || !isRunning(pid)) return;
+    await sleep(100);
+  }
+  signal('SIGKILL');
+}

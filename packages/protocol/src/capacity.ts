@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { HostId, Name } from './ids.ts';
+
+/** Reports above this size are dropped unread: no host needs more, a hostile one must not cost more. */
+export const MAX_CAPACITY_REPORT_BYTES = 256 * 1024;
+
+const bytes = z.number().int().nonnegative();
+const ms = z.number().int().nonnegative();
+
+export const CpuInfo = z.object({
+  vendor: z.string().min(1).max(64),
+  family: z.number().int().nonnegative().max(100_000),
+  model: z.number().int().nonnegative().max(100_000),
+  modelName: z.string().max(256),
+  flags: z.array(z.string().regex(/^[a-z0-9_.]{1,64}$/)).max(2048),
+  count: z.number().int().positive().max(65_536),
+});
+export type CpuInfo = z.infer<typeof CpuInfo>;
+
+export const MemoryInfo = z.object({ totalBytes: bytes, availableBytes: bytes });
+export type MemoryInfo = z.infer<typeof MemoryInfo>;
+
+export const LoadInfo = z.object({
+  one: z.number().nonnegative().finite(),
+  five: z.number().nonnegative().finite(),
+  fifteen: z.number().nonnegative().finite(),
+});
+export type LoadInfo = z.infer<typeof LoadInfo>;
+
+export const StoragePoolReport = z.object({
+  id: Name,
+  path: z.string().startsWith('/').max(4096),
+  shared: z.boolean(),
+  totalBytes: bytes,
+  freeBytes: bytes,
+});
+export type StoragePoolReport = z.infer<typeof StoragePoolReport>;
+
+export const NetworkReport = z.object({
+  name: Name,
+  bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be a Linux interface name'),
+  subnet: z.cidrv4(),
+});
+export type NetworkReport = z.infer<typeof NetworkReport>;
+
+export const CriuFeatures = z.object({
+  /** soft-dirty tracking: iterative pre-copy (pre-dump rounds) is only possible with it */
+  memDirtyTrack: z.boolean(),
+  /** userfaultfd for non-cooperative processes: post-copy (lazy pages) needs it */
+  uffdNoncoop: z.boolean(),
+});
+export type CriuFeatures = z.infer<typeof CriuFeatures>;
+
+export const CriuReport = z.object({
+  version: z.string().max(64),
+  /** `criu check` passed */
+  usable: z.boolean(),
+  features: CriuFeatures,
+});
+export type CriuReport = z.infer<typeof CriuReport>;
+
+export const AgentIdentity = z.object({
+  version: z.string().max(64),
+  pid: z.number().int().positive(),
+  startedAt: ms,
+});
+
+/** Published by every agent on `ferry.host.<hostId>.capacity`, once per report interval. */
+export const CapacityReport = z.object({
+  v: z.literal(1),
+  hostId: HostId,
+  hostname: z.string().max(255),
+  /** increases by one per report while the agent runs; restarts at 0 with the agent */
+  seq: z.number().int().nonnegative(),
+  /** agent's clock; the scheduler ages reports by its own receive time */
+  sentAt: ms,
+  intervalMs: z.number().int().positive().max(3_600_000),
+  agent: AgentIdentity,
+  cpu: CpuInfo,
+  memory: MemoryInfo,
+  load: LoadInfo,
+  pools: z.array(StoragePoolReport).max(64),
+  networks: z.array(NetworkReport).max(64),
+  /** null when the host has no working CRIU (it can still run and cold-migrate containers) */
+  criu: CriuReport.nullable(),
+});
+export type CapacityReport = z.infer<typeof CapacityReport>;

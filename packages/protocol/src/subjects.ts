@@ -1,0 +1,18 @@
+import { NAME_PATTERN } from './ids.ts';
+
+/** NATS subjects. Everything Ferry publishes lives under `ferry.`. */
+export const subjects = {
+  capacity: (hostId: string) => `ferry.host.${hostId}.capacity`,
+  /** Wildcard the scheduler subscribes to. */
+  capacityAll: 'ferry.host.*.capacity',
+  hostEvents: 'ferry.events.hosts',
+  agentCommand: (hostId: string, command: string) => `ferry.agent.${hostId}.${command}`,
+} as const;
+
+/** The host id a capacity subject names, or null when the subject is not one. */
+export function hostIdFromCapacitySubject(subject: string): string | null {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || parts[0] !== 'ferry' || parts[1] !== 'host' || parts[3] !== 'capacity') return null;
+  const id = parts[2]!;
+  return NAME_PATTERN.test(id) ? id : null;
+}

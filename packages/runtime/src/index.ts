@@ -1,0 +1,4 @@
+export * from './logger.ts';
+export * from './config.ts';
+export * from './nats.ts';
+export * from './lifecycle.ts';

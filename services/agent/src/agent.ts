@@ -1,0 +1,109 @@
+import type { NatsConnection } from 'nats';
+import type { CapacityReport, CpuInfo, CriuReport, StoragePoolReport } from '@ferry/protocol';
+import { subjects } from '@ferry/protocol';
+import { encodeJson, type Logger } from '@ferry/runtime';
+import type { AgentConfig } from './config.ts';
+import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
+import { AGENT_VERSION } from './version.ts';
+
+/**
+ * The host agent: gathers inventory and publishes a capacity report every interval.
+ * CPU identity is read once (it does not change while the host runs); CRIU is probed at start
+ * and then rarely; memory, load and pools are read for every report.
+ */
+export class Agent {
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private criuTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private criu: CriuReport | null = null;
+  private readonly missingPools = new Set<string>();
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly nc: NatsConnection,
+    private readonly cpu: CpuInfo,
+  ) {}
+
+  static async start(config: AgentConfig, log: Logger, nc: NatsConnection): Promise<Agent> {
+    const cpu = await readCpu(config.cpuOverride);
+    const agent = new Agent(config, log, nc, cpu);
+    await agent.refreshCriu();
+    log.info(
+      { cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu },
+      'agent started',
+    );
+    agent.criuTimer = setInterval(() => void agent.refreshCriu(), config.criuProbeIntervalMs);
+    agent.criuTimer.unref();
+    agent.scheduleReport(0);
+    return agent;
+  }
+
+  private async refreshCriu(): Promise<void> {
+    try {
+      this.criu = await probeCriu(this.config.criuPath);
+      if (!this.criu) this.log.warn({ criu: this.config.criuPath }, 'no runnable CRIU: live migration unavailable on this host');
+    } catch (err) {
+      this.log.error({ err }, 'CRIU probe failed');
+      this.criu = null;
+    }
+  }
+
+  private scheduleReport(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.publishReport()
+        .catch((err: unknown) => this.log.error({ err }, 'capacity report failed'))
+        .finally(() => this.scheduleReport(this.config.reportIntervalMs));
+    }, delayMs);
+  }
+
+  private async readPools(): Promise<StoragePoolReport[]> {
+    const probes = await Promise.all(this.config.pools.map((pool) => probePool(pool)));
+    const pools: StoragePoolReport[] = [];
+    for (const probe of probes) {
+      if (probe.ok) {
+        if (this.missingPools.delete(probe.pool.id)) this.log.info({ pool: probe.pool.id }, 'storage pool is back');
+        pools.push(probe.pool);
+      } else if (!this.missingPools.has(probe.id)) {
+        this.missingPools.add(probe.id);
+        this.log.warn({ pool: probe.id, error: probe.error }, 'storage pool unavailable; not reported');
+      }
+    }
+    return pools;
+  }
+
+  async buildReport(): Promise<CapacityReport> {
+    const [memory, load, pools] = await Promise.all([readMemory(), readLoad(), this.readPools()]);
+    return {
+      v: 1,
+      hostId: this.config.hostId,
+      hostname: readHostname(),
+      seq: this.seq++,
+      sentAt: Date.now(),
+      intervalMs: this.config.reportIntervalMs,
+      agent: { version: AGENT_VERSION, pid: process.pid, startedAt: this.startedAt },
+      cpu: this.cpu,
+      memory,
+      load,
+      pools,
+      networks: this.config.networks,
+      criu: this.criu,
+    };
+  }
+
+  private async publishReport(): Promise<void> {
+    const report = await this.buildReport();
+    if (this.stopped || this.nc.isClosed()) return;
+    this.nc.publish(subjects.capacity(this.config.hostId), encodeJson(report));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.criuTimer);
+    await this.nc.drain();
+  }
+}

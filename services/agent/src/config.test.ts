@@ -1,0 +1,53 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '@ferry/runtime';
+import { loadAgentConfig } from './config.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-config-'));
+const file = (name: string, body: unknown) => {
+  const path = join(dir, name);
+  writeFileSync(path, typeof body === 'string' ? body : JSON.stringify(body));
+  return path;
+};
+
+describe('agent config', () => {
+  it('fills defaults and lets the environment override the file', () => {
+    const config = loadAgentConfig(file('ok.json', { hostId: 'h1', reportIntervalMs: 500 }), {
+      FERRY_REPORT_INTERVAL_MS: '2000',
+      FERRY_NATS_URL: 'nats://10.0.0.1:4222',
+    });
+    expect(config).toMatchObject({ hostId: 'h1', reportIntervalMs: 2000, natsUrl: 'nats://10.0.0.1:4222', pools: [], criuPath: 'criu' });
+  });
+
+  it('names every bad field and where it came from', () => {
+    const path = file('bad.json', {
+      hostId: 'h1',
+      pools: [{ id: 'p', path: '/a' }, { id: 'p', path: 'b' }],
+      networks: [{ name: 'n', bridge: 'br0', subnet: '10.0.0.0/33' }],
+    });
+    try {
+      loadAgentConfig(path, { FERRY_REPORT_INTERVAL_MS: 'soon' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join('\n');
+      expect(problems).toContain(`pools.1.path: must be an absolute path (in ${path})`);
+      expect(problems).toContain('networks.0.subnet');
+      expect(problems).toContain('reportIntervalMs');
+      expect(problems).toContain('from FERRY_REPORT_INTERVAL_MS');
+    }
+  });
+
+  it('reports duplicate pool ids', () => {
+    expect(() => loadAgentConfig(file('dup.json', { hostId: 'h1', pools: [{ id: 'p', path: '/a' }, { id: 'p', path: '/b' }] }), {})).toThrow(
+      /pools\.1\.id: duplicate pool id p/,
+    );
+  });
+
+  it('says when the file is not JSON or missing', () => {
+    expect(() => loadAgentConfig(file('junk.json', '{nope'), {})).toThrow(/not valid JSON/);
+    expect(() => loadAgentConfig(join(dir, 'absent.json'), {})).toThrow(/cannot read config file/);
+  });
+});

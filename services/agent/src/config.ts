@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { CpuInfo, HostId, Name, NetworkReport } from '@ferry/protocol';
+import { loadConfig } from '@ferry/runtime';
+
+export const PoolConfig = z.object({
+  id: Name,
+  path: z.string().startsWith('/', 'must be an absolute path'),
+  /** what the operator claims; the scheduler proves shared-ness with a probe file before relying on it */
+  shared: z.boolean().default(false),
+});
+export type PoolConfig = z.infer<typeof PoolConfig>;
+
+export const AgentConfig = z
+  .object({
+    hostId: HostId,
+    natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
+    reportIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
+    /** how often CRIU's version and features are probed again (they change only with upgrades) */
+    criuProbeIntervalMs: z.coerce.number().int().min(1000).default(600_000),
+    criuPath: z.string().min(1).default('criu'),
+    dataDir: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/ferry/agent'),
+    pools: z.array(PoolConfig).max(64).default([]),
+    networks: z.array(NetworkReport).max(64).default([]),
+    /** report this CPU instead of (parts of) the real one: lets a test host pose as another CPU */
+    cpuOverride: CpuInfo.partial().optional(),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.pools.forEach((pool, index) => {
+      if (seen.has(pool.id)) ctx.addIssue({ code: 'custom', path: ['pools', index, 'id'], message: `duplicate pool id ${pool.id}` });
+      seen.add(pool.id);
+    });
+    const names = new Set<string>();
+    config.networks.forEach((network, index) => {
+      if (names.has(network.name)) {
+        ctx.addIssue({ code: 'custom', path: ['networks', index, 'name'], message: `duplicate network ${network.name}` });
+      }
+      names.add(network.name);
+    });
+  });
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export const AGENT_ENV = {
+  FERRY_HOST_ID: 'hostId',
+  FERRY_NATS_URL: 'natsUrl',
+  FERRY_REPORT_INTERVAL_MS: 'reportIntervalMs',
+  FERRY_CRIU: 'criuPath',
+  FERRY_AGENT_DATA_DIR: 'dataDir',
+};
+
+export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return loadConfig(AgentConfig, { file, env, envMap: AGENT_ENV });
+}

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { loadConfig } from '@ferry/runtime';
+
+export const ApiConfig = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65_535).default(8080),
+  /** bearer token every /v1 request must carry */
+  token: z.string().min(16, 'must be at least 16 characters'),
+  redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
+  keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+  /** request bodies above this are refused with 413 */
+  bodyLimitBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+});
+export type ApiConfig = z.infer<typeof ApiConfig>;
+
+export const API_ENV = {
+  FERRY_API_HOST: 'host',
+  FERRY_API_PORT: 'port',
+  FERRY_API_TOKEN: 'token',
+  FERRY_REDIS_URL: 'redisUrl',
+  FERRY_KEY_PREFIX: 'keyPrefix',
+};
+
+export function loadApiConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  return loadConfig(ApiConfig, { file, env, envMap: API_ENV });
+}

@@ -1,0 +1,2 @@
+export { startApi, buildApp, type ApiServer } from './server.ts';
+export { ApiConfig, loadApiConfig } from './config.ts';

@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify';
+import { HostListQuery, HostParams, type HostListResponse, type HostRecord, type HostView } from '@ferry/protocol';
+import { ApiError, parseRequest } from '../errors.ts';
+import type { ClusterStore } from '../store.ts';
+
+const view = (record: HostRecord, now: number): HostView => ({
+  ...record,
+  lastReportAgeMs: Math.max(0, now - record.lastReportAt),
+});
+
+export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
+  app.get('/v1/hosts', async (request): Promise<HostListResponse> => {
+    const query = parseRequest(HostListQuery, request.query, 'query');
+    const now = Date.now();
+    const hosts = (await store.hosts()).filter((host) => !query.state || host.state === query.state);
+    return { hosts: hosts.map((host) => view(host, now)) };
+  });
+
+  app.get('/v1/hosts/:id', async (request): Promise<HostView> => {
+    const { id } = parseRequest(HostParams, request.params, 'params');
+    const host = await store.host(id);
+    if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
+    return view(host, Date.now());
+  });
+}

@@ -1,0 +1,51 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Logger } from '@ferry/runtime';
+import type { ApiConfig } from './config.ts';
+import { installBearerAuth } from './auth.ts';
+import { installErrorHandlers } from './errors.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { systemRoutes } from './routes/system.ts';
+import { ClusterStore } from './store.ts';
+
+export interface ApiServer {
+  app: FastifyInstance;
+  /** where it listens, e.g. http://127.0.0.1:8080 */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function buildApp(config: ApiConfig, redis: Redis, log: Logger): Promise<FastifyInstance> {
+  // Typed as Fastify's base logger so route modules take a plain FastifyInstance.
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.bodyLimitBytes, disableRequestLogging: true });
+  const store = new ClusterStore(redis, config.keyPrefix, log);
+  installErrorHandlers(app);
+  installBearerAuth(app, config.token, ['/healthz']);
+  systemRoutes(app, store);
+  hostRoutes(app, store);
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
+  });
+  await app.ready();
+  return app;
+}
+
+export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServer> {
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+  redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
+  await redis.connect();
+  const app = await buildApp(config, redis, log);
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host}:${port}`;
+  log.info({ url }, 'API listening');
+  return {
+    app,
+    url,
+    async stop() {
+      await app.close();
+      redis.disconnect();
+    },
+  };
+}

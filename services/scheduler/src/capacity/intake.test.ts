@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_CAPACITY_REPORT_BYTES, type CapacityReport } from '@ferry/protocol';
+import { parseCapacityMessage } from './intake.ts';
+
+const report: CapacityReport = {
+  v: 1,
+  hostId: 'h1',
+  hostname: 'node',
+  seq: 3,
+  sentAt: 1_700_000_000_000,
+  intervalMs: 1000,
+  agent: { version: '0.1.0', pid: 42, startedAt: 1_700_000_000_000 },
+  cpu: { vendor: 'AuthenticAMD', family: 26, model: 2, modelName: 'AMD EPYC', flags: ['fpu', 'sse2'], count: 2 },
+  memory: { totalBytes: 2 ** 34, availableBytes: 2 ** 33 },
+  load: { one: 0.1, five: 0.2, fifteen: 0.3 },
+  pools: [{ id: 'local', path: '/var/lib/ferry/pool', shared: false, totalBytes: 1e12, freeBytes: 5e11 }],
+  networks: [{ name: 'prod', bridge: 'fbr-prod', subnet: '10.77.0.0/24' }],
+  criu: { version: '4.2.1', usable: true, features: { memDirtyTrack: false, uffdNoncoop: true } },
+};
+const bytes = (value: unknown) => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
+
+describe('capacity intake', () => {
+  it('accepts a valid report', () => {
+    expect(parseCapacityMessage('ferry.host.h1.capacity', bytes(report))).toEqual({ ok: true, report });
+  });
+
+  it.each([
+    ['a subject that is no capacity subject', 'ferry.host.h1.other', report, 'BAD_SUBJECT'],
+    ['a host id no agent may have', 'ferry.host.H_1.capacity', report, 'BAD_SUBJECT'],
+    ['broken JSON', 'ferry.host.h1.capacity', '{"v":1', 'NOT_JSON'],
+    ['wrong types', 'ferry.host.h1.capacity', { ...report, seq: '3' }, 'SCHEMA'],
+    ['missing fields', 'ferry.host.h1.capacity', { v: 1, hostId: 'h1' }, 'SCHEMA'],
+    ['negative memory', 'ferry.host.h1.capacity', { ...report, memory: { totalBytes: -1, availableBytes: 0 } }, 'SCHEMA'],
+    ['a future protocol version', 'ferry.host.h1.capacity', { ...report, v: 2 }, 'SCHEMA'],
+    ['a body for another host', 'ferry.host.h2.capacity', report, 'SUBJECT_MISMATCH'],
+  ])('rejects %s', (_what, subject, body, reason) => {
+    const result = parseCapacityMessage(subject, bytes(body));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.reason).toBe(reason);
+  });
+
+  it('rejects an oversized body before parsing it', () => {
+    const huge = new Uint8Array(MAX_CAPACITY_REPORT_BYTES + 1).fill(0x20);
+    const result = parseCapacityMessage('ferry.host.h1.capacity', huge);
+    expect(result).toMatchObject({ ok: false, reason: 'OVERSIZED', hostId: 'h1' });
+  });
+
+  it('explains which fields are wrong', () => {
+    const result = parseCapacityMessage('ferry.host.h1.capacity', bytes({ ...report, cpu: { ...report.cpu, family: 'x' } }));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.detail).toContain('cpu.family');
+  });
+});

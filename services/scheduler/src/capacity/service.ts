@@ -1,0 +1,118 @@
+import type { NatsConnection, Subscription } from 'nats';
+import type { Redis } from 'ioredis';
+import { redisKeys, subjects, type HostRecord } from '@ferry/protocol';
+import { encodeJson, type Logger } from '@ferry/runtime';
+import type { SchedulerConfig } from '../config.ts';
+import { HostTable } from '../hosts/liveness.ts';
+import { HostRepository } from '../hosts/repository.ts';
+import { parseCapacityMessage } from './intake.ts';
+import { PerKeyLimiter } from './log-limiter.ts';
+import { CapacityCounters } from './stats.ts';
+
+/**
+ * Capacity intake and host liveness: validates every report, keeps the host table, persists
+ * records and counters to Redis in batches, and publishes state changes on ferry.events.hosts.
+ */
+export class CapacityService {
+  private readonly table: HostTable;
+  private readonly repository: HostRepository;
+  private readonly counters = new CapacityCounters();
+  private readonly rejectLog: PerKeyLimiter;
+  private readonly dirty = new Map<string, HostRecord>();
+  private subscription: Subscription | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly config: SchedulerConfig,
+    private readonly nc: NatsConnection,
+    private readonly redis: Redis,
+    private readonly log: Logger,
+  ) {
+    this.table = new HostTable(config);
+    this.repository = new HostRepository(redis, config.keyPrefix, log);
+    this.rejectLog = new PerKeyLimiter(config.rejectLogWindowMs);
+  }
+
+  hosts(): HostRecord[] {
+    return this.table.all();
+  }
+
+  async start(): Promise<void> {
+    this.table.load(await this.repository.loadAll(), Date.now());
+    this.subscription = this.nc.subscribe(subjects.capacityAll, {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.error({ err }, 'capacity subscription error');
+          return;
+        }
+        this.receive(msg.subject, msg.data);
+      },
+    });
+    this.timers.push(setInterval(() => this.checkLiveness(), this.config.livenessCheckMs));
+    this.timers.push(setInterval(() => void this.flush(), this.config.flushMs));
+  }
+
+  /** Never throws: a bad message is counted and (rate-limited) logged, nothing else. */
+  private receive(subject: string, data: Uint8Array): void {
+    const now = Date.now();
+    const result = parseCapacityMessage(subject, data);
+    if (!result.ok) {
+      this.counters.rejected(result.reason);
+      const key = result.hostId ?? '(bad subject)';
+      if (this.rejectLog.allow(key, now)) {
+        this.log.warn(
+          { hostId: result.hostId, reason: result.reason, detail: result.detail },
+          'capacity report rejected (further rejections for this host are not logged for a while)',
+        );
+      }
+      return;
+    }
+    this.counters.accepted();
+    const { record, event } = this.table.onReport(result.report, now);
+    this.dirty.set(record.id, record);
+    if (event) this.publishEvent(event);
+  }
+
+  private checkLiveness(): void {
+    for (const { record, event } of this.table.tick(Date.now())) {
+      this.dirty.set(record.id, record);
+      if (event) this.publishEvent(event);
+    }
+  }
+
+  private publishEvent(event: NonNullable<ReturnType<HostTable['onReport']>['event']>): void {
+    const level = event.to === 'up' ? 'info' : 'warn';
+    this.log[level]({ hostId: event.hostId, from: event.from, to: event.to, silentForMs: event.silentForMs }, 'host state changed');
+    this.nc.publish(subjects.hostEvents, encodeJson(event));
+  }
+
+  /** One pipeline per period for all changed records and counters; failures are retried next period. */
+  private flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      const records = [...this.dirty.values()];
+      this.dirty.clear();
+      const counts = this.counters.take();
+      try {
+        await this.repository.saveMany(records);
+        if (counts.size > 0) {
+          const pipeline = this.redis.pipeline();
+          const key = redisKeys(this.config.keyPrefix).capacityStats;
+          for (const [field, count] of counts) pipeline.hincrby(key, field, count);
+          await pipeline.exec();
+        }
+      } catch (err) {
+        for (const record of records) if (!this.dirty.has(record.id)) this.dirty.set(record.id, record);
+        this.counters.restore(counts);
+        this.log.error({ err }, 'writing host records to Redis failed; will retry');
+      }
+    });
+    return this.flushing;
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.subscription?.unsubscribe();
+    await this.flush();
+  }
+}

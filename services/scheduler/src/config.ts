@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { loadConfig } from '@ferry/runtime';
+
+export const SchedulerConfig = z
+  .object({
+    natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
+    redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
+    /** prefix of every Redis key and BullMQ queue, so several clusters can share one Redis */
+    keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+    suspectAfterMs: z.coerce.number().int().min(100).default(3_000),
+    downAfterMs: z.coerce.number().int().min(200).default(10_000),
+    livenessCheckMs: z.coerce.number().int().min(20).max(10_000).default(250),
+    /** host records and counters are written to Redis in batches at this period */
+    flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
+    rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
+  })
+  .refine((config) => config.downAfterMs > config.suspectAfterMs, {
+    path: ['downAfterMs'],
+    message: 'must be greater than suspectAfterMs',
+  });
+export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
+
+export const SCHEDULER_ENV = {
+  FERRY_NATS_URL: 'natsUrl',
+  FERRY_REDIS_URL: 'redisUrl',
+  FERRY_KEY_PREFIX: 'keyPrefix',
+  FERRY_SUSPECT_AFTER_MS: 'suspectAfterMs',
+  FERRY_DOWN_AFTER_MS: 'downAfterMs',
+  FERRY_LIVENESS_CHECK_MS: 'livenessCheckMs',
+  FERRY_FLUSH_MS: 'flushMs',
+  FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
+};
+
+export function loadSchedulerConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
+  return loadConfig(SchedulerConfig, { file, env, envMap: SCHEDULER_ENV });
+}
