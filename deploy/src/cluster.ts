@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@ferry/runtime';
-import type { HostListResponse } from '@ferry/protocol';
+import type { HostListResponse, HostView } from '@ferry/protocol';
 import { startNats, startRedis } from './infra.ts';
 import { freePort } from './ports.ts';
 import { Supervisor, type ManagedProcess } from './supervisor.ts';
@@ -126,12 +126,19 @@ export class LocalCluster {
     return (await response.json()) as T;
   }
 
-  /** Waits until the API lists these hosts as up. */
+  /**
+   * Waits until the API lists these hosts as up with a report from the agent process this cluster
+   * started (a persisted record from an earlier run does not count).
+   */
   async waitForHostsUp(hostIds: string[], timeoutMs = 20_000): Promise<HostListResponse> {
     const deadline = Date.now() + timeoutMs;
+    const fresh = (host: HostView) => {
+      const agent = this.agents.get(host.id);
+      return host.state === 'up' && (!agent || host.capacity.agent.pid === agent.pid);
+    };
     for (;;) {
       const list = await this.get<HostListResponse>('/v1/hosts').catch(() => null);
-      const up = new Set(list?.hosts.filter((h) => h.state === 'up').map((h) => h.id));
+      const up = new Set(list?.hosts.filter(fresh).map((h) => h.id));
       if (list && hostIds.every((id) => up.has(id))) return list;
       if (Date.now() > deadline) throw new Error(`hosts not up within ${timeoutMs} ms: ${hostIds.filter((id) => !up.has(id)).join(', ')}`);
       await sleep(100);

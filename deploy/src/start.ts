@@ -6,11 +6,14 @@ import { LocalCluster, repoRoot } from './cluster.ts';
 
 const log = createLogger('start');
 
+/** An empty variable (`FERRY_NATS_URL= npm start`) means unset. */
+const optional = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+
 const StartEnv = z.object({
-  FERRY_NATS_URL: z.string().min(1).optional(),
-  FERRY_REDIS_URL: z.string().min(1).optional(),
-  FERRY_API_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
-  FERRY_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  FERRY_NATS_URL: optional(z.string()),
+  FERRY_REDIS_URL: optional(z.string()),
+  FERRY_API_PORT: optional(z.coerce.number().int().min(1).max(65_535)),
+  FERRY_API_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
   FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
   FERRY_HOSTS: z.coerce.number().int().min(1).max(16).default(3),
 });
@@ -74,4 +77,7 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+main().catch((err: unknown) => {
+  console.error((err as Error).message);
+  process.exit(2);
+});

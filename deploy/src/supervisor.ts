@@ -1,7 +1,7 @@
-import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
 import { z } from 'zod';
 import type { Logger } from '@ferry/runtime';
 import { isRunning, isSameProcessAlive, processStartTime } from './proc.ts';
@@ -17,7 +17,9 @@ export interface ManagedProcess {
   pid: number;
   startTime: string;
   logFile: string;
-  child: ResultPromise;
+  child: ChildProcess;
+  /** resolves when the process has exited */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exited: boolean;
   /** set when the supervisor itself stops it, so its exit is not reported as a failure */
   stopRequested: boolean;
@@ -31,7 +33,8 @@ export interface SpawnOptions {
 /**
  * Starts child processes, records them (pid + start time) in a run file, and stops exactly those:
  * in reverse start order, SIGTERM then SIGKILL, waiting on each pid. Never matches by name.
- * A run file left by a killed supervisor is used to stop its leftovers before the next start.
+ * Children get SIGTERM from the kernel if the supervisor dies; should one survive anyway (it
+ * ignored the signal), the run file lets the next start stop it.
  */
 export class Supervisor {
   private readonly processes: ManagedProcess[] = [];
@@ -79,31 +82,42 @@ export class Supervisor {
 
   spawn(name: string, command: string, args: string[], options: SpawnOptions = {}): ManagedProcess {
     const logFile = join(this.logDir, `${name}.log`);
-    const child = execa(command, args, {
-      cwd: options.cwd,
-      env: { ...options.env, FERRY_PARENT_PID: String(process.pid) },
-      extendEnv: true,
-      stdin: 'ignore',
-      stdout: { file: logFile, append: true },
-      stderr: { file: logFile, append: true },
-      reject: false,
-      cleanup: true,
-    });
+    // The child writes its output straight to the log file (an inherited fd), not through a pipe
+    // to this process: if the supervisor dies, a pipe would break and take the child with it.
+    // That is why this uses node's spawn rather than execa, which pipes `{file}` outputs.
+    const fd = openSync(logFile, 'a');
+    let child: ChildProcess;
+    try {
+      // setpriv asks the kernel to SIGTERM the child when this supervisor dies, even by SIGKILL,
+      // then execs the command in place (same pid), so nothing outlives a killed `npm start`.
+      child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        stdio: ['ignore', fd, fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
     const pid = child.pid;
     if (pid === undefined) throw new Error(`could not start ${name} (${command})`);
+    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', () => resolve({ code: null, signal: null }));
+    });
     const managed: ManagedProcess = {
       name,
       pid,
       startTime: processStartTime(pid) ?? '',
       logFile,
       child,
+      done,
       exited: false,
       stopRequested: false,
     };
-    void child.then((result) => {
+    void done.then((result) => {
       managed.exited = true;
       if (!managed.stopRequested) {
-        this.log.error({ name, pid, exitCode: result.exitCode, signal: result.signal, logFile }, 'process exited unexpectedly');
+        this.log.error({ name, pid, exitCode: result.code, signal: result.signal, logFile }, 'process exited unexpectedly');
       }
     });
     this.processes.push(managed);
@@ -120,12 +134,12 @@ export class Supervisor {
     managed.stopRequested = true;
     if (!managed.exited && graceMs > 0) {
       managed.child.kill('SIGTERM');
-      const stopped = await Promise.race([managed.child.then(() => true), sleep(graceMs).then(() => false)]);
+      const stopped = await Promise.race([managed.done.then(() => true), sleep(graceMs).then(() => false)]);
       if (!stopped) this.log.warn({ name: managed.name, pid: managed.pid }, 'did not stop within grace period; SIGKILL');
     }
     if (!managed.exited) {
       managed.child.kill('SIGKILL');
-      await managed.child;
+      await managed.done;
     }
     managed.exited = true;
     this.save();

@@ -1,9 +1,6 @@
 import type { Logger } from 'pino';
 
-/**
- * Runs `stop` once on SIGINT/SIGTERM, or when the supervising parent named by FERRY_PARENT_PID
- * goes away (so a killed `npm start` never leaves its services behind), then exits.
- */
+/** Runs `stop` once on SIGINT or SIGTERM, then exits; a stop that hangs is cut off after 10 s. */
 export function runUntilStopped(log: Logger, stop: () => Promise<void>): void {
   let stopping = false;
   const shutdown = async (why: string) => {
@@ -26,13 +23,6 @@ export function runUntilStopped(log: Logger, stop: () => Promise<void>): void {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  const parent = Number(process.env.FERRY_PARENT_PID);
-  if (Number.isInteger(parent) && parent > 0) {
-    const watch = setInterval(() => {
-      if (process.ppid !== parent) void shutdown('parent exited');
-    }, 1000);
-    watch.unref();
-  }
 }
 
 /** Logs and exits on a fatal start-up error (bad config, unreachable dependency). */

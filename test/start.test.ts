@@ -1,0 +1,76 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { execa, type ResultPromise } from 'execa';
+import { freePort, isRunning, repoRoot } from '@ferry/deploy';
+import type { HostListResponse } from '@ferry/protocol';
+import { eventually, http } from './helpers/cluster.ts';
+
+interface RunFile {
+  supervisor: { pid: number };
+  processes: Array<{ name: string; pid: number }>;
+}
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The main job exactly as `npm start` runs it (minus deploy/ensure), with its embedded NATS and Redis. */
+async function startMainJob() {
+  const stateDir = mkdtempSync(join(tmpdir(), 'ferry-start-'));
+  dirs.push(stateDir);
+  const port = await freePort();
+  const token = 'start-test-token-0123456789';
+  let output = '';
+  // No NATS or Redis URL: the job must start its own.
+  const { FERRY_NATS_URL: _nats, FERRY_REDIS_URL: _redis, ...env } = process.env;
+  const child: ResultPromise = execa(process.execPath, ['--import', 'tsx', 'deploy/src/start.ts'], {
+    cwd: repoRoot,
+    reject: false,
+    all: true,
+    extendEnv: false,
+    env: { ...env, FERRY_STATE_DIR: stateDir, FERRY_API_PORT: String(port), FERRY_API_TOKEN: token },
+  });
+  child.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await eventually('"hosts up" from npm start', async () => {
+    if (child.exitCode !== null) throw new Error(`npm start exited: ${output}`);
+    return output.includes('hosts up');
+  }, 45_000);
+  const run = JSON.parse(readFileSync(join(stateDir, 'run.json'), 'utf8')) as RunFile;
+  return { child, url: `http://127.0.0.1:${port}`, token, run, output: () => output };
+}
+
+describe('npm start (the main job)', () => {
+  it('serves three hosts with real figures and stops every process it started on SIGTERM', async () => {
+    const job = await startMainJob();
+    expect(job.output()).toContain(`API    ${job.url}`);
+    expect(job.output()).toContain(`token  ${job.token}`);
+    const list = await http(`${job.url}/v1/hosts`, { token: job.token });
+    const hosts = (list.body as HostListResponse).hosts;
+    expect(hosts.map((h) => [h.id, h.state])).toEqual([
+      ['host-1', 'up'],
+      ['host-2', 'up'],
+      ['host-3', 'up'],
+    ]);
+    for (const host of hosts) {
+      expect(host.capacity.cpu.flags.length).toBeGreaterThan(10);
+      expect(host.capacity.memory.totalBytes).toBeGreaterThan(2 ** 28);
+    }
+    expect(job.run.processes.map((p) => p.name)).toEqual(['nats', 'redis', 'scheduler', 'api', 'agent-host-1', 'agent-host-2', 'agent-host-3']);
+
+    job.child.kill('SIGTERM');
+    const result = await job.child;
+    expect(result.exitCode).toBe(0);
+    expect(job.output()).toContain('all processes stopped (checked by pid)');
+    for (const p of job.run.processes) expect(isRunning(p.pid), `${p.name} (${p.pid})`).toBe(false);
+  });
+
+  it('leaves nothing behind even when the supervisor itself is killed with SIGKILL', async () => {
+    const job = await startMainJob();
+    job.child.kill('SIGKILL');
+    await job.child;
+    await eventually('every child to exit', async () => job.run.processes.every((p) => !isRunning(p.pid)), 15_000);
+  });
+});
