@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parseCpuInfo } from '@ferry/agent';
 import { MAX_CAPACITY_REPORT_BYTES, type CapacityReport } from '@ferry/protocol';
 import { HostTable, parseCapacityMessage } from '@ferry/scheduler';
+import { sampleReport } from '../test/fixtures/capacity.ts';
 
 interface Row {
   name: string;
@@ -31,24 +32,9 @@ function measure(name: string, minMs: number, op: (i: number) => void): Row {
 }
 
 const cpu = parseCpuInfo(readFileSync('/proc/cpuinfo', 'utf8'));
-const report = (hostId: string, seq: number): CapacityReport => ({
-  v: 1,
-  hostId,
-  hostname: hostId,
-  seq,
-  sentAt: Date.now(),
-  intervalMs: 1000,
-  agent: { version: '0.1.0', pid: 1234, startedAt: Date.now() },
-  cpu,
-  memory: { totalBytes: 2 ** 36, availableBytes: 2 ** 35 },
-  load: { one: 0.5, five: 0.4, fifteen: 0.3 },
-  pools: [
-    { id: 'local', path: '/var/lib/ferry/pools/local', shared: false, totalBytes: 2 ** 40, freeBytes: 2 ** 39 },
-    { id: 'shared', path: '/mnt/ferry-shared', shared: true, totalBytes: 2 ** 42, freeBytes: 2 ** 41 },
-  ],
-  networks: [{ name: 'prod', bridge: 'fbr-prod', subnet: '10.77.0.0/24' }],
-  criu: { version: '4.2.1', usable: true, features: { memDirtyTrack: false, uffdNoncoop: true } },
-});
+const CONTAINERS_PER_HOST = 20;
+const report = (hostId: string, seq: number): CapacityReport =>
+  sampleReport(hostId, { seq, sentAt: Date.now(), cpu, containerCount: CONTAINERS_PER_HOST });
 
 const encoder = new TextEncoder();
 const HOSTS = 10_000;
@@ -65,7 +51,7 @@ const parsed = bodies.map((body, i) => {
 });
 
 const rows: Row[] = [
-  measure(`valid report (${bodies[0]!.byteLength} B, ${cpu.flags.length} CPU flags): decode + validate`, 1500, (i) => {
+  measure(`valid report (${bodies[0]!.byteLength} B, ${cpu.flags.length} CPU flags, ${CONTAINERS_PER_HOST} containers): decode + validate`, 1500, (i) => {
     parseCapacityMessage(subjectsFor[i % HOSTS]!, bodies[i % HOSTS]!);
   }),
   measure('schema-invalid report: decode + reject', 1500, () => {

@@ -1,11 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
-import { freePort, isRunning, repoRoot } from '@ferry/deploy';
-import type { HostListResponse } from '@ferry/protocol';
+import { Lab, freePort, isRunning, repoRoot } from '@ferry/deploy';
+import { createLogger } from '@ferry/runtime';
+import type { HostListResponse, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
+import { skipLab } from './helpers/lab.ts';
 
 interface RunFile {
   supervisor: { pid: number };
@@ -13,6 +15,12 @@ interface RunFile {
 }
 
 const dirs: string[] = [];
+
+/** Lab index entries (one per live lab on this machine) whose state directory is one of this file's. */
+function orphanedLabs(): string[] {
+  if (!existsSync('/run/ferry-labs')) return [];
+  return readdirSync('/run/ferry-labs').filter((entry) => dirs.some((dir) => readFileSync(join('/run/ferry-labs', entry), 'utf8').includes(dir)));
+}
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
@@ -42,8 +50,8 @@ async function startMainJob() {
   return { child, url: `http://127.0.0.1:${port}`, token, run, output: () => output };
 }
 
-describe('npm start (the main job)', () => {
-  it('serves three hosts with real figures and stops every process it started on SIGTERM', async () => {
+describe.skipIf(skipLab())('npm start (the main job)', () => {
+  it('serves three hosts and six demo containers, and on SIGTERM stops every process and removes the lab', async () => {
     const job = await startMainJob();
     expect(job.output()).toContain(`API    ${job.url}`);
     expect(job.output()).toContain(`token  ${job.token}`);
@@ -59,18 +67,32 @@ describe('npm start (the main job)', () => {
       expect(host.capacity.memory.totalBytes).toBeGreaterThan(2 ** 28);
     }
     expect(job.run.processes.map((p) => p.name)).toEqual(['nats', 'redis', 'scheduler', 'api', 'agent-host-1', 'agent-host-2', 'agent-host-3']);
+    const workloads = ((await http(`${job.url}/v1/workloads`, { token: job.token })).body as { workloads: WorkloadView[] }).workloads;
+    expect(workloads).toHaveLength(6);
+    for (const host of ['host-1', 'host-2', 'host-3']) expect(workloads.filter((w) => w.hostId === host)).toHaveLength(2);
+    for (const w of workloads) {
+      expect(w.phase).toBe('running');
+      expect(w.observed?.usage?.memoryBytes).toBeGreaterThan(2 ** 20);
+    }
+    const containerPids = workloads.map((w) => w.observed!.pid!);
 
     job.child.kill('SIGTERM');
     const result = await job.child;
     expect(result.exitCode).toBe(0);
     expect(job.output()).toContain('all processes stopped (checked by pid)');
+    expect(job.output()).toMatch(/lab [0-9a-f]{4} removed/);
     for (const p of job.run.processes) expect(isRunning(p.pid), `${p.name} (${p.pid})`).toBe(false);
+    for (const pid of containerPids) expect(isRunning(pid), `container ${pid}`).toBe(false);
   });
 
-  it('leaves nothing behind even when the supervisor itself is killed with SIGKILL', async () => {
+  it('leaves no process behind even when the supervisor itself is killed with SIGKILL, and the next run removes its lab', async () => {
     const job = await startMainJob();
     job.child.kill('SIGKILL');
     await job.child;
     await eventually('every child to exit', async () => job.run.processes.every((p) => !isRunning(p.pid)), 15_000);
+    // The containers (not children of the supervisor) and the lab stay until the next lab is made.
+    const removed = await Lab.removeLeftovers(createLogger('test').child({}, { level: 'error' }));
+    expect(removed).toBeGreaterThanOrEqual(1);
+    expect(orphanedLabs()).toEqual([]);
   });
 });

@@ -1,17 +1,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@ferry/runtime';
 import type { HostListResponse, HostView } from '@ferry/protocol';
 import { startNats, startRedis } from './infra.ts';
+import type { Lab } from './lab/lab.ts';
 import { freePort } from './ports.ts';
 import { Supervisor, type ManagedProcess } from './supervisor.ts';
+import { repoRoot, serviceEntry, type ServiceName } from './paths.ts';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-
-export type ServiceName = 'agent' | 'scheduler' | 'api';
+export { repoRoot } from './paths.ts';
 
 export interface ClusterOptions {
   stateDir: string;
@@ -25,6 +24,8 @@ export interface ClusterOptions {
   keyPrefix?: string;
   /** extra environment for the scheduler (thresholds in tests) */
   schedulerEnv?: Record<string, string>;
+  /** run agents in this lab's hosts; embedded NATS and Redis then listen on its management address */
+  lab?: Lab;
   log: Logger;
 }
 
@@ -52,18 +53,18 @@ export class LocalCluster {
   }
 
   spawnService(name: string, service: ServiceName, env: Record<string, string>, args: string[] = []): ManagedProcess {
-    const entry = join(repoRoot, 'services', service, 'src', 'main.ts');
-    return this.supervisor.spawn(name, process.execPath, ['--import', 'tsx', entry, ...args], { cwd: repoRoot, env });
+    return this.supervisor.spawn(name, process.execPath, ['--import', 'tsx', serviceEntry(service), ...args], { cwd: repoRoot, env });
   }
 
   /** Embedded NATS/Redis (unless URLs were given), then scheduler and API. */
   async start(): Promise<void> {
     const { options } = this;
     await this.supervisor.claim();
-    this.natsUrl = options.natsUrl ?? (await startNats(this.supervisor)).url;
+    const host = options.lab?.gateway ?? '127.0.0.1';
+    this.natsUrl = options.natsUrl ?? (await startNats(this.supervisor, host)).url;
     this.redisUrl =
       options.redisUrl ??
-      (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { persistent: options.persistentRedis ?? false })).url;
+      (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { persistent: options.persistentRedis ?? false, host })).url;
     const common = { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix };
     this.spawnService('scheduler', 'scheduler', { ...common, ...options.schedulerEnv });
     const port = options.apiPort ?? (await freePort());
@@ -89,8 +90,18 @@ export class LocalCluster {
     return join(this.options.stateDir, 'hosts', hostId);
   }
 
-  /** Writes the host's agent config (a local pool, the shared pool, the demo network) and starts it. */
+  /**
+   * Starts a host's agent: inside its lab host when there is a lab, otherwise as a plain process
+   * with a generated config (a local pool, the shared pool, the demo network).
+   */
   startAgent(hostId: string, options: AgentOptions = {}): ManagedProcess {
+    const lab = this.options.lab;
+    if (lab) {
+      const [command, args] = lab.inHost(hostId, process.execPath, ['--import', 'tsx', serviceEntry('agent'), '--config', lab.host(hostId).agentConfigFile]);
+      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { FERRY_NATS_URL: this.natsUrl } });
+      this.agents.set(hostId, agent);
+      return agent;
+    }
     const dir = this.hostDir(hostId);
     const localPool = join(dir, 'pool-local');
     const sharedPool = join(this.options.stateDir, 'shared-pool');
@@ -119,11 +130,17 @@ export class LocalCluster {
     return this.agents.get(hostId);
   }
 
-  /** Authenticated GET against the API; throws on a non-2xx answer. */
-  async get<T>(path: string): Promise<T> {
-    const response = await fetch(`${this.apiUrl}${path}`, { headers: { authorization: `Bearer ${this.token}` } });
-    if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  /** Authenticated request against the API; throws on a non-2xx answer. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${this.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
     return (await response.json()) as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
   }
 
   /**

@@ -3,3 +3,5 @@ export { Supervisor, type ManagedProcess } from './supervisor.ts';
 export { startNats, startRedis } from './infra.ts';
 export { freePort } from './ports.ts';
 export { processStartTime, isSameProcessAlive, isRunning } from './proc.ts';
+export { Lab, type LabHost, type LabNetwork, type LabOptions } from './lab/lab.ts';
+export { serviceEntry } from './paths.ts';

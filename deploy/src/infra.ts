@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,11 +22,11 @@ async function waitFor(what: string, probe: () => Promise<boolean>, managed: Man
   throw new Error(`${what} did not become ready within ${timeoutMs} ms; see ${managed.logFile}`);
 }
 
-/** A private nats-server on a free loopback port. */
-export async function startNats(supervisor: Supervisor, name = 'nats'): Promise<Embedded> {
-  const port = await freePort();
-  const managed = supervisor.spawn(name, 'nats-server', ['-a', '127.0.0.1', '-p', String(port)]);
-  const url = `nats://127.0.0.1:${port}`;
+/** A private nats-server on a free port of `host` (loopback, or a lab's management address). */
+export async function startNats(supervisor: Supervisor, host = '127.0.0.1', name = 'nats'): Promise<Embedded> {
+  const port = await freePort(host);
+  const managed = supervisor.spawn(name, 'nats-server', ['-a', host, '-p', String(port)]);
+  const url = `nats://${host}:${port}`;
   await waitFor(
     'nats-server',
     async () => {
@@ -38,19 +39,25 @@ export async function startNats(supervisor: Supervisor, name = 'nats'): Promise<
   return { url, process: managed };
 }
 
-/** A private redis-server on a free loopback port; data under `dataDir` when persistent. */
+/**
+ * A private redis-server on a free port of `host`; data under `dataDir` when persistent. It gets
+ * a random password: on a lab's management address other namespaces can reach it.
+ */
 export async function startRedis(
   supervisor: Supervisor,
   dataDir: string,
-  options: { persistent: boolean; name?: string },
+  options: { persistent: boolean; host?: string; name?: string },
 ): Promise<Embedded> {
-  const port = await freePort();
+  const host = options.host ?? '127.0.0.1';
+  const port = await freePort(host);
   mkdirSync(dataDir, { recursive: true });
   const persistence = options.persistent
     ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '']
     : ['--appendonly', 'no', '--save', ''];
+  const password = randomBytes(18).toString('base64url');
   const managed = supervisor.spawn(options.name ?? 'redis', 'redis-server', [
-    '--bind', '127.0.0.1',
+    '--requirepass', password,
+    '--bind', host,
     '--port', String(port),
     '--dir', dataDir,
     '--dbfilename', 'dump.rdb',
@@ -58,7 +65,7 @@ export async function startRedis(
     '--protected-mode', 'yes',
     ...persistence,
   ]);
-  const url = `redis://127.0.0.1:${port}`;
+  const url = `redis://:${password}@${host}:${port}`;
   await waitFor(
     'redis-server',
     async () => {

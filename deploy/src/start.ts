@@ -1,8 +1,11 @@
-import { resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { createLogger, describeIssues } from '@ferry/runtime';
-import type { HostView } from '@ferry/protocol';
+import type { HostView, WorkloadView } from '@ferry/protocol';
 import { LocalCluster, repoRoot } from './cluster.ts';
+import { createAndWaitRunning, DEMO_NETWORK, demoWorkloads } from './demo.ts';
+import { Lab } from './lab/lab.ts';
 
 const log = createLogger('start');
 
@@ -16,41 +19,49 @@ const StartEnv = z.object({
   FERRY_API_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
   FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
   FERRY_HOSTS: z.coerce.number().int().min(1).max(16).default(3),
+  FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
 });
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 function hostTable(hosts: HostView[]): string {
-  const rows = hosts.map((h) => [
-    h.id,
-    h.state,
-    `${h.capacity.cpu.vendor} fam ${h.capacity.cpu.family} model ${h.capacity.cpu.model} (${h.capacity.cpu.modelName}), ${h.capacity.cpu.count} cpus, ${h.capacity.cpu.flags.length} flags`,
-    `${gib(h.capacity.memory.availableBytes)} free of ${gib(h.capacity.memory.totalBytes)}`,
-    h.capacity.criu ? `CRIU ${h.capacity.criu.version}` : 'no CRIU',
-  ]);
-  return rows.map((row) => `  ${row.join('  ')}`).join('\n');
+  return hosts
+    .map((h) => {
+      const c = h.capacity;
+      return `  ${h.id}  ${h.state}  ${c.address}  ${c.cpu.vendor} family ${c.cpu.family} model ${c.cpu.model} (${c.cpu.modelName}), ${c.cpu.count} CPUs  ${gib(c.memory.availableBytes)} free of ${gib(c.memory.totalBytes)}  ${c.criu ? `CRIU ${c.criu.version}` : 'no CRIU'}  ${c.containers.length} containers`;
+    })
+    .join('\n');
+}
+
+function workloadTable(workloads: WorkloadView[]): string {
+  return workloads
+    .map((w) => {
+      const u = w.observed?.usage;
+      const usage = u ? `${mib(u.memoryBytes)} of ${mib(u.memoryLimitBytes)}, ${u.cpuPercent}% CPU, ${u.pids} pids` : 'no usage yet';
+      return `  ${w.spec.id}  on ${w.hostId}  ${w.spec.networks.map((n) => n.address).join(',')}  ${w.phase}  ${usage}`;
+    })
+    .join('\n');
 }
 
 async function main(): Promise<void> {
   const env = StartEnv.safeParse(process.env);
   if (!env.success) throw new Error(`bad environment:\n  ${describeIssues(env.error).join('\n  ')}`);
   const settings = env.data;
-  const cluster = new LocalCluster({
-    stateDir: settings.FERRY_STATE_DIR,
-    natsUrl: settings.FERRY_NATS_URL,
-    redisUrl: settings.FERRY_REDIS_URL,
-    persistentRedis: true,
-    apiPort: settings.FERRY_API_PORT,
-    apiToken: settings.FERRY_API_TOKEN,
-    log,
-  });
+  if (process.getuid?.() !== 0) throw new Error('npm start runs its hosts as network namespaces and containers with runc: run it as root');
+  const hostIds = Array.from({ length: settings.FERRY_HOSTS }, (_, i) => `host-${i + 1}`);
 
+  let lab: Lab | null = null;
+  let cluster: LocalCluster | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (why: string) => {
     stopping ??= (async () => {
-      console.log(`\n${why}: stopping ${cluster.supervisor.list().filter((p) => !p.exited).length} processes…`);
-      await cluster.stop();
+      const running = cluster?.supervisor.list().filter((p) => !p.exited).length ?? 0;
+      console.log(`\n${why}: stopping ${running} processes and the lab…`);
+      await cluster?.stop();
       console.log('all processes stopped (checked by pid)');
+      await lab?.destroy();
+      if (lab) console.log(`lab ${lab.id} removed: containers, namespaces, links, cgroups, directories`);
     })();
     return stopping;
   };
@@ -58,21 +69,36 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM').then(() => process.exit(0), () => process.exit(1)));
 
   try {
+    console.log(`creating a lab of ${hostIds.length} hosts (network namespaces) …`);
+    lab = await Lab.create({ stateDir: settings.FERRY_STATE_DIR, hostIds, networks: [DEMO_NETWORK], log });
+    // The lab is new every run, so is the cluster state: no records of containers that no longer exist.
+    rmSync(join(settings.FERRY_STATE_DIR, 'redis'), { recursive: true, force: true });
+    cluster = new LocalCluster({
+      stateDir: settings.FERRY_STATE_DIR,
+      natsUrl: settings.FERRY_NATS_URL,
+      redisUrl: settings.FERRY_REDIS_URL,
+      apiPort: settings.FERRY_API_PORT,
+      apiToken: settings.FERRY_API_TOKEN,
+      lab,
+      log,
+    });
     await cluster.start();
-    const hostIds = Array.from({ length: settings.FERRY_HOSTS }, (_, i) => `host-${i + 1}`);
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
     console.log(`  NATS   ${cluster.natsUrl}${settings.FERRY_NATS_URL ? '' : ' (embedded)'}`);
-    console.log(`  Redis  ${cluster.redisUrl}${settings.FERRY_REDIS_URL ? '' : ' (embedded)'}`);
+    console.log(`  Redis  ${cluster.redisUrl.replace(/\/\/:[^@]*@/, '//:***@')}${settings.FERRY_REDIS_URL ? '' : ' (embedded, password in its URL)'}`);
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  token  ${cluster.token}`);
     console.log(`  try    curl -H 'Authorization: Bearer ${cluster.token}' ${cluster.apiUrl}/v1/hosts`);
-    const list = await cluster.waitForHostsUp(hostIds);
-    console.log(`${hostIds.length} hosts up:\n${hostTable(list.hosts.filter((h) => hostIds.includes(h.id)))}`);
+    await cluster.waitForHostsUp(hostIds, 30_000);
+    const workloads = await createAndWaitRunning(cluster, demoWorkloads(hostIds, settings.FERRY_DEMO_PER_HOST));
+    const hosts = (await cluster.get<{ hosts: HostView[] }>('/v1/hosts')).hosts.filter((h) => hostIds.includes(h.id));
+    console.log(`${hostIds.length} hosts up:\n${hostTable(hosts)}`);
+    console.log(`${workloads.length} demo containers running:\n${workloadTable(workloads)}`);
     console.log('Ctrl-C stops everything.');
   } catch (err) {
     console.error(`start failed: ${(err as Error).message}`);
-    await stop('start failed');
+    await stop('start failed').catch((cleanupErr: unknown) => console.error((cleanupErr as Error).message));
     process.exit(1);
   }
 }

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { API_ERROR_CODES, CAPACITY_REJECTIONS } from './reasons.ts';
 import { HostId } from './ids.ts';
 import { HostRecord, HostState } from './hosts.ts';
+import { WORKLOAD_JOBS } from './jobs.ts';
+import { ContainerStatus, ProblemSchema, WorkloadId, WorkloadPhase, WorkloadRecord } from './workloads.ts';
 
 export const ApiErrorBody = z.object({
   code: z.enum(API_ERROR_CODES),
@@ -37,3 +39,52 @@ export const HealthResponse = z.object({
   status: z.enum(['ok', 'degraded']),
   redis: z.boolean(),
 });
+
+const booleanParam = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+export const CreateWorkloadQuery = z.strictObject({
+  /** start it once created (default true) */
+  start: booleanParam.optional(),
+});
+
+export const WorkloadParams = z.strictObject({ id: WorkloadId });
+
+export const WorkloadListQuery = z.strictObject({
+  host: HostId.optional(),
+  phase: WorkloadPhase.optional(),
+});
+
+export const StopWorkloadQuery = z.strictObject({
+  graceMs: z.coerce.number().int().min(0).max(300_000).optional(),
+});
+
+/** A workload as the API shows it: the scheduler's record plus what its host reports right now. */
+export const WorkloadView = WorkloadRecord.extend({
+  observed: ContainerStatus.nullable(),
+});
+export type WorkloadView = z.infer<typeof WorkloadView>;
+
+export const JobView = z.object({
+  id: z.string(),
+  name: z.enum(WORKLOAD_JOBS),
+  state: z.string(),
+  progress: z.unknown(),
+  attemptsMade: z.number().int(),
+  failedReason: z.string().nullable(),
+  result: z.unknown(),
+  data: z.unknown(),
+  createdAt: z.number().nullable(),
+  finishedAt: z.number().nullable(),
+});
+export type JobView = z.infer<typeof JobView>;
+
+export const JobParams = z.strictObject({ id: z.string().regex(/^[a-z0-9.-]{1,160}$/, 'not a job id') });
+
+/** 202 answer to every workload operation: the workload now, and the job that carries it out. */
+export const WorkloadAccepted = z.object({
+  workload: WorkloadView,
+  job: z.object({ id: z.string(), name: z.enum(WORKLOAD_JOBS) }),
+});
+export type WorkloadAccepted = z.infer<typeof WorkloadAccepted>;
+
+export const ProblemList = z.object({ problems: z.array(ProblemSchema) });

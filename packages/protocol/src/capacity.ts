@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { HostId, Name } from './ids.ts';
+import { ContainerStatus, TemplateReport } from './workloads.ts';
 
 /** Reports above this size are dropped unread: no host needs more, a hostile one must not cost more. */
-export const MAX_CAPACITY_REPORT_BYTES = 256 * 1024;
+export const MAX_CAPACITY_REPORT_BYTES = 512 * 1024;
 
 const bytes = z.number().int().nonnegative();
 const ms = z.number().int().nonnegative();
@@ -40,6 +41,8 @@ export const NetworkReport = z.object({
   name: Name,
   bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be a Linux interface name'),
   subnet: z.cidrv4(),
+  /** the host's own address on this network (with prefix length), reserved: no workload may take it */
+  hostAddress: z.cidrv4().optional(),
 });
 export type NetworkReport = z.infer<typeof NetworkReport>;
 
@@ -70,6 +73,8 @@ export const CapacityReport = z.object({
   v: z.literal(1),
   hostId: HostId,
   hostname: z.string().max(255),
+  /** where other agents reach this one for data transfers (rsync, CRIU page server); null: unknown */
+  address: z.ipv4().nullable(),
   /** increases by one per report while the agent runs; restarts at 0 with the agent */
   seq: z.number().int().nonnegative(),
   /** agent's clock; the scheduler ages reports by its own receive time */
@@ -83,5 +88,7 @@ export const CapacityReport = z.object({
   networks: z.array(NetworkReport).max(64),
   /** null when the host has no working CRIU (it can still run and cold-migrate containers) */
   criu: CriuReport.nullable(),
+  templates: z.array(TemplateReport).max(256),
+  containers: z.array(ContainerStatus).max(1500),
 });
 export type CapacityReport = z.infer<typeof CapacityReport>;

@@ -4,4 +4,7 @@ export * from './reasons.ts';
 export * from './capacity.ts';
 export * from './hosts.ts';
 export * from './api.ts';
+export * from './workloads.ts';
+export * from './agent-commands.ts';
 export * from './redis-keys.ts';
+export * from './jobs.ts';

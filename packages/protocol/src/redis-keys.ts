@@ -4,4 +4,10 @@ export const redisKeys = (prefix = 'ferry') => ({
   hosts: `${prefix}:hosts`,
   /** hash: counter name -> count (capacity reports accepted / rejected by reason) */
   capacityStats: `${prefix}:stats:capacity`,
+  /** hash: workload id -> WorkloadRecord JSON */
+  workloads: `${prefix}:workloads`,
+  /** string with a holder token and a TTL: one operation per workload at a time */
+  workloadLock: (id: string) => `${prefix}:lock:workload:${id}`,
+  /** held while a placement decision is made and recorded */
+  placementLock: `${prefix}:lock:placement`,
 });

@@ -6,6 +6,7 @@ export const subjects = {
   /** Wildcard the scheduler subscribes to. */
   capacityAll: 'ferry.host.*.capacity',
   hostEvents: 'ferry.events.hosts',
+  workloadEvents: (workloadId: string) => `ferry.events.workloads.${workloadId}`,
   agentCommand: (hostId: string, command: string) => `ferry.agent.${hostId}.${command}`,
 } as const;
 

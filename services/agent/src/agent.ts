@@ -2,14 +2,16 @@ import type { NatsConnection } from 'nats';
 import type { CapacityReport, CpuInfo, CriuReport, StoragePoolReport } from '@ferry/protocol';
 import { subjects } from '@ferry/protocol';
 import { encodeJson, type Logger } from '@ferry/runtime';
+import { serveCommands, type CommandServer } from './commands.ts';
 import type { AgentConfig } from './config.ts';
+import type { HostRuntime } from './host.ts';
 import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /**
- * The host agent: gathers inventory and publishes a capacity report every interval.
+ * The host agent: runs containers on command and publishes a capacity report every interval.
  * CPU identity is read once (it does not change while the host runs); CRIU is probed at start
- * and then rarely; memory, load and pools are read for every report.
+ * and then rarely; memory, load, pools and containers are read for every report.
  */
 export class Agent {
   private seq = 0;
@@ -19,17 +21,20 @@ export class Agent {
   private criu: CriuReport | null = null;
   private readonly missingPools = new Set<string>();
   private readonly startedAt = Date.now();
+  private commands: CommandServer | undefined;
 
   private constructor(
     private readonly config: AgentConfig,
     private readonly log: Logger,
     private readonly nc: NatsConnection,
     private readonly cpu: CpuInfo,
+    private readonly host: HostRuntime,
   ) {}
 
-  static async start(config: AgentConfig, log: Logger, nc: NatsConnection): Promise<Agent> {
+  static async start(config: AgentConfig, log: Logger, nc: NatsConnection, host: HostRuntime): Promise<Agent> {
     const cpu = await readCpu(config.cpuOverride);
-    const agent = new Agent(config, log, nc, cpu);
+    const agent = new Agent(config, log, nc, cpu, host);
+    agent.commands = serveCommands(nc, config.hostId, host.containers, log.child({ part: 'commands' }));
     await agent.refreshCriu();
     log.info(
       { cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu },
@@ -76,11 +81,15 @@ export class Agent {
   }
 
   async buildReport(): Promise<CapacityReport> {
-    const [memory, load, pools] = await Promise.all([readMemory(), readLoad(), this.readPools()]);
+    const { containers, networks, templates } = this.host;
+    await containers.reconcile();
+    await Promise.all([networks.refresh(), templates.refresh(), containers.refreshDiskUsage()]);
+    const [memory, load, pools, statuses] = await Promise.all([readMemory(), readLoad(), this.readPools(), containers.list()]);
     return {
       v: 1,
       hostId: this.config.hostId,
       hostname: readHostname(),
+      address: this.config.address,
       seq: this.seq++,
       sentAt: Date.now(),
       intervalMs: this.config.reportIntervalMs,
@@ -89,8 +98,10 @@ export class Agent {
       memory,
       load,
       pools,
-      networks: this.config.networks,
+      networks: networks.current(),
       criu: this.criu,
+      templates: templates.list(),
+      containers: statuses,
     };
   }
 
@@ -102,6 +113,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // Commands already running finish (a half-done start would leave a namespace behind).
+    await this.commands?.drain();
     clearTimeout(this.timer);
     clearInterval(this.criuTimer);
     await this.nc.drain();

@@ -23,6 +23,17 @@ export const AgentConfig = z
     networks: z.array(NetworkReport).max(64).default([]),
     /** report this CPU instead of (parts of) the real one: lets a test host pose as another CPU */
     cpuOverride: CpuInfo.partial().optional(),
+    /** where other agents reach this host for data transfers */
+    address: z.ipv4().nullable().default(null),
+    /** each subdirectory with a template.json and a rootfs/ is an OS template */
+    templatesDir: z.string().startsWith('/', 'must be an absolute path').default('/opt/ferry/templates'),
+    runcPath: z.string().min(1).default('runc'),
+    /** cgroup under which every container of this host gets its own; default /ferry/<hostId> */
+    cgroupParent: z
+      .string()
+      .regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must be an absolute cgroup path like /ferry/host-1')
+      .optional(),
+    diskUsageIntervalMs: z.coerce.number().int().min(1000).default(30_000),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
@@ -39,6 +50,8 @@ export const AgentConfig = z
     });
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export const cgroupParentOf = (config: AgentConfig): string => config.cgroupParent ?? `/ferry/${config.hostId}`;
 
 export const AGENT_ENV = {
   FERRY_HOST_ID: 'hostId',

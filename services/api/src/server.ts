@@ -1,12 +1,15 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { QUEUES, queuePrefix } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
+import { ClusterStore } from '@ferry/store';
 import type { ApiConfig } from './config.ts';
 import { installBearerAuth } from './auth.ts';
 import { installErrorHandlers } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { systemRoutes } from './routes/system.ts';
-import { ClusterStore } from './store.ts';
+import { workloadRoutes } from './routes/workloads.ts';
 
 export interface ApiServer {
   app: FastifyInstance;
@@ -15,7 +18,7 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function buildApp(config: ApiConfig, redis: Redis, log: Logger): Promise<FastifyInstance> {
+export async function buildApp(config: ApiConfig, redis: Redis, queue: Queue, log: Logger): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so route modules take a plain FastifyInstance.
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -28,6 +31,7 @@ export async function buildApp(config: ApiConfig, redis: Redis, log: Logger): Pr
   installBearerAuth(app, config.token, ['/healthz']);
   systemRoutes(app, store);
   hostRoutes(app, store);
+  workloadRoutes(app, store, queue);
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
   });
@@ -39,7 +43,8 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
   await redis.connect();
-  const app = await buildApp(config, redis, log);
+  const queue = new Queue(QUEUES.workloads, { connection: redis, prefix: queuePrefix(config.keyPrefix) });
+  const app = await buildApp(config, redis, queue, log);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -50,6 +55,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
     url,
     async stop() {
       await app.close();
+      await queue.close();
       redis.disconnect();
     },
   };

@@ -13,6 +13,10 @@ export const SchedulerConfig = z
     /** host records and counters are written to Redis in batches at this period */
     flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
+    /** workload jobs run at the same time by this scheduler */
+    workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
+    /** how long an agent may take to answer one command (a create copies a root filesystem) */
+    agentTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
   })
   .refine((config) => config.downAfterMs > config.suspectAfterMs, {
     path: ['downAfterMs'],
@@ -29,6 +33,8 @@ export const SCHEDULER_ENV = {
   FERRY_LIVENESS_CHECK_MS: 'livenessCheckMs',
   FERRY_FLUSH_MS: 'flushMs',
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
+  FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
+  FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
 };
 
 export function loadSchedulerConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): SchedulerConfig {

@@ -1,28 +1,57 @@
 import { Redis } from 'ioredis';
-import type { NatsConnection } from 'nats';
 import { connectNats, type Logger } from '@ferry/runtime';
+import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
 import { CapacityService } from './capacity/service.ts';
+import { AgentClient } from './workloads/agent-client.ts';
+import { WorkloadRecords } from './workloads/lifecycle.ts';
+import { WorkloadReconciler } from './workloads/reconciler.ts';
+import { WorkloadWorker } from './workloads/worker.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
   stop(): Promise<void>;
 }
 
-export async function startScheduler(config: SchedulerConfig, log: Logger): Promise<Scheduler> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+function redisConnection(url: string, log: Logger, forBullmq: boolean): Redis {
+  // BullMQ's blocking commands need maxRetriesPerRequest: null.
+  const redis = new Redis(url, { maxRetriesPerRequest: forBullmq ? null : 3, lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
-  await redis.connect();
-  const nc: NatsConnection = await connectNats(config.natsUrl, 'ferry-scheduler', log);
-  const capacity = new CapacityService(config, nc, redis, log.child({ part: 'capacity' }));
+  return redis;
+}
+
+export async function startScheduler(config: SchedulerConfig, log: Logger): Promise<Scheduler> {
+  const redis = redisConnection(config.redisUrl, log, false);
+  const queueRedis = redisConnection(config.redisUrl, log, true);
+  await Promise.all([redis.connect(), queueRedis.connect()]);
+  const store = new ClusterStore(redis, config.keyPrefix, log);
+  const nc = await connectNats(config.natsUrl, 'ferry-scheduler', log);
+
+  const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }));
+  const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
+  const reconciler = new WorkloadReconciler(store, records, log.child({ part: 'reconciler' }));
+  capacity.onReport((report) => reconciler.onReport(report));
+  const worker = new WorkloadWorker({
+    keyPrefix: config.keyPrefix,
+    concurrency: config.workloadConcurrency,
+    agentTimeoutMs: config.agentTimeoutMs,
+    store,
+    records,
+    agents: new AgentClient(nc),
+    connection: queueRedis,
+    log: log.child({ part: 'worker' }),
+  });
   await capacity.start();
+  worker.start();
   log.info('scheduler started');
   return {
     capacity,
     async stop() {
+      await worker.stop();
       await capacity.stop();
       await nc.drain();
       redis.disconnect();
+      queueRedis.disconnect();
     },
   };
 }

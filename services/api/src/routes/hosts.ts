@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { HostListQuery, HostParams, type HostListResponse, type HostRecord, type HostView } from '@ferry/protocol';
 import { ApiError, parseRequest } from '../errors.ts';
-import type { ClusterStore } from '../store.ts';
+import type { ClusterStore } from '@ferry/store';
 
 const view = (record: HostRecord, now: number): HostView => ({
   ...record,
@@ -12,13 +12,13 @@ export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
   app.get('/v1/hosts', async (request): Promise<HostListResponse> => {
     const query = parseRequest(HostListQuery, request.query, 'query');
     const now = Date.now();
-    const hosts = (await store.hosts()).filter((host) => !query.state || host.state === query.state);
+    const hosts = (await store.hosts.all()).filter((host) => !query.state || host.state === query.state);
     return { hosts: hosts.map((host) => view(host, now)) };
   });
 
   app.get('/v1/hosts/:id', async (request): Promise<HostView> => {
     const { id } = parseRequest(HostParams, request.params, 'params');
-    const host = await store.host(id);
+    const host = await store.hosts.get(id);
     if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
     return view(host, Date.now());
   });

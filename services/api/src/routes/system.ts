@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { StatsResponse } from '@ferry/protocol';
-import type { ClusterStore } from '../store.ts';
+import type { ClusterStore } from '@ferry/store';
 
 export function systemRoutes(app: FastifyInstance, store: ClusterStore): void {
   /** Open (no token): for load balancers and supervisors. */

@@ -1,22 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_CAPACITY_REPORT_BYTES, type CapacityReport } from '@ferry/protocol';
+import { sampleReport } from '../../../../test/fixtures/capacity.ts';
 import { parseCapacityMessage } from './intake.ts';
 
-const report: CapacityReport = {
-  v: 1,
-  hostId: 'h1',
-  hostname: 'node',
-  seq: 3,
-  sentAt: 1_700_000_000_000,
-  intervalMs: 1000,
-  agent: { version: '0.1.0', pid: 42, startedAt: 1_700_000_000_000 },
-  cpu: { vendor: 'AuthenticAMD', family: 26, model: 2, modelName: 'AMD EPYC', flags: ['fpu', 'sse2'], count: 2 },
-  memory: { totalBytes: 2 ** 34, availableBytes: 2 ** 33 },
-  load: { one: 0.1, five: 0.2, fifteen: 0.3 },
-  pools: [{ id: 'local', path: '/var/lib/ferry/pool', shared: false, totalBytes: 1e12, freeBytes: 5e11 }],
-  networks: [{ name: 'prod', bridge: 'fbr-prod', subnet: '10.77.0.0/24' }],
-  criu: { version: '4.2.1', usable: true, features: { memDirtyTrack: false, uffdNoncoop: true } },
-};
+const report: CapacityReport = sampleReport('h1');
 const bytes = (value: unknown) => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
 
 describe('capacity intake', () => {

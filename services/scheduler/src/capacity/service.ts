@@ -1,10 +1,9 @@
 import type { NatsConnection, Subscription } from 'nats';
-import type { Redis } from 'ioredis';
-import { redisKeys, subjects, type HostRecord } from '@ferry/protocol';
+import { subjects, type CapacityReport, type HostRecord, type HostStateEvent } from '@ferry/protocol';
 import { encodeJson, type Logger } from '@ferry/runtime';
+import type { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from '../config.ts';
 import { HostTable } from '../hosts/liveness.ts';
-import { HostRepository } from '../hosts/repository.ts';
 import { parseCapacityMessage } from './intake.ts';
 import { PerKeyLimiter } from './log-limiter.ts';
 import { CapacityCounters } from './stats.ts';
@@ -15,7 +14,7 @@ import { CapacityCounters } from './stats.ts';
  */
 export class CapacityService {
   private readonly table: HostTable;
-  private readonly repository: HostRepository;
+  private readonly listeners: Array<(report: CapacityReport) => void> = [];
   private readonly counters = new CapacityCounters();
   private readonly rejectLog: PerKeyLimiter;
   private readonly dirty = new Map<string, HostRecord>();
@@ -26,11 +25,10 @@ export class CapacityService {
   constructor(
     private readonly config: SchedulerConfig,
     private readonly nc: NatsConnection,
-    private readonly redis: Redis,
+    private readonly store: ClusterStore,
     private readonly log: Logger,
   ) {
     this.table = new HostTable(config);
-    this.repository = new HostRepository(redis, config.keyPrefix, log);
     this.rejectLog = new PerKeyLimiter(config.rejectLogWindowMs);
   }
 
@@ -38,8 +36,13 @@ export class CapacityService {
     return this.table.all();
   }
 
+  /** Called with every accepted report (after the host table took it). */
+  onReport(listener: (report: CapacityReport) => void): void {
+    this.listeners.push(listener);
+  }
+
   async start(): Promise<void> {
-    this.table.load(await this.repository.loadAll(), Date.now());
+    this.table.load(await this.store.hosts.all(), Date.now());
     this.subscription = this.nc.subscribe(subjects.capacityAll, {
       callback: (err, msg) => {
         if (err) {
@@ -72,6 +75,7 @@ export class CapacityService {
     const { record, event } = this.table.onReport(result.report, now);
     this.dirty.set(record.id, record);
     if (event) this.publishEvent(event);
+    for (const listener of this.listeners) listener(result.report);
   }
 
   private checkLiveness(): void {
@@ -81,7 +85,7 @@ export class CapacityService {
     }
   }
 
-  private publishEvent(event: NonNullable<ReturnType<HostTable['onReport']>['event']>): void {
+  private publishEvent(event: HostStateEvent): void {
     const level = event.to === 'up' ? 'info' : 'warn';
     this.log[level]({ hostId: event.hostId, from: event.from, to: event.to, silentForMs: event.silentForMs }, 'host state changed');
     this.nc.publish(subjects.hostEvents, encodeJson(event));
@@ -94,13 +98,8 @@ export class CapacityService {
       this.dirty.clear();
       const counts = this.counters.take();
       try {
-        await this.repository.saveMany(records);
-        if (counts.size > 0) {
-          const pipeline = this.redis.pipeline();
-          const key = redisKeys(this.config.keyPrefix).capacityStats;
-          for (const [field, count] of counts) pipeline.hincrby(key, field, count);
-          await pipeline.exec();
-        }
+        await this.store.hosts.putMany(records.map((r) => [r.id, r]));
+        await this.store.addCapacityCounts(counts);
       } catch (err) {
         for (const record of records) if (!this.dirty.has(record.id)) this.dirty.set(record.id, record);
         this.counters.restore(counts);

@@ -1,0 +1,38 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkloadAccepted, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+import type { LocalCluster } from './cluster.ts';
+
+export const DEMO_NETWORK = { name: 'prod', subnet: '10.77.0.0/24', bridge: 'fbr-prod' };
+
+/** Two small test workloads pinned to each host, each serving its TCP counter on the demo network. */
+export function demoWorkloads(hostIds: string[], perHost = 2): WorkloadSpecInput[] {
+  return hostIds.flatMap((hostId, h) =>
+    Array.from({ length: perHost }, (_, n) => ({
+      id: `demo-${h + 1}-${n + 1}`,
+      template: 'busybox',
+      command: ['/usr/bin/ferry-workload', '--mem', '32', '--dirty', '1', '--port', '7000'],
+      resources: { vcpus: 0.5, memoryMiB: 128, diskMiB: 64 },
+      networks: [{ network: DEMO_NETWORK.name, address: `10.77.0.${10 * (h + 1) + n + 1}` }],
+      pool: 'local',
+      ha: { enabled: true, priority: 10 },
+      labels: { app: 'demo' },
+      placement: { hosts: [hostId] },
+    })),
+  );
+}
+
+/** Creates the workloads through the API and waits until every one runs. */
+export async function createAndWaitRunning(cluster: LocalCluster, specs: WorkloadSpecInput[], timeoutMs = 120_000): Promise<WorkloadView[]> {
+  for (const spec of specs) await cluster.request<WorkloadAccepted>('POST', '/v1/workloads', spec);
+  const ids = new Set(specs.map((s) => s.id));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { workloads } = await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads');
+    const mine = workloads.filter((w) => ids.has(w.spec.id));
+    const failed = mine.filter((w) => w.phase === 'failed');
+    if (failed.length > 0) throw new Error(`workloads failed: ${failed.map((w) => `${w.spec.id}: ${w.error?.message}`).join('; ')}`);
+    if (mine.length === ids.size && mine.every((w) => w.phase === 'running' && w.observed?.state === 'running' && w.observed.usage)) return mine;
+    if (Date.now() > deadline) throw new Error(`workloads not running within ${timeoutMs} ms: ${mine.map((w) => `${w.spec.id}=${w.phase}`).join(', ')}`);
+    await sleep(250);
+  }
+}

@@ -1,0 +1,269 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { intToIpv4, parseCidr } from '@ferry/core';
+import type { Logger } from '@ferry/runtime';
+import { repoRoot, serviceEntry } from '../paths.ts';
+import { LabJournal, orphanedLabRecords, readLabRecord, removeIndexEntry, type LabItem } from './records.ts';
+
+export interface LabNetwork {
+  name: string;
+  subnet: string;
+  /** the bridge's name inside every host */
+  bridge: string;
+}
+
+export interface LabHost {
+  id: string;
+  index: number;
+  netns: string;
+  /** address on the management network: NATS, Redis, and agent-to-agent transfers */
+  address: string;
+  dir: string;
+  agentConfigFile: string;
+  networks: Array<LabNetwork & { hostAddress: string }>;
+}
+
+export interface LabOptions {
+  stateDir: string;
+  hostIds: string[];
+  networks: LabNetwork[];
+  /** the NATS URL agents get (reachable on the management network) */
+  natsUrl?: string;
+  reportIntervalMs?: number;
+  log: Logger;
+}
+
+const CGROUP_CONTROLLERS_V1 = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'devices', 'freezer', 'blkio', 'systemd'];
+
+const ip = (args: string[]) => execa('ip', args, { timeout: 30_000 });
+
+/** A free 10.250.X.0/24 for the management network (none of this machine's addresses in it). */
+async function freeManagementSubnet(): Promise<number> {
+  const { stdout } = await ip(['-4', '-o', 'addr', 'show']);
+  const { stdout: routes } = await ip(['-4', 'route', 'show', 'table', 'all']);
+  const used = new Set<number>();
+  for (const match of `${stdout}\n${routes}`.matchAll(/\b10\.250\.(\d+)\./g)) used.add(Number(match[1]));
+  const free = Array.from({ length: 256 }, (_, i) => i).filter((x) => !used.has(x));
+  if (free.length === 0) throw new Error('no free 10.250.X.0/24 for a lab management network');
+  return free[Math.floor(Math.random() * free.length)]!;
+}
+
+/**
+ * N test hosts on one machine: each a network namespace with its own management address, a
+ * bridge per cluster network (joined across hosts through one root-namespace bridge per network,
+ * so each network is one L2 segment), a local storage pool and the lab's shared pool, and an agent
+ * config. Everything created is journaled first and torn down from the journal, never by name.
+ */
+export class Lab {
+  readonly hosts: LabHost[] = [];
+  readonly gateway: string;
+  readonly sharedPool: string;
+  readonly dir: string;
+  private readonly journal: LabJournal;
+
+  private constructor(
+    readonly id: string,
+    private readonly options: LabOptions,
+    subnetIndex: number,
+  ) {
+    this.dir = join(options.stateDir, `lab-${id}`);
+    mkdirSync(this.dir, { recursive: true });
+    this.journal = new LabJournal(join(options.stateDir, `lab-${id}.json`), id);
+    this.gateway = `10.250.${subnetIndex}.1`;
+    this.sharedPool = join(this.dir, 'shared-pool');
+  }
+
+  /** Tears down labs whose creating process died (a killed test run or `npm start`). */
+  static async removeLeftovers(log: Logger): Promise<number> {
+    const orphans = orphanedLabRecords();
+    for (const file of orphans) {
+      const record = readLabRecord(file);
+      if (!record) continue;
+      log.warn({ lab: record.labId, items: record.items.length }, 'removing a lab left by a dead process');
+      await tearDown(record.items, log);
+      rmSync(file, { force: true });
+      removeIndexEntry(record.labId);
+    }
+    return orphans.length;
+  }
+
+  static async create(options: LabOptions): Promise<Lab> {
+    await Lab.removeLeftovers(options.log);
+    const lab = new Lab(randomBytes(3).toString('hex').slice(0, 4), options, await freeManagementSubnet());
+    try {
+      await lab.build();
+    } catch (err) {
+      await lab.destroy().catch((cleanupErr: unknown) => options.log.error({ err: cleanupErr }, 'lab cleanup after a failed build failed'));
+      throw err;
+    }
+    return lab;
+  }
+
+  private record(item: LabItem): void {
+    this.journal.add(item);
+  }
+
+  private async build(): Promise<void> {
+    const { options } = this;
+    const mgmtBridge = `fl${this.id}m`;
+    this.record({ kind: 'dir', path: this.dir });
+    this.record({ kind: 'link', name: mgmtBridge });
+    await ip(['link', 'add', mgmtBridge, 'type', 'bridge']);
+    await ip(['addr', 'add', `${this.gateway}/24`, 'dev', mgmtBridge]);
+    await ip(['link', 'set', mgmtBridge, 'up']);
+    const fabrics = options.networks.map((_, k) => `fl${this.id}n${k}`);
+    for (const fabric of fabrics) {
+      this.record({ kind: 'link', name: fabric });
+      await ip(['link', 'add', fabric, 'type', 'bridge']);
+      await ip(['link', 'set', fabric, 'up']);
+    }
+    mkdirSync(this.sharedPool, { recursive: true });
+    const cgroupRoot = `/ferry-lab-${this.id}`;
+    this.record({ kind: 'cgroup', path: cgroupRoot });
+
+    for (const [i, hostId] of options.hostIds.entries()) {
+      const index = i + 1;
+      const netns = `ferry-lab-${this.id}-${hostId}`;
+      const address = this.gateway.replace(/\.1$/, `.${10 + index}`);
+      const dir = join(this.dir, 'hosts', hostId);
+      this.record({ kind: 'netns', name: netns });
+      await ip(['netns', 'add', netns]);
+      await ip(['-n', netns, 'link', 'set', 'lo', 'up']);
+      const mgmtLink = `fl${this.id}h${index}m`;
+      this.record({ kind: 'link', name: mgmtLink });
+      await ip(['link', 'add', mgmtLink, 'type', 'veth', 'peer', 'name', 'mgmt0', 'netns', netns]);
+      await ip(['link', 'set', mgmtLink, 'master', mgmtBridge, 'up']);
+      await ip(['-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'mgmt0']);
+      await ip(['-n', netns, 'link', 'set', 'mgmt0', 'up']);
+
+      const networks: LabHost['networks'] = [];
+      for (const [k, network] of options.networks.entries()) {
+        const subnet = parseCidr(network.subnet);
+        const hostAddress = `${intToIpv4(subnet.network + subnet.size - 1 - index)}/${subnet.prefix}`;
+        await ip(['-n', netns, 'link', 'add', network.bridge, 'type', 'bridge']);
+        await ip(['-n', netns, 'link', 'set', network.bridge, 'up']);
+        await ip(['-n', netns, 'addr', 'add', hostAddress, 'dev', network.bridge]);
+        const uplink = `fl${this.id}h${index}n${k}`;
+        this.record({ kind: 'link', name: uplink });
+        await ip(['link', 'add', uplink, 'type', 'veth', 'peer', 'name', `up${k}`, 'netns', netns]);
+        await ip(['link', 'set', uplink, 'master', fabrics[k]!, 'up']);
+        await ip(['-n', netns, 'link', 'set', `up${k}`, 'master', network.bridge, 'up']);
+        networks.push({ ...network, hostAddress });
+      }
+
+      mkdirSync(join(dir, 'pool'), { recursive: true });
+      const agentConfigFile = join(dir, 'agent.json');
+      writeFileSync(
+        agentConfigFile,
+        JSON.stringify(
+          {
+            hostId,
+            natsUrl: options.natsUrl ?? `nats://${this.gateway}:4222`,
+            reportIntervalMs: options.reportIntervalMs ?? 1000,
+            address,
+            dataDir: join(dir, 'data'),
+            cgroupParent: `${cgroupRoot}/${hostId}`,
+            pools: [
+              { id: 'local', path: join(dir, 'pool'), shared: false },
+              { id: 'shared', path: this.sharedPool, shared: true },
+            ],
+            networks: networks.map(({ name, bridge, subnet, hostAddress }) => ({ name, bridge, subnet, hostAddress })),
+          },
+          null,
+          2,
+        ),
+      );
+      this.record({ kind: 'agent', config: agentConfigFile });
+      this.hosts.push({ id: hostId, index, netns, address, dir, agentConfigFile, networks });
+    }
+  }
+
+  host(id: string): LabHost {
+    const host = this.hosts.find((h) => h.id === id);
+    if (!host) throw new Error(`no lab host ${id}`);
+    return host;
+  }
+
+  /** Command and arguments that run `command` inside a lab host's network namespace. */
+  inHost(hostId: string, command: string, args: string[]): [string, string[]] {
+    return ['nsenter', [`--net=/run/netns/${this.host(hostId).netns}`, '--', command, ...args]];
+  }
+
+  exec(hostId: string, command: string, args: string[], options: { timeoutMs?: number; input?: string } = {}) {
+    const [cmd, argv] = this.inHost(hostId, command, args);
+    return execa(cmd, argv, { timeout: options.timeoutMs ?? 30_000, reject: false, ...(options.input === undefined ? {} : { input: options.input }) });
+  }
+
+  /** Destroys containers, then links, namespaces, cgroups and directories, from the journal. */
+  async destroy(): Promise<void> {
+    await tearDown(this.journal.record.items, this.options.log);
+    this.journal.close();
+  }
+}
+
+async function tearDown(items: LabItem[], log: Logger): Promise<void> {
+  const problems: string[] = [];
+  // Containers first: they hold namespaces, veths on the hosts' bridges, and cgroups.
+  for (const item of items) {
+    if (item.kind !== 'agent' || !existsSync(item.config)) continue;
+    const run = await execa(process.execPath, ['--import', 'tsx', serviceEntry('agent'), '--config', item.config, '--destroy-all'], {
+      reject: false,
+      timeout: 120_000,
+      cwd: repoRoot,
+    });
+    if (run.exitCode !== 0) problems.push(`destroy-all for ${item.config}: ${run.stderr.trim().split('\n').pop()}`);
+  }
+  for (const item of [...items].reverse()) {
+    if (item.kind === 'link') {
+      const r = await execa('ip', ['link', 'del', item.name], { reject: false });
+      if (r.exitCode !== 0 && !/Cannot find device/.test(r.stderr)) problems.push(`ip link del ${item.name}: ${r.stderr.trim()}`);
+    } else if (item.kind === 'netns') {
+      const r = await execa('ip', ['netns', 'del', item.name], { reject: false });
+      if (r.exitCode !== 0 && !/No such file/.test(r.stderr)) problems.push(`ip netns del ${item.name}: ${r.stderr.trim()}`);
+    } else if (item.kind === 'cgroup') {
+      removeCgroupTree(item.path);
+    } else if (item.kind === 'dir') {
+      rmSync(item.path, { recursive: true, force: true });
+    }
+  }
+  if (problems.length > 0) {
+    log.error({ problems }, 'lab teardown left something behind');
+    throw new Error(`lab teardown incomplete:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Removes a cgroup directory and its (empty) children in every hierarchy, deepest first. */
+function removeCgroupTree(path: string): void {
+  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers') ? ['/sys/fs/cgroup'] : CGROUP_CONTROLLERS_V1.map((c) => `/sys/fs/cgroup/${c}`);
+  for (const root of roots) {
+    const dir = join(root, path);
+    if (!existsSync(dir)) continue;
+    const run = (d: string) => {
+      for (const entry of readdirSafe(d)) if (isDir(join(d, entry))) run(join(d, entry));
+      try {
+        rmdirSync(d);
+      } catch {
+        /* still in use: reported by the caller's checks */
+      }
+    };
+    run(dir);
+  }
+}
+
+const readdirSafe = (dir: string): string[] => {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+};
+
+const isDir = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};

@@ -1,0 +1,84 @@
+import type { HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
+import { MiB, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
+
+export interface PlacementPolicy {
+  /** memory handed out per byte of host memory (1 = no overcommit) */
+  memoryOvercommit: number;
+  /** vCPUs handed out per host CPU */
+  cpuOvercommit: number;
+}
+
+export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = { memoryOvercommit: 1, cpuOvercommit: 4 };
+
+export interface HostRefusal {
+  hostId: string;
+  code: string;
+  message: string;
+}
+
+export type PlacementResult =
+  | { ok: true; decision: PlacementDecision; refusals: HostRefusal[] }
+  | { ok: false; refusals: HostRefusal[]; refused: Record<string, number> };
+
+/** Why `host` cannot take `spec`, or null when it can. The first failing check is the reason given. */
+export function refusalFor(spec: WorkloadSpec, host: HostRecord, snapshot: ClusterSnapshot, policy: PlacementPolicy): HostRefusal | null {
+  const refuse = (code: string, message: string): HostRefusal => ({ hostId: host.id, code, message });
+  const { capacity } = host;
+  if (spec.placement.hosts.length > 0 && !spec.placement.hosts.includes(host.id)) return refuse('NOT_ALLOWED', 'not among the hosts the workload may run on');
+  if (host.state !== 'up') return refuse(host.state === 'down' ? 'HOST_DOWN' : 'HOST_SUSPECT', `host is ${host.state}`);
+  if (!capacity.templates.some((t) => t.name === spec.template)) return refuse('TEMPLATE_MISSING', `no template ${spec.template}`);
+  const pool = capacity.pools.find((p) => p.id === spec.pool);
+  if (!pool) return refuse('STORAGE_POOL_MISSING', `no storage pool ${spec.pool}`);
+  const missing = spec.networks.filter((a) => !capacity.networks.some((n) => n.name === a.network)).map((a) => a.network);
+  if (missing.length > 0) return refuse('NETWORK_MISSING', `not attached to ${missing.join(', ')}`);
+
+  const resident = workloadsOnHost(snapshot, host.id).filter((w) => w.spec.id !== spec.id);
+  const usedMemory = resident.reduce((sum, w) => sum + w.spec.resources.memoryMiB * MiB, 0);
+  const memoryRoom = capacity.memory.totalBytes * policy.memoryOvercommit - usedMemory;
+  if (spec.resources.memoryMiB * MiB > memoryRoom) {
+    return refuse('MEMORY_INSUFFICIENT', `needs ${spec.resources.memoryMiB} MiB, ${Math.max(0, Math.floor(memoryRoom / MiB))} MiB unallocated`);
+  }
+  const usedCpus = resident.reduce((sum, w) => sum + w.spec.resources.vcpus, 0);
+  const cpuRoom = capacity.cpu.count * policy.cpuOvercommit - usedCpus;
+  if (spec.resources.vcpus > cpuRoom) return refuse('CPU_INSUFFICIENT', `needs ${spec.resources.vcpus} vCPUs, ${cpuRoom} unallocated`);
+  // Free bytes already reflect created root filesystems; workloads still being created have not used theirs yet.
+  const pendingDisk = snapshot.workloads
+    .filter((w) => w.spec.pool === spec.pool && w.spec.id !== spec.id && (w.phase === 'pending' || w.phase === 'creating'))
+    .filter((w) => pool.shared || w.hostId === host.id)
+    .reduce((sum, w) => sum + w.spec.resources.diskMiB * MiB, 0);
+  if (spec.resources.diskMiB * MiB > pool.freeBytes - pendingDisk) {
+    return refuse('DISK_INSUFFICIENT', `needs ${spec.resources.diskMiB} MiB in pool ${pool.id}, ${Math.max(0, Math.floor((pool.freeBytes - pendingDisk) / MiB))} MiB free`);
+  }
+  const groups = new Set(spec.placement.antiAffinity);
+  const clash = resident.find((w) => w.spec.placement.antiAffinity.some((g) => groups.has(g)));
+  if (clash) return refuse('ANTI_AFFINITY', `runs ${clash.spec.id}, which shares an anti-affinity group`);
+  return null;
+}
+
+/**
+ * Picks a host for a new workload: feasibility filters, then spread (most memory left after
+ * placement), with a bonus for hosts running workloads of the same affinity group.
+ */
+export function placeWorkload(spec: WorkloadSpec, snapshot: ClusterSnapshot, policy = DEFAULT_PLACEMENT_POLICY): PlacementResult {
+  const refusals: HostRefusal[] = [];
+  const feasible: Array<{ host: HostRecord; score: number; freeAfter: number }> = [];
+  for (const host of [...snapshot.hosts].sort((a, b) => a.id.localeCompare(b.id))) {
+    const refusal = refusalFor(spec, host, snapshot, policy);
+    if (refusal) {
+      refusals.push(refusal);
+      continue;
+    }
+    const resident = workloadsOnHost(snapshot, host.id);
+    const allocatable = host.capacity.memory.totalBytes * policy.memoryOvercommit;
+    const freeAfter = allocatable - resident.reduce((s, w) => s + w.spec.resources.memoryMiB * MiB, 0) - spec.resources.memoryMiB * MiB;
+    const affinity = resident.some((w) => w.spec.placement.affinity.some((g) => spec.placement.affinity.includes(g))) ? 1 : 0;
+    feasible.push({ host, score: affinity + freeAfter / allocatable, freeAfter });
+  }
+  const refused: Record<string, number> = {};
+  for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
+  if (feasible.length === 0) return { ok: false, refusals, refused };
+  feasible.sort((a, b) => b.score - a.score);
+  const best = feasible[0]!;
+  const reason = `${feasible.length} of ${snapshot.hosts.length} hosts can take it; ${best.host.id} has the most unallocated memory afterwards (${Math.floor(best.freeAfter / MiB)} MiB)${best.score >= 1 ? ' and runs its affinity group' : ''}`;
+  return { ok: true, decision: { hostId: best.host.id, reason, refused }, refusals };
+}

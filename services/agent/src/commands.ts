@@ -1,0 +1,88 @@
+import type { NatsConnection, Subscription } from 'nats';
+import type { z } from 'zod';
+import { AGENT_COMMANDS, agentRequestSchemas, subjects, type AgentCommand, type AgentReply } from '@ferry/protocol';
+import { decodeText, describeIssues, encodeJson, type Logger } from '@ferry/runtime';
+import { CommandError } from './containers/errors.ts';
+import type { ContainerManager } from './containers/manager.ts';
+
+const MAX_REQUEST_BYTES = 256 * 1024;
+const isCommand = (name: string): name is AgentCommand => (AGENT_COMMANDS as readonly string[]).includes(name);
+
+function parseRequest<C extends AgentCommand>(command: C, body: unknown): z.output<(typeof agentRequestSchemas)[C]> {
+  const parsed = agentRequestSchemas[command].safeParse(body);
+  if (!parsed.success) throw new CommandError('BAD_REQUEST', `invalid ${command} request: ${describeIssues(parsed.error).join('; ')}`);
+  return parsed.data as z.output<(typeof agentRequestSchemas)[C]>;
+}
+
+/** Parses and runs one command; never throws (every failure becomes an error reply). */
+export async function handleCommand(manager: ContainerManager, command: string, data: Uint8Array): Promise<AgentReply> {
+  try {
+    if (!isCommand(command)) throw new CommandError('BAD_REQUEST', `unknown command ${command}`);
+    if (data.byteLength > MAX_REQUEST_BYTES) throw new CommandError('BAD_REQUEST', `request of ${data.byteLength} bytes is too large`);
+    let body: unknown;
+    try {
+      body = JSON.parse(decodeText(data) || '{}');
+    } catch (err) {
+      throw new CommandError('BAD_REQUEST', `request is not JSON: ${(err as Error).message}`);
+    }
+    switch (command) {
+      case 'container.create': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await manager.create(request.spec, request.epoch) };
+      }
+      case 'container.start':
+        return { ok: true, result: await manager.start(parseRequest(command, body).id) };
+      case 'container.stop': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await manager.stop(request.id, request.graceMs) };
+      }
+      case 'container.destroy':
+        return { ok: true, result: await manager.destroy(parseRequest(command, body).id) };
+      case 'container.status':
+        return { ok: true, result: await manager.status(parseRequest(command, body).id) };
+      case 'container.list':
+        parseRequest(command, body);
+        return { ok: true, result: await manager.list() };
+    }
+  } catch (err) {
+    if (err instanceof CommandError) return { ok: false, error: err.toReply() };
+    return { ok: false, error: { code: 'RUNTIME_ERROR', message: (err as Error).message } };
+  }
+}
+
+export interface CommandServer {
+  subscription: Subscription;
+  /** stops taking commands and waits for the ones running */
+  drain(): Promise<void>;
+}
+
+/** Answers `ferry.agent.<hostId>.<command>` requests. */
+export function serveCommands(nc: NatsConnection, hostId: string, manager: ContainerManager, log: Logger): CommandServer {
+  const prefix = subjects.agentCommand(hostId, '');
+  const inFlight = new Set<Promise<void>>();
+  const subscription = nc.subscribe(`${prefix}>`, {
+    callback: (err, msg) => {
+      if (err) {
+        log.error({ err }, 'command subscription error');
+        return;
+      }
+      const command = msg.subject.slice(prefix.length);
+      const started = Date.now();
+      const done = handleCommand(manager, command, msg.data).then((reply) => {
+        const ms = Date.now() - started;
+        if (reply.ok) log.debug({ command, ms }, 'command done');
+        else log.warn({ command, ms, error: reply.error }, 'command failed');
+        if (msg.reply) msg.respond(encodeJson(reply));
+      });
+      inFlight.add(done);
+      void done.finally(() => inFlight.delete(done));
+    },
+  });
+  return {
+    subscription,
+    async drain() {
+      subscription.unsubscribe();
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}

@@ -1,0 +1,302 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import type { ContainerExit, ContainerStatus, NetworkReport, WorkloadSpec } from '@ferry/protocol';
+import type { Logger } from '@ferry/runtime';
+import type { PoolConfig } from '../config.ts';
+import { cgroupVersion, sampleCgroup, type CgroupVersion } from './cgroups.ts';
+import { CommandError } from './errors.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import { planNetwork, setUpNetwork, tearDownNetwork } from './network.ts';
+import { buildOciConfig } from './oci.ts';
+import type { ContainerRecord, RecordStore } from './records.ts';
+import { Runc } from './runc.ts';
+import type { TemplateRegistry } from './templates.ts';
+
+export interface ContainerManagerOptions {
+  hostId: string;
+  cgroupParent: string;
+  pools: PoolConfig[];
+  runc: Runc;
+  records: RecordStore;
+  templates: TemplateRegistry;
+  /** the networks this host is attached to right now */
+  networks: () => NetworkReport[];
+  diskUsageIntervalMs: number;
+  log: Logger;
+}
+
+interface CpuSample {
+  cpuNanos: number;
+  at: number;
+  percent: number;
+}
+
+const DESTROY_GRACE_MS = 3_000;
+const WANTED_OPEN_FILES = 65_536;
+
+/** min(65536, this process's hard RLIMIT_NOFILE), read from /proc/self/limits. */
+async function containerOpenFilesLimit(): Promise<number> {
+  const limits = await readFile('/proc/self/limits', 'utf8');
+  const hard = Number(/^Max open files\s+\S+\s+(\S+)/m.exec(limits)?.[1]);
+  return Number.isFinite(hard) && hard > 0 ? Math.min(WANTED_OPEN_FILES, hard) : 1024;
+}
+
+/**
+ * Container lifecycle on this host: create (private copy of a template in a pool), start (network
+ * namespace + runc), stop, destroy, and noticing containers that exit on their own (or are
+ * OOM-killed). One operation per container at a time; every operation is idempotent.
+ */
+export class ContainerManager {
+  private readonly records = new Map<string, ContainerRecord>();
+  private readonly mutex = new KeyedMutex();
+  private readonly cpu = new Map<string, CpuSample>();
+  private readonly disk = new Map<string, { bytes: number; at: number }>();
+  private readonly cgroups: CgroupVersion = cgroupVersion();
+
+  constructor(private readonly o: ContainerManagerOptions) {}
+
+  async init(): Promise<void> {
+    for (const record of await this.o.records.loadAll()) this.records.set(record.spec.id, record);
+    await this.reconcile();
+  }
+
+  private cgroupsPath(id: string): string {
+    return `${this.o.cgroupParent}/${id}`;
+  }
+
+  private bundle(id: string) {
+    const dir = this.o.records.bundleDir(id);
+    return { dir, pidFile: join(dir, 'container.pid'), consoleLog: join(dir, 'console.log') };
+  }
+
+  private async save(record: ContainerRecord): Promise<ContainerRecord> {
+    await this.o.records.save(record);
+    this.records.set(record.spec.id, record);
+    return record;
+  }
+
+  private require(id: string): ContainerRecord {
+    const record = this.records.get(id);
+    if (!record) throw new CommandError('NOT_FOUND', `no container ${id} on host ${this.o.hostId}`);
+    return record;
+  }
+
+  create(spec: WorkloadSpec, epoch: number): Promise<ContainerStatus> {
+    return this.mutex.run(spec.id, async () => {
+      const existing = this.records.get(spec.id);
+      if (existing) {
+        if (JSON.stringify(existing.spec) === JSON.stringify(spec) && existing.epoch === epoch) return this.statusOf(existing);
+        throw new CommandError('CONFLICT', `container ${spec.id} already exists here with another spec or epoch`);
+      }
+      const template = this.o.templates.get(spec.template);
+      if (!template) throw new CommandError('TEMPLATE_MISSING', `host ${this.o.hostId} has no template ${spec.template}`);
+      const pool = this.o.pools.find((p) => p.id === spec.pool);
+      if (!pool) throw new CommandError('POOL_MISSING', `host ${this.o.hostId} has no storage pool ${spec.pool}`);
+      const attached = new Set(this.o.networks().map((n) => n.name));
+      const missing = spec.networks.filter((a) => !attached.has(a.network)).map((a) => a.network);
+      if (missing.length > 0) throw new CommandError('NETWORK_MISSING', `host ${this.o.hostId} is not attached to ${missing.join(', ')}`);
+
+      // Copy into a scratch directory and rename: a crash mid-copy never leaves a half rootfs in place.
+      const rootfs = join(pool.path, 'containers', spec.id, 'rootfs');
+      const scratch = `${rootfs}.partial`;
+      await rm(scratch, { recursive: true, force: true });
+      await rm(rootfs, { recursive: true, force: true });
+      await mkdir(dirname(rootfs), { recursive: true });
+      const copy = await execa('cp', ['-a', '--reflink=auto', template.rootfs, scratch], { reject: false, timeout: 600_000 });
+      if (copy.exitCode !== 0) {
+        await rm(scratch, { recursive: true, force: true });
+        throw new CommandError('RUNTIME_ERROR', `copying template ${template.name}: ${copy.stderr.trim()}`);
+      }
+      await rename(scratch, rootfs);
+      const record = await this.save({
+        spec,
+        epoch,
+        state: 'created',
+        templateVersion: template.version,
+        rootfs,
+        netns: null,
+        pid: null,
+        startedAt: null,
+        exit: null,
+        createdAt: Date.now(),
+      });
+      this.o.log.info({ workload: spec.id, rootfs, template: `${template.name}@${template.version}` }, 'container created');
+      return this.statusOf(record);
+    });
+  }
+
+  start(id: string): Promise<ContainerStatus> {
+    return this.mutex.run(id, async () => {
+      const record = this.require(id);
+      const current = await this.o.runc.state(id);
+      if (current?.status === 'running' && record.state === 'running') return this.statusOf(record);
+      if (current) await this.o.runc.delete(id, true);
+      if (record.netns) await tearDownNetwork(record.netns);
+
+      const netns = `fc-${id.slice(0, 40)}-${randomBytes(4).toString('hex')}`;
+      let plan;
+      try {
+        plan = planNetwork(netns, record.spec.networks, this.o.networks());
+      } catch (err) {
+        throw new CommandError('NETWORK_MISSING', (err as Error).message);
+      }
+      const bundle = this.bundle(id);
+      // Journal the namespace before creating it: an agent killed mid-start leaves a record that
+      // names it, so the next start, stop or destroy removes it.
+      const journaled = await this.save({ ...record, netns });
+      await setUpNetwork(plan);
+      try {
+        const config = buildOciConfig(record.spec, {
+          rootfs: record.rootfs,
+          netnsPath: `/run/netns/${netns}`,
+          cgroupsPath: this.cgroupsPath(id),
+          maxOpenFiles: await containerOpenFilesLimit(),
+        });
+        await writeFile(join(bundle.dir, 'config.json'), JSON.stringify(config, null, 2));
+        await rm(bundle.pidFile, { force: true });
+        await this.o.runc.runDetached(id, bundle.dir, bundle.pidFile, bundle.consoleLog);
+        const pid = Number((await readFile(bundle.pidFile, 'utf8')).trim());
+        const started = await this.save({ ...journaled, state: 'running', pid, startedAt: Date.now(), exit: null });
+        this.cpu.delete(id);
+        this.o.log.info({ workload: id, pid, netns }, 'container started');
+        return this.statusOf(started);
+      } catch (err) {
+        await this.o.runc.delete(id, true).catch(() => undefined);
+        await tearDownNetwork(netns);
+        await this.save({ ...journaled, netns: null });
+        const tail = await readFile(bundle.consoleLog, 'utf8').then((t) => t.split('\n').slice(-5).join('\n'), () => '');
+        throw new CommandError('RUNTIME_ERROR', `starting ${id} failed: ${(err as Error).message}`, { consoleTail: tail });
+      }
+    });
+  }
+
+  stop(id: string, graceMs: number): Promise<ContainerStatus> {
+    return this.mutex.run(id, async () => this.statusOf(await this.stopLocked(this.require(id), graceMs)));
+  }
+
+  private async stopLocked(record: ContainerRecord, graceMs: number): Promise<ContainerRecord> {
+    const id = record.spec.id;
+    const isRunning = async () => (await this.o.runc.state(id))?.status === 'running';
+    if (await isRunning()) {
+      if (graceMs > 0) {
+        await this.o.runc.kill(id, 'TERM').catch(() => undefined);
+        for (let waited = 0; waited < graceMs && (await isRunning()); waited += 100) await sleep(100);
+      }
+      if (await isRunning()) {
+        await this.o.runc.kill(id, 'KILL').catch(() => undefined);
+        for (let waited = 0; waited < 10_000 && (await isRunning()); waited += 50) await sleep(50);
+      }
+    }
+    return this.finishRun(record, 'stopped');
+  }
+
+  /**
+   * After the container's processes are gone: decide why (the cgroup still counts OOM kills until
+   * runc deletes it), release runc's state, the cgroup and the network namespace.
+   */
+  private async finishRun(record: ContainerRecord, reason: ContainerExit['reason']): Promise<ContainerRecord> {
+    const id = record.spec.id;
+    const sample = await sampleCgroup(this.cgroupsPath(id), this.cgroups).catch(() => null);
+    const why: ContainerExit['reason'] = sample && sample.oomKills > 0 ? 'oom-killed' : reason;
+    if (await this.o.runc.state(id)) await this.o.runc.delete(id, true);
+    if (record.netns) await tearDownNetwork(record.netns);
+    this.cpu.delete(id);
+    const exit = record.state === 'running' ? { reason: why, at: Date.now() } : record.exit;
+    if (record.state === 'running') this.o.log.info({ workload: id, reason: why }, 'container stopped');
+    return this.save({ ...record, state: record.state === 'created' ? 'created' : 'stopped', netns: null, pid: null, exit });
+  }
+
+  destroy(id: string): Promise<{ id: string; destroyed: boolean }> {
+    return this.mutex.run(id, async () => {
+      const record = this.records.get(id);
+      if (!record) {
+        if (await this.o.runc.state(id)) await this.o.runc.delete(id, true);
+        return { id, destroyed: false };
+      }
+      await this.stopLocked(record, DESTROY_GRACE_MS);
+      await rm(dirname(record.rootfs), { recursive: true, force: true });
+      await this.o.records.remove(id);
+      this.records.delete(id);
+      this.disk.delete(id);
+      this.o.log.info({ workload: id }, 'container destroyed');
+      return { id, destroyed: true };
+    });
+  }
+
+  status(id: string): Promise<ContainerStatus> {
+    return this.statusOf(this.require(id));
+  }
+
+  list(): Promise<ContainerStatus[]> {
+    return Promise.all([...this.records.values()].map((r) => this.statusOf(r)));
+  }
+
+  /**
+   * Notices containers that stopped without being asked (exit, crash, OOM kill) and cleans up
+   * after them, and removes namespaces journaled by a start that never finished (agent killed).
+   */
+  async reconcile(): Promise<void> {
+    const states = new Map((await this.o.runc.list()).map((s) => [s.id, s.status]));
+    const needsCleanup = (record: ContainerRecord, runcStatus: string | undefined) =>
+      record.state === 'running' ? runcStatus !== 'running' : record.netns !== null;
+    for (const record of this.records.values()) {
+      if (!needsCleanup(record, states.get(record.spec.id))) continue;
+      await this.mutex.run(record.spec.id, async () => {
+        const current = this.records.get(record.spec.id);
+        if (!current || !needsCleanup(current, (await this.o.runc.state(current.spec.id))?.status)) return;
+        await this.finishRun(current, 'exited');
+      });
+    }
+  }
+
+  /** Disk usage is measured with du, so only every diskUsageIntervalMs per container. */
+  async refreshDiskUsage(): Promise<void> {
+    const now = Date.now();
+    for (const record of this.records.values()) {
+      const known = this.disk.get(record.spec.id);
+      if (known && now - known.at < this.o.diskUsageIntervalMs) continue;
+      const du = await execa('du', ['-sb', record.rootfs], { reject: false, timeout: 60_000 });
+      const bytes = Number(du.stdout.split('\t')[0]);
+      if (du.exitCode === 0 && Number.isFinite(bytes)) this.disk.set(record.spec.id, { bytes, at: now });
+    }
+  }
+
+  private async statusOf(record: ContainerRecord): Promise<ContainerStatus> {
+    const id = record.spec.id;
+    let usage: ContainerStatus['usage'] = null;
+    if (record.state === 'running') {
+      const sample = await sampleCgroup(this.cgroupsPath(id), this.cgroups).catch(() => null);
+      if (sample) {
+        const now = Date.now();
+        const previous = this.cpu.get(id);
+        let percent = previous?.percent ?? 0;
+        if (!previous) {
+          this.cpu.set(id, { cpuNanos: sample.cpuNanos, at: now, percent });
+        } else if (now - previous.at >= 500) {
+          percent = Math.max(0, ((sample.cpuNanos - previous.cpuNanos) / ((now - previous.at) * 1e6)) * 100);
+          this.cpu.set(id, { cpuNanos: sample.cpuNanos, at: now, percent });
+        }
+        usage = {
+          memoryBytes: sample.memoryBytes,
+          memoryLimitBytes: sample.memoryLimitBytes,
+          cpuNanos: sample.cpuNanos,
+          cpuPercent: Math.round(percent * 10) / 10,
+          diskBytes: this.disk.get(id)?.bytes ?? null,
+          pids: sample.pids,
+        };
+      }
+    }
+    return { id, state: record.state, epoch: record.epoch, pid: record.pid, startedAt: record.startedAt, exit: record.exit, usage };
+  }
+
+  /** Destroys every container this agent knows (lab teardown, decommissioning); returns how many. */
+  async destroyAll(): Promise<number> {
+    const ids = [...this.records.keys()];
+    await Promise.all(ids.map((id) => this.destroy(id)));
+    for (const leftover of await this.o.runc.list()) await this.o.runc.delete(leftover.id, true);
+    return ids.length;
+  }
+}

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { execa } from 'execa';
+import { macForAddress, parseCidr } from '@ferry/core';
+import type { NetworkAttachment, NetworkReport } from '@ferry/protocol';
+
+export interface LinkPlan {
+  /** veth end on the host, enslaved to the network's bridge */
+  hostIf: string;
+  /** veth end inside the container */
+  containerIf: string;
+  bridge: string;
+  /** address/prefix */
+  cidr: string;
+  mac: string;
+}
+
+export interface NetworkPlan {
+  netns: string;
+  links: LinkPlan[];
+}
+
+/** Host-side interface names must fit in 15 characters and be unique per netns and network. */
+export const hostInterfaceName = (netns: string, index: number): string =>
+  `fv${createHash('sha256').update(`${netns}:${index}`).digest('hex').slice(0, 10)}`;
+
+/** Pure: which links a container gets for its attachments on this host's networks. */
+export function planNetwork(netns: string, attachments: NetworkAttachment[], networks: NetworkReport[]): NetworkPlan {
+  const links = attachments.map((attachment, index) => {
+    const network = networks.find((n) => n.name === attachment.network);
+    if (!network) throw new Error(`host is not attached to network ${attachment.network}`);
+    return {
+      hostIf: hostInterfaceName(netns, index),
+      containerIf: `eth${index}`,
+      bridge: network.bridge,
+      cidr: `${attachment.address}/${parseCidr(network.subnet).prefix}`,
+      mac: macForAddress(attachment.address),
+    };
+  });
+  return { netns, links };
+}
+
+const ip = (args: string[]) => execa('ip', args, { timeout: 30_000 });
+
+/**
+ * Builds the container's network namespace: loopback up, one veth per network, bridged on the
+ * host side before the address comes up inside (so the first ARP is not lost), fixed MAC.
+ * On any failure it removes what it built.
+ */
+export async function setUpNetwork(plan: NetworkPlan): Promise<void> {
+  await ip(['netns', 'add', plan.netns]);
+  try {
+    await ip(['-n', plan.netns, 'link', 'set', 'lo', 'up']);
+    for (const link of plan.links) {
+      await ip(['link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', link.containerIf, 'netns', plan.netns]);
+      await ip(['link', 'set', link.hostIf, 'master', link.bridge, 'up']);
+      await ip(['-n', plan.netns, 'link', 'set', link.containerIf, 'address', link.mac]);
+      await ip(['-n', plan.netns, 'addr', 'add', link.cidr, 'dev', link.containerIf]);
+      await ip(['-n', plan.netns, 'link', 'set', link.containerIf, 'up']);
+    }
+  } catch (err) {
+    await tearDownNetwork(plan.netns);
+    throw err;
+  }
+}
+
+/** Removes the namespace; its veth pairs go with it. Missing is fine (idempotent). */
+export async function tearDownNetwork(netns: string): Promise<void> {
+  const result = await execa('ip', ['netns', 'del', netns], { reject: false, timeout: 30_000 });
+  if (result.exitCode !== 0 && !/No such file/.test(result.stderr)) {
+    throw new Error(`ip netns del ${netns}: ${result.stderr.trim()}`);
+  }
+}
+
+/** Whether an interface (a network's bridge) exists in this host's network namespace. */
+export async function interfaceExists(name: string): Promise<boolean> {
+  const result = await execa('ip', ['link', 'show', 'dev', name], { reject: false, timeout: 10_000 });
+  return result.exitCode === 0;
+}

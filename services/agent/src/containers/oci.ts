@@ -1,0 +1,98 @@
+import type { WorkloadSpec } from '@ferry/protocol';
+
+export const CPU_PERIOD_US = 100_000;
+const MiB = 1024 * 1024;
+
+export interface OciPlacement {
+  /** absolute path of the container's private root filesystem */
+  rootfs: string;
+  /** the network namespace the agent built for it, or null for none (loopback only) */
+  netnsPath: string | null;
+  cgroupsPath: string;
+  /** open-files limit; at most the agent's own hard limit (raising it needs CAP_SYS_RESOURCE) */
+  maxOpenFiles: number;
+}
+
+const CAPABILITIES = [
+  'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_MKNOD',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_RAW',
+  'CAP_SETFCAP',
+  'CAP_SETGID',
+  'CAP_SETPCAP',
+  'CAP_SETUID',
+  'CAP_SYS_CHROOT',
+];
+
+/**
+ * The OCI runtime config runc runs a workload with: its own PID, mount, UTS and IPC namespaces,
+ * the agent-owned network namespace, and the spec's limits as cgroup settings (runc maps them to
+ * cgroup v1 or v2, whichever the host has).
+ */
+export function buildOciConfig(spec: WorkloadSpec, placement: OciPlacement): Record<string, unknown> {
+  const memory = spec.resources.memoryMiB * MiB;
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: spec.command,
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `FERRY_WORKLOAD=${spec.id}`, ...spec.env],
+      cwd: '/',
+      capabilities: { bounding: CAPABILITIES, effective: CAPABILITIES, permitted: CAPABILITIES },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: placement.maxOpenFiles, soft: placement.maxOpenFiles }],
+      noNewPrivileges: true,
+    },
+    root: { path: placement.rootfs, readonly: false },
+    hostname: spec.id,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+      },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ],
+    linux: {
+      cgroupsPath: placement.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        // swap = limit: no swap beyond the memory limit, so the limit really holds
+        memory: { limit: memory, swap: memory },
+        cpu: { quota: Math.round(spec.resources.vcpus * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        pids: { limit: spec.resources.pids },
+      },
+      namespaces: [
+        { type: 'pid' },
+        placement.netnsPath ? { type: 'network', path: placement.netnsPath } : { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+      ],
+      maskedPaths: [
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/sys/firmware',
+        '/proc/scsi',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+}

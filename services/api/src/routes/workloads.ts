@@ -1,0 +1,119 @@
+import type { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { validateWorkloadRequest } from '@ferry/core';
+import {
+  CreateWorkloadQuery,
+  JobParams,
+  StopWorkloadQuery,
+  WorkloadListQuery,
+  WorkloadParams,
+  newJobId,
+  type HostRecord,
+  type JobView,
+  type WorkloadAccepted,
+  type WorkloadJobData,
+  type WorkloadJobName,
+  type WorkloadRecord,
+  type WorkloadView,
+} from '@ferry/protocol';
+import type { ClusterStore } from '@ferry/store';
+import { ApiError, parseRequest } from '../errors.ts';
+
+const JOB_OPTIONS = {
+  attempts: 4,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 24 * 3600, count: 5000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+} as const;
+
+function view(record: WorkloadRecord, hosts: Map<string, HostRecord>): WorkloadView {
+  const host = record.hostId ? hosts.get(record.hostId) : undefined;
+  const observed = host?.capacity.containers.find((c) => c.id === record.spec.id) ?? null;
+  return { ...record, observed };
+}
+
+export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue): void {
+  const hostMap = async () => new Map((await store.hosts.all()).map((h) => [h.id, h]));
+
+  const enqueue = async (record: WorkloadRecord, name: WorkloadJobName, extra: Partial<WorkloadJobData> = {}): Promise<WorkloadAccepted> => {
+    const id = newJobId(record.spec.id, name);
+    const data: WorkloadJobData = { workloadId: record.spec.id, requestedAt: Date.now(), ...extra };
+    await queue.add(name, data, { ...JOB_OPTIONS, jobId: id });
+    return { workload: view(record, await hostMap()), job: { id, name } };
+  };
+
+  const existing = async (params: unknown): Promise<WorkloadRecord> => {
+    const { id } = parseRequest(WorkloadParams, params, 'params');
+    const record = await store.workloads.get(id);
+    if (!record) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
+    return record;
+  };
+
+  app.post('/v1/workloads', async (request, reply) => {
+    const query = parseRequest(CreateWorkloadQuery, request.query, 'query');
+    const validation = validateWorkloadRequest(request.body, await store.snapshot());
+    if (!validation.ok) {
+      const summary = validation.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+      throw new ApiError('BAD_REQUEST', `${validation.problems.length} problem(s) with this workload: ${summary}`, { problems: validation.problems });
+    }
+    const { spec } = validation;
+    const now = Date.now();
+    const record: WorkloadRecord = {
+      spec,
+      hostId: null,
+      epoch: 1,
+      desired: query.start === false ? 'stopped' : 'running',
+      phase: 'pending',
+      placement: null,
+      lastExit: null,
+      error: null,
+      lastJob: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (!(await store.workloads.insert(spec.id, record))) {
+      const problem = { field: 'id', code: 'DUPLICATE_ID', message: `a workload named ${spec.id} already exists` };
+      throw new ApiError('BAD_REQUEST', `1 problem(s) with this workload: id: ${problem.message}`, { problems: [problem] });
+    }
+    return reply.status(202).send(await enqueue(record, 'create'));
+  });
+
+  app.get('/v1/workloads', async (request) => {
+    const query = parseRequest(WorkloadListQuery, request.query, 'query');
+    const hosts = await hostMap();
+    const workloads = (await store.workloads.all())
+      .filter((w) => (!query.host || w.hostId === query.host) && (!query.phase || w.phase === query.phase))
+      .map((w) => view(w, hosts));
+    return { workloads };
+  });
+
+  app.get('/v1/workloads/:id', async (request) => view(await existing(request.params), await hostMap()));
+
+  app.post('/v1/workloads/:id/start', async (request, reply) => reply.status(202).send(await enqueue(await existing(request.params), 'start')));
+
+  app.post('/v1/workloads/:id/stop', async (request, reply) => {
+    const record = await existing(request.params);
+    const { graceMs } = parseRequest(StopWorkloadQuery, request.query, 'query');
+    return reply.status(202).send(await enqueue(record, 'stop', graceMs === undefined ? {} : { graceMs }));
+  });
+
+  app.delete('/v1/workloads/:id', async (request, reply) => reply.status(202).send(await enqueue(await existing(request.params), 'destroy')));
+
+  app.get('/v1/jobs/:id', async (request): Promise<JobView> => {
+    const { id } = parseRequest(JobParams, request.params, 'params');
+    const job = await queue.getJob(id);
+    if (!job) throw new ApiError('NOT_FOUND', `no job ${id}`, { id });
+    return {
+      id,
+      name: job.name as JobView['name'],
+      state: await job.getState(),
+      progress: job.progress,
+      attemptsMade: job.attemptsMade,
+      failedReason: job.failedReason ?? null,
+      result: job.returnvalue ?? null,
+      data: job.data,
+      createdAt: job.timestamp ?? null,
+      finishedAt: job.finishedOn ?? null,
+    };
+  });
+}

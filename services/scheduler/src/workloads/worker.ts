@@ -1,0 +1,205 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DEFAULT_PLACEMENT_POLICY, placeWorkload } from '@ferry/core';
+import {
+  QUEUES,
+  WorkloadJobData,
+  WorkloadJobName,
+  queuePrefix,
+  type WorkloadJobProgress,
+  type WorkloadRecord,
+} from '@ferry/protocol';
+import type { Logger } from '@ferry/runtime';
+import { RedisLock, type ClusterStore } from '@ferry/store';
+import { AgentCallError, type AgentClient } from './agent-client.ts';
+import type { WorkloadRecords } from './lifecycle.ts';
+
+const LOCK_TTL_MS = 10 * 60_000;
+const PLACEMENT_LOCK_TTL_MS = 30_000;
+const BUSY_RETRY_MS = 500;
+
+export interface WorkloadWorkerOptions {
+  keyPrefix: string;
+  concurrency: number;
+  agentTimeoutMs: number;
+  store: ClusterStore;
+  records: WorkloadRecords;
+  agents: AgentClient;
+  /** a connection for BullMQ's blocking commands (maxRetriesPerRequest: null) */
+  connection: Redis;
+  log: Logger;
+}
+
+export type WorkloadJobResult = { workloadId: string; phase: WorkloadRecord['phase'] | 'destroyed'; hostId: string | null };
+
+/**
+ * Runs create / start / stop / destroy jobs from the workloads queue against the agents. One job
+ * per workload at a time (a Redis lock; a job that finds it taken waits without using an attempt);
+ * agent calls are idempotent, so a retried or resumed job simply runs again.
+ */
+export class WorkloadWorker {
+  private worker: Worker | undefined;
+
+  constructor(private readonly o: WorkloadWorkerOptions) {}
+
+  start(): void {
+    this.worker = new Worker(QUEUES.workloads, (job, token) => this.process(job, token), {
+      connection: this.o.connection,
+      prefix: queuePrefix(this.o.keyPrefix),
+      concurrency: this.o.concurrency,
+    });
+    this.worker.on('failed', (job, err) => {
+      this.o.log.warn({ jobId: job?.id, job: job?.name, attemptsMade: job?.attemptsMade, err: err.message }, 'workload job failed');
+    });
+    this.worker.on('error', (err) => this.o.log.error({ err }, 'workload worker error'));
+  }
+
+  /** Waits a little for running jobs; those still running then are left to BullMQ's stalled-job recovery. */
+  async stop(graceMs = 3_000): Promise<void> {
+    if (!this.worker) return;
+    const closed = this.worker.close();
+    const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+    if ((await Promise.race([closed, timer])) === 'timeout') {
+      this.o.log.warn('jobs still running at shutdown; leaving them to stalled-job recovery');
+      await this.worker.close(true);
+    }
+  }
+
+  private async process(job: Job, token?: string): Promise<WorkloadJobResult> {
+    const name = WorkloadJobName.safeParse(job.name);
+    const data = WorkloadJobData.safeParse(job.data);
+    if (!name.success || !data.success) {
+      this.o.log.error({ jobId: job.id, name: job.name }, 'malformed workload job; refused');
+      throw new UnrecoverableError(`malformed job: ${!name.success ? `unknown job ${job.name}` : data.error?.message}`);
+    }
+    const { workloadId } = data.data;
+    const lock = await RedisLock.acquire(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), LOCK_TTL_MS, job.id);
+    if (!lock) {
+      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    const log = this.o.log.child({ jobId: job.id, job: name.data, workload: workloadId });
+    try {
+      return await this.run(name.data, data.data, job, log);
+    } finally {
+      await lock.release().catch((err: unknown) => log.error({ err }, 'releasing workload lock failed'));
+    }
+  }
+
+  private async run(name: WorkloadJobName, data: WorkloadJobData, job: Job, log: Logger): Promise<WorkloadJobResult> {
+    const { records, agents } = this.o;
+    const jobId = job.id ?? null;
+    let record = await records.get(data.workloadId);
+    if (!record) {
+      if (name === 'destroy') return { workloadId: data.workloadId, phase: 'destroyed', hostId: null };
+      throw new UnrecoverableError(`workload ${data.workloadId} does not exist`);
+    }
+    const progress = (r: WorkloadRecord, message?: string) =>
+      job.updateProgress({ phase: r.phase, hostId: r.hostId, ...(message ? { message } : {}) } satisfies WorkloadJobProgress);
+    const lastJob = { id: job.id ?? '', name };
+    const isLastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+
+    const step = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+      try {
+        return await call();
+      } catch (err) {
+        const retryable = err instanceof AgentCallError ? err.retryable : !(err instanceof UnrecoverableError);
+        const error = err instanceof AgentCallError ? { code: err.code, message: err.message, details: err.details } : { code: 'INTERNAL', message: (err as Error).message };
+        log.warn({ step: what, error, retryable, attempt: job.attemptsMade + 1 }, 'workload step failed');
+        if (retryable && !isLastAttempt) throw err;
+        record = await records.update(record!, { phase: 'failed', error }, jobId, `${what} failed: ${error.message}`);
+        throw new UnrecoverableError(`${what} failed: ${error.message}`);
+      }
+    };
+
+    switch (name) {
+      case 'create': {
+        if (!record.hostId) record = await this.place(record, jobId, log);
+        const hostId = record.hostId!;
+        record = await records.update(record, { phase: 'creating', error: null, lastJob }, jobId);
+        await progress(record);
+        await step('create', () => agents.call(hostId, 'container.create', { spec: record!.spec, epoch: record!.epoch }, this.o.agentTimeoutMs));
+        if (record.desired === 'running') return this.startOn(record, hostId, jobId, step, progress);
+        record = await records.update(record, { phase: 'stopped' }, jobId);
+        return { workloadId: data.workloadId, phase: record.phase, hostId };
+      }
+      case 'start': {
+        const hostId = this.requireHost(record);
+        record = await records.update(record, { desired: 'running', lastJob, error: null }, jobId);
+        return this.startOn(record, hostId, jobId, step, progress);
+      }
+      case 'stop': {
+        const hostId = this.requireHost(record);
+        record = await records.update(record, { phase: 'stopping', desired: 'stopped', lastJob, error: null }, jobId);
+        await progress(record);
+        const status = await step('stop', () =>
+          agents.call(hostId, 'container.stop', { id: data.workloadId, graceMs: data.graceMs ?? 10_000 }, this.o.agentTimeoutMs),
+        );
+        record = await records.update(record, { phase: 'stopped', lastExit: status.exit ?? record.lastExit }, jobId);
+        await progress(record);
+        return { workloadId: data.workloadId, phase: record.phase, hostId };
+      }
+      case 'destroy': {
+        record = await records.update(record, { phase: 'destroying', lastJob }, jobId);
+        await progress(record);
+        if (record.hostId) {
+          const hostId = record.hostId;
+          await step('destroy', () => agents.call(hostId, 'container.destroy', { id: data.workloadId }, this.o.agentTimeoutMs));
+        }
+        await records.remove(record, jobId);
+        return { workloadId: data.workloadId, phase: 'destroyed', hostId: record.hostId };
+      }
+    }
+  }
+
+  private requireHost(record: WorkloadRecord): string {
+    if (!record.hostId) throw new UnrecoverableError(`workload ${record.spec.id} has no host yet`);
+    return record.hostId;
+  }
+
+  private async startOn(
+    record: WorkloadRecord,
+    hostId: string,
+    jobId: string | null,
+    step: <T>(what: string, call: () => Promise<T>) => Promise<T>,
+    progress: (r: WorkloadRecord) => Promise<void>,
+  ): Promise<WorkloadJobResult> {
+    const { records, agents } = this.o;
+    let current = await records.update(record, { phase: 'starting' }, jobId);
+    await progress(current);
+    await step('start', () => agents.call(hostId, 'container.start', { id: record.spec.id }, this.o.agentTimeoutMs));
+    current = await records.update(current, { phase: 'running', lastExit: null }, jobId);
+    await progress(current);
+    return { workloadId: record.spec.id, phase: current.phase, hostId };
+  }
+
+  /** Placement under a cluster-wide lock, so concurrent creates never count the same free room twice. */
+  private async place(record: WorkloadRecord, jobId: string | null, log: Logger): Promise<WorkloadRecord> {
+    const { store, records } = this.o;
+    const key = store.keys.placementLock;
+    let lock: RedisLock | null = null;
+    for (let waited = 0; !lock; waited += 100) {
+      lock = await RedisLock.acquire(store.redis, key, PLACEMENT_LOCK_TTL_MS);
+      if (!lock) {
+        if (waited > PLACEMENT_LOCK_TTL_MS) throw new Error('placement lock stayed busy');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    try {
+      const result = placeWorkload(record.spec, await store.snapshot(), DEFAULT_PLACEMENT_POLICY);
+      if (!result.ok) {
+        const summary = Object.entries(result.refused)
+          .map(([code, n]) => `${n}× ${code}`)
+          .join(', ');
+        const message = `no host can take ${record.spec.id}: ${summary || 'there are no hosts'}`;
+        log.warn({ refusals: result.refusals }, message);
+        await records.update(record, { phase: 'failed', error: { code: 'NO_HOST', message, details: { refusals: result.refusals } } }, jobId, message);
+        throw new UnrecoverableError(message);
+      }
+      log.info({ hostId: result.decision.hostId, reason: result.decision.reason }, 'placed');
+      return await records.update(record, { hostId: result.decision.hostId, placement: result.decision }, jobId, result.decision.reason);
+    } finally {
+      await lock.release();
+    }
+  }
+}
