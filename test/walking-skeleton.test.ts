@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { repoRoot } from '@ferry/deploy';
 import { parseCpuInfo, parseMemInfo } from '@ferry/agent';
-import { HostStateEvent, subjects, type HostListResponse, type HostView, type StatsResponse } from '@ferry/protocol';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { HostStateEvent, QUEUES, queuePrefix, subjects, type HostListResponse, type HostView, type StatsResponse } from '@ferry/protocol';
 import { eventually, http, startTestCluster, type TestCluster } from './helpers/cluster.ts';
 
 const encoder = new TextEncoder();
@@ -174,6 +176,31 @@ describe('walking skeleton: capacity from real agents through NATS, scheduler an
 
     const health = await http(`${url}/healthz`);
     expect(health).toMatchObject({ status: 200, body: { status: 'ok', redis: true } });
+  });
+
+  it('fails malformed workload jobs on the real queue without harming the worker', async () => {
+    const connection = new Redis(t.cluster.redisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue(QUEUES.workloads, { connection, prefix: queuePrefix(t.cluster.keyPrefix) });
+    try {
+      const bad = [
+        await queue.add('create', { workloadId: 'Not A Name!', requestedAt: 1 }),
+        await queue.add('create', { workloadId: 'w1', requestedAt: 1, rm: '-rf /' }),
+        await queue.add('explode', { workloadId: 'w1', requestedAt: 1 }),
+      ];
+      for (const job of bad) {
+        await eventually(`job ${job.name} to fail`, async () => (await job.getState()) === 'failed');
+        const failed = await queue.getJob(job.id!);
+        expect(failed!.failedReason).toMatch(/malformed job/);
+        expect(failed!.attemptsMade).toBe(1); // unrecoverable: not retried
+      }
+      // The worker is still there: a valid job right after is processed.
+      const ok = await queue.add('destroy', { workloadId: 'never-existed', requestedAt: Date.now() });
+      await eventually('the valid job', async () => (await ok.getState()) === 'completed');
+      expect((await queue.getJob(ok.id!))!.returnvalue).toEqual({ workloadId: 'never-existed', phase: 'destroyed', hostId: null });
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
   });
 
   it('refuses to start an agent with a bad config, naming the field', async () => {

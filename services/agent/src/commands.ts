@@ -30,16 +30,22 @@ export async function handleCommand(manager: ContainerManager, command: string, 
         const request = parseRequest(command, body);
         return { ok: true, result: await manager.create(request.spec, request.epoch) };
       }
-      case 'container.start':
-        return { ok: true, result: await manager.start(parseRequest(command, body).id) };
+      case 'container.start': {
+        const { id } = parseRequest(command, body);
+        return { ok: true, result: await manager.start(id) };
+      }
       case 'container.stop': {
         const request = parseRequest(command, body);
         return { ok: true, result: await manager.stop(request.id, request.graceMs) };
       }
-      case 'container.destroy':
-        return { ok: true, result: await manager.destroy(parseRequest(command, body).id) };
-      case 'container.status':
-        return { ok: true, result: await manager.status(parseRequest(command, body).id) };
+      case 'container.destroy': {
+        const { id } = parseRequest(command, body);
+        return { ok: true, result: await manager.destroy(id) };
+      }
+      case 'container.status': {
+        const { id } = parseRequest(command, body);
+        return { ok: true, result: await manager.status(id) };
+      }
       case 'container.list':
         parseRequest(command, body);
         return { ok: true, result: await manager.list() };

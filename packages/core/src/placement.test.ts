@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
+import { sampleReport } from '../../../test/fixtures/capacity.ts';
+import { placeWorkload } from './placement.ts';
+import { MiB } from './snapshot.ts';
+
+const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): HostRecord => ({
+  id,
+  state: 'up',
+  stateSince: 0,
+  firstSeenAt: 0,
+  lastReportAt: 0,
+  capacity: sampleReport(id, { memory: { totalBytes: memoryGiB * 1024 * MiB, availableBytes: memoryGiB * 512 * MiB } }),
+  ...overrides,
+});
+
+const spec = (id: string, memoryMiB = 1024, placement: Record<string, unknown> = {}) =>
+  WorkloadSpec.parse({ id, template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB, diskMiB: 100 }, networks: [{ network: 'prod', address: '10.77.0.5' }], pool: 'local', placement });
+
+const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running'): WorkloadRecord => ({
+  spec: s,
+  hostId,
+  epoch: 1,
+  desired: 'running',
+  phase,
+  placement: null,
+  lastExit: null,
+  error: null,
+  lastJob: null,
+  createdAt: 0,
+  updatedAt: 0,
+});
+
+describe('placement', () => {
+  it('spreads: picks the host with the most unallocated memory, and says why', () => {
+    const result = placeWorkload(spec('new'), { hosts: [host('h1'), host('h2')], workloads: [on('h1', spec('a', 4096))] });
+    expect(result.ok && result.decision.hostId).toBe('h2');
+    if (result.ok) expect(result.decision.reason).toMatch(/2 of 2 hosts can take it; h2 has the most unallocated memory/);
+  });
+
+  it('explains every refusal and counts them by reason', () => {
+    const hosts = [
+      host('down', { state: 'down' }),
+      host('full', {}, 1),
+      host('nonet', { capacity: sampleReport('nonet', { networks: [] }) }),
+      host('nopool', { capacity: sampleReport('nopool', { pools: [] }) }),
+      host('notpl', { capacity: sampleReport('notpl', { templates: [] }) }),
+    ];
+    const result = placeWorkload(spec('big', 2048), { hosts, workloads: [] });
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.refused).toEqual({ HOST_DOWN: 1, MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1, STORAGE_POOL_MISSING: 1, TEMPLATE_MISSING: 1 });
+      expect(result.refusals.find((r) => r.hostId === 'full')?.message).toBe('needs 2048 MiB, 1024 MiB unallocated');
+    }
+  });
+
+  it('keeps anti-affinity groups apart and honours allowed hosts', () => {
+    const db1 = spec('db-1', 512, { antiAffinity: ['db'] });
+    const result = placeWorkload(spec('db-2', 512, { antiAffinity: ['db'] }), { hosts: [host('h1'), host('h2', {}, 8)], workloads: [on('h1', db1)] });
+    expect(result.ok && result.decision.hostId).toBe('h2');
+    const pinned = placeWorkload(spec('p', 512, { hosts: ['h1'] }), { hosts: [host('h1', {}, 8), host('h2')], workloads: [] });
+    expect(pinned.ok && pinned.decision).toMatchObject({ hostId: 'h1', refused: { NOT_ALLOWED: 1 } });
+  });
+
+  it('prefers a host running its affinity group', () => {
+    const result = placeWorkload(spec('web-2', 512, { affinity: ['web'] }), { hosts: [host('h1'), host('h2', {}, 64)], workloads: [on('h1', spec('web-1', 512, { affinity: ['web'] }))] });
+    expect(result.ok && result.decision.hostId).toBe('h1');
+  });
+
+  it('counts the disk of workloads still being created against the pool', () => {
+    const small = host('h1', { capacity: sampleReport('h1', { pools: [{ id: 'local', path: '/p', shared: false, totalBytes: 300 * MiB, freeBytes: 150 * MiB }] }) });
+    const result = placeWorkload(spec('b'), { hosts: [small], workloads: [on('h1', spec('a'), 'creating')] });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.refused).toEqual({ DISK_INSUFFICIENT: 1 });
+  });
+});

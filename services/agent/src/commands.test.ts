@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { handleCommand } from './commands.ts';
+import type { ContainerManager } from './containers/manager.ts';
+
+// Every request below is refused at the boundary, before any container operation could run.
+const untouchable = new Proxy({}, { get: () => { throw new Error('the manager must not be reached'); } }) as ContainerManager;
+const send = (command: string, body: unknown) =>
+  handleCommand(untouchable, command, typeof body === 'string' ? new TextEncoder().encode(body) : new TextEncoder().encode(JSON.stringify(body)));
+
+describe('agent command boundary', () => {
+  it.each([
+    ['an unknown command', 'container.explode', {}, /unknown command/],
+    ['a body that is not JSON', 'container.start', '{"id":', /not JSON/],
+    ['a missing id', 'container.start', {}, /id/],
+    ['a hostile id', 'container.stop', { id: '../../etc' }, /id/],
+    ['an unknown field', 'container.status', { id: 'w1', sudo: true }, /sudo/],
+    ['a create without epoch', 'container.create', { spec: { id: 'w1' } }, /epoch/],
+    ['an oversized request', 'container.start', { id: 'w1', pad: 'x'.repeat(300_000) }, /too large/],
+  ])('refuses %s with BAD_REQUEST', async (_what, command, body, message) => {
+    const reply = await send(command, body);
+    expect(reply.ok).toBe(false);
+    if (!reply.ok) {
+      expect(reply.error.code).toBe('BAD_REQUEST');
+      expect(reply.error.message).toMatch(message);
+    }
+  });
+});

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { WorkloadSpec } from '@ferry/protocol';
+import { buildOciConfig } from './oci.ts';
+
+const spec = WorkloadSpec.parse({
+  id: 'web-1',
+  template: 'busybox',
+  command: ['/usr/bin/ferry-workload', '--mem', '32'],
+  env: ['MODE=demo'],
+  resources: { vcpus: 1.5, memoryMiB: 256, diskMiB: 100, pids: 200 },
+  pool: 'local',
+});
+
+describe('OCI config', () => {
+  const config = buildOciConfig(spec, { rootfs: '/pool/web-1/rootfs', netnsPath: '/run/netns/fc-web-1-ab', cgroupsPath: '/ferry/h1/web-1', maxOpenFiles: 4096 }) as any;
+
+  it('turns the spec limits into cgroup settings', () => {
+    expect(config.linux.resources.memory).toEqual({ limit: 256 * 2 ** 20, swap: 256 * 2 ** 20 });
+    expect(config.linux.resources.cpu).toEqual({ quota: 150_000, period: 100_000 });
+    expect(config.linux.resources.pids).toEqual({ limit: 200 });
+    expect(config.linux.cgroupsPath).toBe('/ferry/h1/web-1');
+  });
+
+  it('joins the agent-owned network namespace and isolates the rest', () => {
+    expect(config.linux.namespaces).toEqual([
+      { type: 'pid' },
+      { type: 'network', path: '/run/netns/fc-web-1-ab' },
+      { type: 'ipc' },
+      { type: 'uts' },
+      { type: 'mount' },
+    ]);
+    expect(config.hostname).toBe('web-1');
+  });
+
+  it('runs the command with its environment, no terminal, on the private root', () => {
+    expect(config.process.args).toEqual(['/usr/bin/ferry-workload', '--mem', '32']);
+    expect(config.process.env).toContain('MODE=demo');
+    expect(config.process.terminal).toBe(false);
+    expect(config.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }]);
+    expect(config.root).toEqual({ path: '/pool/web-1/rootfs', readonly: false });
+  });
+});
