@@ -208,6 +208,7 @@ describe.skipIf(skipLab())('containers on lab hosts (real runc, namespaces, cgro
     expect((await execa('ip', ['netns', 'list'])).stdout).not.toContain(`ferry-lab-${lab.id}`);
     expect(existsSync(`/sys/fs/cgroup/memory/ferry-lab-${lab.id}`)).toBe(false);
     expect(existsSync(lab.dir)).toBe(false);
+    expect(existsSync(`/run/ferry-labs/${lab.id}.json`)).toBe(false);
     expect(living('ferry-workload')).toEqual([]);
   });
 });

@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   try {
     console.log(`creating a lab of ${hostIds.length} hosts (network namespaces) …`);
     lab = await Lab.create({ stateDir: settings.FERRY_STATE_DIR, hostIds, networks: [DEMO_NETWORK], log });
+    console.log(`lab ${lab.id}: hosts ${lab.hosts.map((h) => `${h.id} (${h.address})`).join(', ')}; network ${DEMO_NETWORK.name} ${DEMO_NETWORK.subnet}`);
     // The lab is new every run, so is the cluster state: no records of containers that no longer exist.
     rmSync(join(settings.FERRY_STATE_DIR, 'redis'), { recursive: true, force: true });
     cluster = new LocalCluster({

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { intToIpv4, parseCidr } from '@ferry/core';
 import type { Logger } from '@ferry/runtime';
 import { repoRoot, serviceEntry } from '../paths.ts';
-import { LabJournal, orphanedLabRecords, readLabRecord, removeIndexEntry, type LabItem } from './records.ts';
+import { isRunning } from '../proc.ts';
+import { LabJournal, orphanedLabRecords, removeLabRecord, type LabItem } from './records.ts';
 
 export interface LabNetwork {
   name: string;
@@ -70,7 +71,7 @@ export class Lab {
   ) {
     this.dir = join(options.stateDir, `lab-${id}`);
     mkdirSync(this.dir, { recursive: true });
-    this.journal = new LabJournal(join(options.stateDir, `lab-${id}.json`), id);
+    this.journal = new LabJournal(id);
     this.gateway = `10.250.${subnetIndex}.1`;
     this.sharedPool = join(this.dir, 'shared-pool');
   }
@@ -78,13 +79,10 @@ export class Lab {
   /** Tears down labs whose creating process died (a killed test run or `npm start`). */
   static async removeLeftovers(log: Logger): Promise<number> {
     const orphans = orphanedLabRecords();
-    for (const file of orphans) {
-      const record = readLabRecord(file);
-      if (!record) continue;
+    for (const record of orphans) {
       log.warn({ lab: record.labId, items: record.items.length }, 'removing a lab left by a dead process');
       await tearDown(record.items, log);
-      rmSync(file, { force: true });
-      removeIndexEntry(record.labId);
+      removeLabRecord(record.labId);
     }
     return orphans.length;
   }
@@ -122,6 +120,8 @@ export class Lab {
     mkdirSync(this.sharedPool, { recursive: true });
     const cgroupRoot = `/ferry-lab-${this.id}`;
     this.record({ kind: 'cgroup', path: cgroupRoot });
+    const netnsPrefix = `fl${this.id}`;
+    this.record({ kind: 'netns-prefix', prefix: `${netnsPrefix}-` });
 
     for (const [i, hostId] of options.hostIds.entries()) {
       const index = i + 1;
@@ -165,6 +165,7 @@ export class Lab {
             address,
             dataDir: join(dir, 'data'),
             cgroupParent: `${cgroupRoot}/${hostId}`,
+            netnsPrefix,
             pools: [
               { id: 'local', path: join(dir, 'pool'), shared: false },
               { id: 'shared', path: this.sharedPool, shared: true },
@@ -223,7 +224,14 @@ async function tearDown(items: LabItem[], log: Logger): Promise<void> {
       const r = await execa('ip', ['netns', 'del', item.name], { reject: false });
       if (r.exitCode !== 0 && !/No such file/.test(r.stderr)) problems.push(`ip netns del ${item.name}: ${r.stderr.trim()}`);
     } else if (item.kind === 'cgroup') {
+      await killCgroupTree(item.path);
       removeCgroupTree(item.path);
+    } else if (item.kind === 'netns-prefix') {
+      // Containers' namespaces whose agent records were lost with the state directory.
+      const { stdout } = await execa('ip', ['netns', 'list'], { reject: false });
+      for (const name of stdout.split('\n').map((line) => line.split(' ')[0] ?? '')) {
+        if (name.startsWith(item.prefix)) await execa('ip', ['netns', 'del', name], { reject: false });
+      }
     } else if (item.kind === 'dir') {
       rmSync(item.path, { recursive: true, force: true });
     }
@@ -234,10 +242,39 @@ async function tearDown(items: LabItem[], log: Logger): Promise<void> {
   }
 }
 
+const cgroupRoots = () =>
+  existsSync('/sys/fs/cgroup/cgroup.controllers') ? ['/sys/fs/cgroup'] : CGROUP_CONTROLLERS_V1.map((c) => `/sys/fs/cgroup/${c}`);
+
+/**
+ * Kills what still runs in the lab's cgroups: containers whose agent data was lost (the agents'
+ * own teardown above normally leaves nothing here). The lab's cgroup is its own record.
+ */
+async function killCgroupTree(path: string): Promise<void> {
+  const pids = new Set<number>();
+  const collect = (dir: string) => {
+    try {
+      for (const line of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (line) pids.add(Number(line));
+    } catch {
+      return;
+    }
+    for (const entry of readdirSafe(dir)) if (isDir(join(dir, entry))) collect(join(dir, entry));
+  };
+  for (const root of cgroupRoots()) collect(join(root, path));
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+  for (let waited = 0; waited < 5_000 && [...pids].some((pid) => isRunning(pid)); waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Removes a cgroup directory and its (empty) children in every hierarchy, deepest first. */
 function removeCgroupTree(path: string): void {
-  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers') ? ['/sys/fs/cgroup'] : CGROUP_CONTROLLERS_V1.map((c) => `/sys/fs/cgroup/${c}`);
-  for (const root of roots) {
+  for (const root of cgroupRoots()) {
     const dir = join(root, path);
     if (!existsSync(dir)) continue;
     const run = (d: string) => {

@@ -9,6 +9,8 @@ export const LabItem = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('netns'), name: z.string() }),
   z.object({ kind: z.literal('dir'), path: z.string() }),
   z.object({ kind: z.literal('cgroup'), path: z.string() }),
+  /** the lab's agents name their containers' namespaces with this prefix (unique to the lab) */
+  z.object({ kind: z.literal('netns-prefix'), prefix: z.string().min(4) }),
   /** an agent config whose containers must be destroyed before the hosts go */
   z.object({ kind: z.literal('agent'), config: z.string() }),
 ]);
@@ -22,26 +24,25 @@ export const LabRecord = z.object({
 export type LabRecord = z.infer<typeof LabRecord>;
 
 /**
- * Every live lab on this machine leaves a pointer in /run/ferry-labs (tmpfs: gone after a reboot,
- * like the namespaces and links it points at). A lab whose owner process died is a leftover.
+ * Every lab's journal lives in /run/ferry-labs: tmpfs, so it goes with a reboot exactly like the
+ * namespaces and links it lists, and outside any state directory a caller might delete. A lab
+ * whose owner process died is a leftover.
  */
 export const LAB_INDEX_DIR = process.env.FERRY_LAB_INDEX_DIR ?? '/run/ferry-labs';
 
 /** Writes the record before each creation step, so a crash mid-way still leaves a complete list. */
 export class LabJournal {
   readonly record: LabRecord;
+  readonly file: string;
 
-  constructor(
-    readonly file: string,
-    labId: string,
-  ) {
+  constructor(labId: string) {
     this.record = {
       labId,
       owner: { pid: process.pid, startTime: processStartTime(process.pid) ?? '' },
       items: [],
     };
     mkdirSync(LAB_INDEX_DIR, { recursive: true });
-    writeFileSync(join(LAB_INDEX_DIR, `${labId}.json`), JSON.stringify({ record: file }));
+    this.file = join(LAB_INDEX_DIR, `${labId}.json`);
     this.flush();
   }
 
@@ -58,7 +59,6 @@ export class LabJournal {
   /** After a complete teardown. */
   close(): void {
     rmSync(this.file, { force: true });
-    rmSync(join(LAB_INDEX_DIR, `${this.record.labId}.json`), { force: true });
   }
 }
 
@@ -70,34 +70,19 @@ export function readLabRecord(file: string): LabRecord | null {
   }
 }
 
-/** Record files of labs whose owner is gone. */
-export function orphanedLabRecords(): string[] {
+/** Journals of labs whose owner is gone. */
+export function orphanedLabRecords(): LabRecord[] {
   let entries: string[] = [];
   try {
-    entries = readdirSync(LAB_INDEX_DIR);
+    entries = readdirSync(LAB_INDEX_DIR).filter((entry) => entry.endsWith('.json'));
   } catch {
     return [];
   }
-  const orphans: string[] = [];
-  for (const entry of entries) {
-    const pointer = join(LAB_INDEX_DIR, entry);
-    let file: string;
-    try {
-      file = z.object({ record: z.string() }).parse(JSON.parse(readFileSync(pointer, 'utf8'))).record;
-    } catch {
-      rmSync(pointer, { force: true });
-      continue;
-    }
-    const record = readLabRecord(file);
-    if (!record) {
-      rmSync(pointer, { force: true }); // nothing left to tear down
-      continue;
-    }
-    if (!isSameProcessAlive(record.owner.pid, record.owner.startTime)) orphans.push(file);
-  }
-  return orphans;
+  return entries
+    .map((entry) => readLabRecord(join(LAB_INDEX_DIR, entry)))
+    .filter((record): record is LabRecord => record !== null && !isSameProcessAlive(record.owner.pid, record.owner.startTime));
 }
 
-export function removeIndexEntry(labId: string): void {
+export function removeLabRecord(labId: string): void {
   rmSync(join(LAB_INDEX_DIR, `${labId}.json`), { force: true });
 }

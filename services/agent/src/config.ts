@@ -34,6 +34,8 @@ export const AgentConfig = z
       .regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must be an absolute cgroup path like /ferry/host-1')
       .optional(),
     diskUsageIntervalMs: z.coerce.number().int().min(1000).default(30_000),
+    /** containers' network namespaces are named <prefix>-<workload>-<random> */
+    netnsPrefix: z.string().regex(/^[a-z0-9]{1,16}$/).default('fc'),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();

@@ -61,6 +61,7 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
   const containers = new ContainerManager({
     hostId: config.hostId,
     cgroupParent: cgroupParentOf(config),
+    netnsPrefix: config.netnsPrefix,
     pools: config.pools,
     runc: new Runc(runcRoot, config.runcPath),
     records: new RecordStore(containersDir, log),

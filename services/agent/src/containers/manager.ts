@@ -18,6 +18,7 @@ import type { TemplateRegistry } from './templates.ts';
 export interface ContainerManagerOptions {
   hostId: string;
   cgroupParent: string;
+  netnsPrefix: string;
   pools: PoolConfig[];
   runc: Runc;
   records: RecordStore;
@@ -136,7 +137,7 @@ export class ContainerManager {
       if (current) await this.o.runc.delete(id, true);
       if (record.netns) await tearDownNetwork(record.netns);
 
-      const netns = `fc-${id.slice(0, 40)}-${randomBytes(4).toString('hex')}`;
+      const netns = `${this.o.netnsPrefix}-${id}-${randomBytes(4).toString('hex')}`;
       let plan;
       try {
         plan = planNetwork(netns, record.spec.networks, this.o.networks());
