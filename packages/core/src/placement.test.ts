@@ -1,35 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
-import { sampleReport } from '../../../test/fixtures/capacity.ts';
+import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { placeWorkload } from './placement.ts';
 import { MiB } from './snapshot.ts';
 
-const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): HostRecord => ({
-  id,
-  state: 'up',
-  stateSince: 0,
-  firstSeenAt: 0,
-  lastReportAt: 0,
-  capacity: sampleReport(id, { memory: { totalBytes: memoryGiB * 1024 * MiB, availableBytes: memoryGiB * 512 * MiB } }),
-  ...overrides,
-});
+const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): HostRecord =>
+  sampleHostRecord(id, { capacity: sampleReport(id, { memory: { totalBytes: memoryGiB * 1024 * MiB, availableBytes: memoryGiB * 512 * MiB } }), ...overrides });
 
 const spec = (id: string, memoryMiB = 1024, placement: Record<string, unknown> = {}) =>
   WorkloadSpec.parse({ id, template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB, diskMiB: 100 }, networks: [{ network: 'prod', address: '10.77.0.5' }], pool: 'local', placement });
 
-const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running'): WorkloadRecord => ({
-  spec: s,
-  hostId,
-  epoch: 1,
-  desired: 'running',
-  phase,
-  placement: null,
-  lastExit: null,
-  error: null,
-  lastJob: null,
-  createdAt: 0,
-  updatedAt: 0,
-});
+const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running') => sampleWorkloadRecord(s, hostId, phase);
 
 describe('placement', () => {
   it('spreads: picks the host with the most unallocated memory, and says why', () => {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { WorkloadRecord } from '@ferry/protocol';
 import { WorkloadSpec } from '@ferry/protocol';
-import { sampleReport } from '../../../test/fixtures/capacity.ts';
+import { sampleHostRecord, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { validateWorkloadRequest } from './validation.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
 
-const host = (id: string) => ({ id, state: 'up' as const, stateSince: 0, firstSeenAt: 0, lastReportAt: 0, capacity: sampleReport(id) });
+const host = (id: string) => sampleHostRecord(id);
 
 const spec = (overrides: Record<string, unknown> = {}) => ({
   id: 'web-1',
@@ -17,19 +17,8 @@ const spec = (overrides: Record<string, unknown> = {}) => ({
   ...overrides,
 });
 
-const existing = (id: string, address: string): WorkloadRecord => ({
-  spec: WorkloadSpec.parse(spec({ id, networks: [{ network: 'prod', address }] })),
-  hostId: 'h1',
-  epoch: 1,
-  desired: 'running',
-  phase: 'running',
-  placement: null,
-  lastExit: null,
-  error: null,
-  lastJob: null,
-  createdAt: 0,
-  updatedAt: 0,
-});
+const existing = (id: string, address: string): WorkloadRecord =>
+  sampleWorkloadRecord(WorkloadSpec.parse(spec({ id, networks: [{ network: 'prod', address }] })), 'h1');
 
 const snapshot: ClusterSnapshot = { hosts: [host('h1'), host('h2')], workloads: [existing('db-1', '10.77.0.9')] };
 const codes = (raw: unknown) => {
