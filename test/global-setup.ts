@@ -19,7 +19,7 @@ export default async function setup(project: TestProject) {
   const supervisor = new Supervisor(join(dir, 'run.json'), join(dir, 'logs'), log);
   await supervisor.claim();
   const nats = await startNats(supervisor);
-  const redis = await startRedis(supervisor, join(dir, 'redis'), { persistent: false });
+  const redis = await startRedis(supervisor, join(dir, 'redis'));
   project.provide('natsUrl', nats.url);
   project.provide('redisUrl', redis.url);
   return async () => {

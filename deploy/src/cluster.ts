@@ -17,8 +17,6 @@ export interface ClusterOptions {
   /** use these instead of starting embedded servers */
   natsUrl?: string | undefined;
   redisUrl?: string | undefined;
-  /** keep embedded Redis data between runs (npm start) or not (tests) */
-  persistentRedis?: boolean;
   apiPort?: number | undefined;
   apiToken?: string | undefined;
   keyPrefix?: string;
@@ -64,7 +62,7 @@ export class LocalCluster {
     this.natsUrl = options.natsUrl ?? (await startNats(this.supervisor, host)).url;
     this.redisUrl =
       options.redisUrl ??
-      (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { persistent: options.persistentRedis ?? false, host })).url;
+      (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host })).url;
     const common = { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix };
     this.spawnService('scheduler', 'scheduler', { ...common, ...options.schedulerEnv });
     const port = options.apiPort ?? (await freePort());

@@ -40,20 +40,18 @@ export async function startNats(supervisor: Supervisor, host = '127.0.0.1', name
 }
 
 /**
- * A private redis-server on a free port of `host`; data under `dataDir` when persistent. It gets
- * a random password: on a lab's management address other namespaces can reach it.
+ * A private redis-server on a free port of `host`, without persistence (the cluster it serves is
+ * as ephemeral as the lab it runs on). It gets a random password: on a lab's management address
+ * other namespaces can reach it.
  */
 export async function startRedis(
   supervisor: Supervisor,
   dataDir: string,
-  options: { persistent: boolean; host?: string; name?: string },
+  options: { host?: string; name?: string } = {},
 ): Promise<Embedded> {
   const host = options.host ?? '127.0.0.1';
   const port = await freePort(host);
   mkdirSync(dataDir, { recursive: true });
-  const persistence = options.persistent
-    ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '']
-    : ['--appendonly', 'no', '--save', ''];
   const password = randomBytes(18).toString('base64url');
   const managed = supervisor.spawn(options.name ?? 'redis', 'redis-server', [
     '--requirepass', password,
@@ -63,7 +61,8 @@ export async function startRedis(
     '--dbfilename', 'dump.rdb',
     '--logfile', join(dataDir, 'redis.log'),
     '--protected-mode', 'yes',
-    ...persistence,
+    '--appendonly', 'no',
+    '--save', '',
   ]);
   const url = `redis://:${password}@${host}:${port}`;
   await waitFor(

@@ -1,5 +1,4 @@
-import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { createLogger, describeIssues } from '@ferry/runtime';
 import type { HostView, WorkloadView } from '@ferry/protocol';
@@ -72,8 +71,6 @@ async function main(): Promise<void> {
     console.log(`creating a lab of ${hostIds.length} hosts (network namespaces) …`);
     lab = await Lab.create({ stateDir: settings.FERRY_STATE_DIR, hostIds, networks: [DEMO_NETWORK], log });
     console.log(`lab ${lab.id}: hosts ${lab.hosts.map((h) => `${h.id} (${h.address})`).join(', ')}; network ${DEMO_NETWORK.name} ${DEMO_NETWORK.subnet}`);
-    // The lab is new every run, so is the cluster state: no records of containers that no longer exist.
-    rmSync(join(settings.FERRY_STATE_DIR, 'redis'), { recursive: true, force: true });
     cluster = new LocalCluster({
       stateDir: settings.FERRY_STATE_DIR,
       natsUrl: settings.FERRY_NATS_URL,
