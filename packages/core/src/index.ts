@@ -2,3 +2,4 @@ export * from './net.ts';
 export * from './snapshot.ts';
 export * from './validation.ts';
 export * from './placement.ts';
+export * from './migration.ts';

@@ -1,4 +1,4 @@
-import type { HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
+import type { CpuInfo, HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
 import { MiB, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
 
 export interface PlacementPolicy {
@@ -20,50 +20,82 @@ export type PlacementResult =
   | { ok: true; decision: PlacementDecision; refusals: HostRefusal[] }
   | { ok: false; refusals: HostRefusal[]; refused: Record<string, number> };
 
-/** Why `host` cannot take `spec`, or null when it can. The first failing check is the reason given. */
-export function refusalFor(spec: WorkloadSpec, host: HostRecord, snapshot: ClusterSnapshot, policy: PlacementPolicy): HostRefusal | null {
-  const refuse = (code: string, message: string): HostRefusal => ({ hostId: host.id, code, message });
+export interface HostCheckOptions {
+  /** moving an existing workload: its root filesystem comes along, so no template is needed, and
+   * its processes keep running on the CPU features they started under */
+  migrating?: { cpu: CpuInfo };
+}
+
+/** CPU problems of running a workload started under `from` on `to` (Ferry compares; CRIU does not). */
+export function cpuProblems(from: CpuInfo, to: CpuInfo): Array<{ code: string; message: string }> {
+  const problems: Array<{ code: string; message: string }> = [];
+  if (from.vendor !== to.vendor) problems.push({ code: 'CPU_VENDOR_MISMATCH', message: `CPU vendor ${to.vendor}, the workload runs on ${from.vendor}` });
+  else if (from.family !== to.family) problems.push({ code: 'CPU_FAMILY_MISMATCH', message: `CPU family ${to.family}, the workload runs on family ${from.family}` });
+  const have = new Set(to.flags);
+  const missing = from.flags.filter((flag) => !have.has(flag));
+  if (missing.length > 0) problems.push({ code: 'CPU_FLAGS_MISSING', message: `CPU lacks ${missing.length} flag(s) the workload may use: ${missing.slice(0, 12).join(' ')}${missing.length > 12 ? ' …' : ''}` });
+  return problems;
+}
+
+/** Every reason `host` cannot take `spec` (empty when it can). */
+export function hostProblems(spec: WorkloadSpec, host: HostRecord, snapshot: ClusterSnapshot, policy: PlacementPolicy, options: HostCheckOptions = {}): HostRefusal[] {
+  const problems: HostRefusal[] = [];
+  const refuse = (code: string, message: string) => problems.push({ hostId: host.id, code, message });
   const { capacity } = host;
-  if (spec.placement.hosts.length > 0 && !spec.placement.hosts.includes(host.id)) return refuse('NOT_ALLOWED', 'not among the hosts the workload may run on');
-  if (host.state !== 'up') return refuse(host.state === 'down' ? 'HOST_DOWN' : 'HOST_SUSPECT', `host is ${host.state}`);
-  if (!capacity.templates.some((t) => t.name === spec.template)) return refuse('TEMPLATE_MISSING', `no template ${spec.template}`);
+  if (spec.placement.hosts.length > 0 && !spec.placement.hosts.includes(host.id)) refuse('NOT_ALLOWED', 'not among the hosts the workload may run on');
+  if (host.state !== 'up') refuse(host.state === 'down' ? 'HOST_DOWN' : 'HOST_SUSPECT', `host is ${host.state}`);
+  if (!options.migrating && !capacity.templates.some((t) => t.name === spec.template)) refuse('TEMPLATE_MISSING', `no template ${spec.template}`);
   const pool = capacity.pools.find((p) => p.id === spec.pool);
-  if (!pool) return refuse('STORAGE_POOL_MISSING', `no storage pool ${spec.pool}`);
+  if (!pool) refuse('STORAGE_POOL_MISSING', `no storage pool ${spec.pool}`);
   const missing = spec.networks.filter((a) => !capacity.networks.some((n) => n.name === a.network)).map((a) => a.network);
-  if (missing.length > 0) return refuse('NETWORK_MISSING', `not attached to ${missing.join(', ')}`);
+  if (missing.length > 0) refuse('NETWORK_MISSING', `not attached to ${missing.join(', ')}`);
+  if (options.migrating) for (const p of cpuProblems(options.migrating.cpu, capacity.cpu)) refuse(p.code, p.message);
 
   const resident = workloadsOnHost(snapshot, host.id).filter((w) => w.spec.id !== spec.id);
   const usedMemory = resident.reduce((sum, w) => sum + w.spec.resources.memoryMiB * MiB, 0);
   const memoryRoom = capacity.memory.totalBytes * policy.memoryOvercommit - usedMemory;
   if (spec.resources.memoryMiB * MiB > memoryRoom) {
-    return refuse('MEMORY_INSUFFICIENT', `needs ${spec.resources.memoryMiB} MiB, ${Math.max(0, Math.floor(memoryRoom / MiB))} MiB unallocated`);
+    refuse('MEMORY_INSUFFICIENT', `needs ${spec.resources.memoryMiB} MiB, ${Math.max(0, Math.floor(memoryRoom / MiB))} MiB unallocated`);
   }
   const usedCpus = resident.reduce((sum, w) => sum + w.spec.resources.vcpus, 0);
   const cpuRoom = capacity.cpu.count * policy.cpuOvercommit - usedCpus;
-  if (spec.resources.vcpus > cpuRoom) return refuse('CPU_INSUFFICIENT', `needs ${spec.resources.vcpus} vCPUs, ${cpuRoom} unallocated`);
-  // Free bytes already reflect created root filesystems; workloads still being created have not used theirs yet.
-  const pendingDisk = snapshot.workloads
-    .filter((w) => w.spec.pool === spec.pool && w.spec.id !== spec.id && (w.phase === 'pending' || w.phase === 'creating'))
-    .filter((w) => pool.shared || w.hostId === host.id)
-    .reduce((sum, w) => sum + w.spec.resources.diskMiB * MiB, 0);
-  if (spec.resources.diskMiB * MiB > pool.freeBytes - pendingDisk) {
-    return refuse('DISK_INSUFFICIENT', `needs ${spec.resources.diskMiB} MiB in pool ${pool.id}, ${Math.max(0, Math.floor((pool.freeBytes - pendingDisk) / MiB))} MiB free`);
+  if (spec.resources.vcpus > cpuRoom) refuse('CPU_INSUFFICIENT', `needs ${spec.resources.vcpus} vCPUs, ${cpuRoom} unallocated`);
+  if (pool && !(options.migrating && pool.shared)) {
+    // Free bytes already reflect created root filesystems; workloads still being created have not used theirs yet.
+    const pendingDisk = snapshot.workloads
+      .filter((w) => w.spec.pool === spec.pool && w.spec.id !== spec.id && (w.phase === 'pending' || w.phase === 'creating'))
+      .filter((w) => pool.shared || w.hostId === host.id)
+      .reduce((sum, w) => sum + w.spec.resources.diskMiB * MiB, 0);
+    if (spec.resources.diskMiB * MiB > pool.freeBytes - pendingDisk) {
+      refuse('DISK_INSUFFICIENT', `needs ${spec.resources.diskMiB} MiB in pool ${pool.id}, ${Math.max(0, Math.floor((pool.freeBytes - pendingDisk) / MiB))} MiB free`);
+    }
   }
   const groups = new Set(spec.placement.antiAffinity);
   const clash = resident.find((w) => w.spec.placement.antiAffinity.some((g) => groups.has(g)));
-  if (clash) return refuse('ANTI_AFFINITY', `runs ${clash.spec.id}, which shares an anti-affinity group`);
-  return null;
+  if (clash) refuse('ANTI_AFFINITY', `runs ${clash.spec.id}, which shares an anti-affinity group`);
+  return problems;
+}
+
+/** Why `host` cannot take `spec`, or null when it can: the first of its problems. */
+export function refusalFor(spec: WorkloadSpec, host: HostRecord, snapshot: ClusterSnapshot, policy: PlacementPolicy, options: HostCheckOptions = {}): HostRefusal | null {
+  return hostProblems(spec, host, snapshot, policy, options)[0] ?? null;
 }
 
 /**
  * Picks a host for a new workload: feasibility filters, then spread (most memory left after
  * placement), with a bonus for hosts running workloads of the same affinity group.
  */
-export function placeWorkload(spec: WorkloadSpec, snapshot: ClusterSnapshot, policy = DEFAULT_PLACEMENT_POLICY): PlacementResult {
+export function placeWorkload(
+  spec: WorkloadSpec,
+  snapshot: ClusterSnapshot,
+  policy = DEFAULT_PLACEMENT_POLICY,
+  options: HostCheckOptions & { exclude?: string } = {},
+): PlacementResult {
   const refusals: HostRefusal[] = [];
   const feasible: Array<{ host: HostRecord; score: number; freeAfter: number }> = [];
   for (const host of [...snapshot.hosts].sort((a, b) => a.id.localeCompare(b.id))) {
-    const refusal = refusalFor(spec, host, snapshot, policy);
+    if (host.id === options.exclude) continue;
+    const refusal = refusalFor(spec, host, snapshot, policy, options);
     if (refusal) {
       refusals.push(refusal);
       continue;

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { HostId, Name } from './ids.ts';
+import { CpuInfo } from './cpu.ts';
 import { ContainerStatus, TemplateReport } from './workloads.ts';
+
+export { CpuInfo } from './cpu.ts';
 
 /** Reports above this size are dropped unread: no host needs more, a hostile one must not cost more. */
 export const MAX_CAPACITY_REPORT_BYTES = 512 * 1024;
@@ -8,15 +11,6 @@ export const MAX_CAPACITY_REPORT_BYTES = 512 * 1024;
 const bytes = z.number().int().nonnegative();
 const ms = z.number().int().nonnegative();
 
-export const CpuInfo = z.object({
-  vendor: z.string().min(1).max(64),
-  family: z.number().int().nonnegative().max(100_000),
-  model: z.number().int().nonnegative().max(100_000),
-  modelName: z.string().max(256),
-  flags: z.array(z.string().regex(/^[a-z0-9_.]{1,64}$/)).max(2048),
-  count: z.number().int().positive().max(65_536),
-});
-export type CpuInfo = z.infer<typeof CpuInfo>;
 
 export const MemoryInfo = z.object({ totalBytes: bytes, availableBytes: bytes });
 export type MemoryInfo = z.infer<typeof MemoryInfo>;

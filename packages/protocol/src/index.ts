@@ -8,3 +8,4 @@ export * from './workloads.ts';
 export * from './agent-commands.ts';
 export * from './redis-keys.ts';
 export * from './jobs.ts';
+export * from './migrations.ts';

@@ -8,6 +8,12 @@ export const redisKeys = (prefix = 'ferry') => ({
   workloads: `${prefix}:workloads`,
   /** string with a holder token and a TTL: one operation per workload at a time */
   workloadLock: (id: string) => `${prefix}:lock:workload:${id}`,
+  /** hash: migration id -> MigrationRecord JSON */
+  migrations: `${prefix}:migrations`,
+  /** hash: workload id -> id of its migration in progress (at most one) */
+  activeMigrations: `${prefix}:migrations:active`,
+  /** set of migration ids whose cancel was requested (the worker checks between and during phases) */
+  migrationCancels: `${prefix}:migrations:cancel`,
   /** held while a placement decision is made and recorded */
   placementLock: `${prefix}:lock:placement`,
 });

@@ -7,6 +7,7 @@ export const subjects = {
   capacityAll: 'ferry.host.*.capacity',
   hostEvents: 'ferry.events.hosts',
   workloadEvents: (workloadId: string) => `ferry.events.workloads.${workloadId}`,
+  migrationEvents: (migrationId: string) => `ferry.events.migrations.${migrationId}`,
   agentCommand: (hostId: string, command: string) => `ferry.agent.${hostId}.${command}`,
 } as const;
 

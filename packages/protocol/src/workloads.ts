@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HostId, Name } from './ids.ts';
+import { CpuInfo } from './cpu.ts';
 
 export const WorkloadId = Name.describe('workload id');
 
@@ -112,7 +113,7 @@ export const TemplateReport = z.object({
 export type TemplateReport = z.infer<typeof TemplateReport>;
 
 /** The scheduler's record of a workload (Redis), the API's view adds the live container status. */
-export const WORKLOAD_PHASES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'destroying', 'failed'] as const;
+export const WORKLOAD_PHASES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'migrating', 'destroying', 'failed'] as const;
 export const WorkloadPhase = z.enum(WORKLOAD_PHASES);
 export type WorkloadPhase = z.infer<typeof WorkloadPhase>;
 
@@ -148,6 +149,8 @@ export const WorkloadRecord = z.object({
   lastExit: ContainerExit.nullable(),
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }).nullable(),
   lastJob: JobRef.nullable(),
+  /** the CPU its processes started (or were last restored) under: a destination must offer as much */
+  cpu: CpuInfo.nullable().default(null),
   createdAt: z.number().int().nonnegative(),
   updatedAt: z.number().int().nonnegative(),
 });

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ClusterSnapshot } from '@ferry/core';
-import { CAPACITY_REJECTIONS, HostRecord, WorkloadRecord, redisKeys, type StatsResponse } from '@ferry/protocol';
+import { CAPACITY_REJECTIONS, HostRecord, MigrationRecord, WorkloadRecord, redisKeys, type StatsResponse } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { HashRecords } from './records.ts';
 
@@ -9,6 +9,7 @@ export class ClusterStore {
   readonly keys;
   readonly hosts: HashRecords<typeof HostRecord>;
   readonly workloads: HashRecords<typeof WorkloadRecord>;
+  readonly migrations: HashRecords<typeof MigrationRecord>;
 
   constructor(
     readonly redis: Redis,
@@ -18,6 +19,49 @@ export class ClusterStore {
     this.keys = redisKeys(prefix);
     this.hosts = new HashRecords(redis, this.keys.hosts, HostRecord, log, 'host');
     this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload');
+    this.migrations = new HashRecords(redis, this.keys.migrations, MigrationRecord, log, 'migration');
+  }
+
+  /**
+   * Registers a new migration only if the workload has none in progress (one atomic HSETNX on
+   * the active index, then the record). Returns the id of the migration already running, if any.
+   */
+  async beginMigration(record: MigrationRecord): Promise<string | null> {
+    const claimed = await this.redis.hsetnx(this.keys.activeMigrations, record.workloadId, record.id);
+    if (claimed === 0) return (await this.redis.hget(this.keys.activeMigrations, record.workloadId)) ?? 'unknown';
+    await this.migrations.put(record.id, record);
+    return null;
+  }
+
+  async requestCancel(migrationId: string): Promise<void> {
+    await this.redis.sadd(this.keys.migrationCancels, migrationId);
+  }
+
+  async cancelRequested(migrationId: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.migrationCancels, migrationId)) === 1;
+  }
+
+  async activeMigration(workloadId: string): Promise<string | null> {
+    return this.redis.hget(this.keys.activeMigrations, workloadId);
+  }
+
+  /** Frees the workload for the next migration, if this one still holds it. */
+  async endMigration(record: MigrationRecord): Promise<void> {
+    const holder = await this.redis.hget(this.keys.activeMigrations, record.workloadId);
+    if (holder === record.id) await this.redis.hdel(this.keys.activeMigrations, record.workloadId);
+    await this.redis.srem(this.keys.migrationCancels, record.id);
+  }
+
+  /**
+   * The commit: ownership of the workload and the migration's record change together, in one
+   * MULTI, so no reader ever sees one without the other.
+   */
+  async commitMigration(workload: WorkloadRecord, migration: MigrationRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.keys.workloads, workload.spec.id, JSON.stringify(workload))
+      .hset(this.keys.migrations, migration.id, JSON.stringify(migration))
+      .exec();
   }
 
   async snapshot(): Promise<ClusterSnapshot> {

@@ -9,6 +9,7 @@ import { installBearerAuth } from './auth.ts';
 import { installErrorHandlers } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { systemRoutes } from './routes/system.ts';
+import { migrationRoutes } from './routes/migrations.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 
 export interface ApiServer {
@@ -18,7 +19,12 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-export async function buildApp(config: ApiConfig, redis: Redis, queue: Queue, log: Logger): Promise<FastifyInstance> {
+export interface Queues {
+  workloads: Queue;
+  migrations: Queue;
+}
+
+export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, log: Logger): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so route modules take a plain FastifyInstance.
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -31,7 +37,8 @@ export async function buildApp(config: ApiConfig, redis: Redis, queue: Queue, lo
   installBearerAuth(app, config.token, ['/healthz']);
   systemRoutes(app, store);
   hostRoutes(app, store);
-  workloadRoutes(app, store, queue);
+  workloadRoutes(app, store, queues.workloads);
+  migrationRoutes(app, store, queues.migrations);
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
   });
@@ -43,8 +50,11 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
   await redis.connect();
-  const queue = new Queue(QUEUES.workloads, { connection: redis, prefix: queuePrefix(config.keyPrefix) });
-  const app = await buildApp(config, redis, queue, log);
+  const queues: Queues = {
+    workloads: new Queue(QUEUES.workloads, { connection: redis, prefix: queuePrefix(config.keyPrefix) }),
+    migrations: new Queue(QUEUES.migrations, { connection: redis, prefix: queuePrefix(config.keyPrefix) }),
+  };
+  const app = await buildApp(config, redis, queues, log);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -55,7 +65,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
     url,
     async stop() {
       await app.close();
-      await queue.close();
+      await Promise.all([queues.workloads.close(), queues.migrations.close()]);
       redis.disconnect();
     },
   };

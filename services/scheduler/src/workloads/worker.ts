@@ -168,7 +168,8 @@ export class WorkloadWorker {
     let current = await records.update(record, { phase: 'starting' }, jobId);
     await progress(current);
     await step('start', () => agents.call(hostId, 'container.start', { id: record.spec.id }, this.o.agentTimeoutMs));
-    current = await records.update(current, { phase: 'running', lastExit: null }, jobId);
+    const host = await this.o.store.hosts.get(hostId);
+    current = await records.update(current, { phase: 'running', lastExit: null, cpu: host?.capacity.cpu ?? current.cpu }, jobId);
     await progress(current);
     return { workloadId: record.spec.id, phase: current.phase, hostId };
   }

@@ -1,0 +1,235 @@
+import {
+  MIGRATION_PHASES,
+  type CriuReport,
+  type HostRecord,
+  type MigrationPhase,
+  type MigrationRecord,
+  type MigrationStrategy,
+  type Problem,
+  type WorkloadRecord,
+} from '@ferry/protocol';
+import { DEFAULT_PLACEMENT_POLICY, hostProblems, placeWorkload, type PlacementPolicy } from './placement.ts';
+import type { ClusterSnapshot } from './snapshot.ts';
+
+export const MIN_CRIU_VERSION = '4.2';
+
+/** Compares dotted versions numerically: "4.10" > "4.2". */
+export function versionAtLeast(version: string, minimum: string): boolean {
+  const a = version.split(/[.+~-]/).map((p) => Number.parseInt(p, 10) || 0);
+  const b = minimum.split('.').map((p) => Number.parseInt(p, 10) || 0);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  }
+  return true;
+}
+
+const criuProblem = (host: HostRecord, criu: CriuReport | null): string | null => {
+  if (!criu) return `host ${host.id} has no CRIU`;
+  if (!criu.usable) return `CRIU on host ${host.id} fails its own check`;
+  if (!versionAtLeast(criu.version, MIN_CRIU_VERSION)) return `CRIU ${criu.version} on host ${host.id} is older than ${MIN_CRIU_VERSION} (cannot dump TCP sockets on current kernels)`;
+  return null;
+};
+
+export type StrategyChoice = { ok: true; strategy: MigrationStrategy; reason: string } | { ok: false; problem: Problem };
+
+/**
+ * Picks how memory moves, from both hosts' CRIU and kernel features:
+ * cold for a stopped workload (or when asked), else iterative pre-copy where both kernels track
+ * dirty memory, else post-copy (lazy pages) where both have userfaultfd, else page-server
+ * stop-and-copy. A forced strategy is checked against the same features.
+ */
+export function chooseStrategy(
+  source: HostRecord,
+  destination: HostRecord,
+  running: boolean,
+  requested: { mode: 'auto' | 'live' | 'cold'; strategy: MigrationStrategy | null },
+): StrategyChoice {
+  const refuse = (code: string, message: string): StrategyChoice => ({ ok: false, problem: { field: 'strategy', code, message } });
+  if (!running) {
+    if (requested.mode === 'live' || (requested.strategy && requested.strategy !== 'cold')) {
+      return refuse('NOT_RUNNING', 'the workload is stopped: only a cold migration can move it');
+    }
+    return { ok: true, strategy: 'cold', reason: 'the workload is stopped: its root filesystem moves, nothing else' };
+  }
+  if (requested.mode === 'cold' || requested.strategy === 'cold') {
+    return { ok: true, strategy: 'cold', reason: 'cold migration requested: the workload stops, moves and starts again' };
+  }
+  const problems = [criuProblem(source, source.capacity.criu), criuProblem(destination, destination.capacity.criu)].filter((p): p is string => p !== null);
+  if (problems.length > 0) return refuse('CRIU_UNSUPPORTED', `live migration needs CRIU ≥ ${MIN_CRIU_VERSION} on both hosts: ${problems.join('; ')}`);
+  const both = (feature: 'memDirtyTrack' | 'uffdNoncoop') => source.capacity.criu!.features[feature] && destination.capacity.criu!.features[feature];
+  const dirtyTrack = both('memDirtyTrack');
+  const lazy = both('uffdNoncoop');
+  if (requested.strategy) {
+    if (requested.strategy === 'precopy' && !dirtyTrack) {
+      return refuse('PRECOPY_UNSUPPORTED', 'iterative pre-copy needs soft-dirty memory tracking (criu check --feature mem_dirty_track) on both hosts');
+    }
+    if (requested.strategy === 'lazy' && !lazy) {
+      return refuse('LAZY_UNSUPPORTED', 'post-copy needs userfaultfd (criu check --feature uffd-noncoop) on both hosts');
+    }
+    return { ok: true, strategy: requested.strategy, reason: `${requested.strategy} requested` };
+  }
+  if (dirtyTrack) return { ok: true, strategy: 'precopy', reason: 'both kernels track dirty memory: iterative pre-copy rounds, then a short final dump' };
+  if (lazy) {
+    return {
+      ok: true,
+      strategy: 'lazy',
+      reason: 'no dirty-memory tracking here, but userfaultfd on both hosts: post-copy (lazy pages), the freeze does not grow with memory size',
+    };
+  }
+  return { ok: true, strategy: 'page-server', reason: 'neither dirty-memory tracking nor userfaultfd on both hosts: stop-and-copy through the page server' };
+}
+
+export interface RoundStats {
+  /** bytes of dirty memory sent in this round */
+  bytes: number;
+  ms: number;
+}
+
+export interface PrecopyLimits {
+  maxRounds: number;
+  /** a round at most this big is small enough to freeze after */
+  smallEnoughBytes: number;
+  /** a round bigger than this fraction of the previous one is not shrinking any more */
+  shrinkRatio: number;
+}
+
+export const DEFAULT_PRECOPY_LIMITS: PrecopyLimits = { maxRounds: 8, smallEnoughBytes: 4 * 1024 * 1024, shrinkRatio: 0.8 };
+
+/** P.Haul / Xen stop rules for iterative pre-copy: a reason to stop, or null to run another round. */
+export function precopyStopReason(rounds: RoundStats[], limits: PrecopyLimits = DEFAULT_PRECOPY_LIMITS): string | null {
+  const last = rounds[rounds.length - 1];
+  if (!last) return null;
+  if (rounds.length >= limits.maxRounds) return `round limit (${limits.maxRounds}) reached`;
+  if (last.bytes <= limits.smallEnoughBytes) return `last round (${last.bytes} B) is small enough`;
+  const previous = rounds[rounds.length - 2];
+  if (previous && last.bytes > previous.bytes * limits.shrinkRatio) return `rounds stopped shrinking (${previous.bytes} B → ${last.bytes} B)`;
+  return null;
+}
+
+/**
+ * The phases a strategy runs, in order: pre-copy rounds only for precopy; a cold migration has
+ * nothing to freeze or transfer after its root filesystem moved.
+ */
+export function phasesFor(strategy: MigrationStrategy): MigrationPhase[] {
+  return MIGRATION_PHASES.filter((phase) => {
+    if (phase === 'precopy') return strategy === 'precopy';
+    if (strategy === 'cold') return phase !== 'freeze' && phase !== 'transfer';
+    return true;
+  });
+}
+
+/** From this phase on the source may be frozen or dumped: a failure rolls back by resuming it there. */
+export const FIRST_FROZEN_PHASE: MigrationPhase = 'freeze';
+
+export type ResumeDecision =
+  | { action: 'continue'; from: MigrationPhase }
+  | { action: 'rollback'; reason: string }
+  | { action: 'cleanup' }
+  | { action: 'done' };
+
+const phaseIndex = (phase: MigrationPhase) => MIGRATION_PHASES.indexOf(phase);
+
+/**
+ * What a worker that picks up a migration (first run, retry, or after another worker died) does,
+ * from the recorded state alone. Steps before the freeze are idempotent and simply run again; a
+ * phase at or after the freeze that did not finish cannot be trusted, so it rolls back, unless
+ * the commit is recorded: after it nothing fails back, cleanup runs until done.
+ */
+export function decideResume(
+  record: Pick<MigrationRecord, 'state' | 'phase' | 'completed' | 'cancelRequested' | 'strategy'>,
+  committed: boolean,
+): ResumeDecision {
+  if (record.state === 'completed' || record.state === 'rolled-back' || record.state === 'failed') return { action: 'done' };
+  if (committed || record.completed.includes('commit')) return { action: 'cleanup' };
+  if (record.state === 'rolling-back') return { action: 'rollback', reason: 'a rollback was under way' };
+  if (record.cancelRequested) return { action: 'rollback', reason: 'cancelled' };
+  const interrupted = record.state === 'running' && !record.completed.includes(record.phase);
+  if (interrupted && phaseIndex(record.phase) >= phaseIndex(FIRST_FROZEN_PHASE)) {
+    return { action: 'rollback', reason: `interrupted during ${record.phase}` };
+  }
+  const next = phasesFor(record.strategy).find((phase) => !record.completed.includes(phase));
+  return next ? { action: 'continue', from: next } : { action: 'cleanup' };
+}
+
+/** Rollback steps needed after these phases completed (or started), in order. */
+export function rollbackSteps(started: MigrationPhase[]): Array<'resume-source' | 'abort-destination'> {
+  const steps: Array<'resume-source' | 'abort-destination'> = [];
+  const reached = (phase: MigrationPhase) => started.some((p) => phaseIndex(p) >= phaseIndex(phase));
+  // The source is resumed first: the workload must run again as soon as possible.
+  if (reached(FIRST_FROZEN_PHASE)) steps.push('resume-source');
+  if (reached('prepare')) steps.push('abort-destination');
+  return steps;
+}
+
+export type MigrationPlan =
+  | {
+      ok: true;
+      destination: string;
+      destinationReason: string;
+      strategy: MigrationStrategy;
+      strategyReason: string;
+    }
+  | { ok: false; code: 'NOT_FOUND' | 'BAD_REQUEST' | 'CONFLICT'; message: string; problems: Problem[] };
+
+const refused = (code: 'NOT_FOUND' | 'BAD_REQUEST' | 'CONFLICT', message: string, problems: Problem[] = []): MigrationPlan => ({
+  ok: false,
+  code,
+  message,
+  problems,
+});
+
+/**
+ * Decides whether and where a workload can move, and how, refusing up front with every reason:
+ * the checks a migration job repeats in its validate phase.
+ */
+export function planMigration(
+  workload: WorkloadRecord,
+  snapshot: ClusterSnapshot,
+  request: { destination?: string | undefined; mode: 'auto' | 'live' | 'cold'; strategy?: MigrationStrategy | undefined },
+  policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+): MigrationPlan {
+  const id = workload.spec.id;
+  if (!workload.hostId) return refused('CONFLICT', `workload ${id} is not placed on any host yet`);
+  if (workload.phase !== 'running' && workload.phase !== 'stopped') {
+    return refused('CONFLICT', `workload ${id} is ${workload.phase}; only a running or stopped workload can move`);
+  }
+  const source = snapshot.hosts.find((h) => h.id === workload.hostId);
+  if (!source) return refused('CONFLICT', `the source host ${workload.hostId} is unknown`);
+  if (source.state !== 'up') return refused('CONFLICT', `the source host ${source.id} is ${source.state}: that is a failover, not a migration`);
+  const running = workload.phase === 'running';
+  const migrating = { cpu: workload.cpu ?? source.capacity.cpu };
+
+  let destination: HostRecord;
+  let destinationReason: string;
+  if (request.destination) {
+    if (request.destination === source.id) {
+      return refused('BAD_REQUEST', `workload ${id} already runs on ${source.id}`, [{ field: 'destination', code: 'SAME_HOST', message: 'destination is the source host' }]);
+    }
+    const found = snapshot.hosts.find((h) => h.id === request.destination);
+    if (!found) return refused('NOT_FOUND', `no host ${request.destination}`, [{ field: 'destination', code: 'HOST_UNKNOWN', message: `no host ${request.destination}` }]);
+    const problems = hostProblems(workload.spec, found, snapshot, policy, { migrating });
+    if (problems.length > 0) {
+      return refused(
+        'CONFLICT',
+        `${found.id} cannot take ${id}: ${problems.map((p) => p.message).join('; ')}`,
+        problems.map((p) => ({ field: 'destination', code: p.code, message: p.message })),
+      );
+    }
+    destination = found;
+    destinationReason = `requested; ${found.id} passes every check`;
+  } else {
+    const placed = placeWorkload(workload.spec, snapshot, policy, { migrating, exclude: source.id });
+    if (!placed.ok) {
+      return refused(
+        'CONFLICT',
+        `no host can take ${id}: ${Object.entries(placed.refused).map(([code, n]) => `${n}× ${code}`).join(', ') || 'there is no other host'}`,
+        placed.refusals.map((r) => ({ field: `hosts.${r.hostId}`, code: r.code, message: r.message })),
+      );
+    }
+    destination = snapshot.hosts.find((h) => h.id === placed.decision.hostId)!;
+    destinationReason = placed.decision.reason;
+  }
+  const choice = chooseStrategy(source, destination, running, { mode: request.mode, strategy: request.strategy ?? null });
+  if (!choice.ok) return refused('CONFLICT', choice.problem.message, [choice.problem]);
+  return { ok: true, destination: destination.id, destinationReason, strategy: choice.strategy, strategyReason: choice.reason };
+}

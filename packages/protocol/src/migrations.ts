@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { HostId } from './ids.ts';
+import { WorkloadId } from './workloads.ts';
+
+/** The steps of a migration, in order (see shared DESIGN.md, "The live migration"). */
+export const MIGRATION_PHASES = [
+  'validate',
+  'reserve',
+  'prepare',
+  'presync',
+  'precopy',
+  'freeze',
+  'transfer',
+  'restore',
+  'verify',
+  'commit',
+  'cleanup',
+] as const;
+export const MigrationPhase = z.enum(MIGRATION_PHASES);
+export type MigrationPhase = z.infer<typeof MigrationPhase>;
+
+/**
+ * How memory moves. lazy: post-copy (CRIU lazy pages, freeze flat in memory size); page-server:
+ * stop-and-copy straight into the destination's page server; precopy: iterative pre-dumps, only
+ * where the kernel tracks dirty memory; stop-and-copy: dump to files, rsync, restore; cold: the
+ * workload is stopped, only its root filesystem moves.
+ */
+export const MIGRATION_STRATEGIES = ['lazy', 'page-server', 'precopy', 'stop-and-copy', 'cold'] as const;
+export const MigrationStrategy = z.enum(MIGRATION_STRATEGIES);
+export type MigrationStrategy = z.infer<typeof MigrationStrategy>;
+
+export const MIGRATION_STATES = ['queued', 'running', 'rolling-back', 'completed', 'rolled-back', 'failed'] as const;
+export const MigrationState = z.enum(MIGRATION_STATES);
+export type MigrationState = z.infer<typeof MigrationState>;
+export const TERMINAL_MIGRATION_STATES: ReadonlySet<MigrationState> = new Set(['completed', 'rolled-back', 'failed']);
+
+export const TimelineEntry = z.object({
+  phase: MigrationPhase,
+  startedAt: z.number().int(),
+  endedAt: z.number().int().nullable(),
+  ms: z.number().nonnegative().nullable(),
+  bytes: z.number().int().nonnegative().optional(),
+  note: z.string().optional(),
+});
+export type TimelineEntry = z.infer<typeof TimelineEntry>;
+
+export const MigrationError = z.object({ code: z.string(), message: z.string(), phase: MigrationPhase.nullable() });
+export type MigrationError = z.infer<typeof MigrationError>;
+
+export const MigrationRecord = z.object({
+  id: z.string(),
+  workloadId: WorkloadId,
+  source: HostId,
+  destination: HostId,
+  /** why this destination (given by the caller, or chosen by placement) */
+  destinationReason: z.string(),
+  requested: z.object({ mode: z.enum(['auto', 'live', 'cold']), strategy: MigrationStrategy.nullable() }),
+  strategy: MigrationStrategy,
+  strategyReason: z.string(),
+  state: MigrationState,
+  /** the phase being run (or rolled back from) */
+  phase: MigrationPhase,
+  completed: z.array(MigrationPhase),
+  timeline: z.array(TimelineEntry),
+  bytes: z.object({ sent: z.number().int().nonnegative(), total: z.number().int().nonnegative() }),
+  rounds: z.number().int().nonnegative(),
+  freeze: z.object({
+    /** from the start of the final dump to the restored workload running, as the agents measured it */
+    agentMs: z.number().nonnegative().nullable(),
+  }),
+  epochFrom: z.number().int().positive(),
+  epochTo: z.number().int().positive(),
+  cancelRequested: z.boolean(),
+  error: MigrationError.nullable(),
+  rollback: z.object({ reason: z.string(), steps: z.array(z.string()) }).nullable(),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+  finishedAt: z.number().int().nullable(),
+});
+export type MigrationRecord = z.infer<typeof MigrationRecord>;
+
+/** Job payload on the migrations queue; the job id is the migration id. */
+export const MigrationJobData = z.strictObject({ migrationId: z.string().regex(/^m-[a-z0-9-]{1,80}$/) });
+export type MigrationJobData = z.infer<typeof MigrationJobData>;
+
+export const MigrationJobProgress = z.object({
+  state: MigrationState,
+  phase: MigrationPhase,
+  bytesSent: z.number().int().nonnegative(),
+  bytesTotal: z.number().int().nonnegative(),
+  round: z.number().int().nonnegative(),
+  freezeMs: z.number().nonnegative().nullable(),
+});
+
+/** Published on ferry.events.migrations.<id> at every phase start and end, and at the end. */
+export const MigrationEvent = z.object({
+  type: z.enum(['migration.phase', 'migration.finished']),
+  migrationId: z.string(),
+  workloadId: WorkloadId,
+  state: MigrationState,
+  phase: MigrationPhase,
+  status: z.enum(['started', 'done', 'failed', 'rolled-back', 'completed']),
+  at: z.number().int(),
+  ms: z.number().nonnegative().nullable(),
+});
+export type MigrationEvent = z.infer<typeof MigrationEvent>;
+
+export const MigrateRequest = z.strictObject({
+  /** where to; omitted: wherever placement finds room */
+  destination: HostId.optional(),
+  mode: z.enum(['auto', 'live', 'cold']).default('auto'),
+  /** force a memory strategy (benchmarks); refused when either host cannot do it */
+  strategy: MigrationStrategy.optional(),
+});
+export type MigrateRequest = z.infer<typeof MigrateRequest>;
+
+export const MigrateQuery = z.strictObject({
+  dryRun: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+});
+
+export const MigrationParams = z.strictObject({ id: z.string().regex(/^m-[a-z0-9-]{1,80}$/, 'not a migration id') });
+export const MigrationListQuery = z.strictObject({ workload: WorkloadId.optional(), state: MigrationState.optional() });
+
+export const newMigrationId = (workloadId: string): string => `m-${workloadId}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

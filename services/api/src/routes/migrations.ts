@@ -1,0 +1,100 @@
+import type { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { planMigration } from '@ferry/core';
+import {
+  MigrateQuery,
+  MigrateRequest,
+  MigrationListQuery,
+  MigrationParams,
+  TERMINAL_MIGRATION_STATES,
+  WorkloadParams,
+  newMigrationId,
+  type MigrationJobData,
+  type MigrationRecord,
+} from '@ferry/protocol';
+import type { ClusterStore } from '@ferry/store';
+import { ApiError, parseRequest } from '../errors.ts';
+
+const JOB_OPTIONS = {
+  // A retry resumes from the recorded phase; past the commit it only finishes the cleanup.
+  attempts: 6,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: { age: 7 * 24 * 3600 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+} as const;
+
+export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue): void {
+  const view = async (record: MigrationRecord) => ({ ...record, cancelRequested: record.cancelRequested || (await store.cancelRequested(record.id)) });
+
+  app.post('/v1/workloads/:id/migrate', async (request, reply) => {
+    const { id } = parseRequest(WorkloadParams, request.params, 'params');
+    const body = parseRequest(MigrateRequest, request.body ?? {}, 'body');
+    const { dryRun } = parseRequest(MigrateQuery, request.query, 'query');
+    const workload = await store.workloads.get(id);
+    if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
+    const active = await store.activeMigration(id);
+    if (active) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${active})`, { migrationId: active });
+    const plan = planMigration(workload, await store.snapshot(), body);
+    if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
+    if (dryRun) return { dryRun: true, workloadId: id, source: workload.hostId, ...plan };
+
+    const now = Date.now();
+    const record: MigrationRecord = {
+      id: newMigrationId(id),
+      workloadId: id,
+      source: workload.hostId!,
+      destination: plan.destination,
+      destinationReason: plan.destinationReason,
+      requested: { mode: body.mode, strategy: body.strategy ?? null },
+      strategy: plan.strategy,
+      strategyReason: plan.strategyReason,
+      state: 'queued',
+      phase: 'validate',
+      completed: [],
+      timeline: [],
+      bytes: { sent: 0, total: 0 },
+      rounds: 0,
+      freeze: { agentMs: null },
+      epochFrom: workload.epoch,
+      epochTo: workload.epoch + 1,
+      cancelRequested: false,
+      error: null,
+      rollback: null,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: null,
+    };
+    const other = await store.beginMigration(record);
+    if (other) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${other})`, { migrationId: other });
+    const data: MigrationJobData = { migrationId: record.id };
+    await queue.add('migrate', data, { ...JOB_OPTIONS, jobId: record.id });
+    return reply.status(202).send({ migration: record, job: { id: record.id, name: 'migrate' } });
+  });
+
+  app.get('/v1/migrations', async (request) => {
+    const query = parseRequest(MigrationListQuery, request.query, 'query');
+    const all = (await store.migrations.all()).filter((m) => (!query.workload || m.workloadId === query.workload) && (!query.state || m.state === query.state));
+    all.sort((a, b) => b.createdAt - a.createdAt);
+    return { migrations: await Promise.all(all.map(view)) };
+  });
+
+  app.get('/v1/migrations/:id', async (request) => {
+    const { id } = parseRequest(MigrationParams, request.params, 'params');
+    const record = await store.migrations.get(id);
+    if (!record) throw new ApiError('NOT_FOUND', `no migration ${id}`, { id });
+    return view(record);
+  });
+
+  /** Cancel: honoured at the next check before the commit; after it, the migration completes. */
+  app.delete('/v1/migrations/:id', async (request, reply) => {
+    const { id } = parseRequest(MigrationParams, request.params, 'params');
+    const record = await store.migrations.get(id);
+    if (!record) throw new ApiError('NOT_FOUND', `no migration ${id}`, { id });
+    if (TERMINAL_MIGRATION_STATES.has(record.state)) throw new ApiError('CONFLICT', `migration ${id} already ended (${record.state})`);
+    if (record.completed.includes('commit') || record.phase === 'commit') {
+      throw new ApiError('CONFLICT', `migration ${id} is committed: the workload already runs on ${record.destination}; it cannot go back`);
+    }
+    await store.requestCancel(id);
+    return reply.status(202).send(await view(record));
+  });
+}
