@@ -8,7 +8,10 @@ export interface ClusterSnapshot {
 
 export const MiB = 1024 * 1024;
 
-/** Workloads that hold resources on their host (everything but failed placements). */
+/**
+ * Workloads that hold resources on a host: those placed there (but failed placements), and those
+ * migrating to it (their memory is reserved on both ends until the move ends).
+ */
 export function workloadsOnHost(snapshot: ClusterSnapshot, hostId: string): WorkloadRecord[] {
-  return snapshot.workloads.filter((w) => w.hostId === hostId && w.phase !== 'failed');
+  return snapshot.workloads.filter((w) => (w.hostId === hostId && w.phase !== 'failed') || w.migratingTo === hostId);
 }

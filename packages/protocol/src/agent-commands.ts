@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { HostId } from './ids.ts';
+import { MigrationStrategy } from './migrations.ts';
 import { ContainerStatus, WorkloadId, WorkloadSpec } from './workloads.ts';
 
 /** Commands the scheduler sends an agent by NATS request/reply on ferry.agent.<hostId>.<command>. */
@@ -9,6 +11,14 @@ export const AGENT_COMMANDS = [
   'container.destroy',
   'container.status',
   'container.list',
+  'migration.prepare',
+  'migration.presync',
+  'migration.dump',
+  'migration.transfer',
+  'migration.restore',
+  'migration.resume',
+  'migration.abort',
+  'migration.finish',
 ] as const;
 export type AgentCommand = (typeof AGENT_COMMANDS)[number];
 
@@ -21,6 +31,69 @@ export const StopContainerRequest = z.strictObject({
 });
 export const ListContainersRequest = z.strictObject({});
 
+const MigrationId = z.string().regex(/^m-[a-z0-9-]{1,80}$/);
+/** one-time secret of a migration: the destination's rsync daemon admits only its holder */
+const Secret = z.string().regex(/^[A-Za-z0-9_-]{32,128}$/);
+const Peer = z.strictObject({ hostId: HostId, address: z.ipv4() });
+
+/** Destination: staging area, rsync daemon (and page server) bound to its address for this migration. */
+export const PrepareMigrationRequest = z.strictObject({
+  migrationId: MigrationId,
+  spec: WorkloadSpec,
+  epoch: z.number().int().positive(),
+  strategy: MigrationStrategy,
+  source: Peer,
+  secret: Secret,
+});
+export const PrepareMigrationResult = z.object({
+  address: z.ipv4(),
+  rsyncPort: z.number().int().min(1).max(65_535),
+  pageServerPort: z.number().int().min(1).max(65_535).nullable(),
+  /** the root filesystem already there: a shared pool both hosts mount */
+  sharedRootfs: z.boolean(),
+});
+export type PrepareMigrationResult = z.infer<typeof PrepareMigrationResult>;
+
+const Endpoint = z.strictObject({ address: z.ipv4(), rsyncPort: z.number().int().min(1).max(65_535), pageServerPort: z.number().int().min(1).max(65_535).nullable() });
+
+/** Source: rsync rounds of the root filesystem while the workload runs. */
+export const PresyncRequest = z.strictObject({ migrationId: MigrationId, destination: Endpoint, secret: Secret, sharedRootfs: z.boolean() });
+export const TransferResult = z.object({ bytes: z.number().int().nonnegative(), ms: z.number().nonnegative() });
+
+/** Source: freeze and checkpoint. */
+export const DumpRequest = z.strictObject({ migrationId: MigrationId, strategy: MigrationStrategy, destination: Endpoint });
+export const DumpResult = z.object({
+  /** the source's clock when the workload stopped running */
+  frozenAt: z.number().int(),
+  dumpMs: z.number().nonnegative(),
+  /** bytes of memory sent during the dump (page server), 0 when they go later (lazy) or by file */
+  bytes: z.number().int().nonnegative(),
+  /** lazy: where the destination pulls the remaining pages from */
+  lazyPagesPort: z.number().int().min(1).max(65_535).nullable(),
+});
+export type DumpResult = z.infer<typeof DumpResult>;
+
+/** Source, while frozen: checkpoint images and the final root-filesystem delta to the destination. */
+export const FinalTransferRequest = z.strictObject({ migrationId: MigrationId, destination: Endpoint, secret: Secret, sharedRootfs: z.boolean() });
+
+/** Destination: network namespace (same address and MAC), then restore. */
+export const RestoreRequest = z.strictObject({
+  migrationId: MigrationId,
+  strategy: MigrationStrategy,
+  source: z.strictObject({ address: z.ipv4(), lazyPagesPort: z.number().int().min(1).max(65_535).nullable() }),
+});
+export const RestoreResult = z.object({
+  /** the destination's clock when the workload ran again */
+  restoredAt: z.number().int(),
+  restoreMs: z.number().nonnegative(),
+  status: ContainerStatus,
+});
+export type RestoreResult = z.infer<typeof RestoreResult>;
+
+export const MigrationIdRequest = z.strictObject({ migrationId: MigrationId });
+export const FinishMigrationRequest = z.strictObject({ migrationId: MigrationId, role: z.enum(['source', 'destination']) });
+export const FinishMigrationResult = z.object({ done: z.boolean(), note: z.string().optional() });
+
 export const agentRequestSchemas = {
   'container.create': CreateContainerRequest,
   'container.start': ContainerIdRequest,
@@ -28,6 +101,14 @@ export const agentRequestSchemas = {
   'container.destroy': ContainerIdRequest,
   'container.status': ContainerIdRequest,
   'container.list': ListContainersRequest,
+  'migration.prepare': PrepareMigrationRequest,
+  'migration.presync': PresyncRequest,
+  'migration.dump': DumpRequest,
+  'migration.transfer': FinalTransferRequest,
+  'migration.restore': RestoreRequest,
+  'migration.resume': MigrationIdRequest,
+  'migration.abort': MigrationIdRequest,
+  'migration.finish': FinishMigrationRequest,
 } as const satisfies Record<AgentCommand, z.ZodType>;
 
 export type AgentRequest<C extends AgentCommand> = z.input<(typeof agentRequestSchemas)[C]>;
@@ -39,6 +120,14 @@ export const agentResultSchemas = {
   'container.destroy': z.object({ id: WorkloadId, destroyed: z.boolean() }),
   'container.status': ContainerStatus,
   'container.list': z.array(ContainerStatus),
+  'migration.prepare': PrepareMigrationResult,
+  'migration.presync': TransferResult,
+  'migration.dump': DumpResult,
+  'migration.transfer': TransferResult,
+  'migration.restore': RestoreResult,
+  'migration.resume': ContainerStatus,
+  'migration.abort': FinishMigrationResult,
+  'migration.finish': FinishMigrationResult,
 } as const satisfies Record<AgentCommand, z.ZodType>;
 
 export type AgentResult<C extends AgentCommand> = z.infer<(typeof agentResultSchemas)[C]>;
@@ -53,6 +142,7 @@ export const AGENT_ERROR_CODES = [
   'NETWORK_MISSING',
   'RUNTIME_ERROR',
   'BUSY',
+  'MIGRATION_FAILED',
 ] as const;
 export const RETRYABLE_AGENT_ERRORS: ReadonlySet<string> = new Set(['BUSY', 'RUNTIME_ERROR']);
 

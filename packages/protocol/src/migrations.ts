@@ -68,6 +68,17 @@ export const MigrationRecord = z.object({
     /** from the start of the final dump to the restored workload running, as the agents measured it */
     agentMs: z.number().nonnegative().nullable(),
   }),
+  /** where bytes go: filled by the prepare phase, read by the later ones (and a resuming worker) */
+  transfer: z.object({
+    address: z.ipv4(),
+    rsyncPort: z.number().int(),
+    pageServerPort: z.number().int().nullable(),
+    sharedRootfs: z.boolean(),
+    lazyPagesPort: z.number().int().nullable(),
+    frozenAt: z.number().int().nullable(),
+  }).nullable(),
+  /** the workload ran before the migration (a cold migration leaves it stopped) */
+  wasRunning: z.boolean(),
   epochFrom: z.number().int().positive(),
   epochTo: z.number().int().positive(),
   cancelRequested: z.boolean(),

@@ -149,6 +149,8 @@ export const WorkloadRecord = z.object({
   lastExit: ContainerExit.nullable(),
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }).nullable(),
   lastJob: JobRef.nullable(),
+  /** while migrating: the host it is moving to (its memory is reserved there) */
+  migratingTo: HostId.nullable().default(null),
   /** the CPU its processes started (or were last restored) under: a destination must offer as much */
   cpu: CpuInfo.nullable().default(null),
   createdAt: z.number().int().nonnegative(),

@@ -1,3 +1,3 @@
 export { ClusterStore } from './cluster-store.ts';
 export { HashRecords } from './records.ts';
-export { RedisLock } from './lock.ts';
+export { RedisLock, withLock } from './lock.ts';

@@ -29,3 +29,20 @@ export class RedisLock {
     await this.redis.eval(RELEASE, 1, this.key, this.token);
   }
 }
+
+/**
+ * Runs `work` while holding the lock, renewing it every ttl/3 so that it never lapses while the
+ * holder lives, and lapses within `ttlMs` when the holder dies. Returns null (without running)
+ * when someone else holds it.
+ */
+export async function withLock<T>(redis: Redis, key: string, token: string, ttlMs: number, work: () => Promise<T>): Promise<{ value: T } | null> {
+  const lock = await RedisLock.acquire(redis, key, ttlMs, token);
+  if (!lock) return null;
+  const heartbeat = setInterval(() => void lock.extend(ttlMs).catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
+  try {
+    return { value: await work() };
+  } finally {
+    clearInterval(heartbeat);
+    await lock.release().catch(() => undefined);
+  }
+}

@@ -49,6 +49,8 @@ export async function handleCommand(manager: ContainerManager, command: string, 
       case 'container.list':
         parseRequest(command, body);
         return { ok: true, result: await manager.list() };
+      default:
+        throw new CommandError('BAD_REQUEST', `${command} is not supported by this agent`);
     }
   } catch (err) {
     if (err instanceof CommandError) return { ok: false, error: err.toReply() };

@@ -15,6 +15,8 @@ export const SchedulerConfig = z
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
     /** workload jobs run at the same time by this scheduler */
     workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
+    /** migrations driven at the same time by this scheduler */
+    migrationConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /** how long an agent may take to answer one command (a create copies a root filesystem) */
     agentTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
   })
@@ -35,6 +37,7 @@ export const SCHEDULER_ENV = {
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
   FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
+  FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',
 };
 
 export function loadSchedulerConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): SchedulerConfig {

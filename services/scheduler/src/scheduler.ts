@@ -7,6 +7,7 @@ import { AgentClient } from './workloads/agent-client.ts';
 import { WorkloadRecords } from './workloads/lifecycle.ts';
 import { WorkloadReconciler } from './workloads/reconciler.ts';
 import { WorkloadWorker } from './workloads/worker.ts';
+import { MigrationWorker } from './migrations/worker.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
@@ -31,23 +32,34 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
   const reconciler = new WorkloadReconciler(store, records, log.child({ part: 'reconciler' }));
   capacity.onReport((report) => reconciler.onReport(report));
+  const agents = new AgentClient(nc);
   const worker = new WorkloadWorker({
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     agentTimeoutMs: config.agentTimeoutMs,
     store,
     records,
-    agents: new AgentClient(nc),
+    agents,
     connection: queueRedis,
     log: log.child({ part: 'worker' }),
   });
+  const migrations = new MigrationWorker({
+    keyPrefix: config.keyPrefix,
+    concurrency: config.migrationConcurrency,
+    store,
+    agents,
+    nc,
+    connection: queueRedis,
+    log: log.child({ part: 'migrations' }),
+  });
   await capacity.start();
   worker.start();
+  migrations.start();
   log.info('scheduler started');
   return {
     capacity,
     async stop() {
-      await worker.stop();
+      await Promise.all([worker.stop(), migrations.stop()]);
       await capacity.stop();
       await nc.drain();
       redis.disconnect();

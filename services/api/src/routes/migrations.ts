@@ -55,6 +55,8 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
       bytes: { sent: 0, total: 0 },
       rounds: 0,
       freeze: { agentMs: null },
+      transfer: null,
+      wasRunning: workload.phase === 'running',
       epochFrom: workload.epoch,
       epochTo: workload.epoch + 1,
       cancelRequested: false,

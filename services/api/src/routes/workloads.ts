@@ -68,6 +68,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
       lastExit: null,
       error: null,
       lastJob: null,
+      migratingTo: null,
       cpu: null,
       createdAt: now,
       updatedAt: now,

@@ -10,11 +10,12 @@ import {
   type WorkloadRecord,
 } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
-import { RedisLock, type ClusterStore } from '@ferry/store';
+import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
 import { AgentCallError, type AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
 
-const LOCK_TTL_MS = 10 * 60_000;
+/** renewed while the job runs; lapses this soon after a worker dies */
+const LOCK_TTL_MS = 30_000;
 const PLACEMENT_LOCK_TTL_MS = 30_000;
 const BUSY_RETRY_MS = 500;
 
@@ -73,17 +74,15 @@ export class WorkloadWorker {
       throw new UnrecoverableError(`malformed job: ${!name.success ? `unknown job ${job.name}` : data.error?.message}`);
     }
     const { workloadId } = data.data;
-    const lock = await RedisLock.acquire(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), LOCK_TTL_MS, job.id);
-    if (!lock) {
+    const log = this.o.log.child({ jobId: job.id, job: name.data, workload: workloadId });
+    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), job.id ?? 'job', LOCK_TTL_MS, () =>
+      this.run(name.data, data.data, job, log),
+    );
+    if (!held) {
       await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
       throw new DelayedError();
     }
-    const log = this.o.log.child({ jobId: job.id, job: name.data, workload: workloadId });
-    try {
-      return await this.run(name.data, data.data, job, log);
-    } finally {
-      await lock.release().catch((err: unknown) => log.error({ err }, 'releasing workload lock failed'));
-    }
+    return held.value;
   }
 
   private async run(name: WorkloadJobName, data: WorkloadJobData, job: Job, log: Logger): Promise<WorkloadJobResult> {

@@ -1,0 +1,368 @@
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps } from '@ferry/core';
+import {
+  subjects,
+  type MigrationEvent,
+  type MigrationPhase,
+  type MigrationRecord,
+  type WorkloadRecord,
+} from '@ferry/protocol';
+import { encodeJson, type Logger } from '@ferry/runtime';
+import type { ClusterStore } from '@ferry/store';
+import { AgentCallError, type AgentClient } from '../workloads/agent-client.ts';
+
+/** A reason to stop the migration (and roll back, before the commit). */
+export class MigrationFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MigrationFailure';
+  }
+}
+
+export class CancelledError extends MigrationFailure {
+  constructor() {
+    super('CANCELLED', 'cancelled through DELETE /v1/migrations/:id');
+  }
+}
+
+/** How long each agent step may take. */
+export interface MigrationTimeouts {
+  prepareMs: number;
+  transferMs: number;
+  dumpMs: number;
+  restoreMs: number;
+  finishMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: MigrationTimeouts = { prepareMs: 30_000, transferMs: 600_000, dumpMs: 120_000, restoreMs: 120_000, finishMs: 600_000 };
+
+const secretKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:secret:${id}`;
+const SECRET_TTL_S = 24 * 3600;
+const CANCEL_POLL_MS = 250;
+
+export interface ProgressSink {
+  (record: MigrationRecord): Promise<void>;
+}
+
+/**
+ * Drives one migration through its phases against the two agents, recording every step in
+ * Redis before and after it runs, so that whoever picks the job up next (a retry, or another
+ * worker after this one died) can tell from the record alone whether to go on, roll back, or
+ * finish the cleanup (see decideResume in @ferry/core).
+ */
+export class MigrationRunner {
+  private record: MigrationRecord;
+  private workload: WorkloadRecord | null = null;
+
+  constructor(
+    record: MigrationRecord,
+    private readonly store: ClusterStore,
+    private readonly agents: AgentClient,
+    private readonly nc: NatsConnection,
+    private readonly log: Logger,
+    private readonly progress: ProgressSink,
+    private readonly timeouts: MigrationTimeouts = DEFAULT_TIMEOUTS,
+  ) {
+    this.record = record;
+  }
+
+  /** Runs to the end (completed or rolled back); throws only for what a retry may fix (cleanup after commit, a failed rollback step). */
+  async run(): Promise<MigrationRecord> {
+    const committed = await this.isCommitted();
+    const decision = decideResume({ ...this.record, cancelRequested: await this.store.cancelRequested(this.record.id) }, committed);
+    this.log.info({ decision, state: this.record.state, phase: this.record.phase, completed: this.record.completed }, 'migration picked up');
+    switch (decision.action) {
+      case 'done':
+        return this.record;
+      case 'cleanup':
+        return this.cleanup();
+      case 'rollback':
+        return this.rollback(decision.reason.includes('cancel') ? new CancelledError() : new MigrationFailure('INTERRUPTED', decision.reason));
+      case 'continue':
+        return this.forward(decision.from);
+    }
+  }
+
+  private async isCommitted(): Promise<boolean> {
+    const workload = await this.store.workloads.get(this.record.workloadId);
+    return workload !== null && workload.epoch >= this.record.epochTo && workload.hostId === this.record.destination;
+  }
+
+  private async forward(from: MigrationPhase): Promise<MigrationRecord> {
+    const phases = phasesFor(this.record.strategy);
+    await this.save({ state: 'running' });
+    for (const phase of phases.slice(phases.indexOf(from))) {
+      if (phase === 'cleanup') return this.cleanup();
+      if (phase !== 'commit' && (await this.store.cancelRequested(this.record.id))) return this.rollback(new CancelledError());
+      try {
+        await this.runPhase(phase, () => this.phase(phase));
+      } catch (err) {
+        if (phase === 'commit' && (await this.isCommitted())) return this.cleanup(); // the write landed before the error
+        const failure =
+          err instanceof MigrationFailure
+            ? err
+            : err instanceof AgentCallError
+              ? new MigrationFailure(err.code, err.message)
+              : new MigrationFailure('INTERNAL', (err as Error).message);
+        return this.rollback(failure);
+      }
+    }
+    return this.cleanup();
+  }
+
+  /** Records the start, runs, records the end; publishes both as events. */
+  private async runPhase(phase: MigrationPhase, work: () => Promise<{ bytes?: number; note?: string } | void>): Promise<void> {
+    const startedAt = Date.now();
+    await this.save({ phase, timeline: [...this.record.timeline, { phase, startedAt, endedAt: null, ms: null }] });
+    this.publish(phase, 'started', null);
+    const outcome = (await work()) ?? {};
+    const endedAt = Date.now();
+    const timeline = this.record.timeline.map((entry) =>
+      entry.phase === phase && entry.endedAt === null
+        ? { ...entry, endedAt, ms: endedAt - startedAt, ...(outcome.bytes === undefined ? {} : { bytes: outcome.bytes }), ...(outcome.note ? { note: outcome.note } : {}) }
+        : entry,
+    );
+    await this.save({ completed: [...new Set([...this.record.completed, phase])], timeline });
+    this.publish(phase, 'done', endedAt - startedAt);
+  }
+
+  private async loadWorkload(): Promise<WorkloadRecord> {
+    const workload = await this.store.workloads.get(this.record.workloadId);
+    if (!workload) throw new MigrationFailure('WORKLOAD_GONE', `workload ${this.record.workloadId} no longer exists`);
+    this.workload = workload;
+    return workload;
+  }
+
+  private async secret(create = false): Promise<string> {
+    const key = secretKey(this.store, this.record.id);
+    if (create) {
+      const secret = randomBytes(32).toString('base64url');
+      await this.store.redis.set(key, secret, 'EX', SECRET_TTL_S);
+      return secret;
+    }
+    const secret = await this.store.redis.get(key);
+    if (!secret) throw new MigrationFailure('SECRET_LOST', 'the migration secret expired');
+    return secret;
+  }
+
+  /** Races an agent call against a cancel request, so a long transfer can be abandoned. */
+  private async cancellable<T>(call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const cancelled = new Promise<never>((_, reject) => {
+      const poll = async () => {
+        if (await this.store.cancelRequested(this.record.id).catch(() => false)) reject(new CancelledError());
+        else timer = setTimeout(() => void poll(), CANCEL_POLL_MS);
+      };
+      timer = setTimeout(() => void poll(), CANCEL_POLL_MS);
+    });
+    try {
+      return await Promise.race([call, cancelled]);
+    } finally {
+      clearTimeout(timer);
+      call.catch(() => undefined); // an abandoned call's late failure is expected
+    }
+  }
+
+  private async phase(phase: MigrationPhase): Promise<{ bytes?: number; note?: string } | void> {
+    const r = this.record;
+    switch (phase) {
+      case 'validate': {
+        const workload = await this.loadWorkload();
+        const snapshot = await this.store.snapshot();
+        const source = snapshot.hosts.find((h) => h.id === r.source);
+        const destination = snapshot.hosts.find((h) => h.id === r.destination);
+        if (workload.hostId !== r.source) throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId}, not ${r.source}`);
+        if (workload.epoch !== r.epochFrom) throw new MigrationFailure('EPOCH_CHANGED', `workload ${r.workloadId} is at epoch ${workload.epoch}, expected ${r.epochFrom}`);
+        if (!source || !destination) throw new MigrationFailure('HOST_UNKNOWN', 'source or destination host is unknown');
+        const problems = hostProblems(workload.spec, destination, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: workload.cpu ?? source.capacity.cpu } });
+        if (problems.length > 0) throw new MigrationFailure(problems[0]!.code, problems.map((p) => p.message).join('; '));
+        const choice = chooseStrategy(source, destination, r.wasRunning, { mode: r.strategy === 'cold' ? 'cold' : 'live', strategy: r.strategy });
+        if (!choice.ok) throw new MigrationFailure(choice.problem.code, choice.problem.message);
+        return { note: `${r.strategy}: ${r.strategyReason}` };
+      }
+      case 'reserve': {
+        const workload = await this.loadWorkload();
+        await this.store.workloads.put(workload.spec.id, { ...workload, phase: 'migrating', migratingTo: r.destination, updatedAt: Date.now() });
+        return { note: `${workload.spec.resources.memoryMiB} MiB reserved on ${r.destination}` };
+      }
+      case 'prepare': {
+        const workload = this.workload ?? (await this.loadWorkload());
+        const source = await this.store.hosts.get(r.source);
+        if (!source?.capacity.address) throw new MigrationFailure('NO_ADDRESS', `source host ${r.source} reports no transfer address`);
+        const result = await this.agents.call(
+          r.destination,
+          'migration.prepare',
+          { migrationId: r.id, spec: workload.spec, epoch: r.epochTo, strategy: r.strategy, source: { hostId: r.source, address: source.capacity.address }, secret: await this.secret(true) },
+          this.timeouts.prepareMs,
+        );
+        await this.save({ transfer: { ...result, lazyPagesPort: null, frozenAt: null } });
+        return { note: `rsync ${result.address}:${result.rsyncPort}${result.sharedRootfs ? ', root filesystem on a shared pool' : ''}` };
+      }
+      case 'presync': {
+        const t = this.requireTransfer();
+        if (t.sharedRootfs) return { bytes: 0, note: 'shared pool: nothing to copy' };
+        const result = await this.cancellable(
+          this.agents.call(r.source, 'migration.presync', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs),
+        );
+        await this.addBytes(result.bytes);
+        return { bytes: result.bytes };
+      }
+      case 'precopy':
+        // Only chosen where both kernels track dirty memory (never on these machines).
+        throw new MigrationFailure('PRECOPY_UNAVAILABLE', 'this version drives pre-copy rounds only where mem_dirty_track is present; none ran');
+      case 'freeze': {
+        const result = await this.agents.call(r.source, 'migration.dump', { migrationId: r.id, strategy: r.strategy, destination: this.endpoint() }, this.timeouts.dumpMs);
+        await this.save({ transfer: { ...this.requireTransfer(), lazyPagesPort: result.lazyPagesPort, frozenAt: result.frozenAt } });
+        await this.addBytes(result.bytes);
+        return { bytes: result.bytes, note: `dump ${Math.round(result.dumpMs)} ms` };
+      }
+      case 'transfer': {
+        const t = this.requireTransfer();
+        const result = await this.agents.call(r.source, 'migration.transfer', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs);
+        await this.addBytes(result.bytes);
+        return { bytes: result.bytes };
+      }
+      case 'restore': {
+        const t = this.requireTransfer();
+        const result = await this.agents.call(
+          r.destination,
+          'migration.restore',
+          { migrationId: r.id, strategy: r.strategy, source: { address: (await this.sourceAddress()), lazyPagesPort: t.lazyPagesPort } },
+          this.timeouts.restoreMs,
+        );
+        const agentMs = t.frozenAt === null ? null : Math.max(0, result.restoredAt - t.frozenAt);
+        await this.save({ freeze: { agentMs } });
+        return { note: `restore ${Math.round(result.restoreMs)} ms${agentMs === null ? '' : `, frozen ${agentMs} ms`}` };
+      }
+      case 'verify': {
+        const status = await this.agents.call(r.destination, 'container.status', { id: r.workloadId }, this.timeouts.prepareMs);
+        const want = r.wasRunning ? 'running' : 'created';
+        if (status.epoch !== r.epochTo) throw new MigrationFailure('VERIFY_FAILED', `destination reports epoch ${status.epoch}, expected ${r.epochTo}`);
+        if (r.wasRunning && status.state !== 'running') throw new MigrationFailure('VERIFY_FAILED', `workload is ${status.state} on ${r.destination}, not running`);
+        return { note: `${status.state} on ${r.destination} (expected ${want}), epoch ${status.epoch}` };
+      }
+      case 'commit': {
+        const workload = await this.loadWorkload();
+        const destination = await this.store.hosts.get(r.destination);
+        const now = Date.now();
+        const moved: WorkloadRecord = {
+          ...workload,
+          hostId: r.destination,
+          epoch: r.epochTo,
+          phase: r.wasRunning ? 'running' : 'stopped',
+          migratingTo: null,
+          // the processes keep the CPU features they started with; the baseline does not widen
+          cpu: workload.cpu ?? destination?.capacity.cpu ?? null,
+          updatedAt: now,
+        };
+        const entry = this.record.timeline.find((e) => e.phase === 'commit' && e.endedAt === null);
+        const timeline = this.record.timeline.map((e) => (e === entry ? { ...e, endedAt: now, ms: now - e.startedAt } : e));
+        this.record = { ...this.record, completed: [...this.record.completed, 'commit'], timeline, updatedAt: now };
+        await this.store.commitMigration(moved, this.record);
+        this.log.info({ destination: r.destination, epoch: r.epochTo }, 'committed: the workload now belongs to the destination');
+        return { note: `epoch ${r.epochFrom} → ${r.epochTo}, owner ${r.source} → ${r.destination}` };
+      }
+      case 'cleanup':
+        return;
+    }
+  }
+
+  private requireTransfer(): NonNullable<MigrationRecord['transfer']> {
+    if (!this.record.transfer) throw new MigrationFailure('NOT_PREPARED', 'the destination was never prepared');
+    return this.record.transfer;
+  }
+
+  private endpoint() {
+    const t = this.requireTransfer();
+    return { address: t.address, rsyncPort: t.rsyncPort, pageServerPort: t.pageServerPort };
+  }
+
+  private async sourceAddress(): Promise<string> {
+    const source = await this.store.hosts.get(this.record.source);
+    if (!source?.capacity.address) throw new MigrationFailure('NO_ADDRESS', `source host ${this.record.source} reports no transfer address`);
+    return source.capacity.address;
+  }
+
+  private async addBytes(bytes: number): Promise<void> {
+    await this.save({ bytes: { sent: this.record.bytes.sent + bytes, total: Math.max(this.record.bytes.total, this.record.bytes.sent + bytes) } });
+  }
+
+  /** After the commit: nothing fails back; each step repeats (job retries) until done. */
+  private async cleanup(): Promise<MigrationRecord> {
+    const r = this.record;
+    await this.save({ state: 'running', phase: 'cleanup' });
+    const startedAt = Date.now();
+    this.publish('cleanup', 'started', null);
+    await this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
+    await this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, this.timeouts.finishMs);
+    await this.store.redis.del(secretKey(this.store, r.id));
+    const now = Date.now();
+    const timeline = [...r.timeline.filter((e) => e.phase !== 'cleanup'), { phase: 'cleanup' as const, startedAt, endedAt: now, ms: now - startedAt }];
+    await this.save({ state: 'completed', completed: [...new Set([...r.completed, 'cleanup' as const])], timeline, finishedAt: now });
+    await this.store.endMigration(this.record);
+    this.publish('cleanup', 'done', now - startedAt);
+    this.publishFinished('completed');
+    this.log.info({ freezeMs: this.record.freeze.agentMs, bytes: this.record.bytes.sent, ms: now - r.createdAt }, 'migration completed');
+    return this.record;
+  }
+
+  /**
+   * Before the commit, any failure lands here: the source runs the workload again (from its kept
+   * images if it was dumped), the destination is cleaned, the workload's record returns to what
+   * it was. A step that fails throws, and the job retry runs the rollback again (idempotent).
+   */
+  private async rollback(failure: MigrationFailure): Promise<MigrationRecord> {
+    const r = this.record;
+    const started = [...new Set([...r.completed, r.phase])];
+    const steps = rollbackSteps(started);
+    this.log.warn({ phase: r.phase, code: failure.code, error: failure.message, steps }, 'rolling back');
+    await this.save({
+      state: 'rolling-back',
+      error: r.error ?? { code: failure.code, message: failure.message, phase: r.phase },
+      rollback: { reason: failure.message, steps },
+    });
+    this.publish(r.phase, 'failed', null);
+    for (const step of steps) {
+      if (step === 'resume-source') await this.agents.call(r.source, 'migration.resume', { migrationId: r.id }, this.timeouts.restoreMs);
+      else await this.agents.call(r.destination, 'migration.abort', { migrationId: r.id }, this.timeouts.finishMs);
+    }
+    const workload = await this.store.workloads.get(r.workloadId);
+    if (workload && workload.hostId === r.source) {
+      await this.store.workloads.put(workload.spec.id, { ...workload, phase: r.wasRunning ? 'running' : 'stopped', migratingTo: null, updatedAt: Date.now() });
+    }
+    await this.store.redis.del(secretKey(this.store, r.id));
+    await this.save({ state: 'rolled-back', finishedAt: Date.now() });
+    await this.store.endMigration(this.record);
+    this.publishFinished('rolled-back');
+    return this.record;
+  }
+
+  private async save(patch: Partial<MigrationRecord>): Promise<void> {
+    this.record = { ...this.record, ...patch, updatedAt: Date.now() };
+    await this.store.migrations.put(this.record.id, this.record);
+    await this.progress(this.record);
+  }
+
+  private publish(phase: MigrationPhase, status: MigrationEvent['status'], ms: number | null): void {
+    const event: MigrationEvent = { type: 'migration.phase', migrationId: this.record.id, workloadId: this.record.workloadId, state: this.record.state, phase, status, at: Date.now(), ms };
+    this.nc.publish(subjects.migrationEvents(this.record.id), encodeJson(event));
+  }
+
+  private publishFinished(status: 'completed' | 'rolled-back'): void {
+    const event: MigrationEvent = {
+      type: 'migration.finished',
+      migrationId: this.record.id,
+      workloadId: this.record.workloadId,
+      state: this.record.state,
+      phase: this.record.phase,
+      status,
+      at: Date.now(),
+      ms: this.record.finishedAt === null ? null : this.record.finishedAt - this.record.createdAt,
+    };
+    this.nc.publish(subjects.migrationEvents(this.record.id), encodeJson(event));
+  }
+}

@@ -1,0 +1,91 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { NatsConnection } from 'nats';
+import { MigrationJobData, QUEUES, TERMINAL_MIGRATION_STATES, queuePrefix, type MigrationRecord } from '@ferry/protocol';
+import type { Logger } from '@ferry/runtime';
+import { withLock, type ClusterStore } from '@ferry/store';
+import type { AgentClient } from '../workloads/agent-client.ts';
+import { DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
+
+const LOCK_TTL_MS = 30_000;
+const BUSY_RETRY_MS = 500;
+
+export interface MigrationWorkerOptions {
+  keyPrefix: string;
+  concurrency: number;
+  store: ClusterStore;
+  agents: AgentClient;
+  nc: NatsConnection;
+  connection: Redis;
+  log: Logger;
+}
+
+/**
+ * One BullMQ job per migration (job id = migration id). The job holds the workload's lock for the
+ * whole migration, so no start, stop, destroy or second migration of it runs meanwhile.
+ */
+export class MigrationWorker {
+  private worker: Worker | undefined;
+
+  constructor(private readonly o: MigrationWorkerOptions) {}
+
+  start(): void {
+    this.worker = new Worker(QUEUES.migrations, (job, token) => this.process(job, token), {
+      connection: this.o.connection,
+      prefix: queuePrefix(this.o.keyPrefix),
+      concurrency: this.o.concurrency,
+    });
+    this.worker.on('failed', (job, err) => void this.onFailed(job, err));
+    this.worker.on('error', (err) => this.o.log.error({ err }, 'migration worker error'));
+  }
+
+  /** A migration whose last attempt failed is left for an operator, saying so. */
+  private async onFailed(job: Job | undefined, err: Error): Promise<void> {
+    if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    const data = MigrationJobData.safeParse(job.data);
+    if (!data.success) return;
+    const record = await this.o.store.migrations.get(data.data.migrationId);
+    if (!record || TERMINAL_MIGRATION_STATES.has(record.state)) return;
+    this.o.log.error({ migrationId: record.id, err: err.message }, 'migration gave up: an operator must look at it');
+    await this.o.store.migrations.put(record.id, {
+      ...record,
+      state: 'failed',
+      error: record.error ?? { code: 'GAVE_UP', message: err.message, phase: record.phase },
+      updatedAt: Date.now(),
+      finishedAt: Date.now(),
+    });
+  }
+
+  async stop(graceMs = 3_000): Promise<void> {
+    if (!this.worker) return;
+    const closed = this.worker.close();
+    const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+    if ((await Promise.race([closed, timer])) === 'timeout') await this.worker.close(true);
+  }
+
+  private async process(job: Job, token?: string): Promise<MigrationRecord> {
+    const data = MigrationJobData.safeParse(job.data);
+    if (job.name !== 'migrate' || !data.success) throw new UnrecoverableError(`malformed migration job ${job.name}`);
+    const record = await this.o.store.migrations.get(data.data.migrationId);
+    if (!record) throw new UnrecoverableError(`no migration ${data.data.migrationId}`);
+    const log = this.o.log.child({ migrationId: record.id, workload: record.workloadId, source: record.source, destination: record.destination, strategy: record.strategy });
+    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, LOCK_TTL_MS, () => {
+      const runner = new MigrationRunner(record, this.o.store, this.o.agents, this.o.nc, log, async (r) => {
+        await job.updateProgress({
+          state: r.state,
+          phase: r.phase,
+          bytesSent: r.bytes.sent,
+          bytesTotal: r.bytes.total,
+          round: r.rounds,
+          freezeMs: r.freeze.agentMs,
+        });
+      }, DEFAULT_TIMEOUTS);
+      return runner.run();
+    });
+    if (!held) {
+      await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    return held.value;
+  }
+}
