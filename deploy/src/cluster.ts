@@ -6,7 +6,7 @@ import type { Logger } from '@ferry/runtime';
 import type { HostListResponse, HostView } from '@ferry/protocol';
 import { startNats, startRedis } from './infra.ts';
 import type { Lab } from './lab/lab.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '@ferry/runtime';
 import { Supervisor, type ManagedProcess } from './supervisor.ts';
 import { repoRoot, serviceEntry, type ServiceName } from './paths.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
-import { freePort } from './ports.ts';
+import { freePort } from '@ferry/runtime';
 import type { ManagedProcess, Supervisor } from './supervisor.ts';
 
 export interface Embedded {

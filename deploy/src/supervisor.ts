@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '@ferry/runtime';
-import { isRunning, isSameProcessAlive, processStartTime } from './proc.ts';
+import { isRunning, isSameProcessAlive, processStartTime } from '@ferry/runtime';
 
 const RunRecord = z.object({
   supervisor: z.object({ pid: z.number().int(), startTime: z.string() }),

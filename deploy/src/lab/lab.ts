@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { intToIpv4, parseCidr } from '@ferry/core';
 import type { Logger } from '@ferry/runtime';
 import { repoRoot, serviceEntry } from '../paths.ts';
-import { isRunning } from '../proc.ts';
+import { isRunning } from '@ferry/runtime';
 import { LabJournal, orphanedLabRecords, removeLabRecord, type LabItem } from './records.ts';
 
 export interface LabNetwork {

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { isSameProcessAlive, processStartTime } from '../proc.ts';
+import { isSameProcessAlive, processStartTime } from '@ferry/runtime';
 
 /** One thing the lab created, in creation order; teardown walks them backwards. */
 export const LabItem = z.discriminatedUnion('kind', [

@@ -61,7 +61,7 @@ export const PresyncRequest = z.strictObject({ migrationId: MigrationId, destina
 export const TransferResult = z.object({ bytes: z.number().int().nonnegative(), ms: z.number().nonnegative() });
 
 /** Source: freeze and checkpoint. */
-export const DumpRequest = z.strictObject({ migrationId: MigrationId, strategy: MigrationStrategy, destination: Endpoint });
+export const DumpRequest = z.strictObject({ migrationId: MigrationId, strategy: MigrationStrategy, destination: Endpoint, sharedRootfs: z.boolean() });
 export const DumpResult = z.object({
   /** the source's clock when the workload stopped running */
   frozenAt: z.number().int(),

@@ -68,7 +68,8 @@ export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
 export type WorkloadSpecInput = z.input<typeof WorkloadSpec>;
 
 /** What a container is doing on its host, as the agent sees it. */
-export const CONTAINER_STATES = ['created', 'running', 'stopped'] as const;
+/** migrating: frozen or dumped by a migration that has not ended (it runs again on one host or the other) */
+export const CONTAINER_STATES = ['created', 'running', 'stopped', 'migrating'] as const;
 export const ContainerState = z.enum(CONTAINER_STATES);
 export type ContainerState = z.infer<typeof ContainerState>;
 

@@ -2,3 +2,5 @@ export * from './logger.ts';
 export * from './config.ts';
 export * from './nats.ts';
 export * from './lifecycle.ts';
+export * from './proc.ts';
+export * from './ports.ts';

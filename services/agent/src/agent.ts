@@ -34,7 +34,7 @@ export class Agent {
   static async start(config: AgentConfig, log: Logger, nc: NatsConnection, host: HostRuntime): Promise<Agent> {
     const cpu = await readCpu(config.cpuOverride);
     const agent = new Agent(config, log, nc, cpu, host);
-    agent.commands = serveCommands(nc, config.hostId, host.containers, log.child({ part: 'commands' }));
+    agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }));
     await agent.refreshCriu();
     log.info(
       { cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu },

@@ -4,6 +4,12 @@ import { AGENT_COMMANDS, agentRequestSchemas, subjects, type AgentCommand, type 
 import { decodeText, describeIssues, encodeJson, type Logger } from '@ferry/runtime';
 import { CommandError } from './containers/errors.ts';
 import type { ContainerManager } from './containers/manager.ts';
+import type { MigrationManager } from './migration/manager.ts';
+
+export interface CommandTargets {
+  containers: ContainerManager;
+  migrations: MigrationManager;
+}
 
 const MAX_REQUEST_BYTES = 256 * 1024;
 const isCommand = (name: string): name is AgentCommand => (AGENT_COMMANDS as readonly string[]).includes(name);
@@ -15,7 +21,9 @@ function parseRequest<C extends AgentCommand>(command: C, body: unknown): z.outp
 }
 
 /** Parses and runs one command; never throws (every failure becomes an error reply). */
-export async function handleCommand(manager: ContainerManager, command: string, data: Uint8Array): Promise<AgentReply> {
+export async function handleCommand(targets: CommandTargets, command: string, data: Uint8Array): Promise<AgentReply> {
+  const manager = targets.containers;
+  const migrations = targets.migrations;
   try {
     if (!isCommand(command)) throw new CommandError('BAD_REQUEST', `unknown command ${command}`);
     if (data.byteLength > MAX_REQUEST_BYTES) throw new CommandError('BAD_REQUEST', `request of ${data.byteLength} bytes is too large`);
@@ -49,8 +57,28 @@ export async function handleCommand(manager: ContainerManager, command: string, 
       case 'container.list':
         parseRequest(command, body);
         return { ok: true, result: await manager.list() };
-      default:
-        throw new CommandError('BAD_REQUEST', `${command} is not supported by this agent`);
+      case 'migration.prepare':
+        return { ok: true, result: await migrations.prepare(parseRequest(command, body)) };
+      case 'migration.presync':
+        return { ok: true, result: await migrations.presync(parseRequest(command, body)) };
+      case 'migration.dump':
+        return { ok: true, result: await migrations.dump(parseRequest(command, body)) };
+      case 'migration.transfer':
+        return { ok: true, result: await migrations.transfer(parseRequest(command, body)) };
+      case 'migration.restore':
+        return { ok: true, result: await migrations.restore(parseRequest(command, body)) };
+      case 'migration.resume': {
+        const { migrationId } = parseRequest(command, body);
+        return { ok: true, result: await migrations.resume(migrationId) };
+      }
+      case 'migration.abort': {
+        const { migrationId } = parseRequest(command, body);
+        return { ok: true, result: await migrations.abort(migrationId) };
+      }
+      case 'migration.finish': {
+        const { migrationId, role } = parseRequest(command, body);
+        return { ok: true, result: await migrations.finish(migrationId, role) };
+      }
     }
   } catch (err) {
     if (err instanceof CommandError) return { ok: false, error: err.toReply() };
@@ -65,7 +93,7 @@ export interface CommandServer {
 }
 
 /** Answers `ferry.agent.<hostId>.<command>` requests. */
-export function serveCommands(nc: NatsConnection, hostId: string, manager: ContainerManager, log: Logger): CommandServer {
+export function serveCommands(nc: NatsConnection, hostId: string, targets: CommandTargets, log: Logger): CommandServer {
   const prefix = subjects.agentCommand(hostId, '');
   const inFlight = new Set<Promise<void>>();
   const subscription = nc.subscribe(`${prefix}>`, {
@@ -76,7 +104,7 @@ export function serveCommands(nc: NatsConnection, hostId: string, manager: Conta
       }
       const command = msg.subject.slice(prefix.length);
       const started = Date.now();
-      const done = handleCommand(manager, command, msg.data).then((reply) => {
+      const done = handleCommand(targets, command, msg.data).then((reply) => {
         const ms = Date.now() - started;
         if (reply.ok) log.debug({ command, ms }, 'command done');
         else log.warn({ command, ms, error: reply.error }, 'command failed');

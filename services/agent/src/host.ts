@@ -1,4 +1,4 @@
-import { mkdir, rmdir } from 'node:fs/promises';
+import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NetworkReport } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
@@ -9,6 +9,7 @@ import { interfaceExists } from './containers/network.ts';
 import { RecordStore } from './containers/records.ts';
 import { Runc } from './containers/runc.ts';
 import { TemplateRegistry } from './containers/templates.ts';
+import { MigrationManager } from './migration/manager.ts';
 
 /** Networks whose bridge exists on this host right now; re-checked at most every `everyMs`. */
 export class NetworkMonitor {
@@ -46,6 +47,7 @@ export interface HostRuntime {
   templates: TemplateRegistry;
   networks: NetworkMonitor;
   containers: ContainerManager;
+  migrations: MigrationManager;
 }
 
 /** The pieces that run containers on this host, ready to use. */
@@ -54,6 +56,10 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
   const runcRoot = join(config.dataDir, 'runc');
   await mkdir(containersDir, { recursive: true });
   await mkdir(runcRoot, { recursive: true });
+  // runc has no flags for these; it passes this file to CRIU (org.criu.config annotation).
+  // nftables lock: ~90 ms faster restore than the default iptables lock here (shared DESIGN.md).
+  const criuConfig = join(config.dataDir, 'criu-runc.conf');
+  await writeFile(criuConfig, 'network-lock nftables\n');
   const templates = new TemplateRegistry(config.templatesDir, log);
   await templates.refresh();
   const networks = new NetworkMonitor(config.networks, log);
@@ -68,10 +74,12 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
     templates,
     networks: () => networks.current(),
     diskUsageIntervalMs: config.diskUsageIntervalMs,
+    criuConfig,
     log,
   });
   await containers.init();
-  return { templates, networks, containers };
+  const migrations = new MigrationManager({ hostId: config.hostId, address: config.address, dataDir: config.dataDir, containers, log });
+  return { templates, networks, containers, migrations };
 }
 
 /** Removes the (empty) cgroup directories above this host's containers, bottom up. */

@@ -26,6 +26,8 @@ export interface ContainerManagerOptions {
   /** the networks this host is attached to right now */
   networks: () => NetworkReport[];
   diskUsageIntervalMs: number;
+  /** CRIU options file named in every container's config (network lock and the like) */
+  criuConfig: string;
   log: Logger;
 }
 
@@ -64,19 +66,71 @@ export class ContainerManager {
     await this.reconcile();
   }
 
-  private cgroupsPath(id: string): string {
+  // ---- shared with the migration code (same host, same records, same one-at-a-time rule) ----
+
+  cgroupsPath(id: string): string {
     return `${this.o.cgroupParent}/${id}`;
   }
 
-  private bundle(id: string) {
+  bundle(id: string) {
     const dir = this.o.records.bundleDir(id);
     return { dir, pidFile: join(dir, 'container.pid'), consoleLog: join(dir, 'console.log') };
   }
 
-  private async save(record: ContainerRecord): Promise<ContainerRecord> {
+  get runc(): Runc {
+    return this.o.runc;
+  }
+
+  get netnsPrefix(): string {
+    return this.o.netnsPrefix;
+  }
+
+  networks(): NetworkReport[] {
+    return this.o.networks();
+  }
+
+  pool(id: string): PoolConfig | undefined {
+    return this.o.pools.find((p) => p.id === id);
+  }
+
+  exclusive<T>(id: string, task: () => Promise<T>): Promise<T> {
+    return this.mutex.run(id, task);
+  }
+
+  record(id: string): ContainerRecord | undefined {
+    return this.records.get(id);
+  }
+
+  async save(record: ContainerRecord): Promise<ContainerRecord> {
     await this.o.records.save(record);
     this.records.set(record.spec.id, record);
     return record;
+  }
+
+  /** Forgets a container whose processes left this host (migrated away); its files are the caller's. */
+  async forget(id: string): Promise<void> {
+    await this.o.records.remove(id);
+    this.records.delete(id);
+    this.disk.delete(id);
+    this.cpu.delete(id);
+  }
+
+  /** Writes the bundle's config.json for running (or restoring) `spec` from `rootfs` in `netns`. */
+  async writeBundleConfig(spec: WorkloadSpec, rootfs: string, netns: string): Promise<void> {
+    const bundle = this.bundle(spec.id);
+    await mkdir(bundle.dir, { recursive: true });
+    const config = buildOciConfig(spec, {
+      rootfs,
+      netnsPath: `/run/netns/${netns}`,
+      cgroupsPath: this.cgroupsPath(spec.id),
+      maxOpenFiles: await containerOpenFilesLimit(),
+      criuConfig: this.o.criuConfig,
+    });
+    await writeFile(join(bundle.dir, 'config.json'), JSON.stringify(config, null, 2));
+  }
+
+  statusOfRecord(record: ContainerRecord): Promise<ContainerStatus> {
+    return this.statusOf(record);
   }
 
   private require(id: string): ContainerRecord {
@@ -150,13 +204,7 @@ export class ContainerManager {
       const journaled = await this.save({ ...record, netns });
       await setUpNetwork(plan);
       try {
-        const config = buildOciConfig(record.spec, {
-          rootfs: record.rootfs,
-          netnsPath: `/run/netns/${netns}`,
-          cgroupsPath: this.cgroupsPath(id),
-          maxOpenFiles: await containerOpenFilesLimit(),
-        });
-        await writeFile(join(bundle.dir, 'config.json'), JSON.stringify(config, null, 2));
+        await this.writeBundleConfig(record.spec, record.rootfs, netns);
         await rm(bundle.pidFile, { force: true });
         await this.o.runc.runDetached(id, bundle.dir, bundle.pidFile, bundle.consoleLog);
         const pid = Number((await readFile(bundle.pidFile, 'utf8')).trim());
@@ -242,7 +290,7 @@ export class ContainerManager {
   async reconcile(): Promise<void> {
     const states = new Map((await this.o.runc.list()).map((s) => [s.id, s.status]));
     const needsCleanup = (record: ContainerRecord, runcStatus: string | undefined) =>
-      record.state === 'running' ? runcStatus !== 'running' : record.netns !== null;
+      record.state === 'migrating' ? false : record.state === 'running' ? runcStatus !== 'running' : record.netns !== null;
     for (const record of this.records.values()) {
       if (!needsCleanup(record, states.get(record.spec.id))) continue;
       await this.mutex.run(record.spec.id, async () => {

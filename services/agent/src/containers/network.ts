@@ -42,17 +42,22 @@ export function planNetwork(netns: string, attachments: NetworkAttachment[], net
 const ip = (args: string[]) => execa('ip', args, { timeout: 30_000 });
 
 /**
- * Builds the container's network namespace: loopback up, one veth per network, bridged on the
- * host side before the address comes up inside (so the first ARP is not lost), fixed MAC.
- * On any failure it removes what it built.
+ * Builds the container's network namespace: loopback up, IPv4 only (no IPv6 chatter, so a
+ * migration's destination namespace stays silent until its workload runs), one veth per network,
+ * bridged on the host side before the address comes up inside (so the first ARP is not lost),
+ * fixed MAC. `hostSideUp: false` leaves the host ends down (a migration's destination, until the
+ * restore). On any failure it removes what it built.
  */
-export async function setUpNetwork(plan: NetworkPlan): Promise<void> {
+export async function setUpNetwork(plan: NetworkPlan, options: { hostSideUp?: boolean } = {}): Promise<void> {
   await ip(['netns', 'add', plan.netns]);
   try {
     await ip(['-n', plan.netns, 'link', 'set', 'lo', 'up']);
+    await execa('ip', ['netns', 'exec', plan.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], {
+      timeout: 30_000,
+    });
     for (const link of plan.links) {
       await ip(['link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', link.containerIf, 'netns', plan.netns]);
-      await ip(['link', 'set', link.hostIf, 'master', link.bridge, 'up']);
+      await ip(['link', 'set', link.hostIf, 'master', link.bridge, ...(options.hostSideUp === false ? [] : ['up'])]);
       await ip(['-n', plan.netns, 'link', 'set', link.containerIf, 'address', link.mac]);
       await ip(['-n', plan.netns, 'addr', 'add', link.cidr, 'dev', link.containerIf]);
       await ip(['-n', plan.netns, 'link', 'set', link.containerIf, 'up']);
@@ -75,4 +80,37 @@ export async function tearDownNetwork(netns: string): Promise<void> {
 export async function interfaceExists(name: string): Promise<boolean> {
   const result = await execa('ip', ['link', 'show', 'dev', name], { reject: false, timeout: 10_000 });
   return result.exitCode === 0;
+}
+
+/** Brings the host ends of a container's veths up or down (a migration hands the address over). */
+export async function setHostSide(plan: NetworkPlan, up: boolean): Promise<void> {
+  for (const link of plan.links) await ip(['link', 'set', link.hostIf, up ? 'up' : 'down']);
+}
+
+/**
+ * Gratuitous ARP from inside the container's namespace for each of its addresses: every bridge
+ * and neighbour learns at once where the MAC is now. Not awaited by callers on the freeze path.
+ */
+export async function announce(plan: NetworkPlan): Promise<void> {
+  await Promise.all(
+    plan.links.map((link) =>
+      execa('nsenter', [`--net=/run/netns/${plan.netns}`, '--', 'busybox', 'arping', '-U', '-c', '1', '-w', '1', '-I', link.containerIf, link.cidr.split('/')[0]!], {
+        reject: false,
+        timeout: 5_000,
+      }),
+    ),
+  );
+}
+
+/** Removes CRIU's network-lock tables left in a namespace (a failed or abandoned dump). */
+export async function removeCriuLocks(netns: string): Promise<number> {
+  const list = await execa('nsenter', [`--net=/run/netns/${netns}`, '--', 'nft', 'list', 'tables'], { reject: false, timeout: 10_000 });
+  const tables = list.stdout
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((parts) => parts[0] === 'table' && parts[2]?.startsWith('CRIU'));
+  for (const [, family, name] of tables) {
+    await execa('nsenter', [`--net=/run/netns/${netns}`, '--', 'nft', 'delete', 'table', family!, name!], { reject: false, timeout: 10_000 });
+  }
+  return tables.length;
 }

@@ -12,7 +12,7 @@ const spec = WorkloadSpec.parse({
 });
 
 describe('OCI config', () => {
-  const config = buildOciConfig(spec, { rootfs: '/pool/web-1/rootfs', netnsPath: '/run/netns/fc-web-1-ab', cgroupsPath: '/ferry/h1/web-1', maxOpenFiles: 4096 }) as any;
+  const config = buildOciConfig(spec, { rootfs: '/pool/web-1/rootfs', netnsPath: '/run/netns/fc-web-1-ab', cgroupsPath: '/ferry/h1/web-1', maxOpenFiles: 4096, criuConfig: '/var/lib/ferry/criu.conf' }) as any;
 
   it('turns the spec limits into cgroup settings', () => {
     expect(config.linux.resources.memory).toEqual({ limit: 256 * 2 ** 20, swap: 256 * 2 ** 20 });
@@ -38,5 +38,6 @@ describe('OCI config', () => {
     expect(config.process.terminal).toBe(false);
     expect(config.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }]);
     expect(config.root).toEqual({ path: '/pool/web-1/rootfs', readonly: false });
+    expect(config.annotations).toEqual({ 'org.criu.config': '/var/lib/ferry/criu.conf' });
   });
 });

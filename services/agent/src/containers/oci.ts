@@ -11,6 +11,8 @@ export interface OciPlacement {
   cgroupsPath: string;
   /** open-files limit; at most the agent's own hard limit (raising it needs CAP_SYS_RESOURCE) */
   maxOpenFiles: number;
+  /** CRIU options file runc hands to CRIU on checkpoint and restore (runc has no flag for them) */
+  criuConfig: string;
 }
 
 const CAPABILITIES = [
@@ -50,6 +52,7 @@ export function buildOciConfig(spec: WorkloadSpec, placement: OciPlacement): Rec
       noNewPrivileges: true,
     },
     root: { path: placement.rootfs, readonly: false },
+    annotations: { 'org.criu.config': placement.criuConfig },
     hostname: spec.id,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },

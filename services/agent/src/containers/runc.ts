@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { execa } from 'execa';
 import { z } from 'zod';
 
@@ -28,6 +26,16 @@ export class Runc {
     private readonly binary = 'runc',
   ) {}
 
+  /** Command and arguments of a runc invocation on this host's state root (for callers that spawn it themselves). */
+  argv(args: string[]): [string, string[]] {
+    return [this.binary, ['--root', this.root, ...args]];
+  }
+
+  /** `runc checkpoint` that ends with the dump (not the lazy kind, which keeps serving pages). */
+  async checkpoint(args: string[], timeoutMs: number): Promise<void> {
+    await this.run(['checkpoint', ...args], timeoutMs);
+  }
+
   private async run(args: string[], timeoutMs = 60_000): Promise<string> {
     const result = await execa(this.binary, ['--root', this.root, ...args], { reject: false, timeout: timeoutMs });
     if (result.exitCode !== 0) {
@@ -37,27 +45,29 @@ export class Runc {
   }
 
   /**
-   * `runc run --detach`. The container inherits its stdio from runc, so they must be real files
-   * (never pipes to the agent, which may restart): runc is spawned with the console log's fd
-   * directly, which execa cannot do for asynchronous runs.
+   * Runs a runc command that leaves a container behind (`run --detach`, `restore --detach`). The
+   * container inherits runc's stdio, so it gets an anonymous pipe to a relay (`cat >> log`) that
+   * outlives runc and the agent: a pipe is what CRIU can checkpoint and runc re-wires on restore,
+   * unlike a file whose path differs between hosts or a pipe to the agent, which may restart.
+   * The small shell program is a constant; every input is an argument, never part of the script.
    */
+  async detached(args: string[], consoleLog: string, timeoutMs = 120_000): Promise<void> {
+    const relay = 'log=$1; shift; exec "$@" </dev/null > >(exec cat >>"$log" 2>/dev/null) 2>&1';
+    const result = await execa('bash', ['-c', relay, 'ferry-relay', consoleLog, this.binary, '--root', this.root, ...args], {
+      reject: false,
+      timeout: timeoutMs,
+      // runc's own output goes to the console log through the relay; nothing comes back here
+      stdio: 'ignore',
+    });
+    if (result.exitCode !== 0) throw new RuncError(`runc ${args[0]} failed (exit ${result.exitCode}); see ${consoleLog}`, '');
+  }
+
   runDetached(id: string, bundle: string, pidFile: string, consoleLog: string, timeoutMs = 60_000): Promise<void> {
-    const fd = openSync(consoleLog, 'a');
-    try {
-      const child = spawn(this.binary, ['--root', this.root, 'run', '--detach', '--pid-file', pidFile, '--bundle', bundle, id], {
-        stdio: ['ignore', fd, fd],
-        timeout: timeoutMs,
-      });
-      return new Promise((resolve, reject) => {
-        child.on('error', reject);
-        child.on('exit', (code, signal) => {
-          if (code === 0) resolve();
-          else reject(new RuncError(`runc run ${id} failed (${signal ?? `exit ${code}`}); see ${consoleLog}`, ''));
-        });
-      });
-    } finally {
-      closeSync(fd);
-    }
+    return this.detached(['run', '--detach', '--pid-file', pidFile, '--bundle', bundle, id], consoleLog, timeoutMs);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.run(['resume', id]);
   }
 
   async state(id: string): Promise<RuncState | null> {

@@ -215,7 +215,12 @@ export class MigrationRunner {
         // Only chosen where both kernels track dirty memory (never on these machines).
         throw new MigrationFailure('PRECOPY_UNAVAILABLE', 'this version drives pre-copy rounds only where mem_dirty_track is present; none ran');
       case 'freeze': {
-        const result = await this.agents.call(r.source, 'migration.dump', { migrationId: r.id, strategy: r.strategy, destination: this.endpoint() }, this.timeouts.dumpMs);
+        const result = await this.agents.call(
+          r.source,
+          'migration.dump',
+          { migrationId: r.id, strategy: r.strategy, destination: this.endpoint(), sharedRootfs: this.requireTransfer().sharedRootfs },
+          this.timeouts.dumpMs,
+        );
         await this.save({ transfer: { ...this.requireTransfer(), lazyPagesPort: result.lazyPagesPort, frozenAt: result.frozenAt } });
         await this.addBytes(result.bytes);
         return { bytes: result.bytes, note: `dump ${Math.round(result.dumpMs)} ms` };

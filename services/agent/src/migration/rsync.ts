@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+
+/** What the source runs against the destination's one-time rsync daemon. */
+export interface RsyncTarget {
+  address: string;
+  port: number;
+  user: string;
+  secret: string;
+}
+
+/**
+ * rsync flags for moving a root filesystem or checkpoint images: archive with hard links, ACLs
+ * and xattrs, numeric ids, deletions, whole files (no delta search on a LAN), and mtimes compared
+ * to the nanosecond (`--modify-window=-1`): a re-pushed file of the same size in the same second
+ * must not be skipped (a stale image broke restores in our lab).
+ */
+export const RSYNC_FLAGS = ['-aHAX', '--numeric-ids', '--delete', '--whole-file', '--modify-window=-1', '--stats'];
+
+/** Parses `Total bytes sent: 1,234` from rsync --stats. */
+export function parseBytesSent(stats: string): number {
+  const match = /Total bytes sent:\s*([\d,.]+)/.exec(stats);
+  return match ? Number(match[1]!.replace(/[,.]/g, '')) : 0;
+}
+
+/**
+ * Pushes `from` (a directory; its contents) into module `module`/`subdir` of the daemon. Excluded
+ * patterns are neither sent nor deleted on the other side.
+ */
+export async function rsyncPush(
+  from: string,
+  target: RsyncTarget,
+  module: string,
+  subdir = '',
+  timeoutMs = 600_000,
+  exclude: string[] = [],
+): Promise<{ bytes: number; ms: number }> {
+  const started = performance.now();
+  const url = `rsync://${target.user}@${target.address}:${target.port}/${module}/${subdir}`;
+  const excludes = exclude.map((pattern) => `--exclude=${pattern}`);
+  const result = await execa('rsync', [...RSYNC_FLAGS, ...excludes, `${from.replace(/\/$/, '')}/`, url], {
+    env: { RSYNC_PASSWORD: target.secret },
+    reject: false,
+    timeout: timeoutMs,
+  });
+  if (result.exitCode !== 0) throw new Error(`rsync to ${target.address}:${target.port}/${module} failed (${result.exitCode}): ${result.stderr.trim().split('\n').slice(-2).join(' ')}`);
+  return { bytes: parseBytesSent(result.stdout), ms: performance.now() - started };
+}
+
+export interface DaemonModule {
+  name: string;
+  path: string;
+}
+
+/**
+ * A one-time rsync daemon for one migration: bound to this host's transfer address, admitting
+ * one user whose password is the migration's secret, from the source's address only.
+ */
+export class RsyncDaemon {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static async start(options: {
+    dir: string;
+    address: string;
+    port: number;
+    user: string;
+    secret: string;
+    allowFrom: string;
+    modules: DaemonModule[];
+  }): Promise<RsyncDaemon> {
+    const secrets = join(options.dir, 'rsyncd.secrets');
+    const config = join(options.dir, 'rsyncd.conf');
+    await writeFile(secrets, `${options.user}:${options.secret}\n`, { mode: 0o600 });
+    const modules = options.modules
+      .map(
+        (m) =>
+          `[${m.name}]\n  path = ${m.path}\n  read only = false\n  uid = root\n  gid = root\n  auth users = ${options.user}\n  secrets file = ${secrets}\n  hosts allow = ${options.allowFrom}\n  hosts deny = *\n`,
+      )
+      .join('');
+    await writeFile(config, `use chroot = no\nreverse lookup = no\nmax connections = 8\n${modules}`, { mode: 0o600 });
+    const child = spawn(
+      'rsync',
+      ['--daemon', '--no-detach', '--address', options.address, '--port', String(options.port), '--config', config, '--log-file', join(options.dir, 'rsyncd.log')],
+      { stdio: 'ignore' },
+    );
+    const daemon = new RsyncDaemon(child, options.port);
+    // Ready when it accepts a listing of a module with the secret.
+    const target = { address: options.address, port: options.port, user: options.user, secret: options.secret };
+    for (let waited = 0; waited < 5_000; waited += 50) {
+      if (child.exitCode !== null) throw new Error(`rsync daemon exited at once (code ${child.exitCode}); see ${join(options.dir, 'rsyncd.log')}`);
+      const probe = await execa('rsync', [`rsync://${target.user}@${target.address}:${target.port}/${options.modules[0]!.name}/`], {
+        env: { RSYNC_PASSWORD: target.secret },
+        reject: false,
+        timeout: 2_000,
+      });
+      if (probe.exitCode === 0 || /@ERROR: access denied/.test(probe.stderr)) return daemon;
+      await sleep(50);
+    }
+    daemon.stop();
+    throw new Error('rsync daemon did not come up within 5 s');
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGTERM');
+  }
+}

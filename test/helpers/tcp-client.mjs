@@ -1,0 +1,61 @@
+// A client holding ONE TCP connection to a ferry-workload: sends `inc` every 20 ms, checks that
+// every reply is the previous one plus one, records the longest wait. Prints one JSON line when
+// stdin closes (or on SIGTERM). Run inside a lab host: nsenter --net=... node tcp-client.mjs ADDR PORT
+import net from 'node:net';
+
+const [address, port] = process.argv.slice(2);
+const started = Date.now();
+let first = null;
+let last = null;
+let requests = 0;
+let error = null;
+let maxGapMs = 0;
+let sentAt = 0;
+let buffer = '';
+let done = false;
+
+const socket = net.connect({ host: address, port: Number(port) });
+socket.setNoDelay(true);
+
+function finish() {
+  if (done) return;
+  done = true;
+  process.stdout.write(`${JSON.stringify({ ok: error === null && requests > 0, error, requests, first, last, maxGapMs, ms: Date.now() - started })}\n`);
+  socket.destroy();
+  process.exit(0);
+}
+
+function send() {
+  if (done) return;
+  sentAt = Date.now();
+  socket.write('inc\n');
+}
+
+socket.on('connect', send);
+socket.on('data', (chunk) => {
+  buffer += chunk.toString();
+  let nl;
+  while ((nl = buffer.indexOf('\n')) >= 0) {
+    const line = buffer.slice(0, nl);
+    buffer = buffer.slice(nl + 1);
+    const value = Number(line);
+    maxGapMs = Math.max(maxGapMs, Date.now() - sentAt);
+    if (!Number.isInteger(value)) error ??= `bad reply ${JSON.stringify(line)}`;
+    else if (last !== null && value !== last + 1) error ??= `counter jumped ${last} -> ${value}`;
+    first ??= value;
+    last = value;
+    requests++;
+    setTimeout(send, 20);
+  }
+});
+socket.on('error', (err) => {
+  error ??= `${err.code ?? ''} ${err.message}`.trim();
+  finish();
+});
+socket.on('close', () => {
+  error ??= 'connection closed';
+  finish();
+});
+process.stdin.on('end', finish);
+process.stdin.resume();
+process.on('SIGTERM', finish);

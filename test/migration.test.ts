@@ -1,0 +1,160 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa, type ResultPromise } from 'execa';
+import { connect, type NatsConnection } from 'nats';
+import { isRunning, repoRoot } from '@ferry/deploy';
+import { MigrationEvent, subjects, type MigrationRecord, type WorkloadSpecInput, type WorkloadView } from '@ferry/protocol';
+import { eventually, http } from './helpers/cluster.ts';
+import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+
+const workload = (id: string, address: string, extra: string[] = []): WorkloadSpecInput => ({
+  id,
+  template: 'busybox',
+  command: ['/usr/bin/ferry-workload', '--mem', '64', '--dirty', '4', '--port', '7000', ...extra],
+  resources: { vcpus: 0.5, memoryMiB: 256, diskMiB: 512 },
+  networks: [{ network: PROD.name, address }],
+  pool: 'local',
+  placement: { hosts: ['h1', 'h2'] },
+});
+
+interface ClientSummary {
+  ok: boolean;
+  error: string | null;
+  requests: number;
+  first: number | null;
+  last: number | null;
+  maxGapMs: number;
+}
+
+describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, rsync)', () => {
+  let t: LabCluster;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    t = await startLabCluster(['h1', 'h2']);
+    nc = await connect({ servers: t.cluster.natsUrl });
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await t?.close();
+  });
+
+  const api = (method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token: t.cluster.token, method, body });
+  const get = (id: string) => t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
+  const migration = (id: string) => t.cluster.get<MigrationRecord>(`/v1/migrations/${id}`);
+  const talk = async (fromHost: string, address: string, line: string) => {
+    const r = await t.lab.exec(fromHost, 'busybox', ['nc', '-w', '3', address, '7000'], { input: `${line}\nquit\n` });
+    return r.stdout.trim();
+  };
+  const stats = async (fromHost: string, address: string) => JSON.parse(await talk(fromHost, address, 'stats')) as { counter: number; uptimeMs: number; maxGapUs: number; pid: number };
+  const running = async (spec: WorkloadSpecInput) => {
+    const res = await api('POST', '/v1/workloads', spec);
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    return eventually(`${spec.id} running`, async () => {
+      const w = await get(spec.id);
+      if (w.phase === 'failed') throw new Error(w.error?.message);
+      return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
+    }, 30_000);
+  };
+  const finished = (id: string, timeoutMs = 60_000) =>
+    eventually(`migration ${id} to end`, async () => {
+      const m = await migration(id);
+      return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
+    }, timeoutMs, 100);
+  const client = (fromHost: string, address: string): ResultPromise => {
+    const [command, args] = t.lab.inHost(fromHost, process.execPath, [join(repoRoot, 'test', 'helpers', 'tcp-client.mjs'), address, '7000']);
+    return execa(command, args, { stdin: 'pipe', reject: false });
+  };
+  const endClient = async (c: ResultPromise): Promise<ClientSummary> => {
+    c.stdin!.end();
+    const result = await c;
+    return JSON.parse(String(result.stdout).trim().split('\n').pop()!) as ClientSummary;
+  };
+
+  it('moves a running workload to another host: memory, counter and an open TCP connection survive', async () => {
+    const before = await running(workload('mover', '10.77.0.60', ['--tick-log', '/var/log/ticks.log']));
+    expect(before.hostId).toBe('h1');
+    const sourcePid = before.observed!.pid!;
+    const sourceNetns = (JSON.parse(readFileSync(join(t.lab.host('h1').dir, 'data', 'containers', 'mover', 'record.json'), 'utf8')) as { netns: string }).netns;
+    for (let i = 0; i < 5; i++) await talk('h2', '10.77.0.60', 'inc');
+    const pre = await stats('h2', '10.77.0.60');
+    expect(pre.counter).toBe(5);
+    await talk('h2', '10.77.0.60', 'reset-gaps');
+
+    const events: MigrationEvent[] = [];
+    const conn = client('h2', '10.77.0.60');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const res = await api('POST', '/v1/workloads/mover/migrate', { destination: 'h2' });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const id = res.body.migration.id as string;
+    nc.subscribe(subjects.migrationEvents(id), { callback: (_e, msg) => events.push(MigrationEvent.parse(JSON.parse(new TextDecoder().decode(msg.data)))) });
+    expect(res.body.migration).toMatchObject({ source: 'h1', destination: 'h2', strategy: 'lazy', state: 'queued' });
+
+    // a second migration of a workload already migrating is refused
+    const again = await api('POST', '/v1/workloads/mover/migrate', { destination: 'h2' });
+    expect(again.status).toBe(409);
+    expect(again.body.message).toContain('already migrating');
+
+    const done = await finished(id);
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const summary = await endClient(conn);
+
+    // the TCP client saw every reply on its one connection, in order
+    expect(summary.error).toBeNull();
+    expect(summary.ok).toBe(true);
+    expect(summary.requests).toBeGreaterThan(20);
+    expect(summary.first).toBe(6);
+
+    // the same process kept running: its counter, uptime and memory pattern continue
+    const after = await stats('h1', '10.77.0.60'); // reached from the old host's side of the segment
+    expect(after.counter).toBe(5 + summary.requests);
+    expect(after.uptimeMs).toBeGreaterThan(pre.uptimeMs);
+    expect(JSON.parse(await talk('h1', '10.77.0.60', 'verify'))).toMatchObject({ ok: true, bad: 0 });
+    expect(after.maxGapUs).toBeLessThan(5_000_000);
+
+    const moved = await get('mover');
+    expect(moved).toMatchObject({ hostId: 'h2', epoch: 2, phase: 'running', migratingTo: null });
+    await eventually('the destination to report it', async () => (await get('mover')).observed?.epoch === 2);
+
+    // timeline, bytes, freeze, events
+    expect(done.completed).toEqual(['validate', 'reserve', 'prepare', 'presync', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup']);
+    for (const entry of done.timeline) expect(entry.ms, entry.phase).not.toBeNull();
+    expect(done.freeze.agentMs).toBeGreaterThan(0);
+    expect(done.bytes.sent).toBeGreaterThan(1024 * 1024);
+    await eventually('the finished event', async () => events.some((e) => e.type === 'migration.finished'));
+    expect(events.filter((e) => e.status === 'started').map((e) => e.phase)).toEqual(expect.arrayContaining(['prepare', 'freeze', 'restore', 'commit']));
+
+    // nothing of it is left on the old host
+    expect(isRunning(sourcePid)).toBe(false);
+    expect((await execa('ip', ['netns', 'list'])).stdout).not.toContain(sourceNetns);
+    expect(existsSync(join(t.lab.host('h1').dir, 'pool', 'containers', 'mover'))).toBe(false);
+    expect(existsSync(join(t.lab.host('h1').dir, 'data', 'containers', 'mover'))).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/memory/ferry-lab-${t.lab.id}/h1/mover`)).toBe(false);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(t.lab.host('h1').dir, 'pool', 'containers', 'mover'));
+    const runc = await execa('runc', ['--root', join(t.lab.host('h1').dir, 'data', 'runc'), 'list', '-q']);
+    expect(runc.stdout.split('\n')).not.toContain('mover');
+  });
+
+  it('refuses unknown workloads, unknown hosts and the same host with a clear 4xx, and queues nothing', async () => {
+    const count = async () => (await t.cluster.get<{ migrations: unknown[] }>('/v1/migrations')).migrations.length;
+    const before = await count();
+    const unknownWorkload = await api('POST', '/v1/workloads/ghost/migrate', { destination: 'h2' });
+    expect(unknownWorkload).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    const unknownHost = await api('POST', '/v1/workloads/mover/migrate', { destination: 'h9' });
+    expect(unknownHost).toMatchObject({ status: 404, body: { code: 'NOT_FOUND' } });
+    const sameHost = await api('POST', '/v1/workloads/mover/migrate', { destination: 'h2' });
+    expect(sameHost.status).toBe(400);
+    expect(sameHost.body.details.problems[0].code).toBe('SAME_HOST');
+    const badBody = await api('POST', '/v1/workloads/mover/migrate', { destination: 'H2!', mode: 'teleport' });
+    expect(badBody.status).toBe(400);
+    const precopy = await api('POST', '/v1/workloads/mover/migrate', { destination: 'h1', strategy: 'precopy' });
+    expect(precopy.status).toBe(409);
+    expect(precopy.body.details.problems[0].code).toBe('PRECOPY_UNSUPPORTED');
+    const dry = await api('POST', '/v1/workloads/mover/migrate?dryRun=true', {});
+    expect(dry).toMatchObject({ status: 200, body: { dryRun: true, destination: 'h1', strategy: 'lazy' } });
+    expect(await count()).toBe(before);
+  });
+});
