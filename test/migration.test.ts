@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
@@ -49,14 +49,20 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     return r.stdout.trim();
   };
   const stats = async (fromHost: string, address: string) => JSON.parse(await talk(fromHost, address, 'stats')) as { counter: number; uptimeMs: number; maxGapUs: number; pid: number };
+  const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
+
+  /** Until the workload's counter answers (its container may run a while before it listens). */
+  const answering = (fromHost: string, address: string) => eventually(`${address} to answer`, async () => /^\d+$/.test(await talk(fromHost, address, 'get')), 30_000);
   const running = async (spec: WorkloadSpecInput) => {
     const res = await api('POST', '/v1/workloads', spec);
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    return eventually(`${spec.id} running`, async () => {
-      const w = await get(spec.id);
-      if (w.phase === 'failed') throw new Error(w.error?.message);
-      return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
+    const w = await eventually(`${spec.id} running`, async () => {
+      const v = await get(spec.id);
+      if (v.phase === 'failed') throw new Error(v.error?.message);
+      return v.phase === 'running' && v.observed?.state === 'running' ? v : null;
     }, 30_000);
+    await answering('h2', spec.networks![0]!.address);
+    return w;
   };
   const finished = (id: string, timeoutMs = 60_000) =>
     eventually(`migration ${id} to end`, async () => {
@@ -157,4 +163,152 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(dry).toMatchObject({ status: 200, body: { dryRun: true, destination: 'h1', strategy: 'lazy' } });
     expect(await count()).toBe(before);
   });
+
+  describe('fault injection: every failure before the commit leaves the workload running once, on the source', () => {
+    const ballast = (id: string, address: string, megabytes: number): WorkloadSpecInput => ({
+      ...workload(id, address),
+      // a root filesystem big enough that its presync takes a while
+      command: ['/bin/sh', '-c', `dd if=/dev/urandom of=/ballast bs=1M count=${megabytes} 2>/dev/null; exec /usr/bin/ferry-workload --mem 32 --dirty 2 --port 7000`],
+      resources: { vcpus: 0.5, memoryMiB: 256, diskMiB: 2048 },
+    });
+
+    /** The workload runs on its source only, answers, kept its counter and memory; the destination holds nothing of it. */
+    const intactOnSource = async (id: string, address: string, counter: number, source: string) => {
+      const destination = other(source);
+      const w = await eventually(`${id} back on ${source}`, async () => {
+        const v = await get(id);
+        return v.phase === 'running' && v.hostId === source && v.observed?.state === 'running' ? v : null;
+      });
+      expect(w).toMatchObject({ epoch: 1, migratingTo: null });
+      await answering(destination, address);
+      const s = await stats(destination, address);
+      expect(s.counter).toBe(counter);
+      expect(JSON.parse(await talk(destination, address, 'verify'))).toMatchObject({ ok: true, bad: 0 });
+      const runc = await execa('runc', ['--root', join(t.lab.host(destination).dir, 'data', 'runc'), 'list', '-q']);
+      expect(runc.stdout.split('\n')).not.toContain(id);
+      expect(existsSync(join(t.lab.host(destination).dir, 'pool', 'containers', id))).toBe(false);
+      expect(existsSync(join(t.lab.host(destination).dir, 'data', 'containers', id))).toBe(false);
+      const host = await t.cluster.get<{ capacity: { containers: Array<{ id: string; state: string }> } }>(`/v1/hosts/${source}`);
+      expect(host.capacity.containers.filter((c) => c.id === id).map((c) => c.state)).toEqual(['running']);
+    };
+
+    it('a cancel through DELETE /v1/migrations/:id', async () => {
+      const { hostId: source } = await running(ballast('cancelme', '10.77.0.61', 300));
+      await talk('h2', '10.77.0.61', 'inc');
+      const res = await api('POST', '/v1/workloads/cancelme/migrate', { destination: other(source!) });
+      expect(res.status).toBe(202);
+      const cancel = await api('DELETE', `/v1/migrations/${res.body.migration.id}`);
+      expect(cancel.status).toBe(202);
+      expect(cancel.body.cancelRequested).toBe(true);
+      const done = await finished(res.body.migration.id);
+      expect(done).toMatchObject({ state: 'rolled-back', error: { code: 'CANCELLED' } });
+      await intactOnSource('cancelme', '10.77.0.61', 1, source!);
+      expect((await api('DELETE', `/v1/migrations/${res.body.migration.id}`)).status).toBe(409);
+    });
+
+    it('the transfer killed mid-way', async () => {
+      const { hostId: source } = await running(ballast('cutoff', '10.77.0.62', 300));
+      await talk('h2', '10.77.0.62', 'inc');
+      const res = await api('POST', '/v1/workloads/cutoff/migrate', { destination: other(source!) });
+      expect(res.status).toBe(202);
+      // the source's rsync client of this migration's presync, found by its destination URL
+      const killed = await eventually('the presync rsync', async () => {
+        const m = await migration(res.body.migration.id);
+        if (!m.transfer) return null;
+        const needle = `${m.transfer.address}:${m.transfer.rsyncPort}/ct`;
+        for (const pid of readdirSafe('/proc')) {
+          const cmdline = readText(`/proc/${pid}/cmdline`).split('\0');
+          if (cmdline[0]?.endsWith('rsync') && cmdline.some((a) => a.includes(needle))) {
+            process.kill(Number(pid), 'SIGKILL');
+            return pid;
+          }
+        }
+        return null;
+      }, 20_000, 10);
+      expect(killed).toBeTruthy();
+      const done = await finished(res.body.migration.id);
+      expect(done.state).toBe('rolled-back');
+      expect(done.error?.phase).toBe('presync');
+      await intactOnSource('cutoff', '10.77.0.62', 1, source!);
+    });
+
+    it('the restore failing on the destination', async () => {
+      const { hostId: source } = await running(workload('norestore', '10.77.0.63'));
+      const destination = other(source!);
+      for (let i = 0; i < 3; i++) await talk('h2', '10.77.0.63', 'inc');
+      // stale, unreadable runc state for this id on the destination: its restore cannot proceed
+      const stale = join(t.lab.host(destination).dir, 'data', 'runc', 'norestore');
+      await execa('mkdir', ['-p', stale]);
+      await execa('sh', ['-c', 'echo garbage > "$1/state.json"', 'sh', stale]);
+      try {
+        const res = await api('POST', '/v1/workloads/norestore/migrate', { destination });
+        expect(res.status).toBe(202);
+        const done = await finished(res.body.migration.id);
+        expect(done.state).toBe('rolled-back');
+        expect(done.error?.phase).toBe('restore');
+        expect(done.rollback?.steps).toEqual(['resume-source', 'abort-destination']);
+      } finally {
+        await execa('rm', ['-rf', stale]);
+      }
+      await intactOnSource('norestore', '10.77.0.63', 3, source!);
+    });
+
+    it('the destination agent dying during the migration (and coming back)', async () => {
+      const { hostId: source } = await running(ballast('orphan', '10.77.0.64', 150));
+      const destination = other(source!);
+      for (let i = 0; i < 2; i++) await talk('h2', '10.77.0.64', 'inc');
+      const res = await api('POST', '/v1/workloads/orphan/migrate', { destination });
+      expect(res.status).toBe(202);
+      const id = res.body.migration.id as string;
+      await eventually('the presync', async () => (await migration(id)).phase === 'presync');
+      await t.cluster.supervisor.stop(t.cluster.agent(destination)!, 0); // SIGKILL
+      // the source keeps running the workload; the rollback waits for the destination to clean up
+      await eventually('a rollback under way', async () => (await migration(id)).state === 'rolling-back', 60_000);
+      t.cluster.startAgent(destination);
+      const done = await finished(id, 90_000);
+      expect(done.state).toBe('rolled-back');
+      await intactOnSource('orphan', '10.77.0.64', 2, source!);
+    });
+  });
+
+  it('moves a stopped workload cold: its root filesystem, nothing else', async () => {
+    const { hostId } = await running(workload('sleeper', '10.77.0.65', ['--tick-log', '/var/log/ticks.log']));
+    const [source, destination] = [hostId!, other(hostId!)];
+    await api('POST', '/v1/workloads/sleeper/stop');
+    await eventually('sleeper stopped', async () => (await get('sleeper')).phase === 'stopped');
+    const ticks = (host: string) => readFileSync(join(t.lab.host(host).dir, 'pool', 'containers', 'sleeper', 'rootfs', 'var', 'log', 'ticks.log'), 'utf8');
+    const before = ticks(source);
+    const res = await api('POST', '/v1/workloads/sleeper/migrate', {}); // anywhere it fits: the other host
+    expect(res.status).toBe(202);
+    expect(res.body.migration).toMatchObject({ destination, strategy: 'cold' });
+    const done = await finished(res.body.migration.id);
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    expect(done.completed).not.toContain('freeze');
+    expect(await get('sleeper')).toMatchObject({ hostId: destination, epoch: 2, phase: 'stopped' });
+    expect(ticks(destination)).toBe(before);
+    expect(existsSync(join(t.lab.host(source).dir, 'pool', 'containers', 'sleeper'))).toBe(false);
+    await api('POST', '/v1/workloads/sleeper/start');
+    await eventually(`sleeper running on ${destination}`, async () => {
+      const w = await get('sleeper');
+      return w.phase === 'running' && w.hostId === destination && w.observed?.state === 'running';
+    });
+    await answering(source, '10.77.0.65');
+    expect(await talk(source, '10.77.0.65', 'get')).toBe('0');
+  });
 });
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -53,7 +53,9 @@ export async function startLabCluster(hostIds: string[], networks: LabNetwork[] 
     closed = true;
     await cluster.stop();
     await lab.destroy();
-    rmSync(stateDir, { recursive: true, force: true });
+    // FERRY_KEEP_LOGS=1 keeps the services' logs of a lab test for a look afterwards.
+    if (process.env.FERRY_KEEP_LOGS) console.warn(`lab logs kept in ${stateDir}/logs`);
+    else rmSync(stateDir, { recursive: true, force: true });
   };
   try {
     await cluster.start();

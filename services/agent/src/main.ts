@@ -24,9 +24,10 @@ async function main(): Promise<void> {
   const hostLog = log.child({ hostId: config.hostId });
   const host = await openHostRuntime(config, hostLog);
   if (args.data['destroy-all']) {
+    const migrations = await host.migrations.abandonAll();
     const count = await host.containers.destroyAll();
     await removeCgroupParent(config);
-    hostLog.info({ count }, 'destroyed every container of this host');
+    hostLog.info({ count, migrations }, 'destroyed every container of this host');
     return;
   }
   const nc = await connectNats(config.natsUrl, `ferry-agent-${config.hostId}`, hostLog);

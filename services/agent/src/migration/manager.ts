@@ -187,7 +187,10 @@ export class MigrationManager {
       if (side.restored && (await runc.state(spec.id))?.status === 'running') {
         return { restoredAt: Date.now(), restoreMs: 0, status: await this.o.containers.statusOfRecord(this.o.containers.record(spec.id)!) };
       }
-      if (await runc.state(spec.id)) await runc.delete(spec.id, true);
+      const stale = await runc.state(spec.id).catch((err: unknown) => {
+        throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: unreadable runc state for ${spec.id}: ${(err as Error).message}`);
+      });
+      if (stale) await runc.delete(spec.id, true);
       if (req.strategy === 'cold') {
         // Nothing ran: register the moved root filesystem as a created container (started later if wanted).
         const record = await this.o.containers.save({
@@ -257,21 +260,39 @@ export class MigrationManager {
     if (!side) return { done: true, note: 'nothing here' };
     return this.o.containers.exclusive(side.workloadId, async () => {
       const runc = this.o.containers.runc;
-      if (side.restored || (await runc.state(side.workloadId))) {
+      // Only what this migration restored goes; runc state it did not make (even unreadable) stays.
+      if (side.restored) {
         const record = this.o.containers.record(side.workloadId);
         if (!record || record.epoch === side.epoch) {
-          if (await runc.state(side.workloadId)) await runc.delete(side.workloadId, true);
+          await runc.delete(side.workloadId, true).catch((err: unknown) => this.o.log.warn({ err }, 'runc delete during abort'));
           await this.o.containers.forget(side.workloadId);
         }
       }
       await this.stopDaemons(side);
       if (side.netns) await tearDownNetwork(side.netns);
+      if (!this.o.containers.record(side.workloadId)) await rm(this.o.containers.bundle(side.workloadId).dir, { recursive: true, force: true });
       // A shared pool's root filesystem is the source's: only the images go.
       await rm(side.sharedRootfs ? side.imagesDir : side.containerDir, { recursive: true, force: true });
       await this.sides.remove(migrationId);
       this.o.log.info({ migrationId, workload: side.workloadId }, 'migration destination cleaned after rollback');
       return { done: true };
     });
+  }
+
+  /**
+   * Ends every migration this host takes part in (decommissioning, lab teardown): daemons and lazy
+   * dumps stopped, destination leftovers removed. Source workloads are left as they are.
+   */
+  async abandonAll(): Promise<number> {
+    const sides = await this.sides.all();
+    for (const side of sides) {
+      if (side.role === 'destination') await this.abort(side.migrationId);
+      else {
+        await this.stopLazyCheckpoint(side.migrationId, side);
+        await this.sides.remove(side.migrationId);
+      }
+    }
+    return sides.length;
   }
 
   private async stopDaemons(side: MigrationSide): Promise<void> {
@@ -376,7 +397,7 @@ export class MigrationManager {
         }
       } catch (err) {
         // A failed dump leaves CRIU's network lock in place: the workload would run unreachable.
-        await this.unfreeze(saved, plan);
+        await this.unfreeze(workloadId, plan);
         await this.o.containers.save({ ...record, state: 'running' });
         const log = await readFile(join(side.imagesDir, 'dump.log'), 'utf8').catch(() => '');
         const tail = log.split('\n').filter((l) => /Error/.test(l)).slice(-2).join(' | ');
@@ -412,12 +433,15 @@ export class MigrationManager {
       if (!record) throw new CommandError('NOT_FOUND', `no container ${workloadId} on host ${this.o.hostId}`);
       const side = await this.sides.load(migrationId);
       const runc = this.o.containers.runc;
-      const plan = planNetwork(record.netns ?? side?.netns ?? '', record.spec.networks, this.o.containers.networks());
       const state = await runc.state(workloadId);
+      if (!side && record.state === 'running' && state?.status === 'running') {
+        return this.o.containers.statusOfRecord(record); // resumed already (a retried rollback)
+      }
+      const plan = planNetwork(record.netns ?? side?.netns ?? '', record.spec.networks, this.o.containers.networks());
       if (!side?.dumped || state?.status === 'running' || state?.status === 'paused') {
         // Never frozen, or frozen by a lazy dump that has not let go: stop CRIU, thaw, unlock.
         await this.stopLazyCheckpoint(migrationId, side);
-        await this.unfreeze(side, plan);
+        await this.unfreeze(workloadId, plan);
       } else {
         if (side.strategy === 'lazy' && (await this.checkpointFinished(migrationId, side))) {
           throw new CommandError('MIGRATION_FAILED', `every page of ${workloadId} already went to the destination: it cannot resume here`);
@@ -447,9 +471,8 @@ export class MigrationManager {
   }
 
   /** Thaw a frozen (not dumped) workload and remove CRIU's lock: it runs and answers again. */
-  private async unfreeze(side: MigrationSide | null, plan: NetworkPlan): Promise<void> {
+  private async unfreeze(workloadId: string, plan: NetworkPlan): Promise<void> {
     const runc = this.o.containers.runc;
-    const workloadId = side?.workloadId ?? '';
     if ((await runc.state(workloadId))?.status === 'paused') await runc.resume(workloadId).catch(() => undefined);
     if (plan.netns) await removeCriuLocks(plan.netns);
     await setHostSide(plan, true).catch(() => undefined);
