@@ -32,7 +32,8 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
   let nc: NatsConnection;
 
   beforeAll(async () => {
-    t = await startLabCluster(['h1', 'h2']);
+    // A scheduler that dies hands its jobs and workload locks over within 3 s.
+    t = await startLabCluster(['h1', 'h2'], [PROD], { FERRY_JOB_LOCK_MS: '3000' });
     nc = await connect({ servers: t.cluster.natsUrl });
   });
 
@@ -142,6 +143,23 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(join(t.lab.host('h1').dir, 'pool', 'containers', 'mover'));
     const runc = await execa('runc', ['--root', join(t.lab.host('h1').dir, 'data', 'runc'), 'list', '-q']);
     expect(runc.stdout.split('\n')).not.toContain('mover');
+  });
+
+  it.each(['stop-and-copy', 'page-server'] as const)('moves a running workload with %s too', async (strategy) => {
+    const address = strategy === 'page-server' ? '10.77.0.67' : '10.77.0.66';
+    const id = `via-${strategy}`;
+    const { hostId } = await running(workload(id, address));
+    for (let i = 0; i < 4; i++) await talk('h2', address, 'inc');
+    const res = await api('POST', `/v1/workloads/${id}/migrate`, { destination: other(hostId!), strategy });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const done = await finished(res.body.migration.id);
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    expect(done.strategy).toBe(strategy);
+    expect(done.bytes.sent).toBeGreaterThan(60 * 2 ** 20); // the memory went over the link during the freeze
+    const s = await stats(hostId!, address);
+    expect(s.counter).toBe(4);
+    expect(JSON.parse(await talk(hostId!, address, 'verify'))).toMatchObject({ ok: true, bad: 0 });
+    expect(await get(id)).toMatchObject({ hostId: other(hostId!), epoch: 2, phase: 'running' });
   });
 
   it('refuses unknown workloads, unknown hosts and the same host with a clear 4xx, and queues nothing', async () => {
@@ -269,6 +287,28 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
       expect(done.state).toBe('rolled-back');
       await intactOnSource('orphan', '10.77.0.64', 2, source!);
     });
+  });
+
+  it('goes on where it stopped when the scheduler driving it dies', async () => {
+    const { hostId } = await running({
+      ...workload('relay', '10.77.0.68'),
+      command: ['/bin/sh', '-c', 'dd if=/dev/urandom of=/ballast bs=1M count=300 2>/dev/null; exec /usr/bin/ferry-workload --mem 32 --port 7000'],
+      resources: { vcpus: 0.5, memoryMiB: 256, diskMiB: 2048 },
+    });
+    await talk('h2', '10.77.0.68', 'inc');
+    const res = await api('POST', '/v1/workloads/relay/migrate', { destination: other(hostId!) });
+    const id = res.body.migration.id as string;
+    await eventually('the presync', async () => (await migration(id)).phase === 'presync', 20_000, 20);
+    const scheduler = t.cluster.supervisor.list().find((p) => p.name === 'scheduler' && !p.exited)!;
+    await t.cluster.supervisor.stop(scheduler, 0); // SIGKILL mid-presync
+    t.cluster.startScheduler('scheduler-2');
+    const done = await finished(id, 90_000);
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    // the presync that was cut off ran again; nothing before it did
+    expect(done.timeline.filter((e) => e.phase === 'presync').length).toBeGreaterThanOrEqual(2);
+    expect(done.timeline.filter((e) => e.phase === 'prepare')).toHaveLength(1);
+    expect(await get('relay')).toMatchObject({ hostId: other(hostId!), epoch: 2, phase: 'running' });
+    expect((await stats(hostId!, '10.77.0.68')).counter).toBe(1);
   });
 
   it('moves a stopped workload cold: its root filesystem, nothing else', async () => {

@@ -63,12 +63,21 @@ export class LocalCluster {
     this.redisUrl =
       options.redisUrl ??
       (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host })).url;
-    const common = { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix };
-    this.spawnService('scheduler', 'scheduler', { ...common, ...options.schedulerEnv });
+    this.startScheduler();
+    const common = this.commonEnv();
     const port = options.apiPort ?? (await freePort());
     this.apiUrl = `http://127.0.0.1:${port}`;
     const api = this.spawnService('api', 'api', { ...common, FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token });
     await this.waitForApi(api);
+  }
+
+  private commonEnv(): Record<string, string> {
+    return { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix };
+  }
+
+  /** Starts a scheduler (again: tests replace one that died). */
+  startScheduler(name = 'scheduler'): ManagedProcess {
+    return this.spawnService(name, 'scheduler', { ...this.commonEnv(), ...this.options.schedulerEnv });
   }
 
   private async waitForApi(api: ManagedProcess, timeoutMs = 20_000): Promise<void> {

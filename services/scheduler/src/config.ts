@@ -15,6 +15,11 @@ export const SchedulerConfig = z
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
     /** workload jobs run at the same time by this scheduler */
     workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
+    /**
+     * How long a job (and the workload lock it holds) outlives a scheduler that died: BullMQ's
+     * lock duration and stalled-job check, and the workload lock's TTL. Renewed while alive.
+     */
+    jobLockMs: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     /** migrations driven at the same time by this scheduler */
     migrationConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /** how long an agent may take to answer one command (a create copies a root filesystem) */
@@ -38,6 +43,7 @@ export const SCHEDULER_ENV = {
   FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
   FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',
+  FERRY_JOB_LOCK_MS: 'jobLockMs',
 };
 
 export function loadSchedulerConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): SchedulerConfig {

@@ -36,6 +36,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const worker = new WorkloadWorker({
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
+    lockMs: config.jobLockMs,
     agentTimeoutMs: config.agentTimeoutMs,
     store,
     records,
@@ -46,6 +47,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const migrations = new MigrationWorker({
     keyPrefix: config.keyPrefix,
     concurrency: config.migrationConcurrency,
+    lockMs: config.jobLockMs,
     store,
     agents,
     nc,

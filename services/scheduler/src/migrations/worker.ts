@@ -7,12 +7,13 @@ import { withLock, type ClusterStore } from '@ferry/store';
 import type { AgentClient } from '../workloads/agent-client.ts';
 import { DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
 
-const LOCK_TTL_MS = 30_000;
 const BUSY_RETRY_MS = 500;
 
 export interface MigrationWorkerOptions {
   keyPrefix: string;
   concurrency: number;
+  /** BullMQ lock duration and stalled check, and the workload lock's TTL */
+  lockMs: number;
   store: ClusterStore;
   agents: AgentClient;
   nc: NatsConnection;
@@ -34,6 +35,8 @@ export class MigrationWorker {
       connection: this.o.connection,
       prefix: queuePrefix(this.o.keyPrefix),
       concurrency: this.o.concurrency,
+      lockDuration: this.o.lockMs,
+      stalledInterval: this.o.lockMs,
     });
     this.worker.on('failed', (job, err) => void this.onFailed(job, err));
     this.worker.on('error', (err) => this.o.log.error({ err }, 'migration worker error'));
@@ -69,7 +72,7 @@ export class MigrationWorker {
     const record = await this.o.store.migrations.get(data.data.migrationId);
     if (!record) throw new UnrecoverableError(`no migration ${data.data.migrationId}`);
     const log = this.o.log.child({ migrationId: record.id, workload: record.workloadId, source: record.source, destination: record.destination, strategy: record.strategy });
-    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, LOCK_TTL_MS, () => {
+    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, this.o.lockMs, () => {
       const runner = new MigrationRunner(record, this.o.store, this.o.agents, this.o.nc, log, async (r) => {
         await job.updateProgress({
           state: r.state,

@@ -14,14 +14,14 @@ import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
 import { AgentCallError, type AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
 
-/** renewed while the job runs; lapses this soon after a worker dies */
-const LOCK_TTL_MS = 30_000;
 const PLACEMENT_LOCK_TTL_MS = 30_000;
 const BUSY_RETRY_MS = 500;
 
 export interface WorkloadWorkerOptions {
   keyPrefix: string;
   concurrency: number;
+  /** BullMQ lock duration and stalled check, and the workload lock's TTL */
+  lockMs: number;
   agentTimeoutMs: number;
   store: ClusterStore;
   records: WorkloadRecords;
@@ -48,6 +48,8 @@ export class WorkloadWorker {
       connection: this.o.connection,
       prefix: queuePrefix(this.o.keyPrefix),
       concurrency: this.o.concurrency,
+      lockDuration: this.o.lockMs,
+      stalledInterval: this.o.lockMs,
     });
     this.worker.on('failed', (job, err) => {
       this.o.log.warn({ jobId: job?.id, job: job?.name, attemptsMade: job?.attemptsMade, err: err.message }, 'workload job failed');
@@ -75,7 +77,7 @@ export class WorkloadWorker {
     }
     const { workloadId } = data.data;
     const log = this.o.log.child({ jobId: job.id, job: name.data, workload: workloadId });
-    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), job.id ?? 'job', LOCK_TTL_MS, () =>
+    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), job.id ?? 'job', this.o.lockMs, () =>
       this.run(name.data, data.data, job, log),
     );
     if (!held) {
