@@ -57,16 +57,26 @@ export async function handleCommand(targets: CommandTargets, command: string, da
       case 'container.list':
         parseRequest(command, body);
         return { ok: true, result: await manager.list() };
-      case 'migration.prepare':
-        return { ok: true, result: await migrations.prepare(parseRequest(command, body)) };
-      case 'migration.presync':
-        return { ok: true, result: await migrations.presync(parseRequest(command, body)) };
-      case 'migration.dump':
-        return { ok: true, result: await migrations.dump(parseRequest(command, body)) };
-      case 'migration.transfer':
-        return { ok: true, result: await migrations.transfer(parseRequest(command, body)) };
-      case 'migration.restore':
-        return { ok: true, result: await migrations.restore(parseRequest(command, body)) };
+      case 'migration.prepare': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await migrations.prepare(request) };
+      }
+      case 'migration.presync': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await migrations.presync(request) };
+      }
+      case 'migration.dump': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await migrations.dump(request) };
+      }
+      case 'migration.transfer': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await migrations.transfer(request) };
+      }
+      case 'migration.restore': {
+        const request = parseRequest(command, body);
+        return { ok: true, result: await migrations.restore(request) };
+      }
       case 'migration.resume': {
         const { migrationId } = parseRequest(command, body);
         return { ok: true, result: await migrations.resume(migrationId) };
