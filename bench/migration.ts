@@ -1,0 +1,192 @@
+/**
+ * Live migration benchmark on a two-host lab: for each memory size and dirty rate, Ferry's live
+ * migration (the strategy it picks here: post-copy), plain stop-and-copy (CRIU dump, rsync,
+ * restore: Ferry's stop-and-copy strategy), the page server, and the raw copy floor (the same
+ * bytes over one plain TCP connection on the same path), side by side.
+ *
+ * Freeze is measured by the workload itself (largest gap between its 10 ms ticks) and by a TCP
+ * client holding one connection through the move (longest wait for a reply).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { Lab, LocalCluster, repoRoot } from '@ferry/deploy';
+import { createLogger } from '@ferry/runtime';
+import type { MigrationRecord, MigrationStrategy, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+
+const SIZES_MIB = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
+const DIRTY_MIBPS = (process.env.BENCH_DIRTY ?? '4,64').split(',').map(Number);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
+const METHODS: Array<MigrationStrategy> = ['lazy', 'stop-and-copy', 'page-server'];
+const NETWORK = { name: 'prod', subnet: '10.77.0.0/24', bridge: 'fbr-prod' };
+
+interface Run {
+  method: string;
+  memMiB: number;
+  dirty: number;
+  workloadFreezeMs: number;
+  clientFreezeMs: number;
+  agentFreezeMs: number | null;
+  dumpMs: number;
+  transferMs: number;
+  restoreMs: number;
+  totalMs: number;
+  linkBytes: number;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+export async function runMigrationBenchmark(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the migration benchmark builds a lab of network namespaces: run it as root');
+  const stateDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
+  const log = createLogger('bench').child({}, { level: 'warn' });
+  const lab = await Lab.create({ stateDir, hostIds: ['h1', 'h2'], networks: [NETWORK], reportIntervalMs: 500, log });
+  const cluster = new LocalCluster({ stateDir, lab, log });
+  const runs: Run[] = [];
+  const floors = new Map<number, number[]>();
+  try {
+    await cluster.start();
+    cluster.startAgent('h1');
+    cluster.startAgent('h2');
+    await cluster.waitForHostsUp(['h1', 'h2'], 30_000);
+    const api = async <T>(method: string, path: string, body?: unknown) => cluster.request<T>(method, path, body);
+    const talk = async (host: string, address: string, line: string) =>
+      (await lab.exec(host, 'busybox', ['nc', '-w', '5', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
+    const linkRx = (host: string) => Number(readFileSync(`/sys/class/net/fl${lab.id}h${lab.host(host).index}m/statistics/rx_bytes`, 'utf8'));
+    const until = async <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 300_000): Promise<T> => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const value = await probe().catch(() => null);
+        if (value) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await sleep(50);
+      }
+    };
+
+    let n = 0;
+    for (const memMiB of SIZES_MIB) {
+      for (const dirty of DIRTY_MIBPS) {
+        for (let repeat = 0; repeat < REPEATS; repeat++) {
+          for (const method of METHODS) {
+            n++;
+            const id = `b${n}`;
+            const address = `10.77.0.${100 + (n % 100)}`;
+            const spec: WorkloadSpecInput = {
+              id,
+              template: 'busybox',
+              command: ['/usr/bin/ferry-workload', '--mem', String(memMiB), '--dirty', String(dirty), '--port', '7000'],
+              resources: { vcpus: 1, memoryMiB: memMiB + 512, diskMiB: 64 },
+              networks: [{ network: NETWORK.name, address }],
+              pool: 'local',
+            };
+            await api('POST', '/v1/workloads', spec);
+            const placed = await until(`${id} running`, async () => {
+              const w = await api<WorkloadView>('GET', `/v1/workloads/${id}`);
+              return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
+            });
+            const source = placed.hostId!;
+            const destination = source === 'h1' ? 'h2' : 'h1';
+            await until(`${id} answering`, async () => /^\d+$/.test(await talk(destination, address, 'get')));
+            await sleep(1000); // dirtying at its steady rate
+            await talk(destination, address, 'reset-gaps');
+            const [cmd, args] = lab.inHost(destination, process.execPath, [join(repoRoot, 'test', 'helpers', 'tcp-client.mjs'), address, '7000']);
+            const client: ResultPromise = execa(cmd, args, { stdin: 'pipe', reject: false });
+            await sleep(500);
+            const rxBefore = linkRx(source);
+            const accepted = await api<{ migration: MigrationRecord }>('POST', `/v1/workloads/${id}/migrate`, { destination, strategy: method });
+            const done = await until(`migration of ${id}`, async () => {
+              const m = await api<MigrationRecord>('GET', `/v1/migrations/${accepted.migration.id}`);
+              return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
+            });
+            const linkBytes = linkRx(source) - rxBefore;
+            await sleep(300);
+            client.stdin!.end();
+            const summary = JSON.parse(String((await client).stdout).trim().split('\n').pop() ?? '{}') as { ok?: boolean; maxGapMs?: number; error?: string };
+            const stats = JSON.parse(await talk(source, address, 'stats')) as { maxGapUs: number };
+            const verify = JSON.parse(await talk(source, address, 'verify')) as { ok: boolean };
+            if (done.state !== 'completed' || !verify.ok || !summary.ok) {
+              throw new Error(`${method} ${memMiB} MiB: ${done.state} ${JSON.stringify(done.error)} verify=${verify.ok} client=${summary.error}`);
+            }
+            const phase = (name: string) => done.timeline.filter((e) => e.phase === name).reduce((s, e) => s + (e.ms ?? 0), 0);
+            runs.push({
+              method,
+              memMiB,
+              dirty,
+              workloadFreezeMs: stats.maxGapUs / 1000,
+              clientFreezeMs: summary.maxGapMs ?? 0,
+              agentFreezeMs: done.freeze.agentMs,
+              dumpMs: phase('freeze'),
+              transferMs: phase('transfer'),
+              restoreMs: phase('restore'),
+              totalMs: (done.finishedAt ?? Date.now()) - done.createdAt,
+              linkBytes,
+            });
+            const last = runs[runs.length - 1]!;
+            console.error(`${method.padEnd(14)} ${String(memMiB).padStart(5)} MiB @${String(dirty).padStart(3)} MiB/s  freeze ${last.workloadFreezeMs.toFixed(0)} ms (client ${last.clientFreezeMs} ms)  total ${last.totalMs} ms  ${(linkBytes / 2 ** 20).toFixed(0)} MiB`);
+            await api('DELETE', `/v1/workloads/${id}`);
+            await until(`${id} destroyed`, async () => {
+              const res = await fetch(`${cluster.apiUrl}/v1/workloads/${id}`, { headers: { authorization: `Bearer ${cluster.token}` } });
+              return res.status === 404;
+            });
+            // the floor: the same bytes as this run put on the link, over one plain TCP connection
+            if (method === 'lazy') {
+              const port = 19_000 + (n % 1000);
+              const to = lab.host(destination).address;
+              const [rc, ra] = lab.inHost(destination, process.execPath, [join(repoRoot, 'bench', 'helpers', 'floor.mjs'), 'recv', to, String(port), String(linkBytes)]);
+              const receiver = execa(rc, ra, { reject: false });
+              await new Promise<void>((resolve) => receiver.stdout!.once('data', () => resolve()));
+              const [sc, sa] = lab.inHost(source, process.execPath, [join(repoRoot, 'bench', 'helpers', 'floor.mjs'), 'send', to, String(port), String(linkBytes)]);
+              const sent = await execa(sc, sa, { reject: false, timeout: 120_000 });
+              await receiver;
+              floors.set(memMiB * 1000 + dirty, [...(floors.get(memMiB * 1000 + dirty) ?? []), Number(sent.stdout.trim())]);
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    await cluster.stop().catch(() => undefined);
+    await lab.destroy().catch((err: unknown) => console.error(`lab teardown: ${(err as Error).message}`));
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  printTable(runs, floors);
+}
+
+function printTable(runs: Run[], floors: Map<number, number[]>): void {
+  const rows: string[][] = [];
+  for (const memMiB of SIZES_MIB) {
+    for (const dirty of DIRTY_MIBPS) {
+      const floor = floors.get(memMiB * 1000 + dirty) ?? [];
+      const floorMs = floor.length > 0 ? median(floor) : null;
+      for (const method of METHODS) {
+        const mine = runs.filter((r) => r.method === method && r.memMiB === memMiB && r.dirty === dirty);
+        if (mine.length === 0) continue;
+        const m = (pick: (r: Run) => number) => median(mine.map(pick));
+        const label = method === 'lazy' ? 'Ferry live (post-copy)' : method === 'stop-and-copy' ? 'stop-and-copy (dump, rsync, restore)' : 'page server';
+        rows.push([
+          `${memMiB} MiB`,
+          `${dirty} MiB/s`,
+          label,
+          m((r) => r.workloadFreezeMs).toFixed(0),
+          m((r) => r.clientFreezeMs).toFixed(0),
+          `${m((r) => r.dumpMs).toFixed(0)} / ${m((r) => r.transferMs).toFixed(0)} / ${m((r) => r.restoreMs).toFixed(0)}`,
+          m((r) => r.totalMs).toFixed(0),
+          (m((r) => r.linkBytes) / 2 ** 20).toFixed(0),
+          floorMs === null ? '' : (m((r) => r.totalMs) / floorMs).toFixed(1),
+        ]);
+      }
+      if (floorMs !== null) rows.push([`${memMiB} MiB`, `${dirty} MiB/s`, 'raw copy floor (one TCP stream)', '', '', '', floorMs.toFixed(0), '', '1.0']);
+    }
+  }
+  const header = ['memory', 'dirtying', 'method', 'freeze, workload (ms)', 'freeze, TCP client (ms)', 'dump / transfer / restore (ms)', 'total (ms)', 'on the link (MiB)', '× floor'];
+  console.log(`machine: ${cpus()[0]?.model} ×${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; medians of ${REPEATS} runs`);
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+}
