@@ -51,8 +51,15 @@ export const PrepareMigrationResult = z.object({
   pageServerPort: z.number().int().min(1).max(65_535).nullable(),
   /** the root filesystem already there: a shared pool both hosts mount */
   sharedRootfs: z.boolean(),
+  /** the page stream's one-time certificate and key (CRIU --tls), made by the destination */
+  tls: z.object({ certPem: z.string().max(8192), keyPem: z.string().max(8192) }),
 });
 export type PrepareMigrationResult = z.infer<typeof PrepareMigrationResult>;
+
+const Tls = z.strictObject({
+  certPem: z.string().startsWith('-----BEGIN CERTIFICATE-----').max(8192),
+  keyPem: z.string().startsWith('-----BEGIN PRIVATE KEY-----').max(8192),
+});
 
 const Endpoint = z.strictObject({ address: z.ipv4(), rsyncPort: z.number().int().min(1).max(65_535), pageServerPort: z.number().int().min(1).max(65_535).nullable() });
 
@@ -61,7 +68,13 @@ export const PresyncRequest = z.strictObject({ migrationId: MigrationId, destina
 export const TransferResult = z.object({ bytes: z.number().int().nonnegative(), ms: z.number().nonnegative() });
 
 /** Source: freeze and checkpoint. */
-export const DumpRequest = z.strictObject({ migrationId: MigrationId, strategy: MigrationStrategy, destination: Endpoint, sharedRootfs: z.boolean() });
+export const DumpRequest = z.strictObject({
+  migrationId: MigrationId,
+  strategy: MigrationStrategy,
+  destination: Endpoint,
+  sharedRootfs: z.boolean(),
+  tls: Tls,
+});
 export const DumpResult = z.object({
   /** the source's clock when the workload stopped running */
   frozenAt: z.number().int(),

@@ -1,4 +1,4 @@
-import { mkdir, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NetworkReport } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
@@ -56,10 +56,6 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
   const runcRoot = join(config.dataDir, 'runc');
   await mkdir(containersDir, { recursive: true });
   await mkdir(runcRoot, { recursive: true });
-  // runc has no flags for these; it passes this file to CRIU (org.criu.config annotation).
-  // nftables lock: ~90 ms faster restore than the default iptables lock here (shared DESIGN.md).
-  const criuConfig = join(config.dataDir, 'criu-runc.conf');
-  await writeFile(criuConfig, 'network-lock nftables\n');
   const templates = new TemplateRegistry(config.templatesDir, log);
   await templates.refresh();
   const networks = new NetworkMonitor(config.networks, log);
@@ -74,7 +70,6 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
     templates,
     networks: () => networks.current(),
     diskUsageIntervalMs: config.diskUsageIntervalMs,
-    criuConfig,
     log,
   });
   await containers.init();

@@ -26,8 +26,6 @@ export interface ContainerManagerOptions {
   /** the networks this host is attached to right now */
   networks: () => NetworkReport[];
   diskUsageIntervalMs: number;
-  /** CRIU options file named in every container's config (network lock and the like) */
-  criuConfig: string;
   log: Logger;
 }
 
@@ -74,7 +72,16 @@ export class ContainerManager {
 
   bundle(id: string) {
     const dir = this.o.records.bundleDir(id);
-    return { dir, pidFile: join(dir, 'container.pid'), consoleLog: join(dir, 'console.log') };
+    return { dir, pidFile: join(dir, 'container.pid'), consoleLog: join(dir, 'console.log'), criuConfig: join(dir, 'criu.conf') };
+  }
+
+  /**
+   * The container's CRIU options file (runc has no flags for them; it hands CRIU the file named
+   * by the `org.criu.config` annotation). A migration adds its page-stream TLS lines for a while.
+   * nftables lock: ~90 ms faster restore than the default iptables lock here (shared DESIGN.md).
+   */
+  async writeCriuConfig(id: string, extra = ''): Promise<void> {
+    await writeFile(this.bundle(id).criuConfig, `network-lock nftables\n${extra}`);
   }
 
   get runc(): Runc {
@@ -124,8 +131,9 @@ export class ContainerManager {
       netnsPath: `/run/netns/${netns}`,
       cgroupsPath: this.cgroupsPath(spec.id),
       maxOpenFiles: await containerOpenFilesLimit(),
-      criuConfig: this.o.criuConfig,
+      criuConfig: bundle.criuConfig,
     });
+    await this.writeCriuConfig(spec.id);
     await writeFile(join(bundle.dir, 'config.json'), JSON.stringify(config, null, 2));
   }
 

@@ -20,6 +20,7 @@ import { announce, planNetwork, removeCriuLocks, setHostSide, setUpNetwork, tear
 import { spawnWithStatusFd } from './criu-status.ts';
 import { LinkCounter } from './host-traffic.ts';
 import { RsyncDaemon, rsyncPush, type RsyncTarget } from './rsync.ts';
+import { createMigrationTls, criuTlsArgs, criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
 import { MigrationSides, type MigrationSide, type ProcessRef } from './state.ts';
 
 const CHECKPOINT_READY_TIMEOUT_MS = 120_000;
@@ -148,6 +149,7 @@ export class MigrationManager {
       }
       await this.o.containers.writeBundleConfig(spec, join(containerDir, 'rootfs'), netns);
 
+      const tls = await createMigrationTls(workDir);
       const rsyncPort = await freePort(address);
       const daemon = await RsyncDaemon.start({
         dir: workDir,
@@ -163,14 +165,16 @@ export class MigrationManager {
       if (req.strategy === 'page-server') {
         pageServerPort = await freePort(address);
         const pidfile = join(workDir, 'page-server.pid');
-        await execa('criu', ['page-server', '--images-dir', imagesDir, '--address', address, '--port', String(pageServerPort), '--daemon', '--pidfile', pidfile, '-o', join(workDir, 'page-server.log')], {
-          timeout: 30_000,
-        });
+        await execa(
+          'criu',
+          ['page-server', '--images-dir', imagesDir, '--address', address, '--port', String(pageServerPort), ...criuTlsArgs(workDir), '--daemon', '--pidfile', pidfile, '-o', join(workDir, 'page-server.log')],
+          { timeout: 30_000 },
+        );
         side.pageServer = ref(Number((await readFile(pidfile, 'utf8')).trim()));
       }
       await this.sides.save(side);
       this.o.log.info({ migrationId, workload: spec.id, rsyncPort, pageServerPort, netns }, 'migration destination prepared');
-      return { address, rsyncPort, pageServerPort, sharedRootfs: shared };
+      return { address, rsyncPort, pageServerPort, sharedRootfs: shared, tls };
     });
   }
 
@@ -216,7 +220,24 @@ export class MigrationManager {
         // Connects to the source's page server now; the restored process faults pages in through it.
         await execa(
           'criu',
-          ['lazy-pages', '--page-server', '--address', req.source.address, '--port', String(req.source.lazyPagesPort), '--images-dir', side.imagesDir, '--work-dir', workDir, '--daemon', '--pidfile', pidfile, '-o', 'lazy-pages.log'],
+          [
+            'lazy-pages',
+            '--page-server',
+            '--address',
+            req.source.address,
+            '--port',
+            String(req.source.lazyPagesPort),
+            ...criuTlsArgs(this.sides.workDir(req.migrationId)),
+            '--images-dir',
+            side.imagesDir,
+            '--work-dir',
+            workDir,
+            '--daemon',
+            '--pidfile',
+            pidfile,
+            '-o',
+            'lazy-pages.log',
+          ],
           { timeout: 30_000 },
         );
         side.lazyDaemon = ref(Number((await readFile(pidfile, 'utf8')).trim()));
@@ -354,6 +375,7 @@ export class MigrationManager {
     strategy: MigrationStrategy;
     destination: { address: string; rsyncPort: number; pageServerPort: number | null };
     sharedRootfs: boolean;
+    tls: MigrationTls;
   }): Promise<DumpResult> {
     const workloadId = this.workloadOf(req.migrationId);
     return this.o.containers.exclusive(workloadId, async () => {
@@ -366,6 +388,11 @@ export class MigrationManager {
       const plan = this.planFor(saved, record.spec);
       await rm(side.imagesDir, { recursive: true, force: true });
       await mkdir(side.imagesDir, { recursive: true });
+      const workDir = this.sides.workDir(req.migrationId);
+      if (req.strategy === 'lazy' || req.strategy === 'page-server') {
+        await writeMigrationTls(workDir, req.tls);
+        await this.o.containers.writeCriuConfig(workloadId, criuTlsConfig(workDir));
+      }
       const common = ['--image-path', side.imagesDir, '--work-path', side.imagesDir, '--tcp-established'];
       const before = await this.traffic.txBytes();
       await this.o.containers.save({ ...record, state: 'migrating' });
@@ -398,6 +425,7 @@ export class MigrationManager {
       } catch (err) {
         // A failed dump leaves CRIU's network lock in place: the workload would run unreachable.
         await this.unfreeze(workloadId, plan);
+        await this.o.containers.writeCriuConfig(workloadId);
         await this.o.containers.save({ ...record, state: 'running' });
         const log = await readFile(join(side.imagesDir, 'dump.log'), 'utf8').catch(() => '');
         const tail = log.split('\n').filter((l) => /Error/.test(l)).slice(-2).join(' | ');
@@ -460,6 +488,7 @@ export class MigrationManager {
         void announce(plan);
       }
       const pid = Number((await readFile(this.o.containers.bundle(workloadId).pidFile, 'utf8').catch(() => String(record.pid ?? 0))).trim()) || record.pid;
+      await this.o.containers.writeCriuConfig(workloadId);
       const resumed = await this.o.containers.save({ ...record, state: 'running', pid });
       if (side) {
         await rm(side.imagesDir, { recursive: true, force: true });

@@ -41,6 +41,7 @@ export interface MigrationTimeouts {
 export const DEFAULT_TIMEOUTS: MigrationTimeouts = { prepareMs: 30_000, transferMs: 600_000, dumpMs: 120_000, restoreMs: 120_000, finishMs: 600_000 };
 
 const secretKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:secret:${id}`;
+const tlsKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:tls:${id}`;
 const SECRET_TTL_S = 24 * 3600;
 const CANCEL_POLL_MS = 250;
 
@@ -149,6 +150,12 @@ export class MigrationRunner {
     return secret;
   }
 
+  private async tls(): Promise<{ certPem: string; keyPem: string }> {
+    const stored = await this.store.redis.get(tlsKey(this.store, this.record.id));
+    if (!stored) throw new MigrationFailure('SECRET_LOST', 'the migration certificate expired');
+    return JSON.parse(stored) as { certPem: string; keyPem: string };
+  }
+
   /** Races an agent call against a cancel request, so a long transfer can be abandoned. */
   private async cancellable<T>(call: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
@@ -193,12 +200,14 @@ export class MigrationRunner {
         const workload = this.workload ?? (await this.loadWorkload());
         const source = await this.store.hosts.get(r.source);
         if (!source?.capacity.address) throw new MigrationFailure('NO_ADDRESS', `source host ${r.source} reports no transfer address`);
-        const result = await this.agents.call(
+        const { tls, ...result } = await this.agents.call(
           r.destination,
           'migration.prepare',
           { migrationId: r.id, spec: workload.spec, epoch: r.epochTo, strategy: r.strategy, source: { hostId: r.source, address: source.capacity.address }, secret: await this.secret(true) },
           this.timeouts.prepareMs,
         );
+        // The page stream's certificate is a secret like the rsync password: Redis with a TTL, not the record.
+        await this.store.redis.set(tlsKey(this.store, r.id), JSON.stringify(tls), 'EX', SECRET_TTL_S);
         await this.save({ transfer: { ...result, lazyPagesPort: null, frozenAt: null } });
         return { note: `rsync ${result.address}:${result.rsyncPort}${result.sharedRootfs ? ', root filesystem on a shared pool' : ''}` };
       }
@@ -218,7 +227,7 @@ export class MigrationRunner {
         const result = await this.agents.call(
           r.source,
           'migration.dump',
-          { migrationId: r.id, strategy: r.strategy, destination: this.endpoint(), sharedRootfs: this.requireTransfer().sharedRootfs },
+          { migrationId: r.id, strategy: r.strategy, destination: this.endpoint(), sharedRootfs: this.requireTransfer().sharedRootfs, tls: await this.tls() },
           this.timeouts.dumpMs,
         );
         await this.save({ transfer: { ...this.requireTransfer(), lazyPagesPort: result.lazyPagesPort, frozenAt: result.frozenAt } });
@@ -304,7 +313,7 @@ export class MigrationRunner {
     this.publish('cleanup', 'started', null);
     await this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
     await this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, this.timeouts.finishMs);
-    await this.store.redis.del(secretKey(this.store, r.id));
+    await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     const now = Date.now();
     const timeline = [...r.timeline.filter((e) => e.phase !== 'cleanup'), { phase: 'cleanup' as const, startedAt, endedAt: now, ms: now - startedAt }];
     await this.save({ state: 'completed', completed: [...new Set([...r.completed, 'cleanup' as const])], timeline, finishedAt: now });
@@ -339,7 +348,7 @@ export class MigrationRunner {
     if (workload && workload.hostId === r.source) {
       await this.store.workloads.put(workload.spec.id, { ...workload, phase: r.wasRunning ? 'running' : 'stopped', migratingTo: null, updatedAt: Date.now() });
     }
-    await this.store.redis.del(secretKey(this.store, r.id));
+    await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     await this.save({ state: 'rolled-back', finishedAt: Date.now() });
     await this.store.endMigration(this.record);
     this.publishFinished('rolled-back');
