@@ -21,7 +21,7 @@ import { spawnWithStatusFd } from './criu-status.ts';
 import { LinkCounter } from './host-traffic.ts';
 import { RsyncDaemon, rsyncPush, type RsyncTarget } from './rsync.ts';
 import { createMigrationTls, criuTlsArgs, criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
-import { MigrationSides, type MigrationSide, type ProcessRef } from './state.ts';
+import { MigrationSides, newSide, type MigrationSide, type ProcessRef } from './state.ts';
 
 const CHECKPOINT_READY_TIMEOUT_MS = 120_000;
 /** page files a page server already wrote on the destination: never deleted by the final rsync */
@@ -123,7 +123,7 @@ export class MigrationManager {
       // The namespace now, with the same address and MAC, bridged but down until the restore:
       // nothing of it remains to do while the workload is frozen.
       const netns = previous?.netns ?? `${this.o.containers.netnsPrefix}-${spec.id}-${randomBytes(4).toString('hex')}`;
-      const side: MigrationSide = {
+      const side = newSide({
         migrationId,
         role: 'destination',
         workloadId: spec.id,
@@ -135,14 +135,7 @@ export class MigrationManager {
         epoch: req.epoch,
         netns,
         sourceAddress: req.source.address,
-        rsyncd: null,
-        pageServer: null,
-        lazyDaemon: null,
-        restored: false,
-        dumped: false,
-        checkpoint: null,
-        frozenAt: null,
-      };
+      });
       await this.sides.save(side);
       if (!previous?.netns || !(await namespaceExists(netns))) {
         await setUpNetwork(planNetwork(netns, spec.networks, this.o.containers.networks()), { hostSideUp: false });
@@ -332,24 +325,7 @@ export class MigrationManager {
     const record = this.o.containers.record(workloadId);
     if (!record) throw new CommandError('NOT_FOUND', `no container ${workloadId} on host ${this.o.hostId}`);
     const { dir } = this.containerDir(record.spec);
-    const side: MigrationSide = {
-      migrationId,
-      role: 'source',
-      workloadId,
-      strategy,
-      containerDir: dir,
-      imagesDir: join(dir, `ckpt-${migrationId}`),
-      sharedRootfs,
-      netns: record.netns,
-      sourceAddress: null,
-      rsyncd: null,
-      pageServer: null,
-      lazyDaemon: null,
-      restored: false,
-      dumped: false,
-      checkpoint: null,
-      frozenAt: null,
-    };
+    const side = newSide({ migrationId, role: 'source', workloadId, strategy, containerDir: dir, sharedRootfs, netns: record.netns });
     await this.sides.save(side);
     return side;
   }
