@@ -3,3 +3,4 @@ export * from './snapshot.ts';
 export * from './validation.ts';
 export * from './placement.ts';
 export * from './migration.ts';
+export * from './planner/index.ts';

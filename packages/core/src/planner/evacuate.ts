@@ -1,0 +1,111 @@
+import { moveBytes, moveRefusal, Usage, cloneCluster, type PlanCluster } from './model.ts';
+import type { PlannedMove } from './rebalance.ts';
+
+export interface EvacuationOptions {
+  /** spread: the destination with the most free memory; binpack: the fullest one that fits */
+  mode: 'spread' | 'binpack';
+  /** after the moves, the rest must still hold the HA workloads of any single host (N+1) */
+  keepHaCapacity: boolean;
+}
+
+export interface UnplacedWorkload {
+  workload: string;
+  /** how many hosts refused it, by reason */
+  refused: Record<string, number>;
+}
+
+export type EvacuationPlan =
+  | { ok: true; moves: PlannedMove[] }
+  | { ok: false; moves: []; unplaced: UnplacedWorkload[]; reason: string };
+
+/**
+ * Empties `drain` hosts: HA workloads first (by priority), then the largest, each to the best
+ * host that passes every check (first-fit decreasing over hosts ordered by free memory). All or
+ * nothing: when one workload has nowhere to go, the plan is refused with every reason, no moves.
+ */
+export function planEvacuation(input: PlanCluster, drain: string[], options: Partial<EvacuationOptions> = {}): EvacuationPlan {
+  const o: EvacuationOptions = { mode: 'spread', keepHaCapacity: true, ...options };
+  const draining = new Set(drain);
+  const cluster: PlanCluster = {
+    hosts: input.hosts.map((h) => (draining.has(h.id) ? { ...h, accepting: false, draining: true } : h)),
+    workloads: cloneCluster(input).workloads,
+  };
+  const usage = new Usage(cluster);
+  const hostIndex = new Map(cluster.hosts.map((h, i) => [h.id, i]));
+  const leaving = drain.flatMap((id) => [...usage.residents[hostIndex.get(id) ?? -1] ?? []]);
+  leaving.sort((a, b) => {
+    const wa = cluster.workloads[a]!;
+    const wb = cluster.workloads[b]!;
+    return wb.haPriority - wa.haPriority || wb.mem - wa.mem || wa.id.localeCompare(wb.id);
+  });
+  // Accepting hosts ordered by free memory, kept sorted as moves land.
+  const free = (i: number) => cluster.hosts[i]!.memTotal - usage.mem[i]!;
+  const order = cluster.hosts.map((_, i) => i).filter((i) => cluster.hosts[i]!.accepting);
+  order.sort((a, b) => free(b) - free(a));
+  const moves: PlannedMove[] = [];
+  const unplaced: UnplacedWorkload[] = [];
+  for (const index of leaving) {
+    const w = cluster.workloads[index]!;
+    const refused: Record<string, number> = {};
+    let chosen = -1;
+    const candidates = o.mode === 'spread' ? order : [...order].reverse();
+    for (const to of candidates) {
+      if (o.mode === 'binpack' && free(to) < w.mem) continue;
+      const why = moveRefusal(cluster, usage, index, to);
+      if (why === null) {
+        chosen = to;
+        break;
+      }
+      refused[why] = (refused[why] ?? 0) + 1;
+      if (o.mode === 'spread' && why === 'MEMORY_INSUFFICIENT') {
+        // every later host has even less free memory
+        refused.MEMORY_INSUFFICIENT = (refused.MEMORY_INSUFFICIENT ?? 0) + (candidates.length - candidates.indexOf(to) - 1);
+        break;
+      }
+    }
+    if (chosen < 0) {
+      unplaced.push({ workload: w.id, refused });
+      continue;
+    }
+    const from = cluster.hosts[w.host]!.id;
+    const bytes = moveBytes(cluster, index, chosen);
+    usage.move(index, chosen);
+    // keep `order` sorted by free memory: take the host out and put it back in place
+    order.splice(order.indexOf(chosen), 1);
+    let lo = 0;
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (free(order[mid]!) >= free(chosen)) lo = mid + 1;
+      else hi = mid;
+    }
+    order.splice(lo, 0, chosen);
+    moves.push({ workload: w.id, from, to: cluster.hosts[chosen]!.id, bytes, score: 0, reason: `${from} is being drained; ${cluster.hosts[chosen]!.id} passes every check and has ${Math.round(free(chosen) / 2 ** 20)} MiB free after it` });
+  }
+  if (unplaced.length > 0) return { ok: false, moves: [], unplaced, reason: `${unplaced.length} workload(s) have nowhere to go` };
+  if (o.keepHaCapacity) {
+    const shortfall = haShortfall(cluster, usage);
+    if (shortfall) return { ok: false, moves: [], unplaced: [], reason: shortfall };
+  }
+  return { ok: true, moves };
+}
+
+/**
+ * N+1 for HA: could the remaining hosts still restart the HA workloads of whichever one host fails?
+ * (Memory only, pooled: a necessary condition, cheap at any size.) Null when they could.
+ */
+export function haShortfall(cluster: PlanCluster, usage: Usage): string | null {
+  const accepting = cluster.hosts.map((h, i) => i).filter((i) => cluster.hosts[i]!.accepting);
+  const freeTotal = accepting.reduce((s, i) => s + Math.max(0, cluster.hosts[i]!.memTotal - usage.mem[i]!), 0);
+  let worst = { host: -1, ha: 0, free: 0 };
+  for (const i of accepting) {
+    let ha = 0;
+    for (const index of usage.residents[i]!) if (cluster.workloads[index]!.haPriority > 0) ha += cluster.workloads[index]!.mem;
+    if (ha > worst.ha) worst = { host: i, ha, free: Math.max(0, cluster.hosts[i]!.memTotal - usage.mem[i]!) };
+  }
+  if (worst.host < 0) return null;
+  const elsewhere = freeTotal - worst.free;
+  return elsewhere >= worst.ha
+    ? null
+    : `after it, the cluster could not restart the HA workloads of ${cluster.hosts[worst.host]!.id} (${Math.round(worst.ha / 2 ** 20)} MiB) if that host failed: ${Math.round(elsewhere / 2 ** 20)} MiB free elsewhere`;
+}

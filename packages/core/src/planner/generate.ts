@@ -1,0 +1,97 @@
+import type { PlanCluster, PlanHost, PlanWorkload } from './model.ts';
+
+/** mulberry32: a small, fast, seeded PRNG, so generated clusters are the same every run. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface GenerateOptions {
+  hosts: number;
+  /** containers per host, uniformly in this range (before the skew below) */
+  perHost: [number, number];
+  /** fraction of hosts packed to ~90 % memory */
+  overloaded: number;
+  /** fraction of hosts left nearly empty */
+  empty: number;
+  /** fraction of hosts with an older CPU (fewer flags) */
+  olderCpu: number;
+  seed: number;
+}
+
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const NEW_FLAGS = ['fpu', 'sse2', 'sse4_2', 'avx', 'avx2', 'avx512f', 'aes', 'sha_ni'];
+const OLD_FLAGS = ['fpu', 'sse2', 'sse4_2', 'avx', 'avx2', 'aes'];
+
+/**
+ * A realistic cluster for tests and benchmarks: 128–512 GiB hosts, containers from 128 MiB to
+ * 8 GiB (most small), some hosts overloaded and some nearly empty, a few with an older CPU, three
+ * networks (a few hosts lack one), a local and a shared pool, anti-affinity pairs.
+ */
+export function generateCluster(options: Partial<GenerateOptions> = {}): PlanCluster {
+  const o: GenerateOptions = { hosts: 100, perHost: [20, 300], overloaded: 0.1, empty: 0.1, olderCpu: 0.05, seed: 1, ...options };
+  const rnd = random(o.seed);
+  const pick = <T>(items: readonly T[]) => items[Math.floor(rnd() * items.length)]!;
+  const hosts: PlanHost[] = [];
+  for (let i = 0; i < o.hosts; i++) {
+    const older = rnd() < o.olderCpu;
+    const memTotal = pick([128, 256, 384, 512]) * GiB;
+    hosts.push({
+      id: `h${String(i).padStart(5, '0')}`,
+      accepting: true,
+      draining: false,
+      memTotal,
+      cpuTotal: (memTotal / GiB) * 0.5 * 4, // vCPUs handed out: 4× overcommit of 1 core per 2 GiB
+      diskTotal: pick([2, 4, 8]) * 1024 * GiB,
+      cpuVendor: 'AuthenticAMD',
+      cpuFamily: 25,
+      cpuFlags: new Set(older ? OLD_FLAGS : NEW_FLAGS),
+      networks: new Set(rnd() < 0.03 ? ['prod', 'backup'] : ['prod', 'backup', 'dmz']),
+      pools: new Map([
+        ['local', { shared: false }],
+        ['shared', { shared: true }],
+      ]),
+      live: true,
+    });
+  }
+  const workloads: PlanWorkload[] = [];
+  let group = 0;
+  hosts.forEach((host, h) => {
+    const roll = rnd();
+    const kind = roll < o.overloaded ? 'overloaded' : roll < o.overloaded + o.empty ? 'empty' : 'normal';
+    const count = kind === 'empty' ? Math.floor(rnd() * 5) : o.perHost[0] + Math.floor(rnd() * (o.perHost[1] - o.perHost[0] + 1));
+    const target = host.memTotal * (kind === 'overloaded' ? 0.9 : kind === 'empty' ? 0.1 : 0.3 + rnd() * 0.4);
+    // sizes with a long tail, scaled so the host lands near its target fill
+    const raw = Array.from({ length: count }, () => Math.exp(rnd() * Math.log(64)));
+    const scale = target / Math.max(1, raw.reduce((s, v) => s + v, 0));
+    for (const r of raw) {
+      const mem = Math.max(128 * MiB, Math.min(8 * GiB, Math.round((r * scale) / MiB) * MiB));
+      const inGroup = rnd() < 0.02;
+      workloads.push({
+        id: `w${workloads.length}`,
+        host: h,
+        mem,
+        cpu: Math.max(0.25, Math.round((mem / GiB) * 4) / 4),
+        disk: Math.round(mem * (2 + rnd() * 8)),
+        networks: rnd() < 0.2 ? ['prod', 'dmz'] : ['prod'],
+        pool: rnd() < 0.5 ? 'shared' : 'local',
+        antiAffinity: inGroup ? [`g${group++ % Math.max(1, Math.floor(o.hosts / 4))}`] : [],
+        cpuVendor: host.cpuVendor,
+        cpuFamily: host.cpuFamily,
+        cpuFlags: [...host.cpuFlags],
+        running: true,
+        haPriority: rnd() < 0.3 ? 1 + Math.floor(rnd() * 10) : 0,
+        allowed: null,
+        pinned: false,
+      });
+    }
+  });
+  return { hosts, workloads };
+}

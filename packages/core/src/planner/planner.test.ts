@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import { Usage, moveRefusal, type PlanCluster, type PlanHost, type PlanWorkload } from './model.ts';
+import { ClusterScore } from './score.ts';
+import { planRebalance } from './rebalance.ts';
+import { planEvacuation } from './evacuate.ts';
+import { planProblems } from './feasibility.ts';
+import { generateCluster, random } from './generate.ts';
+
+const GiB = 2 ** 30;
+
+const host = (id: string, over: Partial<PlanHost> = {}): PlanHost => ({
+  id,
+  accepting: true,
+  draining: false,
+  memTotal: 64 * GiB,
+  cpuTotal: 64,
+  diskTotal: 1024 * GiB,
+  cpuVendor: 'AuthenticAMD',
+  cpuFamily: 25,
+  cpuFlags: new Set(['fpu', 'avx2']),
+  networks: new Set(['prod']),
+  pools: new Map([['local', { shared: false }]]),
+  live: true,
+  ...over,
+});
+
+const workload = (id: string, hostIndex: number, over: Partial<PlanWorkload> = {}): PlanWorkload => ({
+  id,
+  host: hostIndex,
+  mem: 4 * GiB,
+  cpu: 2,
+  disk: 10 * GiB,
+  networks: ['prod'],
+  pool: 'local',
+  antiAffinity: [],
+  cpuVendor: 'AuthenticAMD',
+  cpuFamily: 25,
+  cpuFlags: ['fpu', 'avx2'],
+  running: true,
+  haPriority: 0,
+  allowed: null,
+  pinned: false,
+  ...over,
+});
+
+describe('move checks: every reason code', () => {
+  const cluster: PlanCluster = {
+    hosts: [
+      host('src'),
+      host('ok'),
+      host('down', { accepting: false }),
+      host('maint', { accepting: false, draining: true }),
+      host('intel', { cpuVendor: 'GenuineIntel' }),
+      host('zen2', { cpuFamily: 23 }),
+      host('old', { cpuFlags: new Set(['fpu']) }),
+      host('nonet', { networks: new Set() }),
+      host('nopool', { pools: new Map() }),
+      host('tiny', { memTotal: 2 * GiB }),
+      host('fewcpu', { cpuTotal: 1 }),
+      host('smalldisk', { diskTotal: 1 * GiB }),
+      host('nocriu', { live: false }),
+      host('mate'),
+    ],
+    workloads: [workload('w', 0, { antiAffinity: ['db'] }), workload('mate', 13, { antiAffinity: ['db'] }), workload('pinned', 0, { allowed: new Set(['src']) })],
+  };
+  const usage = new Usage(cluster);
+  const why = (to: string, w = 0) => moveRefusal(cluster, usage, w, cluster.hosts.findIndex((h) => h.id === to));
+
+  it.each([
+    ['ok', null],
+    ['src', 'SAME_HOST'],
+    ['down', 'HOST_DOWN'],
+    ['maint', 'HOST_IN_MAINTENANCE'],
+    ['intel', 'CPU_VENDOR_MISMATCH'],
+    ['zen2', 'CPU_FAMILY_MISMATCH'],
+    ['old', 'CPU_FLAGS_MISSING'],
+    ['nonet', 'NETWORK_MISSING'],
+    ['nopool', 'STORAGE_POOL_MISSING'],
+    ['tiny', 'MEMORY_INSUFFICIENT'],
+    ['fewcpu', 'CPU_INSUFFICIENT'],
+    ['smalldisk', 'DISK_INSUFFICIENT'],
+    ['nocriu', 'CRIU_UNSUPPORTED'],
+    ['mate', 'ANTI_AFFINITY'],
+  ])('to %s: %s', (to, code) => {
+    expect(why(to)).toBe(code);
+  });
+
+  it('NOT_ALLOWED for hosts outside the allowed set', () => {
+    expect(why('ok', 2)).toBe('NOT_ALLOWED');
+  });
+});
+
+describe('cluster score', () => {
+  it('is zero for an even, clean cluster and grows with imbalance and violations', () => {
+    const even: PlanCluster = { hosts: [host('a'), host('b')], workloads: [workload('1', 0), workload('2', 1)] };
+    expect(new ClusterScore(even, new Usage(even)).value()).toBeCloseTo(0, 9);
+    const skewed: PlanCluster = { hosts: [host('a'), host('b')], workloads: [workload('1', 0), workload('2', 0)] };
+    expect(new ClusterScore(skewed, new Usage(skewed)).value()).toBeGreaterThan(0.05);
+  });
+
+  it('computes the effect of a move exactly as a full recomputation would (random clusters)', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const cluster = generateCluster({ hosts: 12, perHost: [3, 12], seed });
+      const usage = new Usage(cluster);
+      const score = new ClusterScore(cluster, usage);
+      const rnd = random(seed);
+      for (let i = 0; i < 30; i++) {
+        const index = Math.floor(rnd() * cluster.workloads.length);
+        const to = Math.floor(rnd() * cluster.hosts.length);
+        if (cluster.workloads[index]!.host === to) continue;
+        const predicted = score.after(index, to);
+        score.apply(index, to);
+        expect(score.value()).toBeCloseTo(predicted, 9);
+        expect(score.value()).toBeCloseTo(new ClusterScore(cluster, new Usage(cluster)).value(), 9);
+      }
+    }
+  });
+});
+
+describe('rebalancing (property tests on random clusters)', () => {
+  it('never raises the score, every plan is feasible step by step, and the same input gives the same plan', () => {
+    for (let seed = 1; seed <= 12; seed++) {
+      const cluster = generateCluster({ hosts: 16, perHost: [5, 25], seed });
+      const plan = planRebalance(cluster, { maxMoves: 30 });
+      expect(plan.scoreAfter).toBeLessThanOrEqual(plan.scoreBefore + 1e-12);
+      let previous = plan.scoreBefore;
+      for (const move of plan.moves) {
+        expect(move.score).toBeLessThan(previous);
+        previous = move.score;
+      }
+      expect(planProblems(cluster, plan.moves)).toEqual([]);
+      expect(planRebalance(cluster, { maxMoves: 30 })).toEqual(plan); // the dry run is the plan
+    }
+  }, 30_000);
+
+  it('gives an empty plan for a balanced cluster', () => {
+    const cluster: PlanCluster = { hosts: [host('a'), host('b'), host('c')], workloads: [workload('1', 0), workload('2', 1), workload('3', 2)] };
+    const plan = planRebalance(cluster);
+    expect(plan.moves).toEqual([]);
+    expect(plan.stopped).toBe('no move gains enough');
+  });
+
+  it('moves the fewest bytes for the same gain: a shared-pool workload before a local one', () => {
+    const shared = new Map([
+      ['local', { shared: false }],
+      ['shared', { shared: true }],
+    ]);
+    const cluster: PlanCluster = {
+      hosts: [host('a', { pools: shared }), host('b', { pools: shared })],
+      workloads: [workload('local', 0), workload('onshared', 0, { pool: 'shared' }), workload('x', 0)],
+    };
+    const plan = planRebalance(cluster, { maxMoves: 1 });
+    expect(plan.moves.map((m) => m.workload)).toEqual(['onshared']);
+  });
+
+  it('breaks anti-affinity clashes and never moves pinned workloads', () => {
+    const cluster: PlanCluster = {
+      hosts: [host('a'), host('b'), host('c')],
+      workloads: [workload('db1', 0, { antiAffinity: ['db'] }), workload('db2', 0, { antiAffinity: ['db'], pinned: true }), workload('y', 1), workload('z', 2)],
+    };
+    const plan = planRebalance(cluster);
+    expect(plan.moves[0]).toMatchObject({ workload: 'db1', from: 'a' });
+    expect(plan.moves.some((m) => m.workload === 'db2')).toBe(false);
+  });
+});
+
+describe('evacuation', () => {
+  it('empties the host, HA first, feasibly, honouring anti-affinity (random clusters)', () => {
+    for (let seed = 1; seed <= 25; seed++) {
+      const cluster = generateCluster({ hosts: 30, perHost: [5, 30], overloaded: 0, seed });
+      const victim = cluster.hosts[seed % 30]!.id;
+      const plan = planEvacuation(cluster, [victim], { keepHaCapacity: false });
+      if (!plan.ok) continue; // some generated clusters cannot take a host out; covered below
+      const leaving = cluster.workloads.filter((w) => cluster.hosts[w.host]!.id === victim).map((w) => w.id);
+      expect(plan.moves.map((m) => m.workload).sort()).toEqual(leaving.sort());
+      const drained: PlanCluster = { ...cluster, hosts: cluster.hosts.map((h) => (h.id === victim ? { ...h, accepting: false, draining: true } : h)) };
+      expect(planProblems(drained, plan.moves)).toEqual([]);
+      const ha = plan.moves.map((m) => cluster.workloads.find((w) => w.id === m.workload)!.haPriority);
+      expect([...ha].sort((a, b) => b - a)).toEqual(ha);
+    }
+  });
+
+  it('refuses, moving nothing, when the rest cannot take the workloads — with every reason', () => {
+    const cluster: PlanCluster = {
+      hosts: [host('a'), host('b', { memTotal: 6 * GiB }), host('c', { networks: new Set() })],
+      workloads: [workload('1', 0), workload('2', 0), workload('b1', 1)],
+    };
+    const plan = planEvacuation(cluster, ['a'], { keepHaCapacity: false });
+    expect(plan.ok).toBe(false);
+    expect(plan.moves).toEqual([]);
+    if (!plan.ok) expect(plan.unplaced).toEqual([{ workload: '1', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } }, { workload: '2', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } }]);
+  });
+
+  it('keeps room to restart any single host’s HA workloads', () => {
+    const cluster: PlanCluster = {
+      hosts: [host('a', { memTotal: 16 * GiB }), host('b', { memTotal: 16 * GiB }), host('c', { memTotal: 16 * GiB })],
+      workloads: [workload('ha1', 0, { haPriority: 5, mem: 6 * GiB }), workload('ha2', 1, { haPriority: 5, mem: 6 * GiB }), workload('ha3', 2, { haPriority: 5, mem: 6 * GiB })],
+    };
+    const plan = planEvacuation(cluster, ['a']);
+    expect(plan).toMatchObject({ ok: false, reason: expect.stringContaining('could not restart the HA workloads') });
+    expect(planEvacuation(cluster, ['a'], { keepHaCapacity: false }).ok).toBe(true);
+  });
+
+  it('packs instead of spreading when asked', () => {
+    const cluster: PlanCluster = { hosts: [host('a'), host('b'), host('full')], workloads: [workload('1', 0), workload('f', 2, { mem: 50 * GiB, cpu: 1, disk: 1 })] };
+    expect(planEvacuation(cluster, ['a'], { mode: 'spread', keepHaCapacity: false })).toMatchObject({ ok: true, moves: [{ to: 'b' }] });
+    expect(planEvacuation(cluster, ['a'], { mode: 'binpack', keepHaCapacity: false })).toMatchObject({ ok: true, moves: [{ to: 'full' }] });
+  });
+});
