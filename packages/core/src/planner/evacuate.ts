@@ -1,4 +1,4 @@
-import { moveBytes, moveRefusal, Usage, cloneCluster, type PlanCluster } from './model.ts';
+import { moveBytes, moveRefusal, stateOf, type PlanCluster, type PlanningState, type Usage } from './model.ts';
 import type { PlannedMove } from './rebalance.ts';
 
 export interface EvacuationOptions {
@@ -23,14 +23,19 @@ export type EvacuationPlan =
  * host that passes every check (first-fit decreasing over hosts ordered by free memory). All or
  * nothing: when one workload has nowhere to go, the plan is refused with every reason, no moves.
  */
-export function planEvacuation(input: PlanCluster, drain: string[], options: Partial<EvacuationOptions> = {}): EvacuationPlan {
-  const o: EvacuationOptions = { mode: 'spread', keepHaCapacity: true, ...options };
+export function planEvacuation(input: PlanCluster | PlanningState, drain: string[], options: Partial<EvacuationOptions> = {}): EvacuationPlan {
+  const state = stateOf(input);
+  return state.trial((move) => evacuate(state, move, drain, { mode: 'spread', keepHaCapacity: true, ...options }));
+}
+
+function evacuate(state: PlanningState, apply: (index: number, to: number) => void, drain: string[], o: EvacuationOptions): EvacuationPlan {
   const draining = new Set(drain);
+  const { usage } = state;
+  // the drained hosts take nothing from now on (a view: the shared hosts stay as they are)
   const cluster: PlanCluster = {
-    hosts: input.hosts.map((h) => (draining.has(h.id) ? { ...h, accepting: false, draining: true } : h)),
-    workloads: cloneCluster(input).workloads,
+    hosts: state.cluster.hosts.map((h) => (draining.has(h.id) ? { ...h, accepting: false, draining: true } : h)),
+    workloads: state.cluster.workloads,
   };
-  const usage = new Usage(cluster);
   const hostIndex = new Map(cluster.hosts.map((h, i) => [h.id, i]));
   const leaving = drain.flatMap((id) => [...usage.residents[hostIndex.get(id) ?? -1] ?? []]);
   leaving.sort((a, b) => {
@@ -69,7 +74,7 @@ export function planEvacuation(input: PlanCluster, drain: string[], options: Par
     }
     const from = cluster.hosts[w.host]!.id;
     const bytes = moveBytes(cluster, index, chosen);
-    usage.move(index, chosen);
+    apply(index, chosen);
     // keep `order` sorted by free memory: take the host out and put it back in place
     order.splice(order.indexOf(chosen), 1);
     let lo = 0;
@@ -95,12 +100,11 @@ export function planEvacuation(input: PlanCluster, drain: string[], options: Par
  * (Memory only, pooled: a necessary condition, cheap at any size.) Null when they could.
  */
 export function haShortfall(cluster: PlanCluster, usage: Usage): string | null {
-  const accepting = cluster.hosts.map((h, i) => i).filter((i) => cluster.hosts[i]!.accepting);
+  const accepting = cluster.hosts.map((_, i) => i).filter((i) => cluster.hosts[i]!.accepting);
   const freeTotal = accepting.reduce((s, i) => s + Math.max(0, cluster.hosts[i]!.memTotal - usage.mem[i]!), 0);
   let worst = { host: -1, ha: 0, free: 0 };
   for (const i of accepting) {
-    let ha = 0;
-    for (const index of usage.residents[i]!) if (cluster.workloads[index]!.haPriority > 0) ha += cluster.workloads[index]!.mem;
+    const ha = usage.haMem[i]!;
     if (ha > worst.ha) worst = { host: i, ha, free: Math.max(0, cluster.hosts[i]!.memTotal - usage.mem[i]!) };
   }
   if (worst.host < 0) return null;

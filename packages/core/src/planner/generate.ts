@@ -48,8 +48,8 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
       accepting: true,
       draining: false,
       memTotal,
-      cpuTotal: (memTotal / GiB) * 0.5 * 4, // vCPUs handed out: 4× overcommit of 1 core per 2 GiB
-      diskTotal: pick([2, 4, 8]) * 1024 * GiB,
+      cpuTotal: (memTotal / GiB) * 2, // vCPUs handed out: 4× overcommit of 1 core per 2 GiB
+      diskTotal: pick([4, 8, 16]) * 1024 * GiB,
       cpuVendor: 'AuthenticAMD',
       cpuFamily: 25,
       cpuFlags: new Set(older ? OLD_FLAGS : NEW_FLAGS),
@@ -62,7 +62,8 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
     });
   }
   const workloads: PlanWorkload[] = [];
-  let group = 0;
+  // anti-affinity pairs, drawn across the whole cluster (2 % of the workloads are in one)
+  const groups = Math.max(1, Math.floor((o.hosts * (o.perHost[0] + o.perHost[1])) / 2 * 0.02 / 2));
   hosts.forEach((host, h) => {
     const roll = rnd();
     const kind = roll < o.overloaded ? 'overloaded' : roll < o.overloaded + o.empty ? 'empty' : 'normal';
@@ -79,10 +80,10 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
         host: h,
         mem,
         cpu: Math.max(0.25, Math.round((mem / GiB) * 4) / 4),
-        disk: Math.round(mem * (2 + rnd() * 8)),
+        disk: Math.round(mem * (1 + rnd() * 3)),
         networks: rnd() < 0.2 ? ['prod', 'dmz'] : ['prod'],
         pool: rnd() < 0.5 ? 'shared' : 'local',
-        antiAffinity: inGroup ? [`g${group++ % Math.max(1, Math.floor(o.hosts / 4))}`] : [],
+        antiAffinity: inGroup ? [`g${Math.floor(rnd() * groups)}`] : [],
         cpuVendor: host.cpuVendor,
         cpuFamily: host.cpuFamily,
         cpuFlags: [...host.cpuFlags],

@@ -53,6 +53,8 @@ export class Usage {
   readonly mem: Float64Array;
   readonly cpu: Float64Array;
   readonly disk: Float64Array;
+  /** memory of HA-protected workloads per host (what a failover of that host must find elsewhere) */
+  readonly haMem: Float64Array;
   /** workload indexes per host */
   readonly residents: Array<Set<number>>;
   /** anti-affinity group → count per host */
@@ -63,6 +65,7 @@ export class Usage {
     this.mem = new Float64Array(n);
     this.cpu = new Float64Array(n);
     this.disk = new Float64Array(n);
+    this.haMem = new Float64Array(n);
     this.residents = Array.from({ length: n }, () => new Set<number>());
     cluster.workloads.forEach((w, i) => this.add(i, w.host));
   }
@@ -72,6 +75,7 @@ export class Usage {
     this.mem[host]! += w.mem;
     this.cpu[host]! += w.cpu;
     this.disk[host]! += w.disk;
+    if (w.haPriority > 0) this.haMem[host]! += w.mem;
     this.residents[host]!.add(index);
     for (const g of w.antiAffinity) {
       let perHost = this.groups.get(g);
@@ -85,6 +89,7 @@ export class Usage {
     this.mem[host]! -= w.mem;
     this.cpu[host]! -= w.cpu;
     this.disk[host]! -= w.disk;
+    if (w.haPriority > 0) this.haMem[host]! -= w.mem;
     this.residents[host]!.delete(index);
     for (const g of w.antiAffinity) {
       const perHost = this.groups.get(g)!;
@@ -141,3 +146,32 @@ export function moveBytes(cluster: PlanCluster, index: number, to: number): numb
 export function cloneCluster(cluster: PlanCluster): PlanCluster {
   return { hosts: cluster.hosts, workloads: cluster.workloads.map((w) => ({ ...w })) };
 }
+
+/**
+ * A cluster with its usage index, built once (O(workloads)) and shared by any number of plans:
+ * each planner applies its moves to it and takes them back before it returns, so a 10,000-host
+ * snapshot is indexed once, not per plan.
+ */
+export class PlanningState {
+  readonly usage: Usage;
+
+  constructor(readonly cluster: PlanCluster) {
+    this.usage = new Usage(cluster);
+  }
+
+  /** Runs `plan` and then undoes every move it made through `move`. */
+  trial<T>(plan: (move: (index: number, to: number) => void) => T): T {
+    const undo: Array<[number, number]> = [];
+    const move = (index: number, to: number) => {
+      undo.push([index, this.cluster.workloads[index]!.host]);
+      this.usage.move(index, to);
+    };
+    try {
+      return plan(move);
+    } finally {
+      for (let i = undo.length - 1; i >= 0; i--) this.usage.move(undo[i]![0], undo[i]![1]);
+    }
+  }
+}
+
+export const stateOf = (input: PlanCluster | PlanningState): PlanningState => (input instanceof PlanningState ? input : new PlanningState(input));

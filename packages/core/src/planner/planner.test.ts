@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Usage, moveRefusal, type PlanCluster, type PlanHost, type PlanWorkload } from './model.ts';
+import { PlanningState, Usage, moveRefusal, type PlanCluster, type PlanHost, type PlanWorkload } from './model.ts';
 import { ClusterScore } from './score.ts';
 import { planRebalance } from './rebalance.ts';
 import { planEvacuation } from './evacuate.ts';
@@ -161,6 +161,20 @@ describe('rebalancing (property tests on random clusters)', () => {
     const plan = planRebalance(cluster);
     expect(plan.moves[0]).toMatchObject({ workload: 'db1', from: 'a' });
     expect(plan.moves.some((m) => m.workload === 'db2')).toBe(false);
+  });
+});
+
+describe('a shared planning state', () => {
+  it('is left exactly as it was by every plan made on it', () => {
+    const cluster = generateCluster({ hosts: 20, perHost: [5, 25], seed: 7 });
+    const state = new PlanningState(cluster);
+    const hostsBefore = cluster.workloads.map((w) => w.host);
+    const memBefore = [...state.usage.mem];
+    planRebalance(state, { maxMoves: 20 });
+    planEvacuation(state, [cluster.hosts[3]!.id], { keepHaCapacity: false });
+    expect(cluster.workloads.map((w) => w.host)).toEqual(hostsBefore);
+    expect([...state.usage.mem].map((v, i) => Math.abs(v - memBefore[i]!) < 1)).toEqual(memBefore.map(() => true));
+    expect(planRebalance(state, { maxMoves: 20 })).toEqual(planRebalance(cluster, { maxMoves: 20 }));
   });
 });
 

@@ -113,8 +113,8 @@ export class ClusterScore {
     return score + this.weights.overcommit * overcommit + this.weights.antiAffinity * clashes + this.weights.draining * draining;
   }
 
-  /** Applies the move to the usage and the sums. */
-  apply(index: number, to: number): void {
+  /** Applies the move to the usage (through `move`, so a trial can undo it) and the sums. */
+  apply(index: number, to: number, move: (index: number, to: number) => void = (i, t) => this.usage.move(i, t)): void {
     const w = this.cluster.workloads[index]!;
     const from = w.host;
     const fromHost = this.cluster.hosts[from]!;
@@ -134,7 +134,7 @@ export class ClusterScore {
       const perHost = this.usage.groups.get(g)!;
       this.clashes -= Math.max(0, (perHost.get(from) ?? 0) - 1) + Math.max(0, (perHost.get(to) ?? 0) - 1);
     }
-    this.usage.move(index, to);
+    move(index, to);
     for (const r of RESOURCES) {
       if (fromHost.accepting) {
         const u = this.util(from, r, 0);
