@@ -4,3 +4,4 @@ export * from './validation.ts';
 export * from './placement.ts';
 export * from './migration.ts';
 export * from './planner/index.ts';
+export * from './plans.ts';

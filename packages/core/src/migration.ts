@@ -233,3 +233,65 @@ export function planMigration(
   if (!choice.ok) return refused('CONFLICT', choice.problem.message, [choice.problem]);
   return { ok: true, destination: destination.id, destinationReason, strategy: choice.strategy, strategyReason: choice.reason };
 }
+
+/**
+ * Every reason `hostId` cannot take this workload now (the same checks placement, planning and the
+ * migration job use), or none: GET /v1/compat.
+ */
+export function compatibility(workload: WorkloadRecord, hostId: string, snapshot: ClusterSnapshot, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY): Problem[] {
+  const host = snapshot.hosts.find((h) => h.id === hostId);
+  if (!host) return [{ field: 'host', code: 'HOST_UNKNOWN', message: `no host ${hostId}` }];
+  const source = snapshot.hosts.find((h) => h.id === workload.hostId);
+  const problems: Problem[] = [];
+  if (workload.hostId === hostId) problems.push({ field: 'host', code: 'SAME_HOST', message: `${workload.spec.id} already runs on ${hostId}` });
+  const placed = workload.hostId !== null;
+  for (const p of hostProblems(workload.spec, host, snapshot, policy, placed ? { migrating: { cpu: workload.cpu ?? source?.capacity.cpu ?? host.capacity.cpu } } : {})) {
+    problems.push({ field: 'host', code: p.code, message: p.message });
+  }
+  if (placed && source && workload.phase === 'running') {
+    for (const [h, criu] of [
+      [source, source.capacity.criu],
+      [host, host.capacity.criu],
+    ] as const) {
+      const why = criuProblem(h, criu);
+      if (why) problems.push({ field: 'host', code: 'CRIU_UNSUPPORTED', message: why });
+    }
+  }
+  return problems;
+}
+
+/** A new migration's record, as the API (one move) and a plan's execution (many) create it. */
+export function newMigrationRecord(
+  id: string,
+  workload: WorkloadRecord,
+  move: { destination: string; destinationReason: string; strategy: MigrationStrategy; strategyReason: string; requested: MigrationRecord['requested'] },
+  now: number,
+): MigrationRecord {
+  return {
+    id,
+    workloadId: workload.spec.id,
+    source: workload.hostId!,
+    destination: move.destination,
+    destinationReason: move.destinationReason,
+    requested: move.requested,
+    strategy: move.strategy,
+    strategyReason: move.strategyReason,
+    state: 'queued',
+    phase: 'validate',
+    completed: [],
+    timeline: [],
+    bytes: { sent: 0, total: 0 },
+    rounds: 0,
+    freeze: { agentMs: null },
+    transfer: null,
+    wasRunning: workload.phase === 'running',
+    epochFrom: workload.epoch,
+    epochTo: workload.epoch + 1,
+    cancelRequested: false,
+    error: null,
+    rollback: null,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: null,
+  };
+}

@@ -1,5 +1,5 @@
 import type { CpuInfo, HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
-import { MiB, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
+import { MiB, inMaintenance, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
 
 export interface PlacementPolicy {
   /** memory handed out per byte of host memory (1 = no overcommit) */
@@ -44,6 +44,7 @@ export function hostProblems(spec: WorkloadSpec, host: HostRecord, snapshot: Clu
   const { capacity } = host;
   if (spec.placement.hosts.length > 0 && !spec.placement.hosts.includes(host.id)) refuse('NOT_ALLOWED', 'not among the hosts the workload may run on');
   if (host.state !== 'up') refuse(host.state === 'down' ? 'HOST_DOWN' : 'HOST_SUSPECT', `host is ${host.state}`);
+  if (inMaintenance(snapshot, host.id)) refuse('HOST_IN_MAINTENANCE', 'host is in planned maintenance');
   if (!options.migrating && !capacity.templates.some((t) => t.name === spec.template)) refuse('TEMPLATE_MISSING', `no template ${spec.template}`);
   const pool = capacity.pools.find((p) => p.id === spec.pool);
   if (!pool) refuse('STORAGE_POOL_MISSING', `no storage pool ${spec.pool}`);

@@ -1,10 +1,14 @@
-import type { HostRecord, WorkloadRecord } from '@ferry/protocol';
+import type { HostRecord, MaintenanceRecord, WorkloadRecord } from '@ferry/protocol';
 
 /** Everything a decision looks at: plain data, no I/O. */
 export interface ClusterSnapshot {
   hosts: HostRecord[];
   workloads: WorkloadRecord[];
+  /** hosts in (or entering) planned maintenance: they take no workloads */
+  maintenance?: MaintenanceRecord[];
 }
+
+export const inMaintenance = (snapshot: ClusterSnapshot, hostId: string): boolean => (snapshot.maintenance ?? []).some((m) => m.hostId === hostId);
 
 export const MiB = 1024 * 1024;
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { API_ERROR_CODES, CAPACITY_REJECTIONS } from './reasons.ts';
 import { HostId } from './ids.ts';
-import { HostRecord, HostState } from './hosts.ts';
+import { HostRecord, HostState, MaintenanceRecord } from './hosts.ts';
 import { WORKLOAD_JOBS } from './jobs.ts';
 import { ContainerStatus, ProblemSchema, WorkloadId, WorkloadPhase, WorkloadRecord } from './workloads.ts';
 
@@ -22,6 +22,8 @@ export type HostListQuery = z.infer<typeof HostListQuery>;
 export const HostView = HostRecord.extend({
   /** age of the newest report when the API answered */
   lastReportAgeMs: z.number().int().nonnegative(),
+  /** planned maintenance, when the host is in (or entering) it */
+  maintenance: MaintenanceRecord.nullable(),
 });
 export type HostView = z.infer<typeof HostView>;
 

@@ -30,3 +30,14 @@ export const HostStateEvent = z.object({
   silentForMs: z.number().int().nonnegative(),
 });
 export type HostStateEvent = z.infer<typeof HostStateEvent>;
+
+/** Planned maintenance: entering while its workloads leave, in once the last one left. */
+export const MaintenanceRecord = z.object({
+  hostId: HostId,
+  state: z.enum(['entering', 'in']),
+  since: z.number().int().nonnegative(),
+  /** the evacuation plan carrying its workloads away */
+  planId: z.string().nullable(),
+  reason: z.string().max(500).optional(),
+});
+export type MaintenanceRecord = z.infer<typeof MaintenanceRecord>;

@@ -9,3 +9,4 @@ export * from './agent-commands.ts';
 export * from './redis-keys.ts';
 export * from './jobs.ts';
 export * from './migrations.ts';
+export * from './plans.ts';

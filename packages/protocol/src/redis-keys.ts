@@ -14,6 +14,10 @@ export const redisKeys = (prefix = 'ferry') => ({
   activeMigrations: `${prefix}:migrations:active`,
   /** set of migration ids whose cancel was requested (the worker checks between and during phases) */
   migrationCancels: `${prefix}:migrations:cancel`,
+  /** hash: host id -> MaintenanceRecord JSON */
+  maintenance: `${prefix}:maintenance`,
+  /** hash: plan id -> PlanRecord JSON */
+  plans: `${prefix}:plans`,
   /** held while a placement decision is made and recorded */
   placementLock: `${prefix}:lock:placement`,
 });

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ClusterSnapshot } from '@ferry/core';
-import { CAPACITY_REJECTIONS, HostRecord, MigrationRecord, WorkloadRecord, redisKeys, type StatsResponse } from '@ferry/protocol';
+import { CAPACITY_REJECTIONS, HostRecord, MaintenanceRecord, MigrationRecord, PlanRecord, WorkloadRecord, redisKeys, type StatsResponse } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { HashRecords } from './records.ts';
 
@@ -10,6 +10,8 @@ export class ClusterStore {
   readonly hosts: HashRecords<typeof HostRecord>;
   readonly workloads: HashRecords<typeof WorkloadRecord>;
   readonly migrations: HashRecords<typeof MigrationRecord>;
+  readonly maintenance: HashRecords<typeof MaintenanceRecord>;
+  readonly plans: HashRecords<typeof PlanRecord>;
 
   constructor(
     readonly redis: Redis,
@@ -20,6 +22,8 @@ export class ClusterStore {
     this.hosts = new HashRecords(redis, this.keys.hosts, HostRecord, log, 'host');
     this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload');
     this.migrations = new HashRecords(redis, this.keys.migrations, MigrationRecord, log, 'migration');
+    this.maintenance = new HashRecords(redis, this.keys.maintenance, MaintenanceRecord, log, 'maintenance');
+    this.plans = new HashRecords(redis, this.keys.plans, PlanRecord, log, 'plan');
   }
 
   /**
@@ -65,8 +69,8 @@ export class ClusterStore {
   }
 
   async snapshot(): Promise<ClusterSnapshot> {
-    const [hosts, workloads] = await Promise.all([this.hosts.all(), this.workloads.all()]);
-    return { hosts, workloads };
+    const [hosts, workloads, maintenance] = await Promise.all([this.hosts.all(), this.workloads.all(), this.maintenance.all()]);
+    return { hosts, workloads, maintenance };
   }
 
   async addCapacityCounts(counts: Map<string, number>): Promise<void> {

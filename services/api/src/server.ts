@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { Queue } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
@@ -10,6 +10,7 @@ import { installErrorHandlers } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { systemRoutes } from './routes/system.ts';
 import { migrationRoutes } from './routes/migrations.ts';
+import { planRoutes } from './routes/plans.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 
 export interface ApiServer {
@@ -22,6 +23,7 @@ export interface ApiServer {
 export interface Queues {
   workloads: Queue;
   migrations: Queue;
+  flows: FlowProducer;
 }
 
 export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, log: Logger): Promise<FastifyInstance> {
@@ -39,6 +41,7 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   hostRoutes(app, store);
   workloadRoutes(app, store, queues.workloads);
   migrationRoutes(app, store, queues.migrations);
+  planRoutes(app, store, queues.flows, config.keyPrefix);
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
   });
@@ -53,6 +56,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
   const queues: Queues = {
     workloads: new Queue(QUEUES.workloads, { connection: redis, prefix: queuePrefix(config.keyPrefix) }),
     migrations: new Queue(QUEUES.migrations, { connection: redis, prefix: queuePrefix(config.keyPrefix) }),
+    flows: new FlowProducer({ connection: redis, prefix: queuePrefix(config.keyPrefix) }),
   };
   const app = await buildApp(config, redis, queues, log);
   await app.listen({ host: config.host, port: config.port });
@@ -65,7 +69,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
     url,
     async stop() {
       await app.close();
-      await Promise.all([queues.workloads.close(), queues.migrations.close()]);
+      await Promise.all([queues.workloads.close(), queues.migrations.close(), queues.flows.close()]);
       redis.disconnect();
     },
   };

@@ -20,6 +20,10 @@ export const SchedulerConfig = z
      * lock duration and stalled-job check, and the workload lock's TTL. Renewed while alive.
      */
     jobLockMs: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+    /** migrations at once leaving one host, arriving on one host, and touching one pool (excess waits) */
+    migrationsPerSource: z.coerce.number().int().min(1).max(64).default(2),
+    migrationsPerDestination: z.coerce.number().int().min(1).max(64).default(2),
+    migrationsPerPool: z.coerce.number().int().min(1).max(256).default(4),
     /** migrations driven at the same time by this scheduler */
     migrationConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /** how long an agent may take to answer one command (a create copies a root filesystem) */

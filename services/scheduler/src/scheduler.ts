@@ -8,6 +8,7 @@ import { WorkloadRecords } from './workloads/lifecycle.ts';
 import { WorkloadReconciler } from './workloads/reconciler.ts';
 import { WorkloadWorker } from './workloads/worker.ts';
 import { MigrationWorker } from './migrations/worker.ts';
+import { PlanWorker } from './plans/worker.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
@@ -48,20 +49,23 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     keyPrefix: config.keyPrefix,
     concurrency: config.migrationConcurrency,
     lockMs: config.jobLockMs,
+    limits: { perSource: config.migrationsPerSource, perDestination: config.migrationsPerDestination, perPool: config.migrationsPerPool },
     store,
     agents,
     nc,
     connection: queueRedis,
     log: log.child({ part: 'migrations' }),
   });
+  const plans = new PlanWorker(store, config.keyPrefix, queueRedis, log.child({ part: 'plans' }));
   await capacity.start();
   worker.start();
   migrations.start();
+  plans.start();
   log.info('scheduler started');
   return {
     capacity,
     async stop() {
-      await Promise.all([worker.stop(), migrations.stop()]);
+      await Promise.all([worker.stop(), migrations.stop(), plans.stop()]);
       await capacity.stop();
       await nc.drain();
       redis.disconnect();

@@ -4,3 +4,5 @@ export * from './rebalance.ts';
 export * from './evacuate.ts';
 export * from './feasibility.ts';
 export * from './generate.ts';
+export * from './from-snapshot.ts';
+export * from './groups.ts';

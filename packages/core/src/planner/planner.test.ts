@@ -3,6 +3,7 @@ import { PlanningState, Usage, moveRefusal, type PlanCluster, type PlanHost, typ
 import { ClusterScore } from './score.ts';
 import { planRebalance } from './rebalance.ts';
 import { planEvacuation } from './evacuate.ts';
+import { maintenanceGroups } from './groups.ts';
 import { planProblems } from './feasibility.ts';
 import { generateCluster, random } from './generate.ts';
 
@@ -219,5 +220,35 @@ describe('evacuation', () => {
     const cluster: PlanCluster = { hosts: [host('a'), host('b'), host('full')], workloads: [workload('1', 0), workload('f', 2, { mem: 50 * GiB, cpu: 1, disk: 1 })] };
     expect(planEvacuation(cluster, ['a'], { mode: 'spread', keepHaCapacity: false })).toMatchObject({ ok: true, moves: [{ to: 'b' }] });
     expect(planEvacuation(cluster, ['a'], { mode: 'binpack', keepHaCapacity: false })).toMatchObject({ ok: true, moves: [{ to: 'full' }] });
+  });
+});
+
+describe('maintenance groups', () => {
+  it('groups hosts that can be drained together, each group feasible, every host once', () => {
+    const cluster: PlanCluster = {
+      hosts: [host('a'), host('b'), host('c'), host('d'), host('e')],
+      workloads: [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB }), workload('4', 3, { mem: 10 * GiB })],
+    };
+    const result = maintenanceGroups(cluster, { keepHaCapacity: false });
+    expect(result.cannotDrain).toEqual([]);
+    expect(result.groups.flat().sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    for (const group of result.groups) expect(planEvacuation(cluster, group, { keepHaCapacity: false }).ok).toBe(true);
+    // fewer groups than hosts, and never all at once (someone must take the workloads)
+    expect(result.groups.length).toBeLessThan(5);
+    expect(result.groups.some((g) => g.length === 5)).toBe(false);
+  });
+
+  it('never puts two hosts in one group when the others cannot take both', () => {
+    const cluster: PlanCluster = {
+      hosts: [host('a'), host('b'), host('c')],
+      workloads: [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB })],
+    };
+    expect(maintenanceGroups(cluster, { keepHaCapacity: false }).groups).toEqual([['a'], ['b'], ['c']]);
+  });
+
+  it('names hosts that cannot be drained at all', () => {
+    const cluster: PlanCluster = { hosts: [host('a'), host('b', { memTotal: 2 * GiB })], workloads: [workload('big', 0, { mem: 40 * GiB })] };
+    const result = maintenanceGroups(cluster, { keepHaCapacity: false });
+    expect(result.cannotDrain.map((c) => c.host)).toEqual(['a']);
   });
 });

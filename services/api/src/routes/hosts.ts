@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { HostListQuery, HostParams, type HostListResponse, type HostRecord, type HostView } from '@ferry/protocol';
+import { HostListQuery, HostParams, type HostListResponse, type HostRecord, type HostView, type MaintenanceRecord } from '@ferry/protocol';
 import { ApiError, parseRequest } from '../errors.ts';
 import type { ClusterStore } from '@ferry/store';
 
-const view = (record: HostRecord, now: number): HostView => ({
+const view = (record: HostRecord, now: number, maintenance: MaintenanceRecord | null): HostView => ({
   ...record,
   lastReportAgeMs: Math.max(0, now - record.lastReportAt),
+  maintenance,
 });
 
 export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
@@ -13,13 +14,14 @@ export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
     const query = parseRequest(HostListQuery, request.query, 'query');
     const now = Date.now();
     const hosts = (await store.hosts.all()).filter((host) => !query.state || host.state === query.state);
-    return { hosts: hosts.map((host) => view(host, now)) };
+    const maintenance = new Map((await store.maintenance.all()).map((m) => [m.hostId, m]));
+    return { hosts: hosts.map((host) => view(host, now, maintenance.get(host.id) ?? null)) };
   });
 
   app.get('/v1/hosts/:id', async (request): Promise<HostView> => {
     const { id } = parseRequest(HostParams, request.params, 'params');
     const host = await store.hosts.get(id);
     if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
-    return view(host, Date.now());
+    return view(host, Date.now(), await store.maintenance.get(id));
   });
 }

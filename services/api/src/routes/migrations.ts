@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { planMigration } from '@ferry/core';
+import { newMigrationRecord, planMigration } from '@ferry/core';
 import {
   MigrateQuery,
   MigrateRequest,
@@ -38,34 +38,7 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
     if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
     if (dryRun) return { dryRun: true, workloadId: id, source: workload.hostId, ...plan };
 
-    const now = Date.now();
-    const record: MigrationRecord = {
-      id: newMigrationId(id),
-      workloadId: id,
-      source: workload.hostId!,
-      destination: plan.destination,
-      destinationReason: plan.destinationReason,
-      requested: { mode: body.mode, strategy: body.strategy ?? null },
-      strategy: plan.strategy,
-      strategyReason: plan.strategyReason,
-      state: 'queued',
-      phase: 'validate',
-      completed: [],
-      timeline: [],
-      bytes: { sent: 0, total: 0 },
-      rounds: 0,
-      freeze: { agentMs: null },
-      transfer: null,
-      wasRunning: workload.phase === 'running',
-      epochFrom: workload.epoch,
-      epochTo: workload.epoch + 1,
-      cancelRequested: false,
-      error: null,
-      rollback: null,
-      createdAt: now,
-      updatedAt: now,
-      finishedAt: null,
-    };
+    const record = newMigrationRecord(newMigrationId(id), workload, { ...plan, requested: { mode: body.mode, strategy: body.strategy ?? null } }, Date.now());
     const other = await store.beginMigration(record);
     if (other) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${other})`, { migrationId: other });
     const data: MigrationJobData = { migrationId: record.id };

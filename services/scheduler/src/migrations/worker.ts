@@ -6,6 +6,13 @@ import type { Logger } from '@ferry/runtime';
 import { withLock, type ClusterStore } from '@ferry/store';
 import type { AgentClient } from '../workloads/agent-client.ts';
 import { DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
+import { Tokens, type TokenRequest } from './tokens.ts';
+
+export interface ConcurrencyLimits {
+  perSource: number;
+  perDestination: number;
+  perPool: number;
+}
 
 const BUSY_RETRY_MS = 500;
 
@@ -14,6 +21,7 @@ export interface MigrationWorkerOptions {
   concurrency: number;
   /** BullMQ lock duration and stalled check, and the workload lock's TTL */
   lockMs: number;
+  limits: ConcurrencyLimits;
   store: ClusterStore;
   agents: AgentClient;
   nc: NatsConnection;
@@ -27,8 +35,11 @@ export interface MigrationWorkerOptions {
  */
 export class MigrationWorker {
   private worker: Worker | undefined;
+  private readonly tokens: Tokens;
 
-  constructor(private readonly o: MigrationWorkerOptions) {}
+  constructor(private readonly o: MigrationWorkerOptions) {
+    this.tokens = new Tokens(o.store.redis, o.lockMs);
+  }
 
   start(): void {
     this.worker = new Worker(QUEUES.migrations, (job, token) => this.process(job, token), {
@@ -72,6 +83,33 @@ export class MigrationWorker {
     const record = await this.o.store.migrations.get(data.data.migrationId);
     if (!record) throw new UnrecoverableError(`no migration ${data.data.migrationId}`);
     const log = this.o.log.child({ migrationId: record.id, workload: record.workloadId, source: record.source, destination: record.destination, strategy: record.strategy });
+    // Concurrency tokens: excess migrations wait for a slot on their hosts and pool.
+    const workload = await this.o.store.workloads.get(record.workloadId);
+    const prefix = `${this.o.store.keys.migrations}:tokens`;
+    const wanted: TokenRequest[] = [
+      { key: `${prefix}:source:${record.source}`, limit: this.o.limits.perSource },
+      { key: `${prefix}:destination:${record.destination}`, limit: this.o.limits.perDestination },
+      ...(workload ? [{ key: `${prefix}:pool:${workload.spec.pool}`, limit: this.o.limits.perPool }] : []),
+    ];
+    const keys = wanted.map((t) => t.key);
+    if (!TERMINAL_MIGRATION_STATES.has(record.state)) {
+      const full = await this.tokens.acquire(record.id, wanted);
+      if (full) {
+        log.debug({ full }, 'waiting for a migration slot');
+        await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+        throw new DelayedError();
+      }
+    }
+    const renew = setInterval(() => void this.tokens.renew(record.id, keys).catch(() => undefined), Math.max(100, Math.floor(this.o.lockMs / 3)));
+    try {
+      return await this.runHoldingTokens(job, token, record, log);
+    } finally {
+      clearInterval(renew);
+      await this.tokens.release(record.id, keys).catch(() => undefined);
+    }
+  }
+
+  private async runHoldingTokens(job: Job, token: string | undefined, record: MigrationRecord, log: Logger): Promise<MigrationRecord> {
     const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, this.o.lockMs, () => {
       const runner = new MigrationRunner(record, this.o.store, this.o.agents, this.o.nc, log, async (r) => {
         await job.updateProgress({

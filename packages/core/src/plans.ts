@@ -1,0 +1,99 @@
+import type { MigrationStrategy, PlanMove, PlanRecord } from '@ferry/protocol';
+import { chooseStrategy } from './migration.ts';
+import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from './placement.ts';
+import { clusterRevision, modelFromSnapshot } from './planner/from-snapshot.ts';
+import { planEvacuation, type EvacuationOptions } from './planner/evacuate.ts';
+import { planRebalance, type RebalanceOptions } from './planner/rebalance.ts';
+import type { PlannedMove } from './planner/rebalance.ts';
+import type { ClusterSnapshot } from './snapshot.ts';
+
+/** What moves cost on these machines (bench/RESULTS.md): used to predict, not to decide. */
+export interface CostModel {
+  /** bytes per second a transfer achieves */
+  linkBytesPerSecond: number;
+  /** fixed seconds per migration (checks, preparation, commit, cleanup) */
+  fixedSeconds: number;
+  /** freeze of post-copy, flat in memory size */
+  lazyFreezeMs: number;
+  /** freeze per GiB of memory for stop-and-copy style moves */
+  stopCopyFreezeMsPerGiB: number;
+}
+
+export const DEFAULT_COSTS: CostModel = { linkBytesPerSecond: 250 * 2 ** 20, fixedSeconds: 2, lazyFreezeMs: 700, stopCopyFreezeMsPerGiB: 4000 };
+
+function predict(strategy: MigrationStrategy, memoryBytes: number, bytes: number, costs: CostModel): PlanMove['predicted'] {
+  const gib = memoryBytes / 2 ** 30;
+  const freezeMs = strategy === 'cold' ? 0 : strategy === 'lazy' ? costs.lazyFreezeMs : Math.max(costs.lazyFreezeMs, gib * costs.stopCopyFreezeMsPerGiB);
+  return { bytes, seconds: costs.fixedSeconds + bytes / costs.linkBytesPerSecond, freezeMs };
+}
+
+function toMoves(snapshot: ClusterSnapshot, moves: PlannedMove[], costs: CostModel): PlanMove[] {
+  return moves.map((m) => {
+    const workload = snapshot.workloads.find((w) => w.spec.id === m.workload)!;
+    const source = snapshot.hosts.find((h) => h.id === m.from)!;
+    const destination = snapshot.hosts.find((h) => h.id === m.to)!;
+    const choice = chooseStrategy(source, destination, workload.phase === 'running', { mode: 'auto', strategy: null });
+    const strategy: MigrationStrategy = choice.ok ? choice.strategy : 'cold';
+    return {
+      workload: m.workload,
+      from: m.from,
+      to: m.to,
+      strategy,
+      predicted: predict(strategy, workload.spec.resources.memoryMiB * 2 ** 20, m.bytes, costs),
+      reason: m.reason,
+      status: 'pending',
+      migrationId: null,
+    };
+  });
+}
+
+type PlanDraft = Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>;
+
+/** A rebalance plan for the snapshot: score before and after, and every move with why and what it costs. */
+export function buildRebalancePlan(
+  snapshot: ClusterSnapshot,
+  options: Partial<RebalanceOptions> & { pinned?: ReadonlySet<string>; policy?: PlacementPolicy; costs?: CostModel } = {},
+): PlanDraft {
+  const cluster = modelFromSnapshot(snapshot, { policy: options.policy ?? DEFAULT_PLACEMENT_POLICY, pinned: options.pinned ?? new Set() });
+  const plan = planRebalance(cluster, options);
+  return {
+    kind: 'rebalance',
+    state: 'planned',
+    revision: clusterRevision(snapshot),
+    hostId: null,
+    scoreBefore: plan.scoreBefore,
+    scoreAfter: plan.scoreAfter,
+    moves: toMoves(snapshot, plan.moves, options.costs ?? DEFAULT_COSTS),
+    reason: plan.moves.length === 0 ? `nothing to do: ${plan.stopped}` : `${plan.moves.length} move(s) lower the score ${plan.scoreBefore.toFixed(4)} → ${plan.scoreAfter.toFixed(4)}; ${plan.stopped}`,
+    params: { maxMoves: options.maxMoves ?? null, minGain: options.minGain ?? null },
+    finishedAt: null,
+  };
+}
+
+export type EvacuationDraft = { ok: true; plan: PlanDraft } | { ok: false; reason: string; unplaced: Array<{ workload: string; refused: Record<string, number> }> };
+
+/** The plan that empties `hostId`, or a refusal with every reason (nothing moves then). */
+export function buildEvacuationPlan(
+  snapshot: ClusterSnapshot,
+  hostId: string,
+  options: Partial<EvacuationOptions> & { policy?: PlacementPolicy; costs?: CostModel } = {},
+): EvacuationDraft {
+  const cluster = modelFromSnapshot(snapshot, { policy: options.policy ?? DEFAULT_PLACEMENT_POLICY });
+  const result = planEvacuation(cluster, [hostId], options);
+  if (!result.ok) return { ok: false, reason: result.reason, unplaced: result.unplaced };
+  return {
+    ok: true,
+    plan: {
+      kind: 'evacuate',
+      state: 'planned',
+      revision: clusterRevision(snapshot),
+      hostId,
+      scoreBefore: null,
+      scoreAfter: null,
+      moves: toMoves(snapshot, result.moves, options.costs ?? DEFAULT_COSTS),
+      reason: `empties ${hostId} for maintenance: ${result.moves.length} workload(s), HA first`,
+      params: { mode: options.mode ?? 'spread' },
+      finishedAt: null,
+    },
+  };
+}

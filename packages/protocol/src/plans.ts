@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { HostId } from './ids.ts';
+import { MigrationStrategy } from './migrations.ts';
+import { WorkloadId } from './workloads.ts';
+
+export const MOVE_STATUSES = ['pending', 'running', 'completed', 'rolled-back', 'failed', 'cancelled'] as const;
+export const PlanMoveStatus = z.enum(MOVE_STATUSES);
+
+export const PlanMove = z.object({
+  workload: WorkloadId,
+  from: HostId,
+  to: HostId,
+  strategy: MigrationStrategy,
+  predicted: z.object({
+    /** bytes on the link: memory, plus the root filesystem unless a shared pool holds it */
+    bytes: z.number().nonnegative(),
+    seconds: z.number().nonnegative(),
+    freezeMs: z.number().nonnegative(),
+  }),
+  reason: z.string(),
+  status: PlanMoveStatus,
+  migrationId: z.string().nullable(),
+});
+export type PlanMove = z.infer<typeof PlanMove>;
+
+export const PLAN_STATES = ['planned', 'executing', 'completed', 'failed', 'cancelled'] as const;
+export const PlanState = z.enum(PLAN_STATES);
+
+export const PlanRecord = z.object({
+  id: z.string().regex(/^p-[a-z0-9-]{1,80}$/),
+  kind: z.enum(['rebalance', 'evacuate']),
+  state: PlanState,
+  /** the cluster revision it was computed at: executing it at another is refused */
+  revision: z.string(),
+  /** evacuate: the host being emptied */
+  hostId: HostId.nullable(),
+  scoreBefore: z.number().nullable(),
+  scoreAfter: z.number().nullable(),
+  moves: z.array(PlanMove),
+  /** why this plan (and why it stopped where it did) */
+  reason: z.string(),
+  params: z.record(z.string(), z.unknown()),
+  createdAt: z.number().int(),
+  updatedAt: z.number().int(),
+  finishedAt: z.number().int().nullable(),
+});
+export type PlanRecord = z.infer<typeof PlanRecord>;
+
+export const PlanParams = z.strictObject({ id: z.string().regex(/^p-[a-z0-9-]{1,80}$/, 'not a plan id') });
+export const PlanListQuery = z.strictObject({ state: PlanState.optional(), kind: z.enum(['rebalance', 'evacuate']).optional() });
+
+export const RebalanceRequest = z.strictObject({
+  maxMoves: z.number().int().min(1).max(1000).default(20),
+  minGain: z.number().nonnegative().max(10).optional(),
+  /** a workload moved less than this long ago stays put (no ping-pong) */
+  cooldownMinutes: z.number().min(0).max(7 * 24 * 60).default(10),
+});
+export const DryRunQuery = z.strictObject({
+  dryRun: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+});
+
+export const MaintenanceRequest = z.strictObject({
+  reason: z.string().max(500).optional(),
+  mode: z.enum(['spread', 'binpack']).default('spread'),
+});
+
+/** Payload of the parent job of a plan's flow; its children are the migrations. */
+export const PlanJobData = z.strictObject({ planId: z.string().regex(/^p-[a-z0-9-]{1,80}$/) });
+export type PlanJobData = z.infer<typeof PlanJobData>;
+
+export const newPlanId = (kind: string): string => `p-${kind}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

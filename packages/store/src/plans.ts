@@ -1,0 +1,63 @@
+import type { FlowProducer } from 'bullmq';
+import { clusterRevision, newMigrationRecord } from '@ferry/core';
+import { QUEUES, newMigrationId, queuePrefix, type MigrationJobData, type PlanJobData, type PlanRecord } from '@ferry/protocol';
+import type { ClusterStore } from './cluster-store.ts';
+
+export class StalePlanError extends Error {
+  constructor(
+    readonly planned: string,
+    readonly now: string,
+  ) {
+    super(`the cluster changed since this plan was computed (revision ${planned}, now ${now}): plan again`);
+    this.name = 'StalePlanError';
+  }
+}
+
+/** Options of every migration job a plan starts (as a single migration has). */
+const MIGRATION_JOB = {
+  attempts: 6,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: { age: 7 * 24 * 3600 },
+  removeOnFail: { age: 30 * 24 * 3600 },
+  // the plan's parent job runs when every move ended, however it ended
+  ignoreDependencyOnFailure: true,
+} as const;
+
+/**
+ * Starts a plan: refuses it if the cluster moved on since it was computed, registers one migration
+ * per move (a workload already migrating makes its move fail at once), and hands them to BullMQ as
+ * a flow — a parent job for the plan, a child migration job per move. Returns the plan as stored.
+ */
+export async function executePlan(store: ClusterStore, flows: FlowProducer, keyPrefix: string, plan: PlanRecord): Promise<PlanRecord> {
+  const snapshot = await store.snapshot();
+  const revision = clusterRevision(snapshot);
+  if (revision !== plan.revision) throw new StalePlanError(plan.revision, revision);
+  const now = Date.now();
+  const children: Array<{ name: string; queueName: string; data: MigrationJobData; opts: Record<string, unknown> }> = [];
+  const moves = [];
+  for (const move of plan.moves) {
+    const workload = snapshot.workloads.find((w) => w.spec.id === move.workload);
+    if (!workload || workload.hostId !== move.from) {
+      moves.push({ ...move, status: 'failed' as const, reason: `${move.reason}; not started: the workload is not on ${move.from}` });
+      continue;
+    }
+    const record = newMigrationRecord(
+      newMigrationId(move.workload),
+      workload,
+      { destination: move.to, destinationReason: `plan ${plan.id}: ${move.reason}`, strategy: move.strategy, strategyReason: `chosen when plan ${plan.id} was made`, requested: { mode: 'auto', strategy: null } },
+      now,
+    );
+    const other = await store.beginMigration(record);
+    if (other) {
+      moves.push({ ...move, status: 'failed' as const, reason: `${move.reason}; not started: already migrating (${other})` });
+      continue;
+    }
+    children.push({ name: 'migrate', queueName: QUEUES.migrations, data: { migrationId: record.id }, opts: { ...MIGRATION_JOB, jobId: record.id } });
+    moves.push({ ...move, migrationId: record.id });
+  }
+  const started: PlanRecord = { ...plan, state: 'executing', moves, updatedAt: now };
+  await store.plans.put(plan.id, started);
+  const data: PlanJobData = { planId: plan.id };
+  await flows.add({ name: 'plan', queueName: QUEUES.plans, data, opts: { jobId: plan.id }, prefix: queuePrefix(keyPrefix), children: children.map((c) => ({ ...c, prefix: queuePrefix(keyPrefix) })) });
+  return started;
+}

@@ -1,0 +1,153 @@
+import type { FlowProducer } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { buildEvacuationPlan, buildRebalancePlan, clusterRevision, compatibility, inMaintenance, modelFromSnapshot, maintenanceGroups } from '@ferry/core';
+import {
+  DryRunQuery,
+  HostParams,
+  MaintenanceRequest,
+  PlanListQuery,
+  PlanParams,
+  RebalanceRequest,
+  TERMINAL_MIGRATION_STATES,
+  WorkloadId,
+  HostId,
+  newPlanId,
+  type PlanMove,
+  type PlanRecord,
+} from '@ferry/protocol';
+import { executePlan, StalePlanError, type ClusterStore } from '@ferry/store';
+import { z } from 'zod';
+import { ApiError, parseRequest } from '../errors.ts';
+
+const CompatQuery = z.strictObject({ workload: WorkloadId, host: HostId });
+
+export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string): void {
+  /** A plan with the live status of each of its moves. */
+  const view = async (plan: PlanRecord): Promise<PlanRecord> => {
+    const moves: PlanMove[] = await Promise.all(
+      plan.moves.map(async (move) => {
+        if (!move.migrationId || move.status === 'failed') return move;
+        const m = await store.migrations.get(move.migrationId);
+        if (!m) return move;
+        const status: PlanMove['status'] = m.state === 'queued' ? 'pending' : TERMINAL_MIGRATION_STATES.has(m.state) ? (m.state === 'rolled-back' && m.error?.code === 'CANCELLED' ? 'cancelled' : (m.state as PlanMove['status'])) : 'running';
+        return { ...move, status };
+      }),
+    );
+    return { ...plan, moves };
+  };
+
+  /** Recently moved workloads stay where they are for a while (no ping-pong). */
+  const recentlyMoved = async (cooldownMs: number): Promise<Set<string>> => {
+    const now = Date.now();
+    return new Set((await store.migrations.all()).filter((m) => m.state === 'completed' && m.finishedAt !== null && now - m.finishedAt < cooldownMs).map((m) => m.workloadId));
+  };
+
+  const save = async (draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<PlanRecord> => {
+    const now = Date.now();
+    const plan: PlanRecord = { ...draft, id: newPlanId(draft.kind), createdAt: now, updatedAt: now };
+    await store.plans.put(plan.id, plan);
+    return plan;
+  };
+
+  const execute = async (plan: PlanRecord): Promise<PlanRecord> => {
+    try {
+      return await executePlan(store, flows, keyPrefix, plan);
+    } catch (err) {
+      if (err instanceof StalePlanError) throw new ApiError('CONFLICT', err.message, { planned: err.planned, now: err.now });
+      throw err;
+    }
+  };
+
+  app.get('/v1/compat', async (request) => {
+    const { workload: id, host } = parseRequest(CompatQuery, request.query, 'query');
+    const workload = await store.workloads.get(id);
+    if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
+    const reasons = compatibility(workload, host, await store.snapshot());
+    if (reasons.some((r) => r.code === 'HOST_UNKNOWN')) throw new ApiError('NOT_FOUND', `no host ${host}`, { host });
+    return { workload: id, host, ok: reasons.length === 0, reasons };
+  });
+
+  app.get('/v1/cluster/snapshot', async () => {
+    const snapshot = await store.snapshot();
+    return { version: 1, takenAt: Date.now(), revision: clusterRevision(snapshot), ...snapshot };
+  });
+
+  app.post('/v1/rebalance', async (request, reply) => {
+    const { dryRun } = parseRequest(DryRunQuery, request.query, 'query');
+    const body = parseRequest(RebalanceRequest, request.body ?? {}, 'body');
+    const snapshot = await store.snapshot();
+    const plan = await save(buildRebalancePlan(snapshot, { maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(body.cooldownMinutes * 60_000) }));
+    if (dryRun || plan.moves.length === 0) return reply.status(200).send(plan);
+    return reply.status(202).send(await execute(plan));
+  });
+
+  app.get('/v1/plans', async (request) => {
+    const query = parseRequest(PlanListQuery, request.query, 'query');
+    const plans = (await store.plans.all()).filter((p) => (!query.state || p.state === query.state) && (!query.kind || p.kind === query.kind));
+    plans.sort((a, b) => b.createdAt - a.createdAt);
+    return { plans: await Promise.all(plans.map(view)) };
+  });
+
+  app.get('/v1/plans/:id', async (request) => {
+    const { id } = parseRequest(PlanParams, request.params, 'params');
+    const plan = await store.plans.get(id);
+    if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}`, { id });
+    return view(plan);
+  });
+
+  app.post('/v1/plans/:id/execute', async (request, reply) => {
+    const { id } = parseRequest(PlanParams, request.params, 'params');
+    const plan = await store.plans.get(id);
+    if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}`, { id });
+    if (plan.state !== 'planned') throw new ApiError('CONFLICT', `plan ${id} is ${plan.state}; only a planned plan can be executed`);
+    return reply.status(202).send(await execute(plan));
+  });
+
+  /** Discards a planned plan, or cancels the moves of an executing one that have not committed. */
+  app.delete('/v1/plans/:id', async (request, reply) => {
+    const { id } = parseRequest(PlanParams, request.params, 'params');
+    const plan = await store.plans.get(id);
+    if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}`, { id });
+    if (plan.state !== 'planned' && plan.state !== 'executing') throw new ApiError('CONFLICT', `plan ${id} already ended (${plan.state})`);
+    if (plan.state === 'executing') for (const move of plan.moves) if (move.migrationId) await store.requestCancel(move.migrationId);
+    const cancelled: PlanRecord = { ...plan, state: plan.state === 'planned' ? 'cancelled' : plan.state, params: { ...plan.params, cancelRequested: true }, updatedAt: Date.now() };
+    await store.plans.put(id, cancelled);
+    return reply.status(202).send(await view(cancelled));
+  });
+
+  app.post('/v1/hosts/:id/maintenance', async (request, reply) => {
+    const { id } = parseRequest(HostParams, request.params, 'params');
+    const body = parseRequest(MaintenanceRequest, request.body ?? {}, 'body');
+    const host = await store.hosts.get(id);
+    if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
+    const snapshot = await store.snapshot();
+    if (inMaintenance(snapshot, id)) throw new ApiError('CONFLICT', `host ${id} is already in maintenance`, { maintenance: await store.maintenance.get(id) });
+    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode });
+    if (!draft.ok) throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}`, { unplaced: draft.unplaced });
+    const now = Date.now();
+    // out of placement at once, before a single workload moves
+    const plan = await save(draft.plan);
+    await store.maintenance.put(id, { hostId: id, state: plan.moves.length === 0 ? 'in' : 'entering', since: now, planId: plan.id, ...(body.reason ? { reason: body.reason } : {}) });
+    if (plan.moves.length === 0) return reply.status(200).send({ maintenance: await store.maintenance.get(id), plan });
+    // the revision was taken before the host entered maintenance: re-stamp it
+    const started = await execute({ ...plan, revision: clusterRevision(await store.snapshot()) });
+    return reply.status(202).send({ maintenance: await store.maintenance.get(id), plan: started });
+  });
+
+  app.delete('/v1/hosts/:id/maintenance', async (request) => {
+    const { id } = parseRequest(HostParams, request.params, 'params');
+    const record = await store.maintenance.get(id);
+    if (!record) throw new ApiError('NOT_FOUND', `host ${id} is not in maintenance`, { id });
+    if (record.planId) {
+      const plan = await store.plans.get(record.planId);
+      if (plan?.state === 'executing') for (const move of plan.moves) if (move.migrationId) await store.requestCancel(move.migrationId);
+    }
+    await store.maintenance.remove(id);
+    return { hostId: id, maintenance: null };
+  });
+
+  app.get('/v1/maintenance/groups', async () => {
+    const snapshot = await store.snapshot();
+    return maintenanceGroups(modelFromSnapshot(snapshot));
+  });
+}
