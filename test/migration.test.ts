@@ -162,6 +162,26 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(await get(id)).toMatchObject({ hostId: other(hostId!), epoch: 2, phase: 'running' });
   });
 
+  it('moves a workload on the shared pool without copying its root filesystem (sharing proven by probes)', async () => {
+    const { hostId } = await running({ ...workload('onshared', '10.77.0.69', ['--tick-log', '/var/log/ticks.log']), pool: 'shared' });
+    await talk('h2', '10.77.0.69', 'inc');
+    const res = await api('POST', '/v1/workloads/onshared/migrate', { destination: other(hostId!) });
+    expect(res.status).toBe(202);
+    const done = await finished(res.body.migration.id);
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    expect(done.transfer?.sharedRootfs).toBe(true);
+    expect(done.timeline.find((e) => e.phase === 'presync')?.bytes).toBe(0);
+    // the source let go of the container but not of the root filesystem the destination now runs from
+    expect(existsSync(join(t.lab.sharedPool, 'containers', 'onshared', 'rootfs', 'var', 'log', 'ticks.log'))).toBe(true);
+    expect((await stats(hostId!, '10.77.0.69')).counter).toBe(1);
+    // each host reads the other's probe file (probes refresh every 10 s)
+    const sees = async (h: string) =>
+      (await t.cluster.get<{ capacity: { pools: Array<{ id: string; probe?: { sees: Array<{ hostId: string }> } }> } }>(`/v1/hosts/${h}`)).capacity.pools
+        .find((p) => p.id === 'shared')
+        ?.probe?.sees.map((s) => s.hostId) ?? [];
+    await eventually('both probes', async () => (await sees('h1')).includes('h2') && (await sees('h2')).includes('h1'), 20_000);
+  });
+
   it('refuses unknown workloads, unknown hosts and the same host with a clear 4xx, and queues nothing', async () => {
     const count = async () => (await t.cluster.get<{ migrations: unknown[] }>('/v1/migrations')).migrations.length;
     const before = await count();

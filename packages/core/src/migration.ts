@@ -197,7 +197,7 @@ export function planMigration(
   if (!source) return refused('CONFLICT', `the source host ${workload.hostId} is unknown`);
   if (source.state !== 'up') return refused('CONFLICT', `the source host ${source.id} is ${source.state}: that is a failover, not a migration`);
   const running = workload.phase === 'running';
-  const migrating = { cpu: workload.cpu ?? source.capacity.cpu };
+  const migrating = { cpu: workload.cpu ?? source.capacity.cpu, from: source.id };
 
   let destination: HostRecord;
   let destinationReason: string;
@@ -245,7 +245,8 @@ export function compatibility(workload: WorkloadRecord, hostId: string, snapshot
   const problems: Problem[] = [];
   if (workload.hostId === hostId) problems.push({ field: 'host', code: 'SAME_HOST', message: `${workload.spec.id} already runs on ${hostId}` });
   const placed = workload.hostId !== null;
-  for (const p of hostProblems(workload.spec, host, snapshot, policy, placed ? { migrating: { cpu: workload.cpu ?? source?.capacity.cpu ?? host.capacity.cpu } } : {})) {
+  const migrating = placed ? { migrating: { cpu: workload.cpu ?? source?.capacity.cpu ?? host.capacity.cpu, ...(workload.hostId ? { from: workload.hostId } : {}) } } : {};
+  for (const p of hostProblems(workload.spec, host, snapshot, policy, migrating)) {
     problems.push({ field: 'host', code: p.code, message: p.message });
   }
   if (placed && source && workload.phase === 'running') {

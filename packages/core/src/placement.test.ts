@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
-import { placeWorkload } from './placement.ts';
-import { MiB } from './snapshot.ts';
+import { DEFAULT_PLACEMENT_POLICY, placeWorkload } from './placement.ts';
+import { MiB, sharedPoolProven } from './snapshot.ts';
 
 const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): HostRecord =>
   sampleHostRecord(id, { capacity: sampleReport(id, { memory: { totalBytes: memoryGiB * 1024 * MiB, availableBytes: memoryGiB * 512 * MiB } }), ...overrides });
@@ -17,6 +17,13 @@ describe('placement', () => {
     const result = placeWorkload(spec('new'), { hosts: [host('h1'), host('h2')], workloads: [on('h1', spec('a', 4096))] });
     expect(result.ok && result.decision.hostId).toBe('h2');
     if (result.ok) expect(result.decision.reason).toMatch(/2 of 2 hosts can take it; h2 has the most unallocated memory/);
+  });
+
+  it('binpacks when configured: the fullest host that still fits', () => {
+    const snapshot = { hosts: [host('h1'), host('h2')], workloads: [on('h1', spec('a', 4096))] };
+    const result = placeWorkload(spec('new'), snapshot, { ...DEFAULT_PLACEMENT_POLICY, mode: 'binpack' });
+    expect(result.ok && result.decision.hostId).toBe('h1');
+    if (result.ok) expect(result.decision.reason).toContain('binpack');
   });
 
   it('explains every refusal and counts them by reason', () => {
@@ -53,5 +60,22 @@ describe('placement', () => {
     const result = placeWorkload(spec('b'), { hosts: [small], workloads: [on('h1', spec('a'), 'creating')] });
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.refused).toEqual({ DISK_INSUFFICIENT: 1 });
+  });
+});
+
+describe('shared pools are proven, not trusted', () => {
+  const probe = (token: string, sees: Array<[string, string]>) => ({ token, sees: sees.map(([hostId, t]) => ({ hostId, token: t })) });
+  const pool = (id: string, p?: ReturnType<typeof probe>) => ({ id: 'shared', path: '/mnt/s', shared: true, totalBytes: 2 ** 40, freeBytes: 2 ** 39, ...(p ? { probe: p } : {}) });
+  const withPool = (id: string, p?: ReturnType<typeof probe>) => host(id, { capacity: sampleReport(id, { pools: [pool(id, p)] }) });
+
+  it('is proven when one host reads the token the other wrote', () => {
+    const snapshot = { hosts: [withPool('a', probe('aaaaaaaaaaaaaaaa', [])), withPool('b', probe('bbbbbbbbbbbbbbbb', [['a', 'aaaaaaaaaaaaaaaa']]))], workloads: [] };
+    expect(sharedPoolProven(snapshot, 'shared', 'a', 'b')).toBe(true);
+  });
+
+  it('is not proven by the config alone, nor by a stale token', () => {
+    expect(sharedPoolProven({ hosts: [withPool('a'), withPool('b')], workloads: [] }, 'shared', 'a', 'b')).toBe(false);
+    const stale = { hosts: [withPool('a', probe('aaaaaaaaaaaaaaaa', [])), withPool('b', probe('bbbbbbbbbbbbbbbb', [['a', 'cccccccccccccccc']]))], workloads: [] };
+    expect(sharedPoolProven(stale, 'shared', 'a', 'b')).toBe(false);
   });
 });

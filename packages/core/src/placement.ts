@@ -1,14 +1,16 @@
 import type { CpuInfo, HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
-import { MiB, inMaintenance, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
+import { MiB, inMaintenance, sharedPoolProven, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
 
 export interface PlacementPolicy {
   /** memory handed out per byte of host memory (1 = no overcommit) */
   memoryOvercommit: number;
+  /** spread: the host with the most memory left afterwards; binpack: the fullest host that fits */
+  mode: 'spread' | 'binpack';
   /** vCPUs handed out per host CPU */
   cpuOvercommit: number;
 }
 
-export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = { memoryOvercommit: 1, cpuOvercommit: 4 };
+export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = { memoryOvercommit: 1, cpuOvercommit: 4, mode: 'spread' };
 
 export interface HostRefusal {
   hostId: string;
@@ -23,7 +25,7 @@ export type PlacementResult =
 export interface HostCheckOptions {
   /** moving an existing workload: its root filesystem comes along, so no template is needed, and
    * its processes keep running on the CPU features they started under */
-  migrating?: { cpu: CpuInfo };
+  migrating?: { cpu: CpuInfo; from?: string };
 }
 
 /** CPU problems of running a workload started under `from` on `to` (Ferry compares; CRIU does not). */
@@ -61,7 +63,9 @@ export function hostProblems(spec: WorkloadSpec, host: HostRecord, snapshot: Clu
   const usedCpus = resident.reduce((sum, w) => sum + w.spec.resources.vcpus, 0);
   const cpuRoom = capacity.cpu.count * policy.cpuOvercommit - usedCpus;
   if (spec.resources.vcpus > cpuRoom) refuse('CPU_INSUFFICIENT', `needs ${spec.resources.vcpus} vCPUs, ${cpuRoom} unallocated`);
-  if (pool && !(options.migrating && pool.shared)) {
+  // A move within a pool both hosts provably share copies nothing: no disk room needed.
+  const sharedMove = options.migrating?.from !== undefined && sharedPoolProven(snapshot, spec.pool, options.migrating.from, host.id);
+  if (pool && !sharedMove) {
     // Free bytes already reflect created root filesystems; workloads still being created have not used theirs yet.
     const pendingDisk = snapshot.workloads
       .filter((w) => w.spec.pool === spec.pool && w.spec.id !== spec.id && (w.phase === 'pending' || w.phase === 'creating'))
@@ -105,13 +109,15 @@ export function placeWorkload(
     const allocatable = host.capacity.memory.totalBytes * policy.memoryOvercommit;
     const freeAfter = allocatable - resident.reduce((s, w) => s + w.spec.resources.memoryMiB * MiB, 0) - spec.resources.memoryMiB * MiB;
     const affinity = resident.some((w) => w.spec.placement.affinity.some((g) => spec.placement.affinity.includes(g))) ? 1 : 0;
-    feasible.push({ host, score: affinity + freeAfter / allocatable, freeAfter });
+    const fill = freeAfter / allocatable;
+    feasible.push({ host, score: affinity + (policy.mode === 'spread' ? fill : 1 - fill), freeAfter });
   }
   const refused: Record<string, number> = {};
   for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
   if (feasible.length === 0) return { ok: false, refusals, refused };
   feasible.sort((a, b) => b.score - a.score);
   const best = feasible[0]!;
-  const reason = `${feasible.length} of ${snapshot.hosts.length} hosts can take it; ${best.host.id} has the most unallocated memory afterwards (${Math.floor(best.freeAfter / MiB)} MiB)${best.score >= 1 ? ' and runs its affinity group' : ''}`;
+  const why = policy.mode === 'spread' ? 'has the most unallocated memory afterwards' : 'is the fullest that still fits (binpack)';
+  const reason = `${feasible.length} of ${snapshot.hosts.length} hosts can take it; ${best.host.id} ${why} (${Math.floor(best.freeAfter / MiB)} MiB left)${best.score >= 1 ? ' and runs its affinity group' : ''}`;
   return { ok: true, decision: { hostId: best.host.id, reason, refused }, refusals };
 }

@@ -44,6 +44,8 @@ export const PrepareMigrationRequest = z.strictObject({
   strategy: MigrationStrategy,
   source: Peer,
   secret: Secret,
+  /** the scheduler proved (by probe files) that both hosts mount the pool: the root filesystem stays */
+  sharedRootfs: z.boolean(),
 });
 export const PrepareMigrationResult = z.object({
   address: z.ipv4(),

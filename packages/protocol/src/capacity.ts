@@ -22,12 +22,23 @@ export const LoadInfo = z.object({
 });
 export type LoadInfo = z.infer<typeof LoadInfo>;
 
+export const PoolProbe = z.object({
+  /** what this host wrote into the pool's probe file */
+  token: z.string().regex(/^[a-f0-9]{16,64}$/),
+  /** the probe files of other hosts this host can read in the same pool */
+  sees: z.array(z.object({ hostId: HostId, token: z.string().max(64) })).max(4096),
+});
+export type PoolProbe = z.infer<typeof PoolProbe>;
+
 export const StoragePoolReport = z.object({
   id: Name,
   path: z.string().startsWith('/').max(4096),
+  /** claimed by the host's config; proven only by probes (see sharedPoolProven) */
   shared: z.boolean(),
   totalBytes: bytes,
   freeBytes: bytes,
+  /** shared pools only: the probe-file exchange that proves which hosts really share it */
+  probe: PoolProbe.optional(),
 });
 export type StoragePoolReport = z.infer<typeof StoragePoolReport>;
 

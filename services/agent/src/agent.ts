@@ -7,6 +7,7 @@ import type { AgentConfig } from './config.ts';
 import type { HostRuntime } from './host.ts';
 import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
 import { AGENT_VERSION } from './version.ts';
+import { PoolProbes } from './inventory/probes.ts';
 
 /**
  * The host agent: runs containers on command and publishes a capacity report every interval.
@@ -20,6 +21,7 @@ export class Agent {
   private stopped = false;
   private criu: CriuReport | null = null;
   private readonly missingPools = new Set<string>();
+  private readonly probes: PoolProbes;
   private readonly startedAt = Date.now();
   private commands: CommandServer | undefined;
 
@@ -29,7 +31,9 @@ export class Agent {
     private readonly nc: NatsConnection,
     private readonly cpu: CpuInfo,
     private readonly host: HostRuntime,
-  ) {}
+  ) {
+    this.probes = new PoolProbes(config.hostId);
+  }
 
   static async start(config: AgentConfig, log: Logger, nc: NatsConnection, host: HostRuntime): Promise<Agent> {
     const cpu = await readCpu(config.cpuOverride);
@@ -71,7 +75,12 @@ export class Agent {
     for (const probe of probes) {
       if (probe.ok) {
         if (this.missingPools.delete(probe.pool.id)) this.log.info({ pool: probe.pool.id }, 'storage pool is back');
-        pools.push(probe.pool);
+        const config = this.config.pools.find((p) => p.id === probe.pool.id)!;
+        const shared = await this.probes.probe(config).catch((err: unknown) => {
+          this.log.warn({ pool: config.id, err: (err as Error).message }, 'shared pool probe failed');
+          return undefined;
+        });
+        pools.push(shared ? { ...probe.pool, probe: shared } : probe.pool);
       } else if (!this.missingPools.has(probe.id)) {
         this.missingPools.add(probe.id);
         this.log.warn({ pool: probe.id, error: probe.error }, 'storage pool unavailable; not reported');

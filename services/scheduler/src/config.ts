@@ -13,6 +13,8 @@ export const SchedulerConfig = z
     /** host records and counters are written to Redis in batches at this period */
     flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
+    /** where new workloads go: spread (most memory left) or binpack (fullest that fits) */
+    placementMode: z.enum(['spread', 'binpack']).default('spread'),
     /** workload jobs run at the same time by this scheduler */
     workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /**
@@ -45,6 +47,7 @@ export const SCHEDULER_ENV = {
   FERRY_FLUSH_MS: 'flushMs',
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
   FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
+  FERRY_PLACEMENT_MODE: 'placementMode',
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
   FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',
   FERRY_JOB_LOCK_MS: 'jobLockMs',

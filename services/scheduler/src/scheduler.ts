@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { connectNats, type Logger } from '@ferry/runtime';
+import { DEFAULT_PLACEMENT_POLICY } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
 import { CapacityService } from './capacity/service.ts';
@@ -38,6 +39,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     lockMs: config.jobLockMs,
+    placement: { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode },
     agentTimeoutMs: config.agentTimeoutMs,
     store,
     records,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { WorkloadRecord } from '@ferry/protocol';
 import { versionAtLeast, MIN_CRIU_VERSION } from '../migration.ts';
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from '../placement.ts';
-import { MiB, inMaintenance, type ClusterSnapshot } from '../snapshot.ts';
+import { MiB, inMaintenance, sharedPoolProven, type ClusterSnapshot } from '../snapshot.ts';
 import type { PlanCluster, PlanHost, PlanWorkload } from './model.ts';
 
 export interface ModelOptions {
@@ -33,7 +33,8 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
         cpuFamily: c.cpu.family,
         cpuFlags: new Set(c.cpu.flags),
         networks: new Set(c.networks.map((n) => n.name)),
-        pools: new Map(c.pools.map((p) => [p.id, { shared: p.shared }])),
+        // shared only where a probe proved it with at least one other host
+        pools: new Map(c.pools.map((p) => [p.id, { shared: p.shared && snapshot.hosts.some((o) => o.id !== h.id && sharedPoolProven(snapshot, p.id, h.id, o.id)) }])),
         live: c.criu !== null && c.criu.usable && versionAtLeast(c.criu.version, MIN_CRIU_VERSION),
       };
     });

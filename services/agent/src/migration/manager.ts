@@ -105,6 +105,7 @@ export class MigrationManager {
     strategy: MigrationStrategy;
     source: { hostId: string; address: string };
     secret: string;
+    sharedRootfs: boolean;
   }): Promise<PrepareMigrationResult> {
     const address = this.requireAddress();
     const { migrationId, spec } = req;
@@ -113,7 +114,9 @@ export class MigrationManager {
       if (existing) throw new CommandError('CONFLICT', `host ${this.o.hostId} already has a container ${spec.id}`);
       const previous = await this.sides.load(migrationId);
       if (previous) await this.stopDaemons(previous); // a retried prepare starts its daemons afresh
-      const { dir: containerDir, shared } = this.containerDir(spec);
+      const { dir: containerDir, shared: claimed } = this.containerDir(spec);
+      // the scheduler's probe proof decides; this host's own claim alone never skips a copy
+      const shared = claimed && req.sharedRootfs;
       const workDir = this.sides.workDir(migrationId);
       await mkdir(workDir, { recursive: true });
       await mkdir(containerDir, { recursive: true });

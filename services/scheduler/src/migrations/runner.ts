@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps } from '@ferry/core';
+import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps, sharedPoolProven } from '@ferry/core';
 import {
   subjects,
   type MigrationEvent,
@@ -185,7 +185,7 @@ export class MigrationRunner {
         if (workload.hostId !== r.source) throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId}, not ${r.source}`);
         if (workload.epoch !== r.epochFrom) throw new MigrationFailure('EPOCH_CHANGED', `workload ${r.workloadId} is at epoch ${workload.epoch}, expected ${r.epochFrom}`);
         if (!source || !destination) throw new MigrationFailure('HOST_UNKNOWN', 'source or destination host is unknown');
-        const problems = hostProblems(workload.spec, destination, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: workload.cpu ?? source.capacity.cpu } });
+        const problems = hostProblems(workload.spec, destination, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } });
         if (problems.length > 0) throw new MigrationFailure(problems[0]!.code, problems.map((p) => p.message).join('; '));
         const choice = chooseStrategy(source, destination, r.wasRunning, { mode: r.strategy === 'cold' ? 'cold' : 'live', strategy: r.strategy });
         if (!choice.ok) throw new MigrationFailure(choice.problem.code, choice.problem.message);
@@ -200,10 +200,19 @@ export class MigrationRunner {
         const workload = this.workload ?? (await this.loadWorkload());
         const source = await this.store.hosts.get(r.source);
         if (!source?.capacity.address) throw new MigrationFailure('NO_ADDRESS', `source host ${r.source} reports no transfer address`);
+        const sharedRootfs = sharedPoolProven(await this.store.snapshot(), workload.spec.pool, r.source, r.destination);
         const { tls, ...result } = await this.agents.call(
           r.destination,
           'migration.prepare',
-          { migrationId: r.id, spec: workload.spec, epoch: r.epochTo, strategy: r.strategy, source: { hostId: r.source, address: source.capacity.address }, secret: await this.secret(true) },
+          {
+            migrationId: r.id,
+            spec: workload.spec,
+            epoch: r.epochTo,
+            strategy: r.strategy,
+            source: { hostId: r.source, address: source.capacity.address },
+            secret: await this.secret(true),
+            sharedRootfs,
+          },
           this.timeouts.prepareMs,
         );
         // The page stream's certificate is a secret like the rsync password: Redis with a TTL, not the record.

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { DEFAULT_PLACEMENT_POLICY, placeWorkload } from '@ferry/core';
+import { placeWorkload, type PlacementPolicy } from '@ferry/core';
 import {
   QUEUES,
   WorkloadJobData,
@@ -22,6 +22,7 @@ export interface WorkloadWorkerOptions {
   concurrency: number;
   /** BullMQ lock duration and stalled check, and the workload lock's TTL */
   lockMs: number;
+  placement: PlacementPolicy;
   agentTimeoutMs: number;
   store: ClusterStore;
   records: WorkloadRecords;
@@ -188,7 +189,7 @@ export class WorkloadWorker {
       }
     }
     try {
-      const result = placeWorkload(record.spec, await store.snapshot(), DEFAULT_PLACEMENT_POLICY);
+      const result = placeWorkload(record.spec, await store.snapshot(), this.o.placement);
       if (!result.ok) {
         const summary = Object.entries(result.refused)
           .map(([code, n]) => `${n}× ${code}`)
