@@ -1,4 +1,8 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { repoRoot } from '@ferry/deploy';
 import type { HostView, MigrationRecord, PlanRecord, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
@@ -152,5 +156,14 @@ describe.skipIf(skipLab())('planning on a lab: compatibility, maintenance, rebal
     const snapshot = await api('GET', '/v1/cluster/snapshot');
     expect(snapshot.body).toMatchObject({ version: 1, revision: expect.any(String) });
     expect(snapshot.body.hosts).toHaveLength(3);
+    // the same planners on the saved file, with no service involved, give the API's plan
+    const file = join(t.stateDir, 'snapshot.json');
+    writeFileSync(file, JSON.stringify(snapshot.body));
+    const offline = await execa(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), ['plan', 'rebalance', '--snapshot', file, '--max-moves', '3', '-o', 'json'], { reject: false });
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    const online = (await api('POST', '/v1/rebalance?dryRun=true', { maxMoves: 3, cooldownMinutes: 0 })).body as PlanRecord;
+    const fromFile = JSON.parse(offline.stdout) as { moves: Array<{ workload: string; from: string; to: string }>; scoreBefore: number };
+    expect(fromFile.moves.map((m) => [m.workload, m.from, m.to])).toEqual(online.moves.map((m) => [m.workload, m.from, m.to]));
+    expect(fromFile.scoreBefore).toBeCloseTo(online.scoreBefore!, 9);
   });
 });

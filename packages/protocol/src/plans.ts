@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { HostRecord, MaintenanceRecord } from './hosts.ts';
 import { HostId } from './ids.ts';
 import { MigrationStrategy } from './migrations.ts';
-import { WorkloadId } from './workloads.ts';
+import { WorkloadId, WorkloadRecord } from './workloads.ts';
 
 export const MOVE_STATUSES = ['pending', 'running', 'completed', 'rolled-back', 'failed', 'cancelled'] as const;
 export const PlanMoveStatus = z.enum(MOVE_STATUSES);
@@ -72,3 +73,14 @@ export const PlanJobData = z.strictObject({ planId: z.string().regex(/^p-[a-z0-9
 export type PlanJobData = z.infer<typeof PlanJobData>;
 
 export const newPlanId = (kind: string): string => `p-${kind}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+/** GET /v1/cluster/snapshot: the cluster as the planners see it (docs/snapshot.md). */
+export const ClusterSnapshotDocument = z.object({
+  version: z.literal(1),
+  takenAt: z.number().int(),
+  revision: z.string(),
+  hosts: z.array(HostRecord),
+  workloads: z.array(WorkloadRecord),
+  maintenance: z.array(MaintenanceRecord).default([]),
+});
+export type ClusterSnapshotDocument = z.infer<typeof ClusterSnapshotDocument>;

@@ -12,6 +12,7 @@ import {
   WorkloadId,
   HostId,
   newPlanId,
+  type ClusterSnapshotDocument,
   type PlanMove,
   type PlanRecord,
 } from '@ferry/protocol';
@@ -67,9 +68,9 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     return { workload: id, host, ok: reasons.length === 0, reasons };
   });
 
-  app.get('/v1/cluster/snapshot', async () => {
+  app.get('/v1/cluster/snapshot', async (): Promise<ClusterSnapshotDocument> => {
     const snapshot = await store.snapshot();
-    return { version: 1, takenAt: Date.now(), revision: clusterRevision(snapshot), ...snapshot };
+    return { version: 1, takenAt: Date.now(), revision: clusterRevision(snapshot), hosts: snapshot.hosts, workloads: snapshot.workloads, maintenance: snapshot.maintenance ?? [] };
   });
 
   app.post('/v1/rebalance', async (request, reply) => {
