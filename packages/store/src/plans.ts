@@ -1,6 +1,6 @@
 import type { FlowProducer } from 'bullmq';
 import { clusterRevision, newMigrationRecord } from '@ferry/core';
-import { QUEUES, newMigrationId, queuePrefix, type MigrationJobData, type PlanJobData, type PlanRecord } from '@ferry/protocol';
+import { QUEUES, newMigrationId, newPlanId, queuePrefix, type MigrationJobData, type PlanJobData, type PlanRecord } from '@ferry/protocol';
 import type { ClusterStore } from './cluster-store.ts';
 
 export class StalePlanError extends Error {
@@ -60,4 +60,18 @@ export async function executePlan(store: ClusterStore, flows: FlowProducer, keyP
   const data: PlanJobData = { planId: plan.id };
   await flows.add({ name: 'plan', queueName: QUEUES.plans, data, opts: { jobId: plan.id }, prefix: queuePrefix(keyPrefix), children: children.map((c) => ({ ...c, prefix: queuePrefix(keyPrefix) })) });
   return started;
+}
+
+/** Stores a freshly computed plan under a new id. */
+export async function savePlan(store: ClusterStore, draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<PlanRecord> {
+  const now = Date.now();
+  const plan: PlanRecord = { ...draft, id: newPlanId(draft.kind), createdAt: now, updatedAt: now };
+  await store.plans.put(plan.id, plan);
+  return plan;
+}
+
+/** Workloads that completed a migration less than `cooldownMs` ago: planners leave them where they are. */
+export async function recentlyMoved(store: ClusterStore, cooldownMs: number): Promise<Set<string>> {
+  const now = Date.now();
+  return new Set((await store.migrations.all()).filter((m) => m.state === 'completed' && m.finishedAt !== null && now - m.finishedAt < cooldownMs).map((m) => m.workloadId));
 }

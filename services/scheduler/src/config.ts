@@ -22,6 +22,17 @@ export const SchedulerConfig = z
      * lock duration and stalled-job check, and the workload lock's TTL. Renewed while alive.
      */
     jobLockMs: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+    /** DRS-style automatic rebalancing, on the leader scheduler only */
+    autoRebalance: z
+      .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
+      .default(false),
+    rebalanceIntervalMs: z.coerce.number().int().min(500).default(60_000),
+    rebalanceThreshold: z.coerce.number().min(0).default(0.05),
+    rebalanceRounds: z.coerce.number().int().min(1).max(100).default(3),
+    rebalanceMaxMoves: z.coerce.number().int().min(1).max(1000).default(5),
+    rebalanceCooldownMs: z.coerce.number().int().min(0).default(600_000),
+    /** how long a dead leader keeps the leadership */
+    leaderTtlMs: z.coerce.number().int().min(500).default(10_000),
     /** migrations at once leaving one host, arriving on one host, and touching one pool (excess waits) */
     migrationsPerSource: z.coerce.number().int().min(1).max(64).default(2),
     migrationsPerDestination: z.coerce.number().int().min(1).max(64).default(2),
@@ -51,6 +62,16 @@ export const SCHEDULER_ENV = {
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
   FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',
   FERRY_JOB_LOCK_MS: 'jobLockMs',
+  FERRY_AUTO_REBALANCE: 'autoRebalance',
+  FERRY_REBALANCE_INTERVAL_MS: 'rebalanceIntervalMs',
+  FERRY_REBALANCE_THRESHOLD: 'rebalanceThreshold',
+  FERRY_REBALANCE_ROUNDS: 'rebalanceRounds',
+  FERRY_REBALANCE_MAX_MOVES: 'rebalanceMaxMoves',
+  FERRY_REBALANCE_COOLDOWN_MS: 'rebalanceCooldownMs',
+  FERRY_LEADER_TTL_MS: 'leaderTtlMs',
+  FERRY_MIGRATIONS_PER_SOURCE: 'migrationsPerSource',
+  FERRY_MIGRATIONS_PER_DESTINATION: 'migrationsPerDestination',
+  FERRY_MIGRATIONS_PER_POOL: 'migrationsPerPool',
 };
 
 export function loadSchedulerConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): SchedulerConfig {

@@ -1,4 +1,6 @@
+import { FlowProducer } from 'bullmq';
 import { Redis } from 'ioredis';
+import { queuePrefix } from '@ferry/protocol';
 import { connectNats, type Logger } from '@ferry/runtime';
 import { DEFAULT_PLACEMENT_POLICY } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
@@ -10,6 +12,8 @@ import { WorkloadReconciler } from './workloads/reconciler.ts';
 import { WorkloadWorker } from './workloads/worker.ts';
 import { MigrationWorker } from './migrations/worker.ts';
 import { PlanWorker } from './plans/worker.ts';
+import { AutoRebalancer } from './plans/auto-rebalance.ts';
+import { LeaderElection } from './leader.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
@@ -59,15 +63,37 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     log: log.child({ part: 'migrations' }),
   });
   const plans = new PlanWorker(store, config.keyPrefix, queueRedis, log.child({ part: 'plans' }));
+  const leader = new LeaderElection(redis, `${config.keyPrefix}:leader`, config.leaderTtlMs, log.child({ part: 'leader' }));
+  const flows = new FlowProducer({ connection: queueRedis, prefix: queuePrefix(config.keyPrefix) });
+  const auto = config.autoRebalance
+    ? new AutoRebalancer(
+        store,
+        flows,
+        config.keyPrefix,
+        leader,
+        {
+          intervalMs: config.rebalanceIntervalMs,
+          threshold: config.rebalanceThreshold,
+          rounds: config.rebalanceRounds,
+          maxMoves: config.rebalanceMaxMoves,
+          cooldownMs: config.rebalanceCooldownMs,
+        },
+        log.child({ part: 'auto-rebalance' }),
+      )
+    : null;
   await capacity.start();
   worker.start();
   migrations.start();
   plans.start();
+  leader.start();
+  auto?.start();
   log.info('scheduler started');
   return {
     capacity,
     async stop() {
-      await Promise.all([worker.stop(), migrations.stop(), plans.stop()]);
+      auto?.stop();
+      await leader.stop();
+      await Promise.all([worker.stop(), migrations.stop(), plans.stop(), flows.close()]);
       await capacity.stop();
       await nc.drain();
       redis.disconnect();

@@ -6,3 +6,4 @@ export * from './feasibility.ts';
 export * from './generate.ts';
 export * from './from-snapshot.ts';
 export * from './groups.ts';
+export * from './trigger.ts';

@@ -4,6 +4,7 @@ import { ClusterScore } from './score.ts';
 import { planRebalance } from './rebalance.ts';
 import { planEvacuation } from './evacuate.ts';
 import { maintenanceGroups } from './groups.ts';
+import { RebalanceTrigger } from './trigger.ts';
 import { planProblems } from './feasibility.ts';
 import { generateCluster, random } from './generate.ts';
 
@@ -250,5 +251,14 @@ describe('maintenance groups', () => {
     const cluster: PlanCluster = { hosts: [host('a'), host('b', { memTotal: 2 * GiB })], workloads: [workload('big', 0, { mem: 40 * GiB })] };
     const result = maintenanceGroups(cluster, { keepHaCapacity: false });
     expect(result.cannotDrain.map((c) => c.host)).toEqual(['a']);
+  });
+});
+
+describe('automatic rebalancing hysteresis', () => {
+  it('acts only after the imbalance persisted for the given rounds, then starts over', () => {
+    const trigger = new RebalanceTrigger(0.1, 3);
+    expect([0.2, 0.2, 0.05, 0.2, 0.2, 0.2].map((g) => trigger.observe(g))).toEqual([false, false, false, false, false, true]);
+    expect(trigger.pending).toBe(0);
+    expect(trigger.observe(0.5)).toBe(false);
   });
 });

@@ -11,12 +11,11 @@ import {
   TERMINAL_MIGRATION_STATES,
   WorkloadId,
   HostId,
-  newPlanId,
   type ClusterSnapshotDocument,
   type PlanMove,
   type PlanRecord,
 } from '@ferry/protocol';
-import { executePlan, StalePlanError, type ClusterStore } from '@ferry/store';
+import { executePlan, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import { z } from 'zod';
 import { ApiError, parseRequest } from '../errors.ts';
 
@@ -37,18 +36,7 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     return { ...plan, moves };
   };
 
-  /** Recently moved workloads stay where they are for a while (no ping-pong). */
-  const recentlyMoved = async (cooldownMs: number): Promise<Set<string>> => {
-    const now = Date.now();
-    return new Set((await store.migrations.all()).filter((m) => m.state === 'completed' && m.finishedAt !== null && now - m.finishedAt < cooldownMs).map((m) => m.workloadId));
-  };
-
-  const save = async (draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<PlanRecord> => {
-    const now = Date.now();
-    const plan: PlanRecord = { ...draft, id: newPlanId(draft.kind), createdAt: now, updatedAt: now };
-    await store.plans.put(plan.id, plan);
-    return plan;
-  };
+  const save = (draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>) => savePlan(store, draft);
 
   const execute = async (plan: PlanRecord): Promise<PlanRecord> => {
     try {
@@ -77,7 +65,7 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const { dryRun } = parseRequest(DryRunQuery, request.query, 'query');
     const body = parseRequest(RebalanceRequest, request.body ?? {}, 'body');
     const snapshot = await store.snapshot();
-    const plan = await save(buildRebalancePlan(snapshot, { maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(body.cooldownMinutes * 60_000) }));
+    const plan = await save(buildRebalancePlan(snapshot, { maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000) }));
     if (dryRun || plan.moves.length === 0) return reply.status(200).send(plan);
     return reply.status(202).send(await execute(plan));
   });
