@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
-import { DEFAULT_PLACEMENT_POLICY, placeWorkload } from './placement.ts';
+import { DEFAULT_PLACEMENT_POLICY, hostProblems, placeWorkload } from './placement.ts';
 import { MiB, sharedPoolProven } from './snapshot.ts';
 
 const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): HostRecord =>
@@ -77,5 +77,18 @@ describe('shared pools are proven, not trusted', () => {
     expect(sharedPoolProven({ hosts: [withPool('a'), withPool('b')], workloads: [] }, 'shared', 'a', 'b')).toBe(false);
     const stale = { hosts: [withPool('a', probe('aaaaaaaaaaaaaaaa', [])), withPool('b', probe('bbbbbbbbbbbbbbbb', [['a', 'cccccccccccccccc']]))], workloads: [] };
     expect(sharedPoolProven(stale, 'shared', 'a', 'b')).toBe(false);
+  });
+});
+
+describe('a cluster CPU baseline (EVC-style)', () => {
+  it('lets a workload started on a newer CPU move to any host that offers the baseline', () => {
+    const older = host('old', { capacity: sampleReport('old', { cpu: { vendor: 'AuthenticAMD', family: 26, model: 1, modelName: 'older', flags: ['fpu', 'sse2'], count: 8 } }) });
+    const started = { vendor: 'AuthenticAMD', family: 26, model: 2, modelName: 'newer', flags: ['fpu', 'sse2', 'avx2'], count: 8 };
+    const snapshot = { hosts: [older], workloads: [] };
+    expect(hostProblems(spec('w'), older, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: started } }).map((p) => p.code)).toEqual(['CPU_FLAGS_MISSING']);
+    const evc = { ...DEFAULT_PLACEMENT_POLICY, cpuBaseline: { vendor: 'AuthenticAMD', family: 26, flags: ['fpu', 'sse2'] } };
+    expect(hostProblems(spec('w'), older, snapshot, evc, { migrating: { cpu: started } })).toEqual([]);
+    const intel = host('intel', { capacity: sampleReport('intel', { cpu: { ...started, vendor: 'GenuineIntel', family: 6 } }) });
+    expect(hostProblems(spec('w'), intel, { hosts: [intel], workloads: [] }, evc).map((p) => p.code)).toEqual(['CPU_VENDOR_MISMATCH']);
   });
 });

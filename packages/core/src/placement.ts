@@ -6,6 +6,13 @@ export interface PlacementPolicy {
   memoryOvercommit: number;
   /** spread: the host with the most memory left afterwards; binpack: the fullest host that fits */
   mode: 'spread' | 'binpack';
+  /**
+   * A cluster CPU baseline, like VMware EVC: workloads are declared to use no CPU feature beyond
+   * it, so any host offering the baseline can take them. Containers share the host kernel and
+   * cannot have CPUID masked; this is the operator's promise, checked against hosts, not enforced
+   * inside workloads. Without it, a workload needs the features of the host it started on.
+   */
+  cpuBaseline?: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>;
   /** vCPUs handed out per host CPU */
   cpuOvercommit: number;
 }
@@ -29,7 +36,7 @@ export interface HostCheckOptions {
 }
 
 /** CPU problems of running a workload started under `from` on `to` (Ferry compares; CRIU does not). */
-export function cpuProblems(from: CpuInfo, to: CpuInfo): Array<{ code: string; message: string }> {
+export function cpuProblems(from: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>, to: CpuInfo): Array<{ code: string; message: string }> {
   const problems: Array<{ code: string; message: string }> = [];
   if (from.vendor !== to.vendor) problems.push({ code: 'CPU_VENDOR_MISMATCH', message: `CPU vendor ${to.vendor}, the workload runs on ${from.vendor}` });
   else if (from.family !== to.family) problems.push({ code: 'CPU_FAMILY_MISMATCH', message: `CPU family ${to.family}, the workload runs on family ${from.family}` });
@@ -52,7 +59,8 @@ export function hostProblems(spec: WorkloadSpec, host: HostRecord, snapshot: Clu
   if (!pool) refuse('STORAGE_POOL_MISSING', `no storage pool ${spec.pool}`);
   const missing = spec.networks.filter((a) => !capacity.networks.some((n) => n.name === a.network)).map((a) => a.network);
   if (missing.length > 0) refuse('NETWORK_MISSING', `not attached to ${missing.join(', ')}`);
-  if (options.migrating) for (const p of cpuProblems(options.migrating.cpu, capacity.cpu)) refuse(p.code, p.message);
+  const required = policy.cpuBaseline ?? options.migrating?.cpu;
+  if (required) for (const p of cpuProblems(required, capacity.cpu)) refuse(p.code, p.message);
 
   const resident = workloadsOnHost(snapshot, host.id).filter((w) => w.spec.id !== spec.id);
   const usedMemory = resident.reduce((sum, w) => sum + w.spec.resources.memoryMiB * MiB, 0);

@@ -44,7 +44,7 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
     const host = w.hostId === null ? undefined : hostIndex.get(w.hostId);
     if (host === undefined || w.phase === 'failed' || w.phase === 'pending') continue;
     const hostRecord = snapshot.hosts.find((h) => h.id === w.hostId)!;
-    const cpu = w.cpu ?? hostRecord.capacity.cpu;
+    const cpu = policy.cpuBaseline ?? w.cpu ?? hostRecord.capacity.cpu;
     workloads.push({
       id: w.spec.id,
       host,
