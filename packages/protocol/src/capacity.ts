@@ -3,8 +3,6 @@ import { HostId, Name } from './ids.ts';
 import { CpuInfo } from './cpu.ts';
 import { ContainerStatus, TemplateReport } from './workloads.ts';
 
-export { CpuInfo } from './cpu.ts';
-
 /** Reports above this size are dropped unread: no host needs more, a hostile one must not cost more. */
 export const MAX_CAPACITY_REPORT_BYTES = 512 * 1024;
 

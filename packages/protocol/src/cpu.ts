@@ -10,3 +10,11 @@ export const CpuInfo = z.object({
   count: z.number().int().positive().max(65_536),
 });
 export type CpuInfo = z.infer<typeof CpuInfo>;
+
+/** A cluster CPU baseline (EVC-style): what every workload may use and every host must offer. */
+export const CpuBaseline = z.strictObject({
+  vendor: z.string().min(1).max(64),
+  family: z.number().int().nonnegative(),
+  flags: z.array(z.string().regex(/^[a-z0-9_.]{1,64}$/)).max(2048),
+});
+export type CpuBaseline = z.infer<typeof CpuBaseline>;

@@ -10,3 +10,4 @@ export * from './redis-keys.ts';
 export * from './jobs.ts';
 export * from './migrations.ts';
 export * from './plans.ts';
+export * from './cpu.ts';

@@ -82,3 +82,13 @@ export function loadConfig<S extends z.ZodType>(schema: S, options: LoadConfigOp
   }
   return result.data;
 }
+
+/** A config value given as JSON text in an environment variable (objects, lists). */
+export const jsonText = (value: unknown): unknown => {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value; // the schema then says what is wrong with it
+  }
+};

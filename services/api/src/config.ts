@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { loadConfig } from '@ferry/runtime';
+import { jsonText, loadConfig } from '@ferry/runtime';
+import { CpuBaseline } from '@ferry/protocol';
 
 export const ApiConfig = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -8,12 +9,15 @@ export const ApiConfig = z.object({
   token: z.string().min(16, 'must be at least 16 characters'),
   redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
   keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+  /** EVC-style cluster CPU baseline, the same as the scheduler's; JSON in FERRY_CPU_BASELINE */
+  cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
   /** request bodies above this are refused with 413 */
   bodyLimitBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 
 export const API_ENV = {
+  FERRY_CPU_BASELINE: 'cpuBaseline',
   FERRY_API_HOST: 'host',
   FERRY_API_PORT: 'port',
   FERRY_API_TOKEN: 'token',

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { ClusterStore } from '@ferry/store';
@@ -39,9 +40,10 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   installBearerAuth(app, config.token, ['/healthz']);
   systemRoutes(app, store);
   hostRoutes(app, store);
+  const policy: PlacementPolicy = { ...DEFAULT_PLACEMENT_POLICY, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
   workloadRoutes(app, store, queues.workloads);
-  migrationRoutes(app, store, queues.migrations);
-  planRoutes(app, store, queues.flows, config.keyPrefix);
+  migrationRoutes(app, store, queues.migrations, policy);
+  planRoutes(app, store, queues.flows, config.keyPrefix, policy);
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
   });

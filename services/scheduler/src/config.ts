@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { loadConfig } from '@ferry/runtime';
+import { jsonText, loadConfig } from '@ferry/runtime';
+import { CpuBaseline } from '@ferry/protocol';
 
 export const SchedulerConfig = z
   .object({
@@ -13,6 +14,8 @@ export const SchedulerConfig = z
     /** host records and counters are written to Redis in batches at this period */
     flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
+    /** EVC-style cluster CPU baseline (see PlacementPolicy.cpuBaseline); JSON in FERRY_CPU_BASELINE */
+    cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
     /** where new workloads go: spread (most memory left) or binpack (fullest that fits) */
     placementMode: z.enum(['spread', 'binpack']).default('spread'),
     /** workload jobs run at the same time by this scheduler */
@@ -49,6 +52,7 @@ export const SchedulerConfig = z
 export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 
 export const SCHEDULER_ENV = {
+  FERRY_CPU_BASELINE: 'cpuBaseline',
   FERRY_NATS_URL: 'natsUrl',
   FERRY_REDIS_URL: 'redisUrl',
   FERRY_KEY_PREFIX: 'keyPrefix',

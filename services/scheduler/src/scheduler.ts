@@ -39,11 +39,12 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const reconciler = new WorkloadReconciler(store, records, log.child({ part: 'reconciler' }));
   capacity.onReport((report) => reconciler.onReport(report));
   const agents = new AgentClient(nc);
+  const policy = { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
   const worker = new WorkloadWorker({
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     lockMs: config.jobLockMs,
-    placement: { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode },
+    placement: policy,
     agentTimeoutMs: config.agentTimeoutMs,
     store,
     records,
@@ -56,6 +57,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     concurrency: config.migrationConcurrency,
     lockMs: config.jobLockMs,
     limits: { perSource: config.migrationsPerSource, perDestination: config.migrationsPerDestination, perPool: config.migrationsPerPool },
+    policy,
     store,
     agents,
     nc,
@@ -77,6 +79,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
           rounds: config.rebalanceRounds,
           maxMoves: config.rebalanceMaxMoves,
           cooldownMs: config.rebalanceCooldownMs,
+          policy,
         },
         log.child({ part: 'auto-rebalance' }),
       )

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { newMigrationRecord, planMigration } from '@ferry/core';
+import { newMigrationRecord, planMigration, type PlacementPolicy } from '@ferry/core';
 import {
   MigrateQuery,
   MigrateRequest,
@@ -23,7 +23,7 @@ const JOB_OPTIONS = {
   removeOnFail: { age: 30 * 24 * 3600 },
 } as const;
 
-export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue): void {
+export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue, policy: PlacementPolicy): void {
   const view = async (record: MigrationRecord) => ({ ...record, cancelRequested: record.cancelRequested || (await store.cancelRequested(record.id)) });
 
   app.post('/v1/workloads/:id/migrate', async (request, reply) => {
@@ -34,7 +34,7 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
     if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
     const active = await store.activeMigration(id);
     if (active) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${active})`, { migrationId: active });
-    const plan = planMigration(workload, await store.snapshot(), body);
+    const plan = planMigration(workload, await store.snapshot(), body, policy);
     if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
     if (dryRun) return { dryRun: true, workloadId: id, source: workload.hostId, ...plan };
 

@@ -1,6 +1,6 @@
 import type { FlowProducer } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { buildEvacuationPlan, buildRebalancePlan, clusterRevision, compatibility, inMaintenance, modelFromSnapshot, maintenanceGroups } from '@ferry/core';
+import { buildEvacuationPlan, buildRebalancePlan, clusterRevision, compatibility, inMaintenance, modelFromSnapshot, maintenanceGroups, type PlacementPolicy } from '@ferry/core';
 import {
   DryRunQuery,
   HostParams,
@@ -21,7 +21,7 @@ import { ApiError, parseRequest } from '../errors.ts';
 
 const CompatQuery = z.strictObject({ workload: WorkloadId, host: HostId });
 
-export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string): void {
+export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string, policy: PlacementPolicy): void {
   /** A plan with the live status of each of its moves. */
   const view = async (plan: PlanRecord): Promise<PlanRecord> => {
     const moves: PlanMove[] = await Promise.all(
@@ -51,7 +51,7 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const { workload: id, host } = parseRequest(CompatQuery, request.query, 'query');
     const workload = await store.workloads.get(id);
     if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
-    const reasons = compatibility(workload, host, await store.snapshot());
+    const reasons = compatibility(workload, host, await store.snapshot(), policy);
     if (reasons.some((r) => r.code === 'HOST_UNKNOWN')) throw new ApiError('NOT_FOUND', `no host ${host}`, { host });
     return { workload: id, host, ok: reasons.length === 0, reasons };
   });
@@ -65,7 +65,7 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const { dryRun } = parseRequest(DryRunQuery, request.query, 'query');
     const body = parseRequest(RebalanceRequest, request.body ?? {}, 'body');
     const snapshot = await store.snapshot();
-    const plan = await save(buildRebalancePlan(snapshot, { maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000) }));
+    const plan = await save(buildRebalancePlan(snapshot, { policy, maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000) }));
     if (dryRun || plan.moves.length === 0) return reply.status(200).send(plan);
     return reply.status(202).send(await execute(plan));
   });
@@ -111,7 +111,7 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
     const snapshot = await store.snapshot();
     if (inMaintenance(snapshot, id)) throw new ApiError('CONFLICT', `host ${id} is already in maintenance`, { maintenance: await store.maintenance.get(id) });
-    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode });
+    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode, policy });
     if (!draft.ok) throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}`, { unplaced: draft.unplaced });
     const now = Date.now();
     // out of placement at once, before a single workload moves
@@ -137,6 +137,6 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
 
   app.get('/v1/maintenance/groups', async () => {
     const snapshot = await store.snapshot();
-    return maintenanceGroups(modelFromSnapshot(snapshot));
+    return maintenanceGroups(modelFromSnapshot(snapshot, { policy }));
   });
 }

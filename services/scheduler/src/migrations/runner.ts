@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps, sharedPoolProven } from '@ferry/core';
+import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps, sharedPoolProven, type PlacementPolicy } from '@ferry/core';
 import {
   subjects,
   type MigrationEvent,
@@ -67,6 +67,7 @@ export class MigrationRunner {
     private readonly log: Logger,
     private readonly progress: ProgressSink,
     private readonly timeouts: MigrationTimeouts = DEFAULT_TIMEOUTS,
+    private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
   ) {
     this.record = record;
   }
@@ -178,17 +179,7 @@ export class MigrationRunner {
     const r = this.record;
     switch (phase) {
       case 'validate': {
-        const workload = await this.loadWorkload();
-        const snapshot = await this.store.snapshot();
-        const source = snapshot.hosts.find((h) => h.id === r.source);
-        const destination = snapshot.hosts.find((h) => h.id === r.destination);
-        if (workload.hostId !== r.source) throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId}, not ${r.source}`);
-        if (workload.epoch !== r.epochFrom) throw new MigrationFailure('EPOCH_CHANGED', `workload ${r.workloadId} is at epoch ${workload.epoch}, expected ${r.epochFrom}`);
-        if (!source || !destination) throw new MigrationFailure('HOST_UNKNOWN', 'source or destination host is unknown');
-        const problems = hostProblems(workload.spec, destination, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } });
-        if (problems.length > 0) throw new MigrationFailure(problems[0]!.code, problems.map((p) => p.message).join('; '));
-        const choice = chooseStrategy(source, destination, r.wasRunning, { mode: r.strategy === 'cold' ? 'cold' : 'live', strategy: r.strategy });
-        if (!choice.ok) throw new MigrationFailure(choice.problem.code, choice.problem.message);
+        await this.checkDestination();
         return { note: `${r.strategy}: ${r.strategyReason}` };
       }
       case 'reserve': {
@@ -233,6 +224,8 @@ export class MigrationRunner {
         // Only chosen where both kernels track dirty memory (never on these machines).
         throw new MigrationFailure('PRECOPY_UNAVAILABLE', 'this version drives pre-copy rounds only where mem_dirty_track is present; none ran');
       case 'freeze': {
+        // Once more right before the point where undoing costs a freeze: the cluster may have moved.
+        await this.checkDestination();
         const result = await this.agents.call(
           r.source,
           'migration.dump',
@@ -292,6 +285,26 @@ export class MigrationRunner {
       case 'cleanup':
         return;
     }
+  }
+
+  /**
+   * The checks placement and planning made, run again on the cluster as it is now: the workload
+   * is where the migration thinks, at the expected epoch, and the destination still passes every
+   * compatibility check (its own reservation for this workload does not count against it).
+   */
+  private async checkDestination(): Promise<void> {
+    const r = this.record;
+    const workload = await this.loadWorkload();
+    const snapshot = await this.store.snapshot();
+    const source = snapshot.hosts.find((h) => h.id === r.source);
+    const destination = snapshot.hosts.find((h) => h.id === r.destination);
+    if (workload.hostId !== r.source) throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId}, not ${r.source}`);
+    if (workload.epoch !== r.epochFrom) throw new MigrationFailure('EPOCH_CHANGED', `workload ${r.workloadId} is at epoch ${workload.epoch}, expected ${r.epochFrom}`);
+    if (!source || !destination) throw new MigrationFailure('HOST_UNKNOWN', 'source or destination host is unknown');
+    const problems = hostProblems(workload.spec, destination, snapshot, this.policy, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } });
+    if (problems.length > 0) throw new MigrationFailure(problems[0]!.code, problems.map((p) => p.message).join('; '));
+    const choice = chooseStrategy(source, destination, r.wasRunning, { mode: r.strategy === 'cold' ? 'cold' : 'live', strategy: r.strategy });
+    if (!choice.ok) throw new MigrationFailure(choice.problem.code, choice.problem.message);
   }
 
   private requireTransfer(): NonNullable<MigrationRecord['transfer']> {

@@ -4,6 +4,7 @@ import type { NatsConnection } from 'nats';
 import { MigrationJobData, QUEUES, TERMINAL_MIGRATION_STATES, queuePrefix, type MigrationRecord } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { withLock, type ClusterStore } from '@ferry/store';
+import type { PlacementPolicy } from '@ferry/core';
 import type { AgentClient } from '../workloads/agent-client.ts';
 import { DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
 import { Tokens, type TokenRequest } from './tokens.ts';
@@ -22,6 +23,7 @@ export interface MigrationWorkerOptions {
   /** BullMQ lock duration and stalled check, and the workload lock's TTL */
   lockMs: number;
   limits: ConcurrencyLimits;
+  policy: PlacementPolicy;
   store: ClusterStore;
   agents: AgentClient;
   nc: NatsConnection;
@@ -120,7 +122,7 @@ export class MigrationWorker {
           round: r.rounds,
           freezeMs: r.freeze.agentMs,
         });
-      }, DEFAULT_TIMEOUTS);
+      }, DEFAULT_TIMEOUTS, this.o.policy);
       return runner.run();
     });
     if (!held) {

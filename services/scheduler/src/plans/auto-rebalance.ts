@@ -1,5 +1,5 @@
 import type { FlowProducer } from 'bullmq';
-import { buildRebalancePlan, RebalanceTrigger } from '@ferry/core';
+import { buildRebalancePlan, RebalanceTrigger, type PlacementPolicy } from '@ferry/core';
 import type { Logger } from '@ferry/runtime';
 import { executePlan, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import type { LeaderElection } from '../leader.ts';
@@ -12,6 +12,7 @@ export interface AutoRebalanceOptions {
   rounds: number;
   maxMoves: number;
   cooldownMs: number;
+  policy: PlacementPolicy;
 }
 
 /**
@@ -37,7 +38,7 @@ export class AutoRebalancer {
 
   start(): void {
     this.timer = setInterval(() => void this.check(), this.o.intervalMs);
-    this.log.info({ ...this.o }, 'automatic rebalancing on (it acts on the leader only)');
+    this.log.info({ intervalMs: this.o.intervalMs, threshold: this.o.threshold, rounds: this.o.rounds }, 'automatic rebalancing on (it acts on the leader only)');
   }
 
   stop(): void {
@@ -50,7 +51,7 @@ export class AutoRebalancer {
     try {
       if ((await this.store.plans.all()).some((p) => p.state === 'executing')) return;
       const snapshot = await this.store.snapshot();
-      const draft = buildRebalancePlan(snapshot, { maxMoves: this.o.maxMoves, pinned: await recentlyMoved(this.store, this.o.cooldownMs) });
+      const draft = buildRebalancePlan(snapshot, { maxMoves: this.o.maxMoves, policy: this.o.policy, pinned: await recentlyMoved(this.store, this.o.cooldownMs) });
       const gain = (draft.scoreBefore ?? 0) - (draft.scoreAfter ?? 0);
       if (!this.trigger.observe(draft.moves.length > 0 ? gain : 0)) return;
       const plan = await savePlan(this.store, { ...draft, params: { ...draft.params, automatic: true } });
