@@ -13,6 +13,8 @@ let maxGapMs = 0;
 let sentAt = 0;
 let buffer = '';
 let done = false;
+let stopping = false;
+let inFlight = false;
 
 const socket = net.connect({ host: address, port: Number(port) });
 socket.setNoDelay(true);
@@ -27,8 +29,17 @@ function finish() {
 
 function send() {
   if (done) return;
+  if (stopping) return finish();
   sentAt = Date.now();
+  inFlight = true;
   socket.write('inc\n');
+}
+
+// Stop after the reply to the request in flight, so `requests` counts every `inc` the server saw.
+function stop() {
+  stopping = true;
+  if (!inFlight) finish();
+  else setTimeout(finish, 2000).unref();
 }
 
 socket.on('connect', send);
@@ -39,13 +50,15 @@ socket.on('data', (chunk) => {
     const line = buffer.slice(0, nl);
     buffer = buffer.slice(nl + 1);
     const value = Number(line);
+    inFlight = false;
     maxGapMs = Math.max(maxGapMs, Date.now() - sentAt);
     if (!Number.isInteger(value)) error ??= `bad reply ${JSON.stringify(line)}`;
     else if (last !== null && value !== last + 1) error ??= `counter jumped ${last} -> ${value}`;
     first ??= value;
     last = value;
     requests++;
-    setTimeout(send, 20);
+    if (stopping) finish();
+    else setTimeout(send, 20);
   }
 });
 socket.on('error', (err) => {
@@ -56,6 +69,6 @@ socket.on('close', () => {
   error ??= 'connection closed';
   finish();
 });
-process.stdin.on('end', finish);
+process.stdin.on('end', stop);
 process.stdin.resume();
 process.on('SIGTERM', finish);

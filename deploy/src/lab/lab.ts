@@ -187,6 +187,40 @@ export class Lab {
     return host;
   }
 
+  /**
+   * Cuts a host off (or reconnects it): its management link and every cluster-network uplink go
+   * down (or up) on the root side. Its processes keep running: a network partition.
+   */
+  async setConnected(hostId: string, connected: boolean): Promise<void> {
+    const host = this.host(hostId);
+    const links = [`fl${this.id}h${host.index}m`, ...this.options.networks.map((_, k) => `fl${this.id}h${host.index}n${k}`)];
+    for (const link of links) await ip(['link', 'set', link, connected ? 'up' : 'down']);
+  }
+
+  /** Kills every container process of a host (its cgroup subtree): with its agent, a host dying. */
+  async killContainers(hostId: string): Promise<number> {
+    const pids = new Set<number>();
+    for (const root of cgroupRoots()) {
+      const collect = (dir: string) => {
+        try {
+          for (const line of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (line) pids.add(Number(line));
+        } catch {
+          return;
+        }
+        for (const entry of readdirSafe(dir)) if (isDir(join(dir, entry))) collect(join(dir, entry));
+      };
+      collect(join(root, `ferry-lab-${this.id}`, hostId));
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    return pids.size;
+  }
+
   /** Command and arguments that run `command` inside a lab host's network namespace. */
   inHost(hostId: string, command: string, args: string[]): [string, string[]] {
     return ['nsenter', [`--net=/run/netns/${this.host(hostId).netns}`, '--', command, ...args]];

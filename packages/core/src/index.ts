@@ -5,3 +5,4 @@ export * from './placement.ts';
 export * from './migration.ts';
 export * from './planner/index.ts';
 export * from './plans.ts';
+export * from './failover.ts';

@@ -78,6 +78,9 @@ export function buildEvacuationPlan(
   hostId: string,
   options: Partial<EvacuationOptions> & { policy?: PlacementPolicy; costs?: CostModel } = {},
 ): EvacuationDraft {
+  const host = snapshot.hosts.find((h) => h.id === hostId);
+  // nothing can be migrated off a host that is not answering: that is failover's job
+  if (host && host.state !== 'up') return { ok: false, reason: `${hostId} is ${host.state}; a host is emptied live only while it is up`, unplaced: [] };
   const cluster = modelFromSnapshot(snapshot, { policy: options.policy ?? DEFAULT_PLACEMENT_POLICY });
   const result = planEvacuation(cluster, [hostId], options);
   if (!result.ok) return { ok: false, reason: result.reason, unplaced: result.unplaced };

@@ -11,6 +11,8 @@ export const AGENT_COMMANDS = [
   'container.destroy',
   'container.status',
   'container.list',
+  'container.thaw',
+  'container.adopt',
   'migration.prepare',
   'migration.presync',
   'migration.dump',
@@ -24,12 +26,26 @@ export type AgentCommand = (typeof AGENT_COMMANDS)[number];
 
 export const CreateContainerRequest = z.strictObject({ spec: WorkloadSpec, epoch: z.number().int().positive() });
 export const ContainerIdRequest = z.strictObject({ id: WorkloadId });
+/** `epoch`: the generation this start makes current (every start after the first raises it); omitted: the copy's own */
+export const StartContainerRequest = z.strictObject({ id: WorkloadId, epoch: z.number().int().positive().optional() });
 export const StopContainerRequest = z.strictObject({
   id: WorkloadId,
   /** SIGTERM, then SIGKILL after this long */
   graceMs: z.number().int().min(0).max(300_000).default(10_000),
 });
 export const ListContainersRequest = z.strictObject({});
+
+export const DestroyContainerRequest = z.strictObject({
+  id: WorkloadId,
+  /** a stale copy whose root filesystem (on a shared pool) another host now runs from: leave it */
+  keepRootfs: z.boolean().default(false),
+});
+
+/**
+ * Failover: run a workload whose host died from its root filesystem on a shared pool (no template
+ * copy, no memory): a new container record at the new epoch, then start.
+ */
+export const AdoptContainerRequest = z.strictObject({ spec: WorkloadSpec, epoch: z.number().int().positive(), fromHost: HostId });
 
 const MigrationId = z.string().regex(/^m-[a-z0-9-]{1,80}$/);
 /** one-time secret of a migration: the destination's rsync daemon admits only its holder */
@@ -106,16 +122,23 @@ export const RestoreResult = z.object({
 export type RestoreResult = z.infer<typeof RestoreResult>;
 
 export const MigrationIdRequest = z.strictObject({ migrationId: MigrationId });
-export const FinishMigrationRequest = z.strictObject({ migrationId: MigrationId, role: z.enum(['source', 'destination']) });
+export const FinishMigrationRequest = z.strictObject({
+  migrationId: MigrationId,
+  role: z.enum(['source', 'destination']),
+  /** source only: the destination died while pulling pages; stop serving them (a finish waiting for them then ends) */
+  abandon: z.boolean().optional(),
+});
 export const FinishMigrationResult = z.object({ done: z.boolean(), note: z.string().optional() });
 
 export const agentRequestSchemas = {
   'container.create': CreateContainerRequest,
-  'container.start': ContainerIdRequest,
+  'container.start': StartContainerRequest,
   'container.stop': StopContainerRequest,
-  'container.destroy': ContainerIdRequest,
+  'container.destroy': DestroyContainerRequest,
   'container.status': ContainerIdRequest,
   'container.list': ListContainersRequest,
+  'container.thaw': ContainerIdRequest,
+  'container.adopt': AdoptContainerRequest,
   'migration.prepare': PrepareMigrationRequest,
   'migration.presync': PresyncRequest,
   'migration.dump': DumpRequest,
@@ -135,6 +158,8 @@ export const agentResultSchemas = {
   'container.destroy': z.object({ id: WorkloadId, destroyed: z.boolean() }),
   'container.status': ContainerStatus,
   'container.list': z.array(ContainerStatus),
+  'container.thaw': ContainerStatus,
+  'container.adopt': ContainerStatus,
   'migration.prepare': PrepareMigrationResult,
   'migration.presync': TransferResult,
   'migration.dump': DumpResult,

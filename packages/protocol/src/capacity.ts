@@ -71,6 +71,25 @@ export const AgentIdentity = z.object({
   startedAt: ms,
 });
 
+/** What an agent did when its lease ran out (it reports these until a scheduler saw them). */
+export const FenceEvent = z.object({
+  id: z.string().max(64),
+  at: z.number().int().nonnegative(),
+  action: z.enum(['stop', 'freeze']),
+  /** the HA-protected containers it stopped or froze */
+  containers: z.array(Name).max(1500),
+  /** how long the lease had been expired when it acted, in ms */
+  lateMs: z.number().nonnegative(),
+});
+export type FenceEvent = z.infer<typeof FenceEvent>;
+
+/** A scheduler's acknowledgement of report `seq` (on ferry.host.<id>.lease): the lease lasts `leaseMs` from that report's sending. */
+export const LeaseAck = z.object({
+  seq: z.number().int().nonnegative(),
+  leaseMs: z.number().int().positive().max(3_600_000),
+});
+export type LeaseAck = z.infer<typeof LeaseAck>;
+
 /** Published by every agent on `ferry.host.<hostId>.capacity`, once per report interval. */
 export const CapacityReport = z.object({
   v: z.literal(1),
@@ -93,5 +112,7 @@ export const CapacityReport = z.object({
   criu: CriuReport.nullable(),
   templates: z.array(TemplateReport).max(256),
   containers: z.array(ContainerStatus).max(1500),
+  /** fencing the agent did and no scheduler has acknowledged yet */
+  fencing: z.array(FenceEvent).max(50).default([]),
 });
 export type CapacityReport = z.infer<typeof CapacityReport>;

@@ -41,3 +41,44 @@ export const MaintenanceRecord = z.object({
   reason: z.string().max(500).optional(),
 });
 export type MaintenanceRecord = z.infer<typeof MaintenanceRecord>;
+
+/** One line of a host's history: GET /v1/hosts/:id/history. */
+export const HostHistoryEntry = z.object({
+  at: z.number().int().nonnegative(),
+  kind: z.enum(['state', 'fencing', 'failover', 'restart', 'unrecoverable', 'stale-copy']),
+  message: z.string(),
+  data: z.unknown().optional(),
+});
+export type HostHistoryEntry = z.infer<typeof HostHistoryEntry>;
+
+export const FailoverRestart = z.object({
+  workload: z.string(),
+  priority: z.number().int(),
+  to: HostId.nullable(),
+  epoch: z.number().int().positive().nullable(),
+  status: z.enum(['pending', 'restarted', 'failed', 'unplaceable']),
+  reason: z.string(),
+  at: z.number().int().nullable(),
+});
+export type FailoverRestart = z.infer<typeof FailoverRestart>;
+
+/** A dead host's HA workloads being restarted elsewhere: GET /v1/failovers. */
+export const FailoverRecord = z.object({
+  id: z.string(),
+  hostId: HostId,
+  state: z.enum(['running', 'completed', 'failed', 'abandoned']),
+  /** when the host was declared down */
+  detectedAt: z.number().int(),
+  startedAt: z.number().int(),
+  finishedAt: z.number().int().nullable(),
+  restarts: z.array(FailoverRestart),
+  /** HA workloads that cannot run elsewhere, and why (never dropped silently) */
+  unrecoverable: z.array(z.object({ workload: z.string(), reason: z.string() })),
+  /** workloads on the host without HA: they wait for it */
+  unprotected: z.array(z.string()),
+  note: z.string().optional(),
+});
+export type FailoverRecord = z.infer<typeof FailoverRecord>;
+
+export const FailoverJobData = z.strictObject({ failoverId: z.string().regex(/^f-[a-z0-9-]{1,100}$/) });
+export type FailoverJobData = z.infer<typeof FailoverJobData>;

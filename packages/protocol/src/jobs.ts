@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { WorkloadId } from './workloads.ts';
 
 /** BullMQ queues; keys live under `<keyPrefix>:q:<queue>`. */
-export const QUEUES = { workloads: 'workloads', migrations: 'migrations', plans: 'plans' } as const;
+export const QUEUES = { workloads: 'workloads', migrations: 'migrations', plans: 'plans', failovers: 'failovers' } as const;
 export const queuePrefix = (keyPrefix: string) => `${keyPrefix}:q`;
 
 export const WORKLOAD_JOBS = ['create', 'start', 'stop', 'destroy'] as const;

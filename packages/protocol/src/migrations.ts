@@ -116,6 +116,21 @@ export const MigrationEvent = z.object({
 });
 export type MigrationEvent = z.infer<typeof MigrationEvent>;
 
+/**
+ * A rollback or cleanup step a migration skipped because its host was down; run when the host is
+ * up again (field `<migrationId>:<step>` of the deferred-steps hash).
+ */
+export const DeferredMigrationStep = z.object({
+  migrationId: z.string().min(1).max(200),
+  workloadId: z.string().min(1).max(200),
+  hostId: z.string().min(1).max(200),
+  step: z.enum(['resume-source', 'abort-destination', 'finish-source', 'finish-destination']),
+  /** the epoch the source held: it resumes only if it still owns the workload at that epoch */
+  epochFrom: z.number().int().positive(),
+  at: z.number().int().nonnegative(),
+});
+export type DeferredMigrationStep = z.infer<typeof DeferredMigrationStep>;
+
 export const MigrateRequest = z.strictObject({
   /** where to; omitted: wherever placement finds room */
   destination: HostId.optional(),

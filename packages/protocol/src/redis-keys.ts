@@ -14,10 +14,16 @@ export const redisKeys = (prefix = 'ferry') => ({
   activeMigrations: `${prefix}:migrations:active`,
   /** set of migration ids whose cancel was requested (the worker checks between and during phases) */
   migrationCancels: `${prefix}:migrations:cancel`,
+  /** hash: `<migration id>:<step>` -> DeferredMigrationStep JSON (steps waiting for a down host) */
+  deferredMigrationSteps: `${prefix}:migrations:deferred`,
   /** hash: host id -> MaintenanceRecord JSON */
   maintenance: `${prefix}:maintenance`,
   /** hash: plan id -> PlanRecord JSON */
   plans: `${prefix}:plans`,
+  /** list per host, newest first: HostHistoryEntry JSON */
+  history: (hostId: string) => `${prefix}:history:${hostId}`,
+  /** hash: failover id -> FailoverRecord JSON */
+  failovers: `${prefix}:failovers`,
   /** held while a placement decision is made and recorded */
   placementLock: `${prefix}:lock:placement`,
 });

@@ -3,6 +3,8 @@ import { NAME_PATTERN } from './ids.ts';
 /** NATS subjects. Everything Ferry publishes lives under `ferry.`. */
 export const subjects = {
   capacity: (hostId: string) => `ferry.host.${hostId}.capacity`,
+  /** where schedulers acknowledge an agent's reports: each acknowledgement renews its lease */
+  lease: (hostId: string) => `ferry.host.${hostId}.lease`,
   /** Wildcard the scheduler subscribes to. */
   capacityAll: 'ferry.host.*.capacity',
   hostEvents: 'ferry.events.hosts',

@@ -68,14 +68,17 @@ export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
 export type WorkloadSpecInput = z.input<typeof WorkloadSpec>;
 
 /** What a container is doing on its host, as the agent sees it. */
-/** migrating: frozen or dumped by a migration that has not ended (it runs again on one host or the other) */
-export const CONTAINER_STATES = ['created', 'running', 'stopped', 'migrating'] as const;
+/**
+ * migrating: frozen or dumped by a migration that has not ended (it runs again on one host or the
+ * other); frozen: paused by fencing (its host lost its lease) until the cluster says thaw or discard.
+ */
+export const CONTAINER_STATES = ['created', 'running', 'stopped', 'migrating', 'frozen'] as const;
 export const ContainerState = z.enum(CONTAINER_STATES);
 export type ContainerState = z.infer<typeof ContainerState>;
 
-export const EXIT_REASONS = ['exited', 'oom-killed', 'stopped'] as const;
+export const EXIT_REASONS = ['exited', 'oom-killed', 'stopped', 'fenced'] as const;
 export const ContainerExit = z.object({
-  /** oom-killed: the kernel killed it at its memory limit; stopped: Ferry stopped it; exited: on its own */
+  /** oom-killed: the kernel killed it at its memory limit; stopped: Ferry stopped it; fenced: its host lost its lease; exited: on its own */
   reason: z.enum(EXIT_REASONS),
   at: z.number().int().nonnegative(),
 });

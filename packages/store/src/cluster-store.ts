@@ -1,6 +1,18 @@
 import type { Redis } from 'ioredis';
 import type { ClusterSnapshot } from '@ferry/core';
-import { CAPACITY_REJECTIONS, HostRecord, MaintenanceRecord, MigrationRecord, PlanRecord, WorkloadRecord, redisKeys, type StatsResponse } from '@ferry/protocol';
+import {
+  CAPACITY_REJECTIONS,
+  FailoverRecord,
+  HostHistoryEntry,
+  HostRecord,
+  MaintenanceRecord,
+  DeferredMigrationStep,
+  MigrationRecord,
+  PlanRecord,
+  WorkloadRecord,
+  redisKeys,
+  type StatsResponse,
+} from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { HashRecords } from './records.ts';
 
@@ -12,6 +24,8 @@ export class ClusterStore {
   readonly migrations: HashRecords<typeof MigrationRecord>;
   readonly maintenance: HashRecords<typeof MaintenanceRecord>;
   readonly plans: HashRecords<typeof PlanRecord>;
+  readonly failovers: HashRecords<typeof FailoverRecord>;
+  readonly deferredSteps: HashRecords<typeof DeferredMigrationStep>;
 
   constructor(
     readonly redis: Redis,
@@ -22,8 +36,10 @@ export class ClusterStore {
     this.hosts = new HashRecords(redis, this.keys.hosts, HostRecord, log, 'host');
     this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload');
     this.migrations = new HashRecords(redis, this.keys.migrations, MigrationRecord, log, 'migration');
+    this.deferredSteps = new HashRecords(redis, this.keys.deferredMigrationSteps, DeferredMigrationStep, log, 'deferred migration step');
     this.maintenance = new HashRecords(redis, this.keys.maintenance, MaintenanceRecord, log, 'maintenance');
     this.plans = new HashRecords(redis, this.keys.plans, PlanRecord, log, 'plan');
+    this.failovers = new HashRecords(redis, this.keys.failovers, FailoverRecord, log, 'failover');
   }
 
   /**
@@ -35,6 +51,25 @@ export class ClusterStore {
     if (claimed === 0) return (await this.redis.hget(this.keys.activeMigrations, record.workloadId)) ?? 'unknown';
     await this.migrations.put(record.id, record);
     return null;
+  }
+
+  /** Appends to a host's history (newest first, the last 1,000 kept). */
+  async addHistory(hostId: string, entry: HostHistoryEntry): Promise<void> {
+    const key = this.keys.history(hostId);
+    await this.redis.multi().lpush(key, JSON.stringify(entry)).ltrim(key, 0, 999).exec();
+  }
+
+  async history(hostId: string, limit = 200): Promise<HostHistoryEntry[]> {
+    const raw = await this.redis.lrange(this.keys.history(hostId), 0, limit - 1);
+    return raw.flatMap((json) => {
+      const parsed = HostHistoryEntry.safeParse(JSON.parse(json));
+      return parsed.success ? [parsed.data] : [];
+    });
+  }
+
+  /** True the first time `id` is seen (across replicas); for recording reported events once. */
+  async firstSight(id: string, ttlSeconds = 86_400): Promise<boolean> {
+    return (await this.redis.set(`${this.keys.hosts}:seen:${id}`, '1', 'EX', ttlSeconds, 'NX')) === 'OK';
   }
 
   async requestCancel(migrationId: string): Promise<void> {

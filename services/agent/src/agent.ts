@@ -1,7 +1,10 @@
 import type { NatsConnection } from 'nats';
 import type { CapacityReport, CpuInfo, CriuReport, StoragePoolReport } from '@ferry/protocol';
-import { subjects } from '@ferry/protocol';
-import { encodeJson, type Logger } from '@ferry/runtime';
+import { LeaseAck, subjects } from '@ferry/protocol';
+import { decodeText, encodeJson, type Logger } from '@ferry/runtime';
+import { join } from 'node:path';
+import { Fencer } from './fencing.ts';
+import { Lease } from './lease.ts';
 import { serveCommands, type CommandServer } from './commands.ts';
 import type { AgentConfig } from './config.ts';
 import type { HostRuntime } from './host.ts';
@@ -24,6 +27,9 @@ export class Agent {
   private readonly probes: PoolProbes;
   private readonly startedAt = Date.now();
   private commands: CommandServer | undefined;
+  private readonly lease: Lease;
+  private readonly fencer: Fencer;
+  private leaseTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly config: AgentConfig,
@@ -33,12 +39,17 @@ export class Agent {
     private readonly host: HostRuntime,
   ) {
     this.probes = new PoolProbes(config.hostId);
+    this.lease = new Lease(() => performance.now(), config.leaseMs);
+    this.fencer = new Fencer(host.containers, this.lease, config.fenceAction, join(config.dataDir, 'fencing.json'), log.child({ part: 'fencing' }));
   }
 
   static async start(config: AgentConfig, log: Logger, nc: NatsConnection, host: HostRuntime): Promise<Agent> {
     const cpu = await readCpu(config.cpuOverride);
     const agent = new Agent(config, log, nc, cpu, host);
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }));
+    await agent.fencer.load();
+    agent.listenForAcks();
+    agent.leaseTimer = setInterval(() => void agent.fencer.check().catch((err: unknown) => log.error({ err }, 'fencing check failed')), 200);
     await agent.refreshCriu();
     log.info(
       { cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu },
@@ -48,6 +59,29 @@ export class Agent {
     agent.criuTimer.unref();
     agent.scheduleReport(0);
     return agent;
+  }
+
+  /** Schedulers acknowledge reports on ferry.host.<id>.lease; each acknowledgement renews the lease. */
+  private listenForAcks(): void {
+    this.nc.subscribe(subjects.lease(this.config.hostId), {
+      callback: (err, msg) => {
+        // an empty message is NATS saying no scheduler heard the report (503 no responders): no renewal
+        if (err || msg.data.length === 0) return;
+        const ack = LeaseAck.safeParse((() => {
+          try {
+            return JSON.parse(decodeText(msg.data));
+          } catch {
+            return null;
+          }
+        })());
+        if (!ack.success) {
+          this.log.warn('malformed lease acknowledgement ignored');
+          return;
+        }
+        this.lease.acknowledged(ack.data.seq, ack.data.leaseMs);
+        void this.fencer.acknowledged(ack.data.seq);
+      },
+    });
   }
 
   private async refreshCriu(): Promise<void> {
@@ -111,13 +145,15 @@ export class Agent {
       criu: this.criu,
       templates: templates.list(),
       containers: statuses,
+      fencing: this.fencer.forReport(this.seq - 1),
     };
   }
 
   private async publishReport(): Promise<void> {
     const report = await this.buildReport();
     if (this.stopped || this.nc.isClosed()) return;
-    this.nc.publish(subjects.capacity(this.config.hostId), encodeJson(report));
+    this.lease.sent(report.seq);
+    this.nc.publish(subjects.capacity(this.config.hostId), encodeJson(report), { reply: subjects.lease(this.config.hostId) });
   }
 
   async stop(): Promise<void> {
@@ -125,6 +161,7 @@ export class Agent {
     // Commands already running finish (a half-done start would leave a namespace behind).
     await this.commands?.drain();
     clearTimeout(this.timer);
+    clearInterval(this.leaseTimer);
     clearInterval(this.criuTimer);
     await this.nc.drain();
   }

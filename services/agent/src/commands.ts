@@ -39,16 +39,24 @@ export async function handleCommand(targets: CommandTargets, command: string, da
         return { ok: true, result: await manager.create(request.spec, request.epoch) };
       }
       case 'container.start': {
-        const { id } = parseRequest(command, body);
-        return { ok: true, result: await manager.start(id) };
+        const { id, epoch } = parseRequest(command, body);
+        return { ok: true, result: await manager.start(id, epoch) };
       }
       case 'container.stop': {
         const request = parseRequest(command, body);
         return { ok: true, result: await manager.stop(request.id, request.graceMs) };
       }
       case 'container.destroy': {
+        const { id, keepRootfs } = parseRequest(command, body);
+        return { ok: true, result: await manager.destroy(id, keepRootfs) };
+      }
+      case 'container.thaw': {
         const { id } = parseRequest(command, body);
-        return { ok: true, result: await manager.destroy(id) };
+        return { ok: true, result: await manager.thaw(id) };
+      }
+      case 'container.adopt': {
+        const { spec, epoch, fromHost } = parseRequest(command, body);
+        return { ok: true, result: await manager.adopt(spec, epoch, fromHost) };
       }
       case 'container.status': {
         const { id } = parseRequest(command, body);
@@ -86,7 +94,8 @@ export async function handleCommand(targets: CommandTargets, command: string, da
         return { ok: true, result: await migrations.abort(migrationId) };
       }
       case 'migration.finish': {
-        const { migrationId, role } = parseRequest(command, body);
+        const { migrationId, role, abandon } = parseRequest(command, body);
+        if (abandon && role === 'source') return { ok: true, result: await migrations.abandonPages(migrationId) };
         return { ok: true, result: await migrations.finish(migrationId, role) };
       }
     }

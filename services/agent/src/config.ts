@@ -34,6 +34,10 @@ export const AgentConfig = z
       .regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'must be an absolute cgroup path like /ferry/host-1')
       .optional(),
     diskUsageIntervalMs: z.coerce.number().int().min(1000).default(30_000),
+    /** lease period until a scheduler tells its own (it does, with every acknowledgement) */
+    leaseMs: z.coerce.number().int().min(500).max(3_600_000).default(10_000),
+    /** what fencing does to HA-protected containers when the lease runs out */
+    fenceAction: z.enum(['stop', 'freeze']).default('stop'),
     /** containers' network namespaces are named <prefix>-<workload>-<random> */
     netnsPrefix: z.string().regex(/^[a-z0-9]{1,16}$/).default('fc'),
   })
@@ -61,6 +65,8 @@ export const AGENT_ENV = {
   FERRY_REPORT_INTERVAL_MS: 'reportIntervalMs',
   FERRY_CRIU: 'criuPath',
   FERRY_AGENT_DATA_DIR: 'dataDir',
+  FERRY_LEASE_MS: 'leaseMs',
+  FERRY_FENCE_ACTION: 'fenceAction',
 };
 
 export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {

@@ -9,7 +9,10 @@ export const SchedulerConfig = z
     /** prefix of every Redis key and BullMQ queue, so several clusters can share one Redis */
     keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
     suspectAfterMs: z.coerce.number().int().min(100).default(3_000),
-    downAfterMs: z.coerce.number().int().min(200).default(10_000),
+    /** an agent that cannot renew its lease this long fences itself (acknowledged reports renew it) */
+    leaseMs: z.coerce.number().int().min(100).default(10_000),
+    /** down only after the lease plus a margin: by then a cut-off agent has fenced itself */
+    downAfterMs: z.coerce.number().int().min(200).default(13_000),
     livenessCheckMs: z.coerce.number().int().min(20).max(10_000).default(250),
     /** host records and counters are written to Redis in batches at this period */
     flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
@@ -48,6 +51,10 @@ export const SchedulerConfig = z
   .refine((config) => config.downAfterMs > config.suspectAfterMs, {
     path: ['downAfterMs'],
     message: 'must be greater than suspectAfterMs',
+  })
+  .refine((config) => config.downAfterMs > config.leaseMs, {
+    path: ['downAfterMs'],
+    message: 'must be greater than leaseMs (a host is declared down only after its lease ran out)',
   });
 export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 
@@ -58,6 +65,7 @@ export const SCHEDULER_ENV = {
   FERRY_KEY_PREFIX: 'keyPrefix',
   FERRY_SUSPECT_AFTER_MS: 'suspectAfterMs',
   FERRY_DOWN_AFTER_MS: 'downAfterMs',
+  FERRY_LEASE_MS: 'leaseMs',
   FERRY_LIVENESS_CHECK_MS: 'livenessCheckMs',
   FERRY_FLUSH_MS: 'flushMs',
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',

@@ -11,7 +11,8 @@ const RESIGN = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
  * over. Periodic cluster-wide work (automatic rebalancing, failover) runs only on the leader.
  */
 export class LeaderElection {
-  private readonly token = randomBytes(12).toString('hex');
+  /** who leads, readable in the key: this process's pid and a random part */
+  private readonly token = `${process.pid}.${randomBytes(8).toString('hex')}`;
   private leading = false;
   private timer: NodeJS.Timeout | undefined;
 

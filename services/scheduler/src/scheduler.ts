@@ -1,6 +1,6 @@
-import { FlowProducer } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { queuePrefix } from '@ferry/protocol';
+import { QUEUES, queuePrefix } from '@ferry/protocol';
 import { connectNats, type Logger } from '@ferry/runtime';
 import { DEFAULT_PLACEMENT_POLICY } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
@@ -14,6 +14,9 @@ import { MigrationWorker } from './migrations/worker.ts';
 import { PlanWorker } from './plans/worker.ts';
 import { AutoRebalancer } from './plans/auto-rebalance.ts';
 import { LeaderElection } from './leader.ts';
+import { FailoverDetector } from './failover/detector.ts';
+import { DeferredSteps } from './migrations/deferred.ts';
+import { FailoverWorker } from './failover/worker.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
@@ -36,9 +39,9 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
 
   const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }));
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
-  const reconciler = new WorkloadReconciler(store, records, log.child({ part: 'reconciler' }));
-  capacity.onReport((report) => reconciler.onReport(report));
   const agents = new AgentClient(nc);
+  const reconciler = new WorkloadReconciler(store, records, agents, log.child({ part: 'reconciler' }));
+  capacity.onReport((report) => reconciler.onReport(report));
   const policy = { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
   const worker = new WorkloadWorker({
     keyPrefix: config.keyPrefix,
@@ -84,19 +87,26 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
         log.child({ part: 'auto-rebalance' }),
       )
     : null;
+  const failoverQueue = new Queue(QUEUES.failovers, { connection: queueRedis, prefix: queuePrefix(config.keyPrefix) });
+  const deferred = new DeferredSteps(store, agents, config.jobLockMs, log.child({ part: 'migrations' }));
+  const detector = new FailoverDetector(store, failoverQueue, leader, config.livenessCheckMs * 4, deferred, log.child({ part: 'failover' }));
+  const failovers = new FailoverWorker(store, agents, config.keyPrefix, queueRedis, config.jobLockMs, policy, log.child({ part: 'failover' }));
   await capacity.start();
   worker.start();
   migrations.start();
   plans.start();
+  failovers.start();
   leader.start();
+  detector.start();
   auto?.start();
   log.info('scheduler started');
   return {
     capacity,
     async stop() {
       auto?.stop();
+      detector.stop();
       await leader.stop();
-      await Promise.all([worker.stop(), migrations.stop(), plans.stop(), flows.close()]);
+      await Promise.all([worker.stop(), migrations.stop(), plans.stop(), failovers.stop(), flows.close(), failoverQueue.close()]);
       await capacity.stop();
       await nc.drain();
       redis.disconnect();

@@ -25,7 +25,7 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
       return {
         id: h.id,
         accepting: h.state === 'up' && !maintenance,
-        draining: maintenance || h.state === 'down',
+        draining: maintenance,
         memTotal: c.memory.totalBytes * policy.memoryOvercommit,
         cpuTotal: c.cpu.count * policy.cpuOvercommit,
         diskTotal: Math.max(0, ...c.pools.map((p) => p.totalBytes)),
@@ -60,7 +60,8 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
       running: w.phase === 'running',
       haPriority: w.spec.ha.enabled ? w.spec.ha.priority + 1 : 0,
       allowed: w.spec.placement.hosts.length > 0 ? new Set(w.spec.placement.hosts) : null,
-      pinned: pinned.has(w.spec.id) || !movable(w) || w.migratingTo !== null,
+      // nothing moves live off a host that is not answering (a down host's HA workloads are failover's)
+      pinned: pinned.has(w.spec.id) || !movable(w) || w.migratingTo !== null || hostRecord.state !== 'up',
     });
   }
   return { hosts, workloads };

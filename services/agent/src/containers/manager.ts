@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -191,9 +191,12 @@ export class ContainerManager {
     });
   }
 
-  start(id: string): Promise<ContainerStatus> {
+  start(id: string, epoch?: number): Promise<ContainerStatus> {
     return this.mutex.run(id, async () => {
-      const record = this.require(id);
+      let record = this.require(id);
+      if (epoch !== undefined && epoch < record.epoch) throw new CommandError('CONFLICT', `${id} is at epoch ${record.epoch} here; refusing to start it at ${epoch}`);
+      // the new generation is on disk before a process of it runs (or, already running, so it is not taken for a stale copy)
+      if (epoch !== undefined && epoch > record.epoch) record = await this.save({ ...record, epoch });
       const current = await this.o.runc.state(id);
       if (current?.status === 'running' && record.state === 'running') return this.statusOf(record);
       if (current) await this.o.runc.delete(id, true);
@@ -230,11 +233,11 @@ export class ContainerManager {
     });
   }
 
-  stop(id: string, graceMs: number): Promise<ContainerStatus> {
-    return this.mutex.run(id, async () => this.statusOf(await this.stopLocked(this.require(id), graceMs)));
+  stop(id: string, graceMs: number, reason: 'stopped' | 'fenced' = 'stopped'): Promise<ContainerStatus> {
+    return this.mutex.run(id, async () => this.statusOf(await this.stopLocked(this.require(id), graceMs, reason)));
   }
 
-  private async stopLocked(record: ContainerRecord, graceMs: number): Promise<ContainerRecord> {
+  private async stopLocked(record: ContainerRecord, graceMs: number, reason: 'stopped' | 'fenced' = 'stopped'): Promise<ContainerRecord> {
     const id = record.spec.id;
     const isRunning = async () => (await this.o.runc.state(id))?.status === 'running';
     if (await isRunning()) {
@@ -247,7 +250,7 @@ export class ContainerManager {
         for (let waited = 0; waited < 10_000 && (await isRunning()); waited += 50) await sleep(50);
       }
     }
-    return this.finishRun(record, 'stopped');
+    return this.finishRun(record, reason);
   }
 
   /**
@@ -266,7 +269,7 @@ export class ContainerManager {
     return this.save({ ...record, state: record.state === 'created' ? 'created' : 'stopped', netns: null, pid: null, exit });
   }
 
-  destroy(id: string): Promise<{ id: string; destroyed: boolean }> {
+  destroy(id: string, keepRootfs = false): Promise<{ id: string; destroyed: boolean }> {
     return this.mutex.run(id, async () => {
       const record = this.records.get(id);
       if (!record) {
@@ -274,13 +277,58 @@ export class ContainerManager {
         return { id, destroyed: false };
       }
       await this.stopLocked(record, DESTROY_GRACE_MS);
-      await rm(dirname(record.rootfs), { recursive: true, force: true });
+      if (!keepRootfs) await rm(dirname(record.rootfs), { recursive: true, force: true });
       await this.o.records.remove(id);
       this.records.delete(id);
       this.disk.delete(id);
       this.o.log.info({ workload: id }, 'container destroyed');
       return { id, destroyed: true };
     });
+  }
+
+  /** Fencing: pause the container's processes (its host lost its lease). */
+  freeze(id: string): Promise<ContainerStatus> {
+    return this.mutex.run(id, async () => {
+      const record = this.require(id);
+      if (record.state !== 'running') return this.statusOf(record);
+      await this.o.runc.pause(id);
+      this.o.log.warn({ workload: id }, 'container frozen (fencing)');
+      return this.statusOf(await this.save({ ...record, state: 'frozen' }));
+    });
+  }
+
+  /** The cluster says this frozen copy is still the one: it runs on. */
+  thaw(id: string): Promise<ContainerStatus> {
+    return this.mutex.run(id, async () => {
+      const record = this.require(id);
+      if (record.state !== 'frozen') return this.statusOf(record);
+      await this.o.runc.resume(id);
+      this.o.log.info({ workload: id }, 'container thawed');
+      return this.statusOf(await this.save({ ...record, state: 'running' }));
+    });
+  }
+
+  /**
+   * Failover: take over a workload whose host died, from its root filesystem on a shared pool
+   * (nothing is copied): a record at the new epoch, then a normal start.
+   */
+  async adopt(spec: WorkloadSpec, epoch: number, fromHost: string): Promise<ContainerStatus> {
+    const created = await this.mutex.run(spec.id, async () => {
+      const existing = this.records.get(spec.id);
+      if (existing) {
+        if (existing.epoch === epoch) return existing;
+        throw new CommandError('CONFLICT', `host ${this.o.hostId} holds ${spec.id} at epoch ${existing.epoch}, not ${epoch}`);
+      }
+      const pool = this.o.pools.find((p) => p.id === spec.pool);
+      if (!pool) throw new CommandError('POOL_MISSING', `host ${this.o.hostId} has no storage pool ${spec.pool}`);
+      const rootfs = join(pool.path, 'containers', spec.id, 'rootfs');
+      if (!(await dirExists(rootfs))) {
+        throw new CommandError('MIGRATION_FAILED', `no root filesystem of ${spec.id} in pool ${pool.id} here (is it really shared with ${fromHost}?)`);
+      }
+      this.o.log.warn({ workload: spec.id, fromHost, epoch }, 'adopting a workload from a dead host');
+      return this.save({ spec, epoch, state: 'created', templateVersion: 'adopted', rootfs, netns: null, pid: null, startedAt: null, exit: null, createdAt: Date.now() });
+    });
+    return created.state === 'running' ? this.statusOf(created) : this.start(spec.id);
   }
 
   status(id: string): Promise<ContainerStatus> {
@@ -298,7 +346,7 @@ export class ContainerManager {
   async reconcile(): Promise<void> {
     const states = new Map((await this.o.runc.list()).map((s) => [s.id, s.status]));
     const needsCleanup = (record: ContainerRecord, runcStatus: string | undefined) =>
-      record.state === 'migrating' ? false : record.state === 'running' ? runcStatus !== 'running' : record.netns !== null;
+      record.state === 'migrating' || record.state === 'frozen' ? false : record.state === 'running' ? runcStatus !== 'running' : record.netns !== null;
     for (const record of this.records.values()) {
       if (!needsCleanup(record, states.get(record.spec.id))) continue;
       await this.mutex.run(record.spec.id, async () => {
@@ -355,5 +403,13 @@ export class ContainerManager {
     await Promise.all(ids.map((id) => this.destroy(id)));
     for (const leftover of await this.o.runc.list()) await this.o.runc.delete(leftover.id, true);
     return ids.length;
+  }
+}
+
+async function dirExists(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
   }
 }

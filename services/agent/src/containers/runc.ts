@@ -70,6 +70,10 @@ export class Runc {
     await this.run(['resume', id]);
   }
 
+  async pause(id: string): Promise<void> {
+    await this.run(['pause', id]);
+  }
+
   async state(id: string): Promise<RuncState | null> {
     try {
       return RuncState.parse(JSON.parse(await this.run(['state', id])));

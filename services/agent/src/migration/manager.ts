@@ -512,6 +512,18 @@ export class MigrationManager {
   }
 
   /**
+   * After the commit, when the destination died while it pulled pages: stop the lazy checkpoint
+   * (outside the workload's mutex, so a finish waiting for the last page ends and cleans up).
+   */
+  async abandonPages(migrationId: string): Promise<{ done: boolean; note?: string }> {
+    const side = await this.sides.load(migrationId);
+    if (!side) return { done: true, note: 'already finished' };
+    await this.stopLazyCheckpoint(migrationId, side);
+    this.o.log.warn({ migrationId, workload: side.workloadId }, 'destination gone: stopped serving it pages');
+    return { done: false, note: 'pages abandoned; finish follows' };
+  }
+
+  /**
    * After the commit. Source: wait for the last page to leave (lazy), then remove the container
    * here (its root filesystem too, unless a shared pool holds it for the destination).
    * Destination: stop the daemons, drop the images.

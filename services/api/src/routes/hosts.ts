@@ -18,6 +18,18 @@ export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
     return { hosts: hosts.map((host) => view(host, now, maintenance.get(host.id) ?? null)) };
   });
 
+  /** State changes, fencing, restarts, stale copies discarded — newest first. */
+  app.get('/v1/hosts/:id/history', async (request) => {
+    const { id } = parseRequest(HostParams, request.params, 'params');
+    if (!(await store.hosts.get(id))) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
+    return { hostId: id, history: await store.history(id) };
+  });
+
+  app.get('/v1/failovers', async () => {
+    const failovers = (await store.failovers.all()).sort((a, b) => b.startedAt - a.startedAt);
+    return { failovers };
+  });
+
   app.get('/v1/hosts/:id', async (request): Promise<HostView> => {
     const { id } = parseRequest(HostParams, request.params, 'params');
     const host = await store.hosts.get(id);

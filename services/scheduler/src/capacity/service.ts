@@ -1,5 +1,5 @@
 import type { NatsConnection, Subscription } from 'nats';
-import { subjects, type CapacityReport, type HostRecord, type HostStateEvent } from '@ferry/protocol';
+import { subjects, type CapacityReport, type FenceEvent, type HostRecord, type HostStateEvent, type LeaseAck } from '@ferry/protocol';
 import { encodeJson, type Logger } from '@ferry/runtime';
 import type { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from '../config.ts';
@@ -15,6 +15,7 @@ import { CapacityCounters } from './stats.ts';
 export class CapacityService {
   private readonly table: HostTable;
   private readonly listeners: Array<(report: CapacityReport) => void> = [];
+  private readonly stateListeners: Array<(event: HostStateEvent) => void> = [];
   private readonly counters = new CapacityCounters();
   private readonly rejectLog: PerKeyLimiter;
   private readonly dirty = new Map<string, HostRecord>();
@@ -36,6 +37,11 @@ export class CapacityService {
     return this.table.all();
   }
 
+  /** Called with every host state change this replica decides. */
+  onStateChange(listener: (event: HostStateEvent) => void): void {
+    this.stateListeners.push(listener);
+  }
+
   /** Called with every accepted report (after the host table took it). */
   onReport(listener: (report: CapacityReport) => void): void {
     this.listeners.push(listener);
@@ -49,7 +55,7 @@ export class CapacityService {
           this.log.error({ err }, 'capacity subscription error');
           return;
         }
-        this.receive(msg.subject, msg.data);
+        this.receive(msg.subject, msg.data, msg.reply);
       },
     });
     this.timers.push(setInterval(() => this.checkLiveness(), this.config.livenessCheckMs));
@@ -57,7 +63,7 @@ export class CapacityService {
   }
 
   /** Never throws: a bad message is counted and (rate-limited) logged, nothing else. */
-  private receive(subject: string, data: Uint8Array): void {
+  private receive(subject: string, data: Uint8Array, reply?: string): void {
     const now = Date.now();
     const result = parseCapacityMessage(subject, data);
     if (!result.ok) {
@@ -72,10 +78,32 @@ export class CapacityService {
       return;
     }
     this.counters.accepted();
-    const { record, event } = this.table.onReport(result.report, now);
+    const report = result.report;
+    // Renew the host's lease — only on its own lease subject, whatever reply address came along.
+    if (reply === subjects.lease(report.hostId)) {
+      const ack: LeaseAck = { seq: report.seq, leaseMs: this.config.leaseMs };
+      this.nc.publish(reply, encodeJson(ack));
+    }
+    const { record, event } = this.table.onReport(report, now);
     this.dirty.set(record.id, record);
     if (event) this.publishEvent(event);
-    for (const listener of this.listeners) listener(result.report);
+    for (const fence of report.fencing) void this.recordFencing(report.hostId, fence);
+    for (const listener of this.listeners) listener(report);
+  }
+
+  private async recordFencing(hostId: string, fence: FenceEvent): Promise<void> {
+    try {
+      if (!(await this.store.firstSight(`fence:${hostId}:${fence.id}`))) return;
+      this.log.warn({ hostId, ...fence }, 'host reports it fenced itself');
+      await this.store.addHistory(hostId, {
+        at: fence.at,
+        kind: 'fencing',
+        message: `lease expired ${Math.round(fence.lateMs)} ms ago: ${fence.action === 'stop' ? 'stopped' : 'froze'} ${fence.containers.length} HA container(s)`,
+        data: fence,
+      });
+    } catch (err) {
+      this.log.error({ err }, 'recording a fencing report failed');
+    }
   }
 
   private checkLiveness(): void {
@@ -89,6 +117,10 @@ export class CapacityService {
     const level = event.to === 'up' ? 'info' : 'warn';
     this.log[level]({ hostId: event.hostId, from: event.from, to: event.to, silentForMs: event.silentForMs }, 'host state changed');
     this.nc.publish(subjects.hostEvents, encodeJson(event));
+    for (const listener of this.stateListeners) listener(event);
+    void this.store
+      .addHistory(event.hostId, { at: event.at, kind: 'state', message: `${event.from ?? 'new'} → ${event.to} (silent ${event.silentForMs} ms)`, data: event })
+      .catch((err: unknown) => this.log.error({ err }, 'recording host history failed'));
   }
 
   /** One pipeline per period for all changed records and counters; failures are retried next period. */

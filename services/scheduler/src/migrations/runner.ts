@@ -5,6 +5,7 @@ import {
   subjects,
   type MigrationEvent,
   type MigrationPhase,
+  type DeferredMigrationStep,
   type MigrationRecord,
   type WorkloadRecord,
 } from '@ferry/protocol';
@@ -301,6 +302,7 @@ export class MigrationRunner {
     if (workload.hostId !== r.source) throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId}, not ${r.source}`);
     if (workload.epoch !== r.epochFrom) throw new MigrationFailure('EPOCH_CHANGED', `workload ${r.workloadId} is at epoch ${workload.epoch}, expected ${r.epochFrom}`);
     if (!source || !destination) throw new MigrationFailure('HOST_UNKNOWN', 'source or destination host is unknown');
+    if (source.state === 'down') throw new MigrationFailure('HOST_DOWN', `source host ${r.source} is down: failover, not migration, handles its workloads`);
     const problems = hostProblems(workload.spec, destination, snapshot, this.policy, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } });
     if (problems.length > 0) throw new MigrationFailure(problems[0]!.code, problems.map((p) => p.message).join('; '));
     const choice = chooseStrategy(source, destination, r.wasRunning, { mode: r.strategy === 'cold' ? 'cold' : 'live', strategy: r.strategy });
@@ -333,8 +335,10 @@ export class MigrationRunner {
     await this.save({ state: 'running', phase: 'cleanup' });
     const startedAt = Date.now();
     this.publish('cleanup', 'started', null);
-    await this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
-    await this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, this.timeouts.finishMs);
+    await this.unlessDown(r.source, 'finish-source', () => this.finishSource());
+    await this.unlessDown(r.destination, 'finish-destination', () =>
+      this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, this.timeouts.finishMs),
+    );
     await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     const now = Date.now();
     const timeline = [...r.timeline.filter((e) => e.phase !== 'cleanup'), { phase: 'cleanup' as const, startedAt, endedAt: now, ms: now - startedAt }];
@@ -363,8 +367,8 @@ export class MigrationRunner {
     });
     this.publish(r.phase, 'failed', null);
     for (const step of steps) {
-      if (step === 'resume-source') await this.agents.call(r.source, 'migration.resume', { migrationId: r.id }, this.timeouts.restoreMs);
-      else await this.agents.call(r.destination, 'migration.abort', { migrationId: r.id }, this.timeouts.finishMs);
+      if (step === 'resume-source') await this.unlessDown(r.source, step, () => this.agents.call(r.source, 'migration.resume', { migrationId: r.id }, this.timeouts.restoreMs));
+      else await this.unlessDown(r.destination, step, () => this.agents.call(r.destination, 'migration.abort', { migrationId: r.id }, this.timeouts.finishMs));
     }
     const workload = await this.store.workloads.get(r.workloadId);
     if (workload && workload.hostId === r.source) {
@@ -375,6 +379,42 @@ export class MigrationRunner {
     await this.store.endMigration(this.record);
     this.publishFinished('rolled-back');
     return this.record;
+  }
+
+  /**
+   * The source's finish waits for a lazy destination to pull its last page. Should the destination
+   * die meanwhile, nobody would ever pull them: the source is told to stop serving, and the
+   * workload's lock goes to the failover that restarts it.
+   */
+  private async finishSource(): Promise<void> {
+    const r = this.record;
+    const finishing = this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
+    let settled = false;
+    void finishing.then(() => (settled = true), () => (settled = true));
+    while (!settled) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (settled || (await this.store.hosts.get(r.destination))?.state !== 'down') continue;
+      this.log.warn({ destination: r.destination }, 'the destination died while pulling pages: the source stops serving them');
+      await this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source', abandon: true }, this.timeouts.finishMs);
+      break;
+    }
+    await finishing;
+  }
+
+  /**
+   * A rollback or cleanup step on `hostId`, skipped when that host is declared down: it has fenced
+   * itself (lease) and its workloads are failover's; what it missed is made good when it returns
+   * (DeferredSteps runs the step then; the reconciler discards copies the host no longer owns).
+   * Retrying against a dead host would only hold the workload's lock away from the failover.
+   */
+  private async unlessDown(hostId: string, step: DeferredMigrationStep['step'], call: () => Promise<unknown>): Promise<void> {
+    if ((await this.store.hosts.get(hostId))?.state === 'down') {
+      const r = this.record;
+      this.log.warn({ step, hostId }, 'step deferred: the host is down');
+      await this.store.deferredSteps.put(`${r.id}:${step}`, { migrationId: r.id, workloadId: r.workloadId, hostId, step, epochFrom: r.epochFrom, at: Date.now() });
+      return;
+    }
+    await call();
   }
 
   private async save(patch: Partial<MigrationRecord>): Promise<void> {

@@ -127,7 +127,9 @@ export class WorkloadWorker {
       }
       case 'start': {
         const hostId = this.requireHost(record);
-        record = await records.update(record, { desired: 'running', lastJob, error: null }, jobId);
+        // every start after the first is a new generation: a copy of an older one anywhere is stale
+        const epoch = record.phase === 'running' ? record.epoch : record.epoch + 1;
+        record = await records.update(record, { desired: 'running', epoch, lastJob, error: null }, jobId);
         return this.startOn(record, hostId, jobId, step, progress);
       }
       case 'stop': {
@@ -169,7 +171,7 @@ export class WorkloadWorker {
     const { records, agents } = this.o;
     let current = await records.update(record, { phase: 'starting' }, jobId);
     await progress(current);
-    await step('start', () => agents.call(hostId, 'container.start', { id: record.spec.id }, this.o.agentTimeoutMs));
+    await step('start', () => agents.call(hostId, 'container.start', { id: record.spec.id, epoch: record.epoch }, this.o.agentTimeoutMs));
     const host = await this.o.store.hosts.get(hostId);
     current = await records.update(current, { phase: 'running', lastExit: null, cpu: host?.capacity.cpu ?? current.cpu }, jobId);
     await progress(current);

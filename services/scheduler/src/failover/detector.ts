@@ -1,0 +1,80 @@
+import type { Queue } from 'bullmq';
+import { haWorkloadsOf } from '@ferry/core';
+import type { FailoverJobData, FailoverRecord } from '@ferry/protocol';
+import type { Logger } from '@ferry/runtime';
+import type { ClusterStore } from '@ferry/store';
+import type { LeaderElection } from '../leader.ts';
+import type { DeferredSteps } from '../migrations/deferred.ts';
+
+/** A failover retries until every restart is done or placed nowhere (its host returning ends it too). */
+const FAILOVER_JOB = { attempts: 100_000, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: { age: 7 * 24 * 3600 } };
+
+/**
+ * On the leader, every tick: each host that is down and still owns HA workloads gets one failover
+ * (id from the host and when it went down, so a new leader finds the same one and BullMQ's job id
+ * keeps it single). Working from the stored host states, not from events, means a leader that
+ * takes over mid-way misses nothing. A failover whose job is gone (failed for good, or lost with
+ * Redis' data) is queued again; migration steps deferred while a host was down run once it is up.
+ */
+export class FailoverDetector {
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly queue: Queue,
+    private readonly leader: LeaderElection,
+    private readonly everyMs: number,
+    private readonly deferred: DeferredSteps,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.everyMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || !this.leader.isLeader()) return;
+    this.busy = true;
+    try {
+      const snapshot = await this.store.snapshot();
+      for (const failover of (await this.store.failovers.all()).filter((f) => f.state === 'running')) {
+        const state = await this.queue.getJobState(failover.id);
+        if (state === 'failed') await (await this.queue.getJob(failover.id))?.retry('failed');
+        else if (state === 'unknown') await this.queue.add('failover', { failoverId: failover.id } satisfies FailoverJobData, { jobId: failover.id, ...FAILOVER_JOB });
+      }
+      await this.deferred.runDue();
+      for (const host of snapshot.hosts.filter((h) => h.state === 'down')) {
+        const ha = haWorkloadsOf(snapshot, host.id);
+        if (ha.length === 0) continue;
+        const id = `f-${host.id}-${host.stateSince.toString(36)}`;
+        if (await this.store.failovers.get(id)) continue;
+        const now = Date.now();
+        const record: FailoverRecord = {
+          id,
+          hostId: host.id,
+          state: 'running',
+          detectedAt: host.stateSince,
+          startedAt: now,
+          finishedAt: null,
+          restarts: ha.map((w) => ({ workload: w.spec.id, priority: w.spec.ha.priority, to: null, epoch: null, status: 'pending', reason: 'waiting', at: null })),
+          unrecoverable: [],
+          unprotected: snapshot.workloads.filter((w) => w.hostId === host.id && !w.spec.ha.enabled).map((w) => w.spec.id),
+        };
+        if (!(await this.store.failovers.insert(id, record))) continue;
+        const data: FailoverJobData = { failoverId: id };
+        await this.queue.add('failover', data, { jobId: id, ...FAILOVER_JOB });
+        this.log.warn({ hostId: host.id, failoverId: id, workloads: ha.map((w) => w.spec.id) }, 'host is down: restarting its HA workloads elsewhere');
+        await this.store.addHistory(host.id, { at: now, kind: 'failover', message: `failover ${id}: ${ha.length} HA workload(s) to restart elsewhere`, data: { failoverId: id } });
+      }
+    } catch (err) {
+      this.log.error({ err }, 'failover detection failed');
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { restartTarget, type PlacementPolicy } from '@ferry/core';
+import { FailoverJobData, QUEUES, queuePrefix, type FailoverRecord, type FailoverRestart } from '@ferry/protocol';
+import type { Logger } from '@ferry/runtime';
+import { withLock, type ClusterStore } from '@ferry/store';
+import type { AgentClient } from '../workloads/agent-client.ts';
+
+/**
+ * Restarts a dead host's HA workloads, highest priority first, each on a host that passes the
+ * migration checks and shares its pool, at epoch + 1 (the dead host's copy, should it come back,
+ * is older and gets discarded). Every restart is idempotent and recorded, so a scheduler that dies
+ * mid-way is replaced by one that finishes (BullMQ's stalled-job recovery re-runs the job).
+ */
+export class FailoverWorker {
+  private worker: Worker | undefined;
+
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly agents: AgentClient,
+    private readonly keyPrefix: string,
+    private readonly connection: Redis,
+    private readonly lockMs: number,
+    private readonly policy: PlacementPolicy,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.worker = new Worker(QUEUES.failovers, (job) => this.process(job), {
+      connection: this.connection,
+      prefix: queuePrefix(this.keyPrefix),
+      lockDuration: this.lockMs,
+      stalledInterval: this.lockMs,
+    });
+    this.worker.on('error', (err) => this.log.error({ err }, 'failover worker error'));
+  }
+
+  async stop(): Promise<void> {
+    await this.worker?.close(true);
+  }
+
+  private async process(job: Job): Promise<FailoverRecord> {
+    const data = FailoverJobData.safeParse(job.data);
+    if (job.name !== 'failover' || !data.success) throw new UnrecoverableError(`malformed failover job ${job.name}`);
+    let record = await this.store.failovers.get(data.data.failoverId);
+    if (!record) throw new UnrecoverableError(`no failover ${data.data.failoverId}`);
+    if (record.state !== 'running') return record;
+    const log = this.log.child({ failoverId: record.id, hostId: record.hostId });
+    const save = async (patch: Partial<FailoverRecord>) => {
+      record = { ...record!, ...patch };
+      await this.store.failovers.put(record.id, record);
+    };
+    const host = await this.store.hosts.get(record.hostId);
+    if (host && host.state !== 'down') {
+      await save({ state: 'abandoned', finishedAt: Date.now(), note: `${record.hostId} came back (${host.state}) before its workloads were restarted` });
+      return record;
+    }
+    let failures = 0;
+    for (let i = 0; i < record.restarts.length; i++) {
+      const entry = record.restarts[i]!;
+      if (entry.status === 'restarted' || entry.status === 'unplaceable') continue;
+      const intend = async (intent: FailoverRestart) => {
+        const restarts = [...record!.restarts];
+        restarts[i] = intent;
+        await save({ restarts });
+      };
+      const held = await withLock(this.store.redis, this.store.keys.workloadLock(entry.workload), record.id, this.lockMs, () => this.restart(record!, entry, intend, log));
+      if (!held) {
+        failures++; // someone else holds it: try again on the next attempt
+        continue;
+      }
+      const outcome = held.value;
+      const restarts = [...record.restarts];
+      restarts[i] = outcome.entry;
+      await save({ restarts, unrecoverable: outcome.unrecoverable ? [...record.unrecoverable.filter((u) => u.workload !== entry.workload), outcome.unrecoverable] : record.unrecoverable });
+      if (outcome.entry.status === 'failed') failures++;
+    }
+    if (failures > 0) throw new Error(`${failures} restart(s) not done yet`); // retried by BullMQ
+    await save({ state: 'completed', finishedAt: Date.now() });
+    log.info({ restarted: record.restarts.filter((r) => r.status === 'restarted').length, unrecoverable: record.unrecoverable.length }, 'failover finished');
+    return record;
+  }
+
+  private async restart(
+    record: FailoverRecord,
+    entry: FailoverRestart,
+    intend: (intent: FailoverRestart) => Promise<void>,
+    log: Logger,
+  ): Promise<{ entry: FailoverRestart; unrecoverable?: { workload: string; reason: string } }> {
+    const workload = await this.store.workloads.get(entry.workload);
+    if (!workload) return { entry: { ...entry, status: 'unplaceable', reason: 'the workload no longer exists', at: Date.now() } };
+    // Already given to its new host by this failover (an attempt that died got this far): make sure it runs there.
+    const resumed = entry.to !== null && workload.hostId === entry.to && workload.epoch === entry.epoch;
+    let to = resumed ? entry.to : null;
+    let epoch = workload.epoch;
+    if (!to) {
+      if (workload.hostId !== record.hostId) return { entry: { ...entry, status: 'restarted', to: workload.hostId, epoch: workload.epoch, reason: 'already elsewhere', at: Date.now() } };
+      const decision = restartTarget(workload, record.hostId, await this.store.snapshot(), this.policy);
+      if (!decision.ok) {
+        log.warn({ workload: entry.workload, reason: decision.reason }, decision.unrecoverable ? 'HA workload cannot be recovered' : 'HA workload cannot be placed now');
+        await this.store.addHistory(record.hostId, { at: Date.now(), kind: decision.unrecoverable ? 'unrecoverable' : 'restart', message: `${entry.workload}: ${decision.reason}` });
+        return {
+          entry: { ...entry, status: 'unplaceable', reason: decision.reason, at: Date.now() },
+          ...(decision.unrecoverable ? { unrecoverable: { workload: entry.workload, reason: decision.reason } } : {}),
+        };
+      }
+      to = decision.to;
+      epoch = workload.epoch + 1;
+      // the intent is recorded before the ownership changes, so whoever resumes this knows the move was its own
+      await intend({ ...entry, to, epoch, status: 'pending', reason: `restarting on ${to}` });
+      // Ownership first, at the new epoch: from here the dead host's copy is stale whatever happens.
+      await this.store.workloads.put(workload.spec.id, { ...workload, hostId: to, epoch, phase: 'starting', migratingTo: null, updatedAt: Date.now() });
+    }
+    try {
+      await this.agents.call(to, 'container.adopt', { spec: workload.spec, epoch, fromHost: record.hostId }, 120_000);
+    } catch (err) {
+      log.error({ workload: entry.workload, to, err: (err as Error).message }, 'restart failed');
+      return { entry: { ...entry, to, epoch, status: 'failed', reason: (err as Error).message, at: Date.now() } };
+    }
+    const now = Date.now();
+    const current = await this.store.workloads.get(workload.spec.id);
+    if (current) await this.store.workloads.put(current.spec.id, { ...current, phase: 'running', lastExit: null, updatedAt: now });
+    log.warn({ workload: entry.workload, to, epoch }, 'HA workload restarted on another host');
+    await this.store.addHistory(record.hostId, { at: now, kind: 'restart', message: `${entry.workload} restarted on ${to} at epoch ${epoch}` });
+    await this.store.addHistory(to, { at: now, kind: 'restart', message: `${entry.workload} restarted here (from ${record.hostId}) at epoch ${epoch}` });
+    return { entry: { ...entry, to, epoch, status: 'restarted', reason: `restarted on ${to}`, at: now } };
+  }
+}
