@@ -110,7 +110,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     const killedAt = Date.now();
     // the host dies: agent, containers and links
     await t.cluster.supervisor.stop(t.cluster.agent('h1')!, 0);
-    await t.lab.killContainers('h1');
+    await t.lab.killHostProcesses('h1');
     await t.lab.setConnected('h1', false);
 
     // kill the leader as soon as the failover has started: the standby must finish it
@@ -179,6 +179,36 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(runs.length).toBe(2);
     expect(runs[0]!.to).toBeLessThan(runs[1]!.from);
     expect((await get('split')).hostId).toBe(restart.to);
+  }, 240_000);
+
+  it('(b) the agent alone dies (containers alive, links up): its fence guard fences before the restart elsewhere', async () => {
+    await createOn('h3', [spec('guarded', '10.77.0.150', { ha: { enabled: true, priority: 5 } })]);
+    const { epoch } = await get('guarded');
+    await eventually('h3 reporting guarded', async () => (await t.cluster.get<HostView>('/v1/hosts/h3')).capacity.containers.find((c) => c.id === 'guarded' && c.epoch === epoch));
+    const guardPid = t.lab.fenceGuardPid('h3');
+    expect(guardPid).not.toBeNull();
+    await t.cluster.supervisor.stop(t.cluster.agent('h3')!, 0); // SIGKILL: nothing of the agent runs any more
+
+    const failover = await failoverOf('h3');
+    const restart = failover.restarts.find((r) => r.workload === 'guarded')!;
+    expect(restart).toMatchObject({ status: 'restarted', epoch: epoch + 1 });
+    await eventually('guarded answering on its new host', async () => /^\d+$/.test(await talk(restart.to!, '10.77.0.150', 'get')), 20_000);
+
+    // a new agent keeps the guard that watched while no agent ran, and reports what it did
+    const agent = t.cluster.startAgent('h3');
+    await t.cluster.waitForHostsUp(['h3'], 30_000);
+    expect(t.lab.fenceGuardPid('h3')).toBe(guardPid);
+    const fenced = await eventually('the guard\'s fencing report', async () => (await history('h3')).find((e) => e.kind === 'fencing'), 30_000);
+    expect(fenced.data).toMatchObject({ by: 'guard', action: 'stop', containers: expect.arrayContaining(['guarded']) });
+    expect(fenced.at).toBeLessThan(restart.at!);
+    await eventually('the stale copy gone from h3', async () => !(await t.cluster.get<HostView>('/v1/hosts/h3')).capacity.containers.some((c) => c.id === 'guarded'), 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const { runs, overlaps } = runsOf(ticksFile('guarded'));
+    expect(overlaps).toEqual([]);
+    expect(runs.length).toBe(2);
+    expect(runs[0]!.to).toBeLessThan(runs[1]!.from);
+    console.log(`fence guard: last tick on h3 ${((runs[1]!.from - runs[0]!.to) / 1000).toFixed(0)} ms before the first on ${restart.to}`);
+    expect(agent.exited).toBeFalsy();
   }, 240_000);
 
   it('(e) not enough room: higher priorities are placed first, the rest is reported with reasons', async () => {

@@ -35,6 +35,7 @@ async function startMainJob() {
     reject: false,
     all: true,
     extendEnv: false,
+    forceKillAfterDelay: false, // the job's own clean stop is what is tested: no SIGKILL 5 s after SIGTERM
     env: { ...env, FERRY_STATE_DIR: stateDir, FERRY_API_PORT: String(port), FERRY_API_TOKEN: token },
   });
   child.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -74,9 +75,35 @@ describe.skipIf(skipLab())('npm start (the main job)', () => {
     }
     const containerPids = workloads.map((w) => w.observed!.pid!);
 
+    // HA admission control is on in the demo: two HA workloads of 60 % of a host go in, a third
+    // would leave no host able to take either of the others if its host failed
+    const mib = Math.floor((hosts[0]!.capacity.memory.totalBytes / 2 ** 20) * 0.6);
+    const big = (n: number) => ({
+      id: `big-${n}`,
+      template: 'busybox',
+      command: ['/usr/bin/ferry-workload', '--port', '7000'],
+      resources: { vcpus: 0.25, memoryMiB: mib, diskMiB: 64 },
+      networks: [{ network: 'prod', address: `10.77.0.${200 + n}` }],
+      pool: 'shared',
+      ha: { enabled: true, priority: 1 },
+    });
+    for (const n of [1, 2]) {
+      expect((await http(`${job.url}/v1/workloads`, { token: job.token, method: 'POST', body: big(n) })).status).toBe(202);
+      await eventually(`big-${n} running`, async () => {
+        const w = (await http(`${job.url}/v1/workloads/big-${n}`, { token: job.token })).body as WorkloadView;
+        if (w.phase === 'failed') throw new Error(`big-${n} failed: ${w.error?.message}`);
+        return w.phase === 'running';
+      }, 60_000);
+    }
+    const refused = await http(`${job.url}/v1/workloads`, { token: job.token, method: 'POST', body: big(3) });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'CONFLICT', details: { code: 'HA_ADMISSION' } });
+    expect((refused.body as { message: string }).message).toMatch(/HA admission control refuses big-3: if host-\d failed, its largest HA workload \(\d+ MiB\) would fit on no other host/);
+    expect((await http(`${job.url}/v1/workloads/big-3`, { token: job.token })).status).toBe(404); // nothing was created
+
     job.child.kill('SIGTERM');
     const result = await job.child;
-    expect(result.exitCode).toBe(0);
+    expect(result.exitCode, `signal ${result.signal}; output:\n${job.output()}`).toBe(0);
     expect(job.output()).toContain('all processes stopped (checked by pid)');
     expect(job.output()).toMatch(/lab [0-9a-f]{4} removed/);
     for (const p of job.run.processes) expect(isRunning(p.pid), `${p.name} (${p.pid})`).toBe(false);

@@ -18,7 +18,7 @@ describe('walking skeleton: capacity from real agents through NATS, scheduler an
 
   beforeAll(async () => {
     t = await startTestCluster({
-      schedulerEnv: { FERRY_SUSPECT_AFTER_MS: '1200', FERRY_DOWN_AFTER_MS: '2500', FERRY_LEASE_MS: '2000', FERRY_LIVENESS_CHECK_MS: '100' },
+      schedulerEnv: { FERRY_SUSPECT_AFTER_MS: '1200', FERRY_DOWN_AFTER_MS: '2500', FERRY_LEASE_MS: '1500', FERRY_LIVENESS_CHECK_MS: '100' },
     });
     t.nc.subscribe(subjects.hostEvents, {
       callback: (_err, msg) => events.push(HostStateEvent.parse(JSON.parse(new TextDecoder().decode(msg.data)))),

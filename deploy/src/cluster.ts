@@ -22,6 +22,8 @@ export interface ClusterOptions {
   keyPrefix?: string;
   /** extra environment for the scheduler (thresholds in tests) */
   schedulerEnv?: Record<string, string>;
+  /** placement policy settings the API and the scheduler must share (FERRY_HA_ADMISSION, FERRY_CPU_BASELINE) */
+  policyEnv?: Record<string, string>;
   /** run agents in this lab's hosts; embedded NATS and Redis then listen on its management address */
   lab?: Lab;
   log: Logger;
@@ -72,7 +74,7 @@ export class LocalCluster {
   }
 
   private commonEnv(): Record<string, string> {
-    return { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix };
+    return { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
   }
 
   /** Starts a scheduler (again: tests replace one that died). */

@@ -4,19 +4,22 @@ import type { LocalCluster } from './cluster.ts';
 
 export const DEMO_NETWORK = { name: 'prod', subnet: '10.77.0.0/24', bridge: 'fbr-prod' };
 
-/** Two small test workloads pinned to each host, each serving its TCP counter on the demo network. */
+/**
+ * Small HA-protected test workloads (two per host by default, spread by placement), each serving
+ * its TCP counter on the demo network, with their root filesystems on the shared pool so that a
+ * failover can restart them elsewhere.
+ */
 export function demoWorkloads(hostIds: string[], perHost = 2): WorkloadSpecInput[] {
-  return hostIds.flatMap((hostId, h) =>
+  return hostIds.flatMap((_hostId, h) =>
     Array.from({ length: perHost }, (_, n) => ({
-      id: `demo-${h + 1}-${n + 1}`,
+      id: `demo-${h * perHost + n + 1}`,
       template: 'busybox',
       command: ['/usr/bin/ferry-workload', '--mem', '32', '--dirty', '1', '--port', '7000'],
       resources: { vcpus: 0.5, memoryMiB: 128, diskMiB: 64 },
       networks: [{ network: DEMO_NETWORK.name, address: `10.77.0.${10 * (h + 1) + n + 1}` }],
-      pool: 'local',
+      pool: 'shared',
       ha: { enabled: true, priority: 10 },
       labels: { app: 'demo' },
-      placement: { hosts: [hostId] },
     })),
   );
 }

@@ -19,6 +19,8 @@ const StartEnv = z.object({
   FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
   FERRY_HOSTS: z.coerce.number().int().min(1).max(16).default(3),
   FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
+  /** HA admission control (N+1): on in the demo unless turned off */
+  FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
 });
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
       redisUrl: settings.FERRY_REDIS_URL,
       apiPort: settings.FERRY_API_PORT,
       apiToken: settings.FERRY_API_TOKEN,
+      policyEnv: { FERRY_HA_ADMISSION: settings.FERRY_HA_ADMISSION },
       lab,
       log,
     });
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
     console.log(`  NATS   ${cluster.natsUrl}${settings.FERRY_NATS_URL ? '' : ' (embedded)'}`);
     console.log(`  Redis  ${cluster.redisUrl.replace(/\/\/:[^@]*@/, '//:***@')}${settings.FERRY_REDIS_URL ? '' : ' (embedded, password in its URL)'}`);
     console.log(`  API    ${cluster.apiUrl}`);
+    console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);
     console.log(`  token  ${cluster.token}`);
     console.log(`  try    curl -H 'Authorization: Bearer ${cluster.token}' ${cluster.apiUrl}/v1/hosts`);
     await cluster.waitForHostsUp(hostIds, 30_000);

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { intToIpv4, parseCidr } from '@ferry/core';
 import type { Logger } from '@ferry/runtime';
 import { repoRoot, serviceEntry } from '../paths.ts';
-import { isRunning } from '@ferry/runtime';
+import { isRunning, isSameProcessAlive } from '@ferry/runtime';
 import { LabJournal, orphanedLabRecords, removeLabRecord, type LabItem } from './records.ts';
 
 export interface LabNetwork {
@@ -197,9 +197,14 @@ export class Lab {
     for (const link of links) await ip(['link', 'set', link, connected ? 'up' : 'down']);
   }
 
-  /** Kills every container process of a host (its cgroup subtree): with its agent, a host dying. */
-  async killContainers(hostId: string): Promise<number> {
+  /**
+   * Kills every process of a host but its agent: the fence guard (first, so it cannot react) and
+   * every container process (its cgroup subtree). With its agent, a host dying.
+   */
+  async killHostProcesses(hostId: string): Promise<number> {
     const pids = new Set<number>();
+    const guard = this.fenceGuardPid(hostId);
+    if (guard !== null) process.kill(guard, 'SIGKILL');
     for (const root of cgroupRoots()) {
       const collect = (dir: string) => {
         try {
@@ -218,7 +223,17 @@ export class Lab {
         /* gone */
       }
     }
-    return pids.size;
+    return pids.size + (guard === null ? 0 : 1);
+  }
+
+  /** The pid of a host's living fence guard (from the pidfile its agent's guard keeps), or null. */
+  fenceGuardPid(hostId: string): number | null {
+    try {
+      const ref = JSON.parse(readFileSync(join(this.host(hostId).dir, 'data', 'fence-guard.pid'), 'utf8')) as { pid: number; startTime: string | null };
+      return ref.startTime !== null && isSameProcessAlive(ref.pid, ref.startTime) ? ref.pid : null;
+    } catch {
+      return null;
+    }
   }
 
   /** Command and arguments that run `command` inside a lab host's network namespace. */

@@ -6,3 +6,4 @@ export * from './migration.ts';
 export * from './planner/index.ts';
 export * from './plans.ts';
 export * from './failover.ts';
+export * from './admission.ts';

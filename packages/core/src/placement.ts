@@ -1,4 +1,5 @@
 import type { CpuInfo, HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
+import { haAdmissionProblem, haAdmissionState } from './admission.ts';
 import { MiB, inMaintenance, sharedPoolProven, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
 
 export interface PlacementPolicy {
@@ -15,6 +16,12 @@ export interface PlacementPolicy {
   cpuBaseline?: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>;
   /** vCPUs handed out per host CPU */
   cpuOvercommit: number;
+  /**
+   * HA admission control: a new workload goes only where the cluster can still restart the HA
+   * workloads of any one failed host afterwards (see admission.ts). Creates only: failover
+   * restarts and migrations must never be held back by it.
+   */
+  haAdmission?: boolean;
 }
 
 export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = { memoryOvercommit: 1, cpuOvercommit: 4, mode: 'spread' };
@@ -120,12 +127,21 @@ export function placeWorkload(
     const fill = freeAfter / allocatable;
     feasible.push({ host, score: affinity + (policy.mode === 'spread' ? fill : 1 - fill), freeAfter });
   }
+  feasible.sort((a, b) => b.score - a.score);
+  // admission last: the best host that keeps the cluster's failover room, if any
+  const admissionApplies = policy.haAdmission === true && !options.migrating;
+  const admission = admissionApplies ? haAdmissionState(snapshot, policy) : null;
+  let chosen = -1;
+  for (let k = 0; k < feasible.length && chosen < 0; k++) {
+    const problem = admission ? haAdmissionProblem(spec, feasible[k]!.host.id, snapshot, policy, admission) : null;
+    if (problem) refusals.push({ hostId: feasible[k]!.host.id, code: 'HA_ADMISSION', message: problem });
+    else chosen = k;
+  }
   const refused: Record<string, number> = {};
   for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
-  if (feasible.length === 0) return { ok: false, refusals, refused };
-  feasible.sort((a, b) => b.score - a.score);
-  const best = feasible[0]!;
-  const why = policy.mode === 'spread' ? 'has the most unallocated memory afterwards' : 'is the fullest that still fits (binpack)';
-  const reason = `${feasible.length} of ${snapshot.hosts.length} hosts can take it; ${best.host.id} ${why} (${Math.floor(best.freeAfter / MiB)} MiB left)${best.score >= 1 ? ' and runs its affinity group' : ''}`;
+  if (chosen < 0) return { ok: false, refusals, refused };
+  const best = feasible[chosen]!;
+  const why = chosen > 0 ? 'is the best that keeps the failover room' : policy.mode === 'spread' ? 'has the most unallocated memory afterwards' : 'is the fullest that still fits (binpack)';
+  const reason = `${feasible.length} of ${snapshot.hosts.length} hosts can take it; ${best.host.id} ${why} (${Math.floor(best.freeAfter / MiB)} MiB left)${best.score >= 1 ? ' and runs its affinity group' : ''}${chosen > 0 ? `; ${chosen} better host(s) refused by HA admission control` : ''}`;
   return { ok: true, decision: { hostId: best.host.id, reason, refused }, refusals };
 }

@@ -80,6 +80,8 @@ export const FenceEvent = z.object({
   containers: z.array(Name).max(1500),
   /** how long the lease had been expired when it acted, in ms */
   lateMs: z.number().nonnegative(),
+  /** who acted: the agent itself, or its fence guard while no agent ran */
+  by: z.enum(['agent', 'guard']).default('agent'),
 });
 export type FenceEvent = z.infer<typeof FenceEvent>;
 

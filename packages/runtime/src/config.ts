@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 export class ConfigError extends Error {
   constructor(
@@ -92,3 +92,6 @@ export const jsonText = (value: unknown): unknown => {
     return value; // the schema then says what is wrong with it
   }
 };
+
+/** A yes/no setting: a boolean in a file, `true` or `false` in an environment variable. */
+export const flag = () => z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);

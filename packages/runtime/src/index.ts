@@ -4,3 +4,4 @@ export * from './nats.ts';
 export * from './lifecycle.ts';
 export * from './proc.ts';
 export * from './ports.ts';
+export * from './limiter.ts';

@@ -4,12 +4,15 @@ import { LeaseAck, subjects } from '@ferry/protocol';
 import { decodeText, encodeJson, type Logger } from '@ferry/runtime';
 import { join } from 'node:path';
 import { Fencer } from './fencing.ts';
+import { ensureGuard } from './guard/launcher.ts';
+import { bootId, monotonicMs, readGuardState, writeGuardState } from './guard/state.ts';
 import { Lease } from './lease.ts';
 import { serveCommands, type CommandServer } from './commands.ts';
 import type { AgentConfig } from './config.ts';
 import type { HostRuntime } from './host.ts';
 import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
 import { AGENT_VERSION } from './version.ts';
+import { cgroupParentOf } from './config.ts';
 import { PoolProbes } from './inventory/probes.ts';
 
 /**
@@ -30,6 +33,8 @@ export class Agent {
   private readonly lease: Lease;
   private readonly fencer: Fencer;
   private leaseTimer: NodeJS.Timeout | undefined;
+  private guardWrite: Promise<void> = Promise.resolve();
+  private guardWritten = -1;
 
   private constructor(
     private readonly config: AgentConfig,
@@ -37,17 +42,25 @@ export class Agent {
     private readonly nc: NatsConnection,
     private readonly cpu: CpuInfo,
     private readonly host: HostRuntime,
+    private readonly boot: string,
+    leaseValidUntil: number | undefined,
   ) {
     this.probes = new PoolProbes(config.hostId);
-    this.lease = new Lease(() => performance.now(), config.leaseMs);
+    this.lease = new Lease(monotonicMs, config.leaseMs, leaseValidUntil);
     this.fencer = new Fencer(host.containers, this.lease, config.fenceAction, join(config.dataDir, 'fencing.json'), log.child({ part: 'fencing' }));
   }
 
   static async start(config: AgentConfig, log: Logger, nc: NatsConnection, host: HostRuntime): Promise<Agent> {
     const cpu = await readCpu(config.cpuOverride);
-    const agent = new Agent(config, log, nc, cpu, host);
+    const boot = await bootId();
+    const previous = await readGuardState(config.dataDir);
+    const agent = new Agent(config, log, nc, cpu, host, boot, previous?.bootId === boot ? previous.validUntilMs : undefined);
+    // the guard first: from here on, a dying agent leaves its HA containers guarded
+    await agent.writeGuardState();
+    await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }));
     await agent.fencer.load();
+    await agent.fencer.importGuardEvents(config.dataDir);
     agent.listenForAcks();
     agent.leaseTimer = setInterval(() => void agent.fencer.check().catch((err: unknown) => log.error({ err }, 'fencing check failed')), 200);
     await agent.refreshCriu();
@@ -80,6 +93,7 @@ export class Agent {
         }
         this.lease.acknowledged(ack.data.seq, ack.data.leaseMs);
         void this.fencer.acknowledged(ack.data.seq);
+        if (this.lease.validUntilMs() !== this.guardWritten) void this.writeGuardState().catch((err: unknown) => this.log.error({ err }, 'writing the fence guard state failed'));
       },
     });
   }
@@ -149,7 +163,25 @@ export class Agent {
     };
   }
 
+  /** Tells the fence guard how long the lease holds (writes are serialized, the newest wins). */
+  private writeGuardState(): Promise<void> {
+    this.guardWrite = this.guardWrite.then(async () => {
+      const validUntilMs = this.lease.validUntilMs();
+      if (validUntilMs === this.guardWritten) return;
+      await writeGuardState(this.config.dataDir, {
+        bootId: this.boot,
+        validUntilMs,
+        action: this.config.fenceAction,
+        containersDir: join(this.config.dataDir, 'containers'),
+        cgroupParent: cgroupParentOf(this.config),
+      });
+      this.guardWritten = validUntilMs;
+    });
+    return this.guardWrite;
+  }
+
   private async publishReport(): Promise<void> {
+    await this.fencer.importGuardEvents(this.config.dataDir);
     const report = await this.buildReport();
     if (this.stopped || this.nc.isClosed()) return;
     this.lease.sent(report.seq);

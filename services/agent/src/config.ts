@@ -35,9 +35,15 @@ export const AgentConfig = z
       .optional(),
     diskUsageIntervalMs: z.coerce.number().int().min(1000).default(30_000),
     /** lease period until a scheduler tells its own (it does, with every acknowledgement) */
-    leaseMs: z.coerce.number().int().min(500).max(3_600_000).default(10_000),
+    leaseMs: z.coerce.number().int().min(500).max(3_600_000).default(5_000),
     /** what fencing does to HA-protected containers when the lease runs out */
     fenceAction: z.enum(['stop', 'freeze']).default('stop'),
+    /**
+     * how long after the lease lapsed the fence guard (the process that fences when the agent
+     * itself is gone) acts; the agent, when alive, acts at once. Must stay well inside the
+     * scheduler's margin (down-after minus lease).
+     */
+    fenceGuardGraceMs: z.coerce.number().int().min(0).max(60_000).default(500),
     /** containers' network namespaces are named <prefix>-<workload>-<random> */
     netnsPrefix: z.string().regex(/^[a-z0-9]{1,16}$/).default('fc'),
   })
@@ -67,6 +73,7 @@ export const AGENT_ENV = {
   FERRY_AGENT_DATA_DIR: 'dataDir',
   FERRY_LEASE_MS: 'leaseMs',
   FERRY_FENCE_ACTION: 'fenceAction',
+  FERRY_FENCE_GUARD_GRACE_MS: 'fenceGuardGraceMs',
 };
 
 export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {

@@ -5,6 +5,7 @@ import { FenceEvent } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import type { ContainerManager } from './containers/manager.ts';
 import type { Lease } from './lease.ts';
+import { takeGuardEvents } from './guard/state.ts';
 
 const Persisted = z.object({ events: z.array(FenceEvent.extend({ reportedInSeq: z.number().int().nullable() })) });
 type Pending = z.infer<typeof Persisted>['events'][number];
@@ -58,11 +59,28 @@ export class Fencer {
         this.log.error({ workload: c.id, err: (err as Error).message }, 'fencing a container failed');
       }
     }
-    const event: Pending = { id: randomBytes(6).toString('hex'), at: Date.now(), action: this.action, containers: victims.map((c) => c.id), lateMs, reportedInSeq: null };
+    if (victims.length === 0) {
+      this.log.warn({ lateMs }, 'lease expired: no HA container to fence');
+      return;
+    }
+    const event: Pending = { id: randomBytes(6).toString('hex'), at: Date.now(), action: this.action, containers: victims.map((c) => c.id), lateMs, by: 'agent', reportedInSeq: null };
     this.pending.push(event);
     this.pending = this.pending.slice(-50);
     await this.persist();
     this.log.error({ action: this.action, containers: event.containers, lateMs }, 'lease expired: fenced the HA-protected containers');
+  }
+
+  /** Takes over what the fence guard did while no agent ran, to report it like our own. */
+  async importGuardEvents(dataDir: string): Promise<void> {
+    const events = await takeGuardEvents(dataDir);
+    if (events.length === 0) return;
+    for (const e of events) {
+      await this.containers.markFenced(e.action === 'stop' ? e.containers : []);
+      this.pending.push({ ...e, by: 'guard', reportedInSeq: null });
+      this.log.error({ action: e.action, containers: e.containers, at: e.at }, 'the fence guard fenced containers while the agent was away');
+    }
+    this.pending = this.pending.slice(-50);
+    await this.persist();
   }
 
   /** The events to put in report `seq` (remembering where they first went). */

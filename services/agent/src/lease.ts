@@ -13,9 +13,17 @@ export class Lease {
     private readonly now: () => number,
     /** the lease period used until a scheduler says otherwise */
     private leaseMs: number,
+    /**
+     * What a previous run of the agent was granted (same boot, same clock), or now: a restarted
+     * agent gets no lease of its own making — a scheduler may already count this host as down.
+     */
+    initialValidUntil: number = now(),
   ) {
-    // A fresh agent has a lease for one period: a scheduler that saw it before knows it is alive.
-    this.validUntil = now() + leaseMs;
+    this.validUntil = initialValidUntil;
+  }
+
+  validUntilMs(): number {
+    return this.validUntil;
   }
 
   sent(seq: number): void {

@@ -4,6 +4,7 @@ import { connectNats, createLogger, describeIssues, exitOnStartError, runUntilSt
 import { Agent } from './agent.ts';
 import { loadAgentConfig } from './config.ts';
 import { openHostRuntime, removeCgroupParent } from './host.ts';
+import { stopGuard } from './guard/launcher.ts';
 
 const log = createLogger('agent');
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   const hostLog = log.child({ hostId: config.hostId });
   const host = await openHostRuntime(config, hostLog);
   if (args.data['destroy-all']) {
+    await stopGuard(config.dataDir);
     const migrations = await host.migrations.abandonAll();
     const count = await host.containers.destroyAll();
     await removeCgroupParent(config);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jsonText, loadConfig } from '@ferry/runtime';
+import { flag, jsonText, loadConfig } from '@ferry/runtime';
 import { CpuBaseline } from '@ferry/protocol';
 
 export const ApiConfig = z.object({
@@ -11,6 +11,8 @@ export const ApiConfig = z.object({
   keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
   /** EVC-style cluster CPU baseline, the same as the scheduler's; JSON in FERRY_CPU_BASELINE */
   cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
+  /** HA admission control for new workloads (N+1), the same as the scheduler's; FERRY_HA_ADMISSION */
+  haAdmission: flag().default(false),
   /** request bodies above this are refused with 413 */
   bodyLimitBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
 });
@@ -18,6 +20,7 @@ export type ApiConfig = z.infer<typeof ApiConfig>;
 
 export const API_ENV = {
   FERRY_CPU_BASELINE: 'cpuBaseline',
+  FERRY_HA_ADMISSION: 'haAdmission',
   FERRY_API_HOST: 'host',
   FERRY_API_PORT: 'port',
   FERRY_API_TOKEN: 'token',

@@ -40,8 +40,8 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   installBearerAuth(app, config.token, ['/healthz']);
   systemRoutes(app, store);
   hostRoutes(app, store);
-  const policy: PlacementPolicy = { ...DEFAULT_PLACEMENT_POLICY, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
-  workloadRoutes(app, store, queues.workloads);
+  const policy: PlacementPolicy = { ...DEFAULT_PLACEMENT_POLICY, haAdmission: config.haAdmission, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
+  workloadRoutes(app, store, queues.workloads, policy);
   migrationRoutes(app, store, queues.migrations, policy);
   planRoutes(app, store, queues.flows, config.keyPrefix, policy);
   app.addHook('onResponse', async (request, reply) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jsonText, loadConfig } from '@ferry/runtime';
+import { flag, jsonText, loadConfig } from '@ferry/runtime';
 import { CpuBaseline } from '@ferry/protocol';
 
 export const SchedulerConfig = z
@@ -9,10 +9,14 @@ export const SchedulerConfig = z
     /** prefix of every Redis key and BullMQ queue, so several clusters can share one Redis */
     keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
     suspectAfterMs: z.coerce.number().int().min(100).default(3_000),
-    /** an agent that cannot renew its lease this long fences itself (acknowledged reports renew it) */
-    leaseMs: z.coerce.number().int().min(100).default(10_000),
+    /**
+     * an agent that cannot renew its lease this long fences itself (acknowledged reports renew
+     * it). 5 s = five missed reports: short enough for failover within 10 s (bench/RESULTS.md),
+     * long enough that a lost report or two never fences anything.
+     */
+    leaseMs: z.coerce.number().int().min(100).default(5_000),
     /** down only after the lease plus a margin: by then a cut-off agent has fenced itself */
-    downAfterMs: z.coerce.number().int().min(200).default(13_000),
+    downAfterMs: z.coerce.number().int().min(200).default(7_000),
     livenessCheckMs: z.coerce.number().int().min(20).max(10_000).default(250),
     /** host records and counters are written to Redis in batches at this period */
     flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
@@ -21,6 +25,8 @@ export const SchedulerConfig = z
     cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
     /** where new workloads go: spread (most memory left) or binpack (fullest that fits) */
     placementMode: z.enum(['spread', 'binpack']).default('spread'),
+    /** HA admission control (N+1) for new workloads, see PlacementPolicy.haAdmission; the same as the API's */
+    haAdmission: flag().default(false),
     /** workload jobs run at the same time by this scheduler */
     workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /**
@@ -29,9 +35,7 @@ export const SchedulerConfig = z
      */
     jobLockMs: z.coerce.number().int().min(1000).max(600_000).default(30_000),
     /** DRS-style automatic rebalancing, on the leader scheduler only */
-    autoRebalance: z
-      .union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')])
-      .default(false),
+    autoRebalance: flag().default(false),
     rebalanceIntervalMs: z.coerce.number().int().min(500).default(60_000),
     rebalanceThreshold: z.coerce.number().min(0).default(0.05),
     rebalanceRounds: z.coerce.number().int().min(1).max(100).default(3),
@@ -43,6 +47,8 @@ export const SchedulerConfig = z
     migrationsPerSource: z.coerce.number().int().min(1).max(64).default(2),
     migrationsPerDestination: z.coerce.number().int().min(1).max(64).default(2),
     migrationsPerPool: z.coerce.number().int().min(1).max(256).default(4),
+    /** failover restarts in flight at once (placement decisions stay one at a time, in priority order) */
+    failoverConcurrency: z.coerce.number().int().min(1).max(256).default(8),
     /** migrations driven at the same time by this scheduler */
     migrationConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /** how long an agent may take to answer one command (a create copies a root filesystem) */
@@ -52,9 +58,11 @@ export const SchedulerConfig = z
     path: ['downAfterMs'],
     message: 'must be greater than suspectAfterMs',
   })
-  .refine((config) => config.downAfterMs > config.leaseMs, {
+  // The margin covers what happens between the lease running out and the host being declared
+  // down: the agent's fencing (or its fence guard's, 500 ms late by default) must be over first.
+  .refine((config) => config.downAfterMs >= config.leaseMs + 1000, {
     path: ['downAfterMs'],
-    message: 'must be greater than leaseMs (a host is declared down only after its lease ran out)',
+    message: 'must be at least leaseMs + 1000 (a host is declared down only after its lease ran out and it had time to fence itself)',
   });
 export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 
@@ -71,6 +79,8 @@ export const SCHEDULER_ENV = {
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
   FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
   FERRY_PLACEMENT_MODE: 'placementMode',
+  FERRY_HA_ADMISSION: 'haAdmission',
+  FERRY_FAILOVER_CONCURRENCY: 'failoverConcurrency',
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
   FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',
   FERRY_JOB_LOCK_MS: 'jobLockMs',

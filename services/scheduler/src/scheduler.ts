@@ -42,7 +42,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const agents = new AgentClient(nc);
   const reconciler = new WorkloadReconciler(store, records, agents, log.child({ part: 'reconciler' }));
   capacity.onReport((report) => reconciler.onReport(report));
-  const policy = { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
+  const policy = { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode, haAdmission: config.haAdmission, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
   const worker = new WorkloadWorker({
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
@@ -90,7 +90,11 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const failoverQueue = new Queue(QUEUES.failovers, { connection: queueRedis, prefix: queuePrefix(config.keyPrefix) });
   const deferred = new DeferredSteps(store, agents, config.jobLockMs, log.child({ part: 'migrations' }));
   const detector = new FailoverDetector(store, failoverQueue, leader, config.livenessCheckMs * 4, deferred, log.child({ part: 'failover' }));
-  const failovers = new FailoverWorker(store, agents, config.keyPrefix, queueRedis, config.jobLockMs, policy, log.child({ part: 'failover' }));
+  const failovers = new FailoverWorker(store, agents, config.keyPrefix, queueRedis, config.jobLockMs, policy, log.child({ part: 'failover' }), config.failoverConcurrency);
+  // the down state reaches Redis with the next batch of host records (every flushMs): look right after it
+  capacity.onStateChange((event) => {
+    if (event.to === 'down') setTimeout(() => detector.wake(), config.flushMs + 100).unref();
+  });
   await capacity.start();
   worker.start();
   migrations.start();

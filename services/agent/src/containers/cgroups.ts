@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export type CgroupVersion = 1 | 2;
@@ -78,5 +78,45 @@ export async function sampleCgroup(cgroupsPath: string, version: CgroupVersion =
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  }
+}
+
+/** The pids in a container's cgroup (v1: its freezer hierarchy); null when the cgroup is gone. */
+export async function cgroupPids(cgroupsPath: string, version: CgroupVersion = cgroupVersion()): Promise<number[] | null> {
+  const dir = version === 2 ? join(ROOT, cgroupsPath) : join(ROOT, 'freezer', cgroupsPath);
+  try {
+    return (await readFile(join(dir, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Fences a container through its cgroup alone, without runc or CRIU (the fence guard's way: it
+ * must work with nothing else running). Freeze stops its processes where they are; stop kills
+ * them — v2 with cgroup.kill, v1 by freezing first so nothing forks between reading the list and
+ * the signals (SIGKILL is delivered on thaw).
+ */
+export async function fenceCgroup(cgroupsPath: string, action: 'stop' | 'freeze', version: CgroupVersion = cgroupVersion()): Promise<void> {
+  if (version === 2) {
+    const dir = join(ROOT, cgroupsPath);
+    if (action === 'freeze') return writeFile(join(dir, 'cgroup.freeze'), '1');
+    if (existsSync(join(dir, 'cgroup.kill'))) return writeFile(join(dir, 'cgroup.kill'), '1');
+    await writeFile(join(dir, 'cgroup.freeze'), '1');
+    for (const pid of (await cgroupPids(cgroupsPath, 2)) ?? []) killQuietly(pid);
+    return writeFile(join(dir, 'cgroup.freeze'), '0');
+  }
+  const state = join(ROOT, 'freezer', cgroupsPath, 'freezer.state');
+  await writeFile(state, 'FROZEN');
+  if (action === 'freeze') return;
+  for (const pid of (await cgroupPids(cgroupsPath, 1)) ?? []) killQuietly(pid);
+  await writeFile(state, 'THAWED');
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }

@@ -22,4 +22,15 @@ describe('KeyedMutex', () => {
     expect(log.indexOf('a2+')).toBeGreaterThan(log.indexOf('a1-'));
     expect(log.indexOf('b1+')).toBeLessThan(log.indexOf('a1-'));
   });
+
+  it('says which keys have work running or waiting', async () => {
+    const mutex = new KeyedMutex();
+    expect(mutex.busy('a')).toBe(false);
+    const done = mutex.run('a', () => sleep(10));
+    expect(mutex.busy('a')).toBe(true);
+    expect(mutex.busy('b')).toBe(false);
+    await done;
+    await sleep(0);
+    expect(mutex.busy('a')).toBe(false);
+  });
 });

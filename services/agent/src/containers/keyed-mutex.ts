@@ -12,4 +12,9 @@ export class KeyedMutex {
     });
     return next;
   }
+
+  /** Whether a task for this key is running or waiting. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
 }

@@ -342,17 +342,39 @@ export class ContainerManager {
   /**
    * Notices containers that stopped without being asked (exit, crash, OOM kill) and cleans up
    * after them, and removes namespaces journaled by a start that never finished (agent killed).
+   * Containers with a command in progress are left to the next round: this runs before every
+   * capacity report, and a report waiting behind a long create or start would let the lease lapse.
    */
   async reconcile(): Promise<void> {
     const states = new Map((await this.o.runc.list()).map((s) => [s.id, s.status]));
     const needsCleanup = (record: ContainerRecord, runcStatus: string | undefined) =>
       record.state === 'migrating' || record.state === 'frozen' ? false : record.state === 'running' ? runcStatus !== 'running' : record.netns !== null;
     for (const record of this.records.values()) {
+      if (this.mutex.busy(record.spec.id)) continue;
+      // frozen behind our back: the fence guard did it (the agent was not there to)
+      if (record.state === 'running' && states.get(record.spec.id) === 'paused') {
+        await this.mutex.run(record.spec.id, async () => {
+          const current = this.records.get(record.spec.id);
+          if (current?.state === 'running' && (await this.o.runc.state(current.spec.id))?.status === 'paused') await this.save({ ...current, state: 'frozen' });
+        });
+        continue;
+      }
       if (!needsCleanup(record, states.get(record.spec.id))) continue;
       await this.mutex.run(record.spec.id, async () => {
         const current = this.records.get(record.spec.id);
         if (!current || !needsCleanup(current, (await this.o.runc.state(current.spec.id))?.status)) return;
         await this.finishRun(current, 'exited');
+      });
+    }
+  }
+
+  /** The fence guard stopped these while no agent ran: their exit is fencing, not their own. */
+  async markFenced(ids: string[]): Promise<void> {
+    await this.reconcile();
+    for (const id of ids) {
+      await this.mutex.run(id, async () => {
+        const record = this.records.get(id);
+        if (record?.state === 'stopped' && record.exit?.reason === 'exited') await this.save({ ...record, exit: { ...record.exit, reason: 'fenced' } });
       });
     }
   }

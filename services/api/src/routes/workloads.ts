@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { validateWorkloadRequest } from '@ferry/core';
+import { placeWorkload, validateWorkloadRequest, type PlacementPolicy } from '@ferry/core';
 import {
   CreateWorkloadQuery,
   JobParams,
@@ -32,7 +32,7 @@ function view(record: WorkloadRecord, hosts: Map<string, HostRecord>): WorkloadV
   return { ...record, observed };
 }
 
-export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue): void {
+export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue, policy: PlacementPolicy): void {
   const hostMap = async () => new Map((await store.hosts.all()).map((h) => [h.id, h]));
 
   const enqueue = async (record: WorkloadRecord, name: WorkloadJobName, extra: Partial<WorkloadJobData> = {}): Promise<WorkloadAccepted> => {
@@ -51,12 +51,23 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
 
   app.post('/v1/workloads', async (request, reply) => {
     const query = parseRequest(CreateWorkloadQuery, request.query, 'query');
-    const validation = validateWorkloadRequest(request.body, await store.snapshot());
+    const snapshot = await store.snapshot();
+    const validation = validateWorkloadRequest(request.body, snapshot);
     if (!validation.ok) {
       const summary = validation.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
       throw new ApiError('BAD_REQUEST', `${validation.problems.length} problem(s) with this workload: ${summary}`, { problems: validation.problems });
     }
     const { spec } = validation;
+    // Admission control answers now, not in a failed job later: hosts could take it, but none
+    // without leaving the cluster unable to absorb one host's failure. (The scheduler checks
+    // again when it places it, against the cluster as it is then.)
+    if (policy.haAdmission && query.start !== false) {
+      const placed = placeWorkload(spec, snapshot, policy);
+      if (!placed.ok && placed.refused.HA_ADMISSION) {
+        const refusals = placed.refusals.filter((r) => r.code === 'HA_ADMISSION');
+        throw new ApiError('CONFLICT', `HA admission control refuses ${spec.id}: ${refusals[0]!.message}`, { code: 'HA_ADMISSION', refusals });
+      }
+    }
     const now = Date.now();
     const record: WorkloadRecord = {
       spec,

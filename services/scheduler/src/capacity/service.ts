@@ -98,7 +98,7 @@ export class CapacityService {
       await this.store.addHistory(hostId, {
         at: fence.at,
         kind: 'fencing',
-        message: `lease expired ${Math.round(fence.lateMs)} ms ago: ${fence.action === 'stop' ? 'stopped' : 'froze'} ${fence.containers.length} HA container(s)`,
+        message: `lease expired ${Math.round(fence.lateMs)} ms ago: ${fence.by === 'guard' ? 'the fence guard (no agent running)' : 'the agent'} ${fence.action === 'stop' ? 'stopped' : 'froze'} ${fence.containers.length} HA container(s)`,
         data: fence,
       });
     } catch (err) {

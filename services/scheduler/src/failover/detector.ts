@@ -19,6 +19,7 @@ const FAILOVER_JOB = { attempts: 100_000, backoff: { type: 'fixed', delay: 1000 
 export class FailoverDetector {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  private again = false;
 
   constructor(
     private readonly store: ClusterStore,
@@ -37,9 +38,16 @@ export class FailoverDetector {
     clearInterval(this.timer);
   }
 
+  /** Looks now rather than at the next tick (a host was just declared down). */
+  wake(): void {
+    if (this.busy) this.again = true;
+    else void this.tick();
+  }
+
   private async tick(): Promise<void> {
     if (this.busy || !this.leader.isLeader()) return;
     this.busy = true;
+    this.again = false;
     try {
       const snapshot = await this.store.snapshot();
       for (const failover of (await this.store.failovers.all()).filter((f) => f.state === 'running')) {
@@ -75,6 +83,7 @@ export class FailoverDetector {
       this.log.error({ err }, 'failover detection failed');
     } finally {
       this.busy = false;
+      if (this.again) void this.tick();
     }
   }
 }

@@ -2,7 +2,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { restartTarget, type PlacementPolicy } from '@ferry/core';
 import { FailoverJobData, QUEUES, queuePrefix, type FailoverRecord, type FailoverRestart } from '@ferry/protocol';
-import type { Logger } from '@ferry/runtime';
+import { createLimiter, type Logger } from '@ferry/runtime';
 import { withLock, type ClusterStore } from '@ferry/store';
 import type { AgentClient } from '../workloads/agent-client.ts';
 
@@ -14,6 +14,8 @@ import type { AgentClient } from '../workloads/agent-client.ts';
  */
 export class FailoverWorker {
   private worker: Worker | undefined;
+  /** restarts in flight at once, over every failover this scheduler runs */
+  private readonly slots: <T>(task: () => Promise<T>) => Promise<T>;
 
   constructor(
     private readonly store: ClusterStore,
@@ -23,7 +25,10 @@ export class FailoverWorker {
     private readonly lockMs: number,
     private readonly policy: PlacementPolicy,
     private readonly log: Logger,
-  ) {}
+    concurrency: number,
+  ) {
+    this.slots = createLimiter(concurrency);
+  }
 
   start(): void {
     this.worker = new Worker(QUEUES.failovers, (job) => this.process(job), {
@@ -46,37 +51,63 @@ export class FailoverWorker {
     if (!record) throw new UnrecoverableError(`no failover ${data.data.failoverId}`);
     if (record.state !== 'running') return record;
     const log = this.log.child({ failoverId: record.id, hostId: record.hostId });
-    const save = async (patch: Partial<FailoverRecord>) => {
+    // Saves go out one after another, each with the record as it is then (restarts run concurrently).
+    let saving: Promise<unknown> = Promise.resolve();
+    const save = (patch: Partial<FailoverRecord>): Promise<unknown> => {
       record = { ...record!, ...patch };
-      await this.store.failovers.put(record.id, record);
+      const snapshot = record;
+      saving = saving.then(() => this.store.failovers.put(snapshot.id, snapshot));
+      return saving;
     };
+    const setEntry = (i: number, entry: FailoverRestart, unrecoverable?: { workload: string; reason: string }) =>
+      save({
+        restarts: record!.restarts.map((r, k) => (k === i ? entry : r)),
+        ...(unrecoverable ? { unrecoverable: [...record!.unrecoverable.filter((u) => u.workload !== unrecoverable.workload), unrecoverable] } : {}),
+      });
     const host = await this.store.hosts.get(record.hostId);
     if (host && host.state !== 'down') {
       await save({ state: 'abandoned', finishedAt: Date.now(), note: `${record.hostId} came back (${host.state}) before its workloads were restarted` });
       return record;
     }
+    // Placement decisions are taken one at a time in priority order (each sees the ones before
+    // it, so the highest priorities get the room); the restarts themselves then run side by
+    // side, at most `concurrency` at once.
     let failures = 0;
+    let previousDecided: Promise<void> = Promise.resolve();
+    const tasks: Array<Promise<void>> = [];
     for (let i = 0; i < record.restarts.length; i++) {
       const entry = record.restarts[i]!;
       if (entry.status === 'restarted' || entry.status === 'unplaceable') continue;
-      const intend = async (intent: FailoverRestart) => {
-        const restarts = [...record!.restarts];
-        restarts[i] = intent;
-        await save({ restarts });
-      };
-      const held = await withLock(this.store.redis, this.store.keys.workloadLock(entry.workload), record.id, this.lockMs, () => this.restart(record!, entry, intend, log));
-      if (!held) {
-        failures++; // someone else holds it: try again on the next attempt
-        continue;
-      }
-      const outcome = held.value;
-      const restarts = [...record.restarts];
-      restarts[i] = outcome.entry;
-      await save({ restarts, unrecoverable: outcome.unrecoverable ? [...record.unrecoverable.filter((u) => u.workload !== entry.workload), outcome.unrecoverable] : record.unrecoverable });
-      if (outcome.entry.status === 'failed') failures++;
+      const myTurn = previousDecided;
+      let decided!: () => void;
+      previousDecided = new Promise<void>((resolve) => (decided = resolve));
+      tasks.push(
+        (async () => {
+          try {
+            await myTurn;
+            const held = await withLock(this.store.redis, this.store.keys.workloadLock(entry.workload), record!.id, this.lockMs, () =>
+              this.restart(record!, entry, (intent) => setEntry(i, intent), decided, log),
+            );
+            if (!held) {
+              failures++; // someone else holds it: try again on the next attempt
+              return;
+            }
+            await setEntry(i, held.value.entry, held.value.unrecoverable);
+            if (held.value.entry.status === 'failed') failures++;
+          } catch (err) {
+            failures++;
+            log.error({ workload: entry.workload, err: (err as Error).message }, 'restart step failed');
+          } finally {
+            decided();
+          }
+        })(),
+      );
     }
+    await Promise.all(tasks);
+    await saving;
     if (failures > 0) throw new Error(`${failures} restart(s) not done yet`); // retried by BullMQ
     await save({ state: 'completed', finishedAt: Date.now() });
+    await saving;
     log.info({ restarted: record.restarts.filter((r) => r.status === 'restarted').length, unrecoverable: record.unrecoverable.length }, 'failover finished');
     return record;
   }
@@ -84,7 +115,8 @@ export class FailoverWorker {
   private async restart(
     record: FailoverRecord,
     entry: FailoverRestart,
-    intend: (intent: FailoverRestart) => Promise<void>,
+    intend: (intent: FailoverRestart) => Promise<unknown>,
+    decided: () => void,
     log: Logger,
   ): Promise<{ entry: FailoverRestart; unrecoverable?: { workload: string; reason: string } }> {
     const workload = await this.store.workloads.get(entry.workload);
@@ -111,8 +143,9 @@ export class FailoverWorker {
       // Ownership first, at the new epoch: from here the dead host's copy is stale whatever happens.
       await this.store.workloads.put(workload.spec.id, { ...workload, hostId: to, epoch, phase: 'starting', migratingTo: null, updatedAt: Date.now() });
     }
+    decided(); // the next placement decision may go: this one is in the store
     try {
-      await this.agents.call(to, 'container.adopt', { spec: workload.spec, epoch, fromHost: record.hostId }, 120_000);
+      await this.slots(() => this.agents.call(to, 'container.adopt', { spec: workload.spec, epoch, fromHost: record.hostId }, 120_000));
     } catch (err) {
       log.error({ workload: entry.workload, to, err: (err as Error).message }, 'restart failed');
       return { entry: { ...entry, to, epoch, status: 'failed', reason: (err as Error).message, at: Date.now() } };

@@ -196,9 +196,11 @@ export class WorkloadWorker {
         const summary = Object.entries(result.refused)
           .map(([code, n]) => `${n}× ${code}`)
           .join(', ');
-        const message = `no host can take ${record.spec.id}: ${summary || 'there are no hosts'}`;
+        const admission = result.refusals.find((r) => r.code === 'HA_ADMISSION');
+        const message = `no host can take ${record.spec.id}: ${summary || 'there are no hosts'}${admission ? ` (HA admission control: ${admission.message})` : ''}`;
         log.warn({ refusals: result.refusals }, message);
-        await records.update(record, { phase: 'failed', error: { code: 'NO_HOST', message, details: { refusals: result.refusals } } }, jobId, message);
+        const code = admission ? 'HA_ADMISSION' : 'NO_HOST';
+        await records.update(record, { phase: 'failed', error: { code, message, details: { refusals: result.refusals } } }, jobId, message);
         throw new UnrecoverableError(message);
       }
       log.info({ hostId: result.decision.hostId, reason: result.decision.reason }, 'placed');

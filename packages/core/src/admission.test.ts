@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
+import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
+import { haAdmissionProblem, haAdmissionShortfall, haAdmissionState } from './admission.ts';
+import { DEFAULT_PLACEMENT_POLICY, placeWorkload } from './placement.ts';
+import { restartTarget } from './failover.ts';
+import { MiB, type ClusterSnapshot } from './snapshot.ts';
+
+const GiB = 1024 * MiB;
+const policy = { ...DEFAULT_PLACEMENT_POLICY, haAdmission: true };
+
+/** Hosts that all prove to each other that they share the pool `shared` (each sees every token). */
+function hosts(sizesGiB: Record<string, number>, overrides: Record<string, Partial<HostRecord>> = {}): HostRecord[] {
+  const ids = Object.keys(sizesGiB);
+  const token = (id: string) => id.padEnd(16, 't');
+  return ids.map((id) =>
+    sampleHostRecord(id, {
+      capacity: sampleReport(id, {
+        memory: { totalBytes: sizesGiB[id]! * GiB, availableBytes: sizesGiB[id]! * GiB },
+        pools: [
+          { id: 'local', path: '/p', shared: false, totalBytes: 2 ** 40, freeBytes: 2 ** 39 },
+          { id: 'shared', path: '/s', shared: true, totalBytes: 2 ** 42, freeBytes: 2 ** 41, probe: { token: token(id), sees: ids.map((o) => ({ hostId: o, token: token(o) })) } },
+        ],
+      }),
+      ...overrides[id],
+    }),
+  );
+}
+
+const spec = (id: string, memoryGiB: number, ha = true, pool = 'shared') =>
+  WorkloadSpec.parse({
+    id,
+    template: 'busybox',
+    command: ['/bin/sh'],
+    resources: { vcpus: 0.5, memoryMiB: memoryGiB * 1024, diskMiB: 100 },
+    networks: [{ network: 'prod', address: '10.77.0.5' }],
+    pool,
+    ha: { enabled: ha, priority: 1 },
+  });
+const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running') => sampleWorkloadRecord(s, hostId, phase);
+
+describe('HA admission control (N+1)', () => {
+  it('admits while any one host can fail, and refuses the workload that would break it, with the reason', () => {
+    // three 16 GiB hosts, 2 × 5 GiB of HA each: a failed host's 10 GiB needs 6 + 6 free elsewhere (12) — fits
+    const snapshot: ClusterSnapshot = {
+      hosts: hosts({ h1: 16, h2: 16, h3: 16 }),
+      workloads: ['h1', 'h2', 'h3'].flatMap((h) => [on(h, spec(`ha-${h}-1`, 5)), on(h, spec(`ha-${h}-2`, 5))]),
+    };
+    expect(haAdmissionShortfall(haAdmissionState(snapshot, policy))).toBeNull();
+    // 3 GiB more anywhere: the other two hosts then have 6 + 3 = 9 GiB for the 10 GiB of the third
+    const result = placeWorkload(spec('more', 3, false), snapshot, policy);
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.refused).toEqual({ HA_ADMISSION: 3 });
+      expect(result.refusals[0]!.message).toMatch(/if h\d failed, its HA workloads \(10240 MiB\) would not fit in the 9216 MiB the other hosts have left/);
+    }
+    // without admission control it goes in
+    expect(placeWorkload(spec('more', 3, false), snapshot, DEFAULT_PLACEMENT_POLICY).ok).toBe(true);
+    // and 2 GiB still fits: 6 + 4 = 10
+    expect(placeWorkload(spec('small', 2, false), snapshot, policy).ok).toBe(true);
+  });
+
+  it('needs the largest HA workload to fit on one host, not only in the pooled total', () => {
+    // h1's 12 GiB workload: 8 + 8 GiB free elsewhere in total, but no single host has 12
+    const snapshot: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 16, h3: 16 }), workloads: [on('h2', spec('a', 8, false)), on('h3', spec('b', 8, false))] };
+    const problem = haAdmissionProblem(spec('big', 12), 'h1', snapshot, policy);
+    expect(problem).toMatch(/its largest HA workload \(12288 MiB\) would fit on no other host \(at most 8192 MiB left on one\)/);
+  });
+
+  it('skips a host that would break it for one that does not, and says so', () => {
+    // h1 holds a 12 GiB HA workload; on h2 (the emptiest) the newcomer would leave no host with 12 GiB
+    const snapshot: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 16, h3: 16 }), workloads: [on('h1', spec('db', 12)), on('h3', spec('x', 6, false))] };
+    const result = placeWorkload(spec('new', 6, false), snapshot, policy);
+    expect(result.ok && result.decision.hostId).toBe('h3');
+    if (result.ok) expect(result.decision.reason).toContain('1 better host(s) refused by HA admission control');
+  });
+
+  it('does not count HA workloads on local pools (they cannot be restarted) nor hosts down or in maintenance', () => {
+    const snapshot: ClusterSnapshot = {
+      hosts: hosts({ h1: 16, h2: 16, h3: 16 }, { h3: { state: 'down' } }),
+      workloads: [on('h1', spec('local-ha', 14, true, 'local')), on('h3', spec('gone', 14))],
+      maintenance: [],
+    };
+    const state = haAdmissionState(snapshot, policy);
+    expect(state.hostIds).toEqual(['h1', 'h2']);
+    expect(state.haMem).toEqual([0, 0]);
+    expect(placeWorkload(spec('x', 2), snapshot, policy).ok).toBe(true);
+    const inMaintenance = { ...snapshot, maintenance: [{ hostId: 'h2' } as never] };
+    expect(haAdmissionState(inMaintenance, policy).hostIds).toEqual(['h1']);
+  });
+
+  it('never holds back a failover restart or a migration', () => {
+    // a full cluster: admission would refuse anything new, but the dead host's workload restarts
+    const snapshot: ClusterSnapshot = {
+      hosts: hosts({ h1: 16, h2: 16, h3: 16 }, { h1: { state: 'down' } }),
+      workloads: [on('h1', spec('victim', 6)), on('h2', spec('a', 8)), on('h3', spec('b', 8))],
+    };
+    expect(placeWorkload(spec('new', 1), snapshot, policy).ok).toBe(false);
+    const decision = restartTarget(snapshot.workloads[0]!, 'h1', snapshot, policy);
+    expect(decision.ok).toBe(true);
+  });
+});

@@ -1,0 +1,84 @@
+import type { WorkloadRecord, WorkloadSpec } from '@ferry/protocol';
+import type { PlacementPolicy } from './placement.ts';
+import { MiB, inMaintenance, sharedPoolProven, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
+
+/**
+ * HA admission control, like vSphere HA's "cluster resource percentage" policy: a new workload is
+ * admitted only where, afterwards, the HA workloads of any one failed host could still be
+ * restarted by the others — their memory fits in the memory the other hosts have left in total,
+ * and the largest of them fits on one of those hosts. Memory only (the resource a restart cannot
+ * overcommit); hosts that are down or in maintenance neither fail nor take restarts. HA workloads
+ * on local pools are not counted: they cannot be restarted anyway (the failover reports them).
+ */
+export interface HaAdmissionState {
+  hostIds: string[];
+  /** allocatable memory left (bytes, never below 0) */
+  free: number[];
+  /** memory of the restartable HA workloads on each host */
+  haMem: number[];
+  /** the largest of them */
+  largestHa: number[];
+}
+
+const restartable = (w: WorkloadRecord, hostId: string, snapshot: ClusterSnapshot, peers: string[]): boolean =>
+  w.spec.ha.enabled && w.phase !== 'failed' && w.phase !== 'stopped' && peers.some((p) => p !== hostId && sharedPoolProven(snapshot, w.spec.pool, hostId, p));
+
+export function haAdmissionState(snapshot: ClusterSnapshot, policy: PlacementPolicy): HaAdmissionState {
+  const hosts = snapshot.hosts.filter((h) => h.state === 'up' && !inMaintenance(snapshot, h.id));
+  const hostIds = hosts.map((h) => h.id);
+  const state: HaAdmissionState = { hostIds, free: [], haMem: [], largestHa: [] };
+  for (const host of hosts) {
+    const resident = workloadsOnHost(snapshot, host.id);
+    const allocated = resident.reduce((s, w) => s + w.spec.resources.memoryMiB * MiB, 0);
+    state.free.push(Math.max(0, host.capacity.memory.totalBytes * policy.memoryOvercommit - allocated));
+    const ha = resident.filter((w) => w.hostId === host.id && restartable(w, host.id, snapshot, hostIds)).map((w) => w.spec.resources.memoryMiB * MiB);
+    state.haMem.push(ha.reduce((s, m) => s + m, 0));
+    state.largestHa.push(Math.max(0, ...ha));
+  }
+  return state;
+}
+
+/** The first host whose failure could not be absorbed, as a sentence; null when every one could. */
+export function haAdmissionShortfall(state: HaAdmissionState): string | null {
+  const n = state.hostIds.length;
+  const freeTotal = state.free.reduce((s, f) => s + f, 0);
+  // the two largest free values give "the most free memory on any other host" in O(1) per host
+  let first = -1;
+  let second = -1;
+  for (let i = 0; i < n; i++) {
+    if (first < 0 || state.free[i]! > state.free[first]!) [first, second] = [i, first];
+    else if (second < 0 || state.free[i]! > state.free[second]!) second = i;
+  }
+  const mib = (bytes: number) => Math.round(bytes / MiB);
+  for (let i = 0; i < n; i++) {
+    if (state.haMem[i] === 0) continue;
+    const elsewhere = freeTotal - state.free[i]!;
+    if (state.haMem[i]! > elsewhere) {
+      return `if ${state.hostIds[i]} failed, its HA workloads (${mib(state.haMem[i]!)} MiB) would not fit in the ${mib(elsewhere)} MiB the other hosts have left`;
+    }
+    const biggestOther = i === first ? (second < 0 ? 0 : state.free[second]!) : first < 0 ? 0 : state.free[first]!;
+    if (state.largestHa[i]! > biggestOther) {
+      return `if ${state.hostIds[i]} failed, its largest HA workload (${mib(state.largestHa[i]!)} MiB) would fit on no other host (at most ${mib(biggestOther)} MiB left on one)`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Would placing `spec` on `hostId` keep room for any single host to fail? Null when it would. A
+ * cluster that is already short (a host died, capacity shrank) admits nothing new until it is
+ * not, as vSphere's strict admission control does.
+ */
+export function haAdmissionProblem(spec: WorkloadSpec, hostId: string, snapshot: ClusterSnapshot, policy: PlacementPolicy, before = haAdmissionState(snapshot, policy)): string | null {
+  const i = before.hostIds.indexOf(hostId);
+  if (i < 0) return null; // not a host that counts (placement refuses it for its own reasons)
+  const mem = spec.resources.memoryMiB * MiB;
+  const counts = spec.ha.enabled && before.hostIds.some((p) => p !== hostId && sharedPoolProven(snapshot, spec.pool, hostId, p));
+  const after: HaAdmissionState = {
+    hostIds: before.hostIds,
+    free: before.free.map((f, k) => (k === i ? Math.max(0, f - mem) : f)),
+    haMem: before.haMem.map((h, k) => (k === i && counts ? h + mem : h)),
+    largestHa: before.largestHa.map((l, k) => (k === i && counts ? Math.max(l, mem) : l)),
+  };
+  return haAdmissionShortfall(after);
+}
