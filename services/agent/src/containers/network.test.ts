@@ -24,3 +24,11 @@ describe('container network plan', () => {
     expect(() => planNetwork('fc-x', [{ network: 'dmz', address: '10.9.9.9' }], networks)).toThrow(/not attached to network dmz/);
   });
 });
+
+describe('ipBatch', () => {
+  it('refuses a word that could smuggle another command into the batch, before running anything', async () => {
+    const { ipBatch } = await import('./network.ts');
+    await expect(ipBatch(null, [['link', 'set', 'x\nnetns del y', 'up']])).rejects.toThrow(/refusing ip batch word/);
+    await expect(ipBatch(null, [['link', 'set', 'a b', 'up']])).rejects.toThrow(/refusing ip batch word/);
+  });
+});

@@ -51,21 +51,43 @@ const ip = (args: string[]) => execa('ip', args, { timeout: 30_000 });
 export async function setUpNetwork(plan: NetworkPlan, options: { hostSideUp?: boolean } = {}): Promise<void> {
   await ip(['netns', 'add', plan.netns]);
   try {
-    await ip(['-n', plan.netns, 'link', 'set', 'lo', 'up']);
+    // IPv6 off before any interface is in the namespace (none ever gets a link-local address)
     await execa('ip', ['netns', 'exec', plan.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], {
       timeout: 30_000,
     });
-    for (const link of plan.links) {
-      await ip(['link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', link.containerIf, 'netns', plan.netns]);
-      await ip(['link', 'set', link.hostIf, 'master', link.bridge, ...(options.hostSideUp === false ? [] : ['up'])]);
-      await ip(['-n', plan.netns, 'link', 'set', link.containerIf, 'address', link.mac]);
-      await ip(['-n', plan.netns, 'addr', 'add', link.cidr, 'dev', link.containerIf]);
-      await ip(['-n', plan.netns, 'link', 'set', link.containerIf, 'up']);
-    }
+    // Two `ip -batch` runs instead of five commands per network: a failover starts dozens of
+    // containers at once, and every process spawned costs CPU the restarts are waiting for.
+    await ipBatch(
+      null,
+      plan.links.flatMap((link) => [
+        ['link', 'add', link.hostIf, 'type', 'veth', 'peer', 'name', link.containerIf, 'netns', plan.netns],
+        ['link', 'set', link.hostIf, 'master', link.bridge, ...(options.hostSideUp === false ? [] : ['up'])],
+      ]),
+    );
+    await ipBatch(plan.netns, [
+      ['link', 'set', 'lo', 'up'],
+      ...plan.links.flatMap((link) => [
+        ['link', 'set', link.containerIf, 'address', link.mac],
+        ['addr', 'add', link.cidr, 'dev', link.containerIf],
+        ['link', 'set', link.containerIf, 'up'],
+      ]),
+    ]);
   } catch (err) {
     await tearDownNetwork(plan.netns);
     throw err;
   }
+}
+
+/**
+ * Runs ip commands as one `ip -batch -` (in `netns` when given). The batch is text, so every word
+ * must be a plain token (names, addresses, keywords): anything else is refused, never quoted.
+ */
+export async function ipBatch(netns: string | null, commands: string[][]): Promise<void> {
+  if (commands.length === 0) return;
+  for (const word of commands.flat()) {
+    if (!/^[A-Za-z0-9_.:/@-]+$/.test(word)) throw new Error(`refusing ip batch word ${JSON.stringify(word)}`);
+  }
+  await execa('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], { input: `${commands.map((c) => c.join(' ')).join('\n')}\n`, timeout: 30_000 });
 }
 
 /** Removes the namespace; its veth pairs go with it. Missing is fine (idempotent). */
