@@ -45,6 +45,10 @@ export class LocalCluster {
   readonly token: string;
   readonly keyPrefix: string;
   private readonly agents = new Map<string, ManagedProcess>();
+  /** free ports for the schedulers' metrics, taken at start (replicas started later use the next) */
+  private metricsPorts: number[] = [];
+  /** each scheduler's metrics URL, by process name */
+  readonly schedulerMetrics = new Map<string, string>();
 
   constructor(private readonly options: ClusterOptions) {
     this.supervisor = new Supervisor(join(options.stateDir, 'run.json'), join(options.stateDir, 'logs'), options.log);
@@ -65,6 +69,7 @@ export class LocalCluster {
     this.redisUrl =
       options.redisUrl ??
       (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host })).url;
+    this.metricsPorts = await Promise.all(Array.from({ length: 4 }, () => freePort()));
     this.startScheduler();
     const common = this.commonEnv();
     const port = options.apiPort ?? (await freePort());
@@ -79,7 +84,10 @@ export class LocalCluster {
 
   /** Starts a scheduler (again: tests replace one that died). */
   startScheduler(name = 'scheduler'): ManagedProcess {
-    return this.spawnService(name, 'scheduler', { ...this.commonEnv(), ...this.options.schedulerEnv });
+    const port = this.metricsPorts.shift();
+    if (port === undefined) throw new Error('no free metrics port left for another scheduler');
+    this.schedulerMetrics.set(name, `http://127.0.0.1:${port}/metrics`);
+    return this.spawnService(name, 'scheduler', { ...this.commonEnv(), FERRY_METRICS_PORT: String(port), ...this.options.schedulerEnv });
   }
 
   private async waitForApi(api: ManagedProcess, timeoutMs = 20_000): Promise<void> {
@@ -125,6 +133,7 @@ export class LocalCluster {
         { id: 'shared', path: sharedPool, shared: true },
       ],
       networks: [{ name: 'prod', bridge: 'fbr-prod', subnet: '10.77.0.0/24' }],
+      metricsPort: 0, // several agents share this network namespace
       ...(options.cpuOverride ? { cpuOverride: options.cpuOverride } : {}),
       ...options.extraConfig,
     };

@@ -82,3 +82,7 @@ export type FailoverRecord = z.infer<typeof FailoverRecord>;
 
 export const FailoverJobData = z.strictObject({ failoverId: z.string().regex(/^f-[a-z0-9-]{1,100}$/) });
 export type FailoverJobData = z.infer<typeof FailoverJobData>;
+
+/** Published on ferry.events.failovers whenever a failover record changes. */
+export const FailoverEvent = z.object({ type: z.literal('failover.updated'), at: z.number().int().nonnegative(), failover: FailoverRecord });
+export type FailoverEvent = z.infer<typeof FailoverEvent>;

@@ -113,6 +113,11 @@ export const MigrationEvent = z.object({
   status: z.enum(['started', 'done', 'failed', 'rolled-back', 'completed']),
   at: z.number().int(),
   ms: z.number().nonnegative().nullable(),
+  /** bytes moved so far and expected, as the record has them at that moment */
+  bytes: z.object({ sent: z.number().int().nonnegative(), total: z.number().int().nonnegative() }).optional(),
+  strategy: MigrationStrategy.optional(),
+  source: z.string().optional(),
+  destination: z.string().optional(),
 });
 export type MigrationEvent = z.infer<typeof MigrationEvent>;
 

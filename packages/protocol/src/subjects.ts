@@ -10,6 +10,9 @@ export const subjects = {
   hostEvents: 'ferry.events.hosts',
   workloadEvents: (workloadId: string) => `ferry.events.workloads.${workloadId}`,
   migrationEvents: (migrationId: string) => `ferry.events.migrations.${migrationId}`,
+  failoverEvents: 'ferry.events.failovers',
+  /** every event above (what the API streams to clients) */
+  allEvents: 'ferry.events.>',
   agentCommand: (hostId: string, command: string) => `ferry.agent.${hostId}.${command}`,
 } as const;
 

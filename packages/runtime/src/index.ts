@@ -5,3 +5,4 @@ export * from './lifecycle.ts';
 export * from './proc.ts';
 export * from './ports.ts';
 export * from './limiter.ts';
+export * from './metrics.ts';

@@ -12,6 +12,8 @@ import type { AgentConfig } from './config.ts';
 import type { HostRuntime } from './host.ts';
 import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
 import { AGENT_VERSION } from './version.ts';
+import { AgentMetrics } from './metrics.ts';
+import { serveMetrics, type MetricsServer } from '@ferry/runtime';
 import { cgroupParentOf } from './config.ts';
 import { PoolProbes } from './inventory/probes.ts';
 
@@ -34,6 +36,8 @@ export class Agent {
   private readonly fencer: Fencer;
   private leaseTimer: NodeJS.Timeout | undefined;
   private guardWrite: Promise<void> = Promise.resolve();
+  readonly metrics = new AgentMetrics();
+  private metricsServer: MetricsServer | undefined;
   private guardWritten = -1;
 
   private constructor(
@@ -47,7 +51,10 @@ export class Agent {
   ) {
     this.probes = new PoolProbes(config.hostId);
     this.lease = new Lease(monotonicMs, config.leaseMs, leaseValidUntil);
-    this.fencer = new Fencer(host.containers, this.lease, config.fenceAction, join(config.dataDir, 'fencing.json'), log.child({ part: 'fencing' }));
+    this.fencer = new Fencer(host.containers, this.lease, config.fenceAction, join(config.dataDir, 'fencing.json'), log.child({ part: 'fencing' }), (by) =>
+      this.metrics.fencing.inc({ by }),
+    );
+    this.metrics.observe({ containerStates: () => host.containers.states(), leaseRemainingMs: () => this.lease.validUntilMs() - monotonicMs() });
   }
 
   static async start(config: AgentConfig, log: Logger, nc: NatsConnection, host: HostRuntime): Promise<Agent> {
@@ -58,7 +65,8 @@ export class Agent {
     // the guard first: from here on, a dying agent leaves its HA containers guarded
     await agent.writeGuardState();
     await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
-    agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }));
+    agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);
+    agent.metricsServer = await serveMetrics(agent.metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
     await agent.fencer.importGuardEvents(config.dataDir);
     agent.listenForAcks();
@@ -182,8 +190,11 @@ export class Agent {
 
   private async publishReport(): Promise<void> {
     await this.fencer.importGuardEvents(this.config.dataDir);
+    const stopTimer = this.metrics.reportSeconds.startTimer();
     const report = await this.buildReport();
+    stopTimer();
     if (this.stopped || this.nc.isClosed()) return;
+    this.metrics.reports.inc();
     this.lease.sent(report.seq);
     this.nc.publish(subjects.capacity(this.config.hostId), encodeJson(report), { reply: subjects.lease(this.config.hostId) });
   }
@@ -195,6 +206,7 @@ export class Agent {
     clearTimeout(this.timer);
     clearInterval(this.leaseTimer);
     clearInterval(this.criuTimer);
+    await this.metricsServer?.close();
     await this.nc.drain();
   }
 }

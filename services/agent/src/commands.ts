@@ -5,6 +5,9 @@ import { decodeText, describeIssues, encodeJson, type Logger } from '@ferry/runt
 import { CommandError } from './containers/errors.ts';
 import type { ContainerManager } from './containers/manager.ts';
 import type { MigrationManager } from './migration/manager.ts';
+import type { AgentMetrics } from './metrics.ts';
+
+const KNOWN_COMMANDS = new Set<string>(AGENT_COMMANDS);
 
 export interface CommandTargets {
   containers: ContainerManager;
@@ -112,7 +115,7 @@ export interface CommandServer {
 }
 
 /** Answers `ferry.agent.<hostId>.<command>` requests. */
-export function serveCommands(nc: NatsConnection, hostId: string, targets: CommandTargets, log: Logger): CommandServer {
+export function serveCommands(nc: NatsConnection, hostId: string, targets: CommandTargets, log: Logger, metrics?: AgentMetrics): CommandServer {
   const prefix = subjects.agentCommand(hostId, '');
   const inFlight = new Set<Promise<void>>();
   const subscription = nc.subscribe(`${prefix}>`, {
@@ -125,6 +128,10 @@ export function serveCommands(nc: NatsConnection, hostId: string, targets: Comma
       const started = Date.now();
       const done = handleCommand(targets, command, msg.data).then((reply) => {
         const ms = Date.now() - started;
+        // unknown subjects all count as one label value: a hostile publisher cannot grow the series
+        const label = KNOWN_COMMANDS.has(command) ? command : 'unknown';
+        metrics?.commands.inc({ command: label, result: reply.ok ? 'ok' : reply.error.code });
+        metrics?.commandSeconds.observe({ command: label }, ms / 1000);
         if (reply.ok) log.debug({ command, ms }, 'command done');
         else log.warn({ command, ms, error: reply.error }, 'command failed');
         if (msg.reply) msg.respond(encodeJson(reply));

@@ -46,6 +46,9 @@ export const AgentConfig = z
     fenceGuardGraceMs: z.coerce.number().int().min(0).max(60_000).default(500),
     /** containers' network namespaces are named <prefix>-<workload>-<random> */
     netnsPrefix: z.string().regex(/^[a-z0-9]{1,16}$/).default('fc'),
+    /** Prometheus metrics at http://<metricsHost>:<metricsPort>/metrics; port 0 = any free port */
+    metricsHost: z.string().min(1).default('0.0.0.0'),
+    metricsPort: z.coerce.number().int().min(0).max(65_535).default(9465),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
@@ -74,6 +77,8 @@ export const AGENT_ENV = {
   FERRY_LEASE_MS: 'leaseMs',
   FERRY_FENCE_ACTION: 'fenceAction',
   FERRY_FENCE_GUARD_GRACE_MS: 'fenceGuardGraceMs',
+  FERRY_METRICS_HOST: 'metricsHost',
+  FERRY_METRICS_PORT: 'metricsPort',
 };
 
 export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {

@@ -25,6 +25,8 @@ export class Fencer {
     private readonly action: 'stop' | 'freeze',
     private readonly file: string,
     private readonly log: Logger,
+    /** told of every fencing, by who acted (metrics) */
+    private readonly onFence: (by: 'agent' | 'guard') => void = () => undefined,
   ) {}
 
   async load(): Promise<void> {
@@ -65,6 +67,7 @@ export class Fencer {
     }
     const event: Pending = { id: randomBytes(6).toString('hex'), at: Date.now(), action: this.action, containers: victims.map((c) => c.id), lateMs, by: 'agent', reportedInSeq: null };
     this.pending.push(event);
+    this.onFence('agent');
     this.pending = this.pending.slice(-50);
     await this.persist();
     this.log.error({ action: this.action, containers: event.containers, lateMs }, 'lease expired: fenced the HA-protected containers');
@@ -77,6 +80,7 @@ export class Fencer {
     for (const e of events) {
       await this.containers.markFenced(e.action === 'stop' ? e.containers : []);
       this.pending.push({ ...e, by: 'guard', reportedInSeq: null });
+      this.onFence('guard');
       this.log.error({ action: e.action, containers: e.containers, at: e.at }, 'the fence guard fenced containers while the agent was away');
     }
     this.pending = this.pending.slice(-50);

@@ -5,11 +5,11 @@ import { ApiError } from './errors.ts';
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
 /** Bearer-token check on everything but the open paths; compared in constant time. */
-export function installBearerAuth(app: FastifyInstance, token: string, openPaths: string[]): void {
+export function installBearerAuth(app: FastifyInstance, token: string, isOpen: (path: string) => boolean): void {
   const expected = digest(token);
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    if (openPaths.includes(path)) return;
+    if (isOpen(path)) return;
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!match) {

@@ -8,6 +8,8 @@ export const ApiConfig = z.object({
   /** bearer token every /v1 request must carry */
   token: z.string().min(16, 'must be at least 16 characters'),
   redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
+  /** where cluster events come from (GET /v1/events) */
+  natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
   keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
   /** EVC-style cluster CPU baseline, the same as the scheduler's; JSON in FERRY_CPU_BASELINE */
   cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
@@ -25,6 +27,7 @@ export const API_ENV = {
   FERRY_API_PORT: 'port',
   FERRY_API_TOKEN: 'token',
   FERRY_REDIS_URL: 'redisUrl',
+  FERRY_NATS_URL: 'natsUrl',
   FERRY_KEY_PREFIX: 'keyPrefix',
 };
 

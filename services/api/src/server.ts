@@ -13,6 +13,13 @@ import { systemRoutes } from './routes/system.ts';
 import { migrationRoutes } from './routes/migrations.ts';
 import { planRoutes } from './routes/plans.ts';
 import { workloadRoutes } from './routes/workloads.ts';
+import { eventRoutes } from './routes/events.ts';
+import { uiRoutes } from './routes/ui.ts';
+import { EventHub } from './events.ts';
+import { ApiMetrics } from './metrics.ts';
+import { OPERATIONS, routeDrift } from './openapi.ts';
+import { connectNats } from '@ferry/runtime';
+import type { NatsConnection } from 'nats';
 
 export interface ApiServer {
   app: FastifyInstance;
@@ -27,7 +34,11 @@ export interface Queues {
   flows: FlowProducer;
 }
 
-export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, log: Logger): Promise<FastifyInstance> {
+const OPEN_PATHS = new Set(OPERATIONS.filter((op) => op.open && !op.path.includes(':')).map((op) => op.path));
+const isOpen = (path: string) => OPEN_PATHS.has(path) || /^\/ui\/[A-Za-z0-9._-]+$/.test(path);
+const API_VERSION = '0.1.0';
+
+export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, hub: EventHub, metrics: ApiMetrics, log: Logger): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so route modules take a plain FastifyInstance.
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -36,18 +47,30 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
     logController: new LogController({ disableRequestLogging: true }),
   });
   const store = new ClusterStore(redis, config.keyPrefix, log);
+  const served: Array<{ method: string; url: string }> = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) served.push({ method, url: route.url });
+  });
   installErrorHandlers(app);
-  installBearerAuth(app, config.token, ['/healthz']);
+  installBearerAuth(app, config.token, isOpen);
   systemRoutes(app, store);
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  eventRoutes(app, hub);
+  uiRoutes(app, API_VERSION);
   hostRoutes(app, store);
   const policy: PlacementPolicy = { ...DEFAULT_PLACEMENT_POLICY, haAdmission: config.haAdmission, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
-  workloadRoutes(app, store, queues.workloads, policy);
+  workloadRoutes(app, store, queues.workloads, policy, metrics);
   migrationRoutes(app, store, queues.migrations, policy);
-  planRoutes(app, store, queues.flows, config.keyPrefix, policy);
+  planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics);
   app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.requestSeconds.observe({ route }, reply.elapsedTime / 1000);
     request.log.debug({ method: request.method, url: request.url, status: reply.statusCode }, 'request');
   });
   await app.ready();
+  const drift = routeDrift(served);
+  if (drift.length > 0) throw new Error(`the OpenAPI document does not match the routes:\n  ${drift.join('\n  ')}`);
   return app;
 }
 
@@ -60,7 +83,11 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
     migrations: new Queue(QUEUES.migrations, { connection: redis, prefix: queuePrefix(config.keyPrefix) }),
     flows: new FlowProducer({ connection: redis, prefix: queuePrefix(config.keyPrefix) }),
   };
-  const app = await buildApp(config, redis, queues, log);
+  const nc: NatsConnection = await connectNats(config.natsUrl, 'ferry-api', log);
+  const metrics = new ApiMetrics(() => hub.clients);
+  const hub = new EventHub(log.child({ part: 'events' }), () => metrics.eventsRejected.inc());
+  hub.start(nc);
+  const app = await buildApp(config, redis, queues, hub, metrics, log);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -70,7 +97,9 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
     app,
     url,
     async stop() {
+      hub.stop();
       await app.close();
+      await nc.drain();
       await Promise.all([queues.workloads.close(), queues.migrations.close(), queues.flows.close()]);
       redis.disconnect();
     },

@@ -43,6 +43,9 @@ export const SchedulerConfig = z
     rebalanceCooldownMs: z.coerce.number().int().min(0).default(600_000),
     /** how long a dead leader keeps the leadership */
     leaderTtlMs: z.coerce.number().int().min(500).default(10_000),
+    /** Prometheus metrics at http://<metricsHost>:<metricsPort>/metrics; port 0 = any free port */
+    metricsHost: z.string().min(1).default('127.0.0.1'),
+    metricsPort: z.coerce.number().int().min(0).max(65_535).default(9464),
     /** migrations at once leaving one host, arriving on one host, and touching one pool (excess waits) */
     migrationsPerSource: z.coerce.number().int().min(1).max(64).default(2),
     migrationsPerDestination: z.coerce.number().int().min(1).max(64).default(2),
@@ -91,6 +94,8 @@ export const SCHEDULER_ENV = {
   FERRY_REBALANCE_MAX_MOVES: 'rebalanceMaxMoves',
   FERRY_REBALANCE_COOLDOWN_MS: 'rebalanceCooldownMs',
   FERRY_LEADER_TTL_MS: 'leaderTtlMs',
+  FERRY_METRICS_HOST: 'metricsHost',
+  FERRY_METRICS_PORT: 'metricsPort',
   FERRY_MIGRATIONS_PER_SOURCE: 'migrationsPerSource',
   FERRY_MIGRATIONS_PER_DESTINATION: 'migrationsPerDestination',
   FERRY_MIGRATIONS_PER_POOL: 'migrationsPerPool',

@@ -1,7 +1,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { QUEUES, queuePrefix } from '@ferry/protocol';
-import { connectNats, type Logger } from '@ferry/runtime';
+import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
+import { connectNats, encodeJson, serveMetrics, type Logger } from '@ferry/runtime';
 import { DEFAULT_PLACEMENT_POLICY } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
@@ -17,9 +17,13 @@ import { LeaderElection } from './leader.ts';
 import { FailoverDetector } from './failover/detector.ts';
 import { DeferredSteps } from './migrations/deferred.ts';
 import { FailoverWorker } from './failover/worker.ts';
+import { SchedulerMetrics } from './metrics.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
+  metrics: SchedulerMetrics;
+  /** where its Prometheus metrics are served */
+  metricsUrl: string;
   stop(): Promise<void>;
 }
 
@@ -37,7 +41,10 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const store = new ClusterStore(redis, config.keyPrefix, log);
   const nc = await connectNats(config.natsUrl, 'ferry-scheduler', log);
 
-  const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }));
+  // queues only counted here (their workers have their own connections)
+  const counted = Object.values(QUEUES).map((name) => new Queue(name, { connection: redis, prefix: queuePrefix(config.keyPrefix) }));
+  const metrics = new SchedulerMetrics();
+  const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }), metrics);
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
   const agents = new AgentClient(nc);
   const reconciler = new WorkloadReconciler(store, records, agents, log.child({ part: 'reconciler' }));
@@ -66,9 +73,11 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     nc,
     connection: queueRedis,
     log: log.child({ part: 'migrations' }),
+    onFinished: (record) => metrics.migrationFinished(record),
   });
   const plans = new PlanWorker(store, config.keyPrefix, queueRedis, log.child({ part: 'plans' }));
   const leader = new LeaderElection(redis, `${config.keyPrefix}:leader`, config.leaderTtlMs, log.child({ part: 'leader' }));
+  metrics.observe({ hosts: () => capacity.hosts(), queues: () => counted, isLeader: () => leader.isLeader() });
   const flows = new FlowProducer({ connection: queueRedis, prefix: queuePrefix(config.keyPrefix) });
   const auto = config.autoRebalance
     ? new AutoRebalancer(
@@ -83,6 +92,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
           maxMoves: config.rebalanceMaxMoves,
           cooldownMs: config.rebalanceCooldownMs,
           policy,
+          onPlan: (plan) => metrics.planMade(plan),
         },
         log.child({ part: 'auto-rebalance' }),
       )
@@ -90,7 +100,10 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const failoverQueue = new Queue(QUEUES.failovers, { connection: queueRedis, prefix: queuePrefix(config.keyPrefix) });
   const deferred = new DeferredSteps(store, agents, config.jobLockMs, log.child({ part: 'migrations' }));
   const detector = new FailoverDetector(store, failoverQueue, leader, config.livenessCheckMs * 4, deferred, log.child({ part: 'failover' }));
-  const failovers = new FailoverWorker(store, agents, config.keyPrefix, queueRedis, config.jobLockMs, policy, log.child({ part: 'failover' }), config.failoverConcurrency);
+  const failovers = new FailoverWorker(store, agents, config.keyPrefix, queueRedis, config.jobLockMs, policy, log.child({ part: 'failover' }), config.failoverConcurrency, {
+    onUpdate: (failover) => nc.publish(subjects.failoverEvents, encodeJson({ type: 'failover.updated', at: Date.now(), failover } satisfies FailoverEvent)),
+    onFinished: (failover) => metrics.failoverFinished(failover),
+  });
   // the down state reaches Redis with the next batch of host records (every flushMs): look right after it
   capacity.onStateChange((event) => {
     if (event.to === 'down') setTimeout(() => detector.wake(), config.flushMs + 100).unref();
@@ -103,14 +116,18 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   leader.start();
   detector.start();
   auto?.start();
+  const metricsServer = await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
   log.info('scheduler started');
   return {
     capacity,
+    metrics,
+    metricsUrl: metricsServer.url,
     async stop() {
+      await metricsServer.close();
       auto?.stop();
       detector.stop();
       await leader.stop();
-      await Promise.all([worker.stop(), migrations.stop(), plans.stop(), failovers.stop(), flows.close(), failoverQueue.close()]);
+      await Promise.all([worker.stop(), migrations.stop(), plans.stop(), failovers.stop(), flows.close(), failoverQueue.close(), ...counted.map((q) => q.close())]);
       await capacity.stop();
       await nc.drain();
       redis.disconnect();

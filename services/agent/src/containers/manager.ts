@@ -335,6 +335,11 @@ export class ContainerManager {
     return this.statusOf(this.require(id));
   }
 
+  /** Every container's recorded state (metrics). */
+  states(): ContainerRecord['state'][] {
+    return [...this.records.values()].map((r) => r.state);
+  }
+
   list(): Promise<ContainerStatus[]> {
     return Promise.all([...this.records.values()].map((r) => this.statusOf(r)));
   }

@@ -18,10 +18,11 @@ import {
 import { executePlan, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import { z } from 'zod';
 import { ApiError, parseRequest } from '../errors.ts';
+import type { ApiMetrics } from '../metrics.ts';
 
 const CompatQuery = z.strictObject({ workload: WorkloadId, host: HostId });
 
-export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string, policy: PlacementPolicy): void {
+export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string, policy: PlacementPolicy, metrics: ApiMetrics): void {
   /** A plan with the live status of each of its moves. */
   const view = async (plan: PlanRecord): Promise<PlanRecord> => {
     const moves: PlanMove[] = await Promise.all(
@@ -36,7 +37,11 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     return { ...plan, moves };
   };
 
-  const save = (draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>) => savePlan(store, draft);
+  const save = async (draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>) => {
+    const plan = await savePlan(store, draft);
+    metrics.planMade(plan);
+    return plan;
+  };
 
   const execute = async (plan: PlanRecord): Promise<PlanRecord> => {
     try {

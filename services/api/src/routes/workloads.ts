@@ -18,6 +18,7 @@ import {
 } from '@ferry/protocol';
 import type { ClusterStore } from '@ferry/store';
 import { ApiError, parseRequest } from '../errors.ts';
+import type { ApiMetrics } from '../metrics.ts';
 
 const JOB_OPTIONS = {
   attempts: 4,
@@ -32,7 +33,7 @@ function view(record: WorkloadRecord, hosts: Map<string, HostRecord>): WorkloadV
   return { ...record, observed };
 }
 
-export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue, policy: PlacementPolicy): void {
+export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue, policy: PlacementPolicy, metrics: ApiMetrics): void {
   const hostMap = async () => new Map((await store.hosts.all()).map((h) => [h.id, h]));
 
   const enqueue = async (record: WorkloadRecord, name: WorkloadJobName, extra: Partial<WorkloadJobData> = {}): Promise<WorkloadAccepted> => {
@@ -65,6 +66,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
       const placed = placeWorkload(spec, snapshot, policy);
       if (!placed.ok && placed.refused.HA_ADMISSION) {
         const refusals = placed.refusals.filter((r) => r.code === 'HA_ADMISSION');
+        metrics.admissionRefusals.inc();
         throw new ApiError('CONFLICT', `HA admission control refuses ${spec.id}: ${refusals[0]!.message}`, { code: 'HA_ADMISSION', refusals });
       }
     }

@@ -7,6 +7,7 @@ import { HostTable } from '../hosts/liveness.ts';
 import { parseCapacityMessage } from './intake.ts';
 import { PerKeyLimiter } from './log-limiter.ts';
 import { CapacityCounters } from './stats.ts';
+import type { SchedulerMetrics } from '../metrics.ts';
 
 /**
  * Capacity intake and host liveness: validates every report, keeps the host table, persists
@@ -28,6 +29,7 @@ export class CapacityService {
     private readonly nc: NatsConnection,
     private readonly store: ClusterStore,
     private readonly log: Logger,
+    private readonly metrics?: SchedulerMetrics,
   ) {
     this.table = new HostTable(config);
     this.rejectLog = new PerKeyLimiter(config.rejectLogWindowMs);
@@ -68,6 +70,7 @@ export class CapacityService {
     const result = parseCapacityMessage(subject, data);
     if (!result.ok) {
       this.counters.rejected(result.reason);
+      this.metrics?.reports.inc({ result: 'rejected', reason: result.reason });
       const key = result.hostId ?? '(bad subject)';
       if (this.rejectLog.allow(key, now)) {
         this.log.warn(
@@ -78,6 +81,7 @@ export class CapacityService {
       return;
     }
     this.counters.accepted();
+    this.metrics?.reports.inc({ result: 'accepted', reason: '' });
     const report = result.report;
     // Renew the host's lease — only on its own lease subject, whatever reply address came along.
     if (reply === subjects.lease(report.hostId)) {
@@ -95,6 +99,7 @@ export class CapacityService {
     try {
       if (!(await this.store.firstSight(`fence:${hostId}:${fence.id}`))) return;
       this.log.warn({ hostId, ...fence }, 'host reports it fenced itself');
+      this.metrics?.fencing.inc({ by: fence.by });
       await this.store.addHistory(hostId, {
         at: fence.at,
         kind: 'fencing',

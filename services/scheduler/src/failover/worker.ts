@@ -26,6 +26,8 @@ export class FailoverWorker {
     private readonly policy: PlacementPolicy,
     private readonly log: Logger,
     concurrency: number,
+    /** told of every change of a failover record (events) and of every failover that ended (metrics) */
+    private readonly hooks: { onUpdate?: (record: FailoverRecord) => void; onFinished?: (record: FailoverRecord) => void } = {},
   ) {
     this.slots = createLimiter(concurrency);
   }
@@ -56,7 +58,10 @@ export class FailoverWorker {
     const save = (patch: Partial<FailoverRecord>): Promise<unknown> => {
       record = { ...record!, ...patch };
       const snapshot = record;
-      saving = saving.then(() => this.store.failovers.put(snapshot.id, snapshot));
+      saving = saving.then(async () => {
+        await this.store.failovers.put(snapshot.id, snapshot);
+        this.hooks.onUpdate?.(snapshot);
+      });
       return saving;
     };
     const setEntry = (i: number, entry: FailoverRestart, unrecoverable?: { workload: string; reason: string }) =>
@@ -67,6 +72,8 @@ export class FailoverWorker {
     const host = await this.store.hosts.get(record.hostId);
     if (host && host.state !== 'down') {
       await save({ state: 'abandoned', finishedAt: Date.now(), note: `${record.hostId} came back (${host.state}) before its workloads were restarted` });
+      await saving;
+      this.hooks.onFinished?.(record);
       return record;
     }
     // Placement decisions are taken one at a time in priority order (each sees the ones before
@@ -108,6 +115,7 @@ export class FailoverWorker {
     if (failures > 0) throw new Error(`${failures} restart(s) not done yet`); // retried by BullMQ
     await save({ state: 'completed', finishedAt: Date.now() });
     await saving;
+    this.hooks.onFinished?.(record);
     log.info({ restarted: record.restarts.filter((r) => r.status === 'restarted').length, unrecoverable: record.unrecoverable.length }, 'failover finished');
     return record;
   }

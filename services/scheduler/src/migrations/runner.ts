@@ -423,8 +423,12 @@ export class MigrationRunner {
     await this.progress(this.record);
   }
 
+  private eventContext(): Pick<MigrationEvent, 'bytes' | 'strategy' | 'source' | 'destination'> {
+    return { bytes: this.record.bytes, strategy: this.record.strategy, source: this.record.source, destination: this.record.destination };
+  }
+
   private publish(phase: MigrationPhase, status: MigrationEvent['status'], ms: number | null): void {
-    const event: MigrationEvent = { type: 'migration.phase', migrationId: this.record.id, workloadId: this.record.workloadId, state: this.record.state, phase, status, at: Date.now(), ms };
+    const event: MigrationEvent = { type: 'migration.phase', migrationId: this.record.id, workloadId: this.record.workloadId, state: this.record.state, phase, status, at: Date.now(), ms, ...this.eventContext() };
     this.nc.publish(subjects.migrationEvents(this.record.id), encodeJson(event));
   }
 
@@ -438,6 +442,7 @@ export class MigrationRunner {
       status,
       at: Date.now(),
       ms: this.record.finishedAt === null ? null : this.record.finishedAt - this.record.createdAt,
+      ...this.eventContext(),
     };
     this.nc.publish(subjects.migrationEvents(this.record.id), encodeJson(event));
   }

@@ -29,6 +29,8 @@ export interface MigrationWorkerOptions {
   nc: NatsConnection;
   connection: Redis;
   log: Logger;
+  /** told of every migration that ended (metrics) */
+  onFinished?: (record: MigrationRecord) => void;
 }
 
 /**
@@ -63,13 +65,15 @@ export class MigrationWorker {
     const record = await this.o.store.migrations.get(data.data.migrationId);
     if (!record || TERMINAL_MIGRATION_STATES.has(record.state)) return;
     this.o.log.error({ migrationId: record.id, err: err.message }, 'migration gave up: an operator must look at it');
-    await this.o.store.migrations.put(record.id, {
+    const failed: MigrationRecord = {
       ...record,
       state: 'failed',
       error: record.error ?? { code: 'GAVE_UP', message: err.message, phase: record.phase },
       updatedAt: Date.now(),
       finishedAt: Date.now(),
-    });
+    };
+    await this.o.store.migrations.put(record.id, failed);
+    this.o.onFinished?.(failed);
   }
 
   async stop(graceMs = 3_000): Promise<void> {
@@ -129,6 +133,7 @@ export class MigrationWorker {
       await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
       throw new DelayedError();
     }
+    if (TERMINAL_MIGRATION_STATES.has(held.value.state)) this.o.onFinished?.(held.value);
     return held.value;
   }
 }

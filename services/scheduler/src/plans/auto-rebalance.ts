@@ -1,6 +1,7 @@
 import type { FlowProducer } from 'bullmq';
 import { buildRebalancePlan, RebalanceTrigger, type PlacementPolicy } from '@ferry/core';
 import type { Logger } from '@ferry/runtime';
+import type { PlanRecord } from '@ferry/protocol';
 import { executePlan, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import type { LeaderElection } from '../leader.ts';
 
@@ -13,6 +14,8 @@ export interface AutoRebalanceOptions {
   maxMoves: number;
   cooldownMs: number;
   policy: PlacementPolicy;
+  /** told of every plan it makes (metrics) */
+  onPlan?: (plan: PlanRecord) => void;
 }
 
 /**
@@ -55,6 +58,7 @@ export class AutoRebalancer {
       const gain = (draft.scoreBefore ?? 0) - (draft.scoreAfter ?? 0);
       if (!this.trigger.observe(draft.moves.length > 0 ? gain : 0)) return;
       const plan = await savePlan(this.store, { ...draft, params: { ...draft.params, automatic: true } });
+      this.o.onPlan?.(plan);
       await executePlan(this.store, this.flows, this.keyPrefix, plan);
       this.log.info({ planId: plan.id, moves: plan.moves.length, gain }, 'automatic rebalance started');
     } catch (err) {

@@ -1,0 +1,70 @@
+import type { NatsConnection, Subscription } from 'nats';
+import { z } from 'zod';
+import { FailoverEvent, HostStateEvent, MigrationEvent, WorkloadEvent, subjects } from '@ferry/protocol';
+import { decodeText, type Logger } from '@ferry/runtime';
+
+/** Every event the API streams, as validated from NATS. */
+export const ClusterEvent = z.discriminatedUnion('type', [HostStateEvent, WorkloadEvent, MigrationEvent, FailoverEvent]);
+export type ClusterEvent = z.infer<typeof ClusterEvent>;
+
+/** The stream a client picks with `?kinds=`: the part of `type` before the dot. */
+export const EVENT_KINDS = ['host', 'workload', 'migration', 'failover'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+export const kindOf = (event: ClusterEvent): EventKind => event.type.split('.')[0] as EventKind;
+
+type Listener = (event: ClusterEvent) => void;
+
+/**
+ * One NATS subscription to `ferry.events.>` for the whole API, fanned out to the clients that
+ * stream events. What comes from NATS is parsed like any other boundary input: a message that is
+ * not a known event is counted and dropped, never forwarded.
+ */
+export class EventHub {
+  private readonly listeners = new Set<Listener>();
+  private subscription: Subscription | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly onRejected: () => void = () => undefined,
+  ) {}
+
+  start(nc: NatsConnection): void {
+    this.subscription = nc.subscribe(subjects.allEvents, {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.error({ err }, 'event subscription error');
+          return;
+        }
+        const parsed = msg.data.length > 256 * 1024 ? null : ClusterEvent.safeParse(safeJson(decodeText(msg.data)));
+        if (!parsed?.success) {
+          this.onRejected();
+          this.log.debug({ subject: msg.subject }, 'dropped a message that is not a known event');
+          return;
+        }
+        for (const listener of this.listeners) listener(parsed.data);
+      },
+    });
+  }
+
+  listen(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get clients(): number {
+    return this.listeners.size;
+  }
+
+  stop(): void {
+    this.subscription?.unsubscribe();
+    this.listeners.clear();
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

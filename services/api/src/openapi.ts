@@ -1,0 +1,156 @@
+import { z } from 'zod';
+import {
+  ApiErrorBody,
+  ClusterSnapshotDocument,
+  CreateWorkloadQuery,
+  DryRunQuery,
+  FailoverRecord,
+  HealthResponse,
+  HostHistoryEntry,
+  HostListQuery,
+  HostListResponse,
+  HostParams,
+  HostView,
+  JobParams,
+  JobView,
+  MaintenanceRecord,
+  MaintenanceRequest,
+  MigrateQuery,
+  MigrateRequest,
+  MigrationListQuery,
+  MigrationParams,
+  MigrationRecord,
+  PlanListQuery,
+  PlanParams,
+  PlanRecord,
+  RebalanceRequest,
+  StatsResponse,
+  StopWorkloadQuery,
+  WorkloadAccepted,
+  WorkloadListQuery,
+  WorkloadParams,
+  WorkloadSpec,
+  WorkloadView,
+  HostId,
+  WorkloadId,
+} from '@ferry/protocol';
+import { EventsQuery } from './routes/events.ts';
+
+/**
+ * Every route of the API, described from the same zod schemas the routes parse with. The server
+ * refuses to start when a route is missing here (or listed here and not served), so the
+ * document cannot drift from the code.
+ */
+export interface Operation {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** Fastify style, e.g. /v1/hosts/:id */
+  path: string;
+  summary: string;
+  tag: string;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  body?: z.ZodType;
+  response?: z.ZodType;
+  status?: number;
+  /** served without a token */
+  open?: boolean;
+  /** a text/event-stream instead of JSON */
+  stream?: boolean;
+  /** an HTML page */
+  html?: boolean;
+}
+
+const CompatResponse = z.object({ workload: WorkloadId, host: HostId, ok: z.boolean(), reasons: z.array(z.object({ code: z.string(), message: z.string() })) });
+const PlanStarted = z.object({ maintenance: MaintenanceRecord.nullable(), plan: PlanRecord });
+
+export const OPERATIONS: Operation[] = [
+  { method: 'GET', path: '/healthz', summary: 'Liveness: 200 when Redis answers', tag: 'system', response: HealthResponse, open: true },
+  { method: 'GET', path: '/metrics', summary: 'Prometheus metrics of this API process', tag: 'system', open: true },
+  { method: 'GET', path: '/v1/openapi.json', summary: 'This document', tag: 'system', open: true },
+  { method: 'GET', path: '/docs', summary: 'The API reference as a page', tag: 'system', open: true, html: true },
+  { method: 'GET', path: '/', summary: 'Redirects to the dashboard', tag: 'dashboard', open: true, html: true },
+  { method: 'GET', path: '/ui/', summary: 'The dashboard (asks for the token in the browser)', tag: 'dashboard', open: true, html: true },
+  { method: 'GET', path: '/ui/:file', summary: 'The dashboard’s script and style sheet', tag: 'dashboard', open: true },
+  { method: 'GET', path: '/v1/stats', summary: 'Capacity reports accepted and rejected, by reason', tag: 'system', response: StatsResponse },
+  { method: 'GET', path: '/v1/events', summary: 'Live cluster events as server-sent events (host, workload, migration, failover)', tag: 'events', query: EventsQuery, stream: true },
+  { method: 'GET', path: '/v1/hosts', summary: 'Hosts with their newest capacity report', tag: 'hosts', query: HostListQuery, response: HostListResponse },
+  { method: 'GET', path: '/v1/hosts/:id', summary: 'One host', tag: 'hosts', params: HostParams, response: HostView },
+  { method: 'GET', path: '/v1/hosts/:id/history', summary: 'State changes, fencing, failovers, restarts of a host (newest first)', tag: 'failover', params: HostParams, response: z.object({ history: z.array(HostHistoryEntry) }) },
+  { method: 'GET', path: '/v1/failovers', summary: 'Every failover and its restarts', tag: 'failover', response: z.object({ failovers: z.array(FailoverRecord) }) },
+  { method: 'POST', path: '/v1/hosts/:id/maintenance', summary: 'Enter maintenance: out of placement, every workload live-migrated away', tag: 'maintenance', params: HostParams, body: MaintenanceRequest, response: PlanStarted, status: 202 },
+  { method: 'DELETE', path: '/v1/hosts/:id/maintenance', summary: 'Leave maintenance', tag: 'maintenance', params: HostParams, response: z.object({ hostId: HostId, maintenance: z.null() }) },
+  { method: 'GET', path: '/v1/maintenance/groups', summary: 'Hosts that can be drained together (rolling maintenance)', tag: 'maintenance' },
+  { method: 'POST', path: '/v1/workloads', summary: 'Create a workload (409 HA_ADMISSION when admission control refuses it)', tag: 'workloads', query: CreateWorkloadQuery, body: WorkloadSpec, response: WorkloadAccepted, status: 202 },
+  { method: 'GET', path: '/v1/workloads', summary: 'Workloads, where they run, their usage', tag: 'workloads', query: WorkloadListQuery, response: z.object({ workloads: z.array(WorkloadView) }) },
+  { method: 'GET', path: '/v1/workloads/:id', summary: 'One workload', tag: 'workloads', params: WorkloadParams, response: WorkloadView },
+  { method: 'POST', path: '/v1/workloads/:id/start', summary: 'Start a stopped workload', tag: 'workloads', params: WorkloadParams, response: WorkloadAccepted, status: 202 },
+  { method: 'POST', path: '/v1/workloads/:id/stop', summary: 'Stop a workload', tag: 'workloads', params: WorkloadParams, query: StopWorkloadQuery, response: WorkloadAccepted, status: 202 },
+  { method: 'DELETE', path: '/v1/workloads/:id', summary: 'Destroy a workload and its root filesystem', tag: 'workloads', params: WorkloadParams, response: WorkloadAccepted, status: 202 },
+  { method: 'GET', path: '/v1/jobs/:id', summary: 'A workload job: state, progress, result or failure', tag: 'workloads', params: JobParams, response: JobView },
+  { method: 'POST', path: '/v1/workloads/:id/migrate', summary: 'Migrate a workload (live unless asked otherwise); ?dryRun=true only checks', tag: 'migrations', params: WorkloadParams, query: MigrateQuery, body: MigrateRequest, response: z.object({ migration: MigrationRecord }), status: 202 },
+  { method: 'GET', path: '/v1/migrations', summary: 'Migrations', tag: 'migrations', query: MigrationListQuery, response: z.object({ migrations: z.array(MigrationRecord) }) },
+  { method: 'GET', path: '/v1/migrations/:id', summary: 'One migration with its timeline', tag: 'migrations', params: MigrationParams, response: MigrationRecord },
+  { method: 'DELETE', path: '/v1/migrations/:id', summary: 'Cancel a migration (409 after its commit)', tag: 'migrations', params: MigrationParams, response: MigrationRecord, status: 202 },
+  { method: 'GET', path: '/v1/compat', summary: 'Every reason a host cannot take a workload', tag: 'planning', query: z.object({ workload: WorkloadId, host: HostId }), response: CompatResponse },
+  { method: 'GET', path: '/v1/cluster/snapshot', summary: 'The cluster as the planners see it', tag: 'planning', response: ClusterSnapshotDocument },
+  { method: 'POST', path: '/v1/rebalance', summary: 'Plan a rebalance (and run it unless ?dryRun=true)', tag: 'planning', query: DryRunQuery, body: RebalanceRequest, response: PlanRecord, status: 202 },
+  { method: 'GET', path: '/v1/plans', summary: 'Plans', tag: 'planning', query: PlanListQuery, response: z.object({ plans: z.array(PlanRecord) }) },
+  { method: 'GET', path: '/v1/plans/:id', summary: 'One plan with the status of each move', tag: 'planning', params: PlanParams, response: PlanRecord },
+  { method: 'POST', path: '/v1/plans/:id/execute', summary: 'Run a planned plan (409 when the cluster changed since)', tag: 'planning', params: PlanParams, response: PlanRecord, status: 202 },
+  { method: 'DELETE', path: '/v1/plans/:id', summary: 'Cancel a plan: moves not started never start', tag: 'planning', params: PlanParams, response: PlanRecord, status: 202 },
+];
+
+const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' }) as Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };
+
+const openapiPath = (path: string) => path.replace(/:([A-Za-z]+)/g, '{$1}');
+
+function parameters(schema: z.ZodType | undefined, where: 'path' | 'query'): unknown[] {
+  if (!schema) return [];
+  const json = jsonSchema(schema, 'input');
+  return Object.entries(json.properties ?? {}).map(([name, s]) => ({
+    name,
+    in: where,
+    required: where === 'path' || (json.required ?? []).includes(name),
+    schema: s,
+  }));
+}
+
+/** The OpenAPI 3.0 document of the API as built. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const error = { description: 'An error: `{code, message, details}`', content: { 'application/json': { schema: jsonSchema(ApiErrorBody, 'output') } } };
+  for (const op of OPERATIONS) {
+    const ok = op.stream
+      ? { description: 'A stream of server-sent events', content: { 'text/event-stream': { schema: { type: 'string' } } } }
+      : op.html
+        ? { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } }
+        : { description: 'OK', content: { 'application/json': { schema: op.response ? jsonSchema(op.response, 'output') : { type: 'object' } } } };
+    (paths[openapiPath(op.path)] ??= {})[op.method.toLowerCase()] = {
+      summary: op.summary,
+      tags: [op.tag],
+      parameters: [...parameters(op.params, 'path'), ...parameters(op.query, 'query')],
+      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(op.body, 'input') } } } } : {}),
+      responses: { [String(op.status ?? 200)]: ok, default: error },
+      ...(op.open ? { security: [] } : {}),
+    };
+  }
+  return {
+    openapi: '3.0.3',
+    info: { title: 'Ferry API', version, description: 'Cluster migration and failover for OS containers. Every /v1 route needs `Authorization: Bearer <token>`.' },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
+
+/** Routes served but not documented, and documented but not served (both must be empty). */
+export function routeDrift(served: Array<{ method: string; url: string }>): string[] {
+  const key = (method: string, url: string) => `${method} ${url}`;
+  const documented = new Set(OPERATIONS.map((op) => key(op.method, op.path)));
+  const actual = new Set(served.filter((r) => r.method !== 'HEAD' && r.method !== 'OPTIONS').map((r) => key(r.method, r.url)));
+  return [
+    ...[...actual].filter((k) => !documented.has(k)).map((k) => `served but not in the OpenAPI document: ${k}`),
+    ...[...documented].filter((k) => !actual.has(k)).map((k) => `in the OpenAPI document but not served: ${k}`),
+  ];
+}

@@ -1,0 +1,219 @@
+// Ferry dashboard: plain JS, no build. Lists come from the API; live changes from GET /v1/events
+// (server-sent events read through fetch, so the token travels in a header, not in the URL).
+const PHASES = ['validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'];
+const ACTIVE = new Set(['queued', 'running', 'rolling-back']);
+const $ = (selector) => document.querySelector(selector);
+
+// A token given as #token=… is taken once and removed from the address bar.
+const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+if (fromHash) {
+  localStorage.setItem('ferry-token', fromHash);
+  history.replaceState(null, '', location.pathname);
+}
+let token = localStorage.getItem('ferry-token');
+
+async function api(path) {
+  const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+  if (res.status === 401) {
+    localStorage.removeItem('ferry-token');
+    token = null;
+    showLogin('That token was refused.');
+    throw new Error('unauthorized');
+  }
+  if (!res.ok) throw new Error(`${path}: ${res.status}`);
+  return res.json();
+}
+
+const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const badge = (text) => `<span class="badge ${esc(text)}">${esc(text)}</span>`;
+const mib = (bytes) => `${Math.round(bytes / 2 ** 20)} MiB`;
+const gib = (bytes) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+const ago = (at) => {
+  const s = Math.max(0, Math.round((Date.now() - at) / 1000));
+  return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : new Date(at).toLocaleString();
+};
+function bar(fraction, label) {
+  const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
+  return `<span class="bar" title="${esc(label)}"><span style="width:${pct.toFixed(1)}%"></span><em>${esc(label)}</em></span>`;
+}
+function fill(table, rows) {
+  $(`#${table} tbody`).innerHTML = rows.join('');
+}
+
+const state = { hosts: [], workloads: [], migrations: new Map(), plans: [], failovers: [] };
+
+function renderHosts() {
+  const allocated = new Map();
+  for (const w of state.workloads) if (w.hostId && w.phase !== 'failed') allocated.set(w.hostId, (allocated.get(w.hostId) ?? 0) + w.spec.resources.memoryMiB * 2 ** 20);
+  fill(
+    'hosts',
+    state.hosts.map((h) => {
+      const c = h.capacity;
+      const mem = allocated.get(h.id) ?? 0;
+      const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
+      return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}</td>
+        <td>${bar(c.load.one / c.cpu.count, `${c.load.one.toFixed(2)} / ${c.cpu.count} CPUs`)}</td>
+        <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
+        <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>
+        <td>${c.containers.length}</td><td>${h.maintenance ? badge(h.maintenance.state) : ''}</td></tr>`;
+    }),
+  );
+}
+
+function renderWorkloads() {
+  fill(
+    'workloads',
+    state.workloads.map((w) => {
+      const u = w.observed?.usage;
+      return `<tr data-workload="${esc(w.spec.id)}"><td>${esc(w.spec.id)}</td><td>${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
+        <td>${w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no'}</td>
+        <td>${u ? bar(u.memoryBytes / u.memoryLimitBytes, `${mib(u.memoryBytes)} of ${mib(u.memoryLimitBytes)}`) : ''}</td>
+        <td>${u ? `${u.cpuPercent}%` : ''}</td></tr>`;
+    }),
+  );
+}
+
+function renderMigrations() {
+  const active = [...state.migrations.values()].filter((m) => ACTIVE.has(m.state)).sort((a, b) => a.createdAt - b.createdAt);
+  $('#no-migrations').hidden = active.length > 0;
+  fill(
+    'migrations',
+    active.map((m) => {
+      const step = Math.max(0, PHASES.indexOf(m.phase)) + (m.phaseDone ? 1 : 0.5);
+      const bytes = m.bytes?.total ? ` · ${mib(m.bytes.sent)} of ${mib(m.bytes.total)}` : m.bytes?.sent ? ` · ${mib(m.bytes.sent)}` : '';
+      return `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${esc(m.source)} → ${esc(m.destination)}</td>
+        <td>${esc(m.strategy)}</td><td>${badge(m.state)} ${esc(m.phase)}</td><td>${bar(step / PHASES.length, `${esc(m.phase)}${bytes}`)}</td></tr>`;
+    }),
+  );
+}
+
+function renderPlans() {
+  const score = (v) => (v === null || v === undefined ? '—' : v.toFixed(4));
+  fill(
+    'plans',
+    state.plans.slice(0, 10).map((p) => {
+      const done = p.moves.filter((m) => m.status === 'completed').length;
+      return `<tr><td>${esc(p.id)}</td><td>${esc(p.kind)}</td><td>${badge(p.state)}</td><td>${score(p.scoreBefore)} → ${score(p.scoreAfter)}</td><td>${done} / ${p.moves.length}</td></tr>`;
+    }),
+  );
+}
+
+function renderFailovers() {
+  fill(
+    'failovers',
+    state.failovers.slice(0, 10).map((f) => {
+      const restarted = f.restarts.filter((r) => r.status === 'restarted');
+      const not = f.restarts.filter((r) => r.status !== 'restarted');
+      return `<tr><td>${esc(f.hostId)}</td><td>${ago(f.detectedAt)}</td><td>${badge(f.state)}</td>
+        <td>${restarted.map((r) => `${esc(r.workload)} → ${esc(r.to)}`).join(', ')}</td>
+        <td>${not.map((r) => `<span title="${esc(r.reason)}">${esc(r.workload)} (${esc(r.status)})</span>`).join(', ')}</td></tr>`;
+    }),
+  );
+}
+
+async function refresh() {
+  const [hosts, workloads, migrations, plans, failovers] = await Promise.all([
+    api('/v1/hosts'),
+    api('/v1/workloads'),
+    api('/v1/migrations'),
+    api('/v1/plans'),
+    api('/v1/failovers'),
+  ]);
+  state.hosts = hosts.hosts;
+  state.workloads = workloads.workloads;
+  for (const m of migrations.migrations) state.migrations.set(m.id, { ...state.migrations.get(m.id), ...m });
+  state.plans = plans.plans.sort((a, b) => b.createdAt - a.createdAt);
+  state.failovers = failovers.failovers.sort((a, b) => b.detectedAt - a.detectedAt);
+  renderHosts();
+  renderWorkloads();
+  renderMigrations();
+  renderPlans();
+  renderFailovers();
+}
+
+let pending = null;
+const refreshSoon = () => {
+  pending ??= setTimeout(() => {
+    pending = null;
+    refresh().catch(() => undefined);
+  }, 300);
+};
+
+function onEvent(event) {
+  const line = document.createElement('li');
+  const what = event.type === 'host.state' ? `${event.hostId}: ${event.from ?? 'new'} → ${event.to}`
+    : event.type.startsWith('workload.') ? `${event.workloadId}: ${event.phase ?? 'destroyed'}${event.hostId ? ` on ${event.hostId}` : ''}`
+    : event.type.startsWith('migration.') ? `${event.workloadId}: ${event.phase} ${event.status}${event.bytes?.sent ? ` (${mib(event.bytes.sent)})` : ''}`
+    : `failover of ${event.failover.hostId}: ${event.failover.state}`;
+  line.textContent = `${new Date(event.at).toLocaleTimeString()}  ${event.type}  ${what}`;
+  $('#events').prepend(line);
+  while ($('#events').children.length > 100) $('#events').lastChild.remove();
+  if (event.type.startsWith('migration.')) {
+    // live progress straight from the event; the full record follows with the next refresh
+    const known = state.migrations.get(event.migrationId) ?? { id: event.migrationId, workloadId: event.workloadId, createdAt: event.at };
+    state.migrations.set(event.migrationId, {
+      ...known,
+      state: event.state,
+      phase: event.phase,
+      phaseDone: event.status !== 'started',
+      ...(event.bytes ? { bytes: event.bytes } : {}),
+      ...(event.strategy ? { strategy: event.strategy, source: event.source, destination: event.destination } : {}),
+    });
+    renderMigrations();
+  }
+  refreshSoon();
+}
+
+/** Reads the event stream until it ends, then comes back after a pause (the API restarted, …). */
+async function follow() {
+  for (;;) {
+    try {
+      const res = await fetch('/v1/events', { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+      if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
+      $('#status').textContent = 'live';
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          if (data) onEvent(JSON.parse(data));
+        }
+      }
+    } catch {
+      // fall through to the retry
+    }
+    $('#status').textContent = 'reconnecting…';
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    if (!token) return;
+  }
+}
+
+function showLogin(message) {
+  $('#main').hidden = true;
+  $('#login').hidden = false;
+  $('#status').textContent = message ?? 'signed out';
+}
+
+async function open() {
+  $('#login').hidden = true;
+  $('#main').hidden = false;
+  await refresh();
+  void follow();
+  setInterval(() => refresh().catch(() => undefined), 5000);
+}
+
+$('#login').addEventListener('submit', (e) => {
+  e.preventDefault();
+  token = $('#token').value.trim();
+  localStorage.setItem('ferry-token', token);
+  open().catch(() => undefined);
+});
+
+if (token) open().catch(() => undefined);
+else showLogin();
