@@ -1,36 +1,72 @@
-import { parseArgs } from 'node:util';
+import { Command, CommanderError, Option } from 'commander';
+import { stringify } from 'yaml';
+import { contextCommands } from './commands/context.ts';
+import { operateCommands } from './commands/operate.ts';
+import { readCommands } from './commands/read.ts';
+import { CliError, EXIT } from './errors.ts';
+import { formatTable, planOffline, readSnapshot } from './plan.ts';
+import { outputFormat, sessionOf, type GlobalOptions } from './session.ts';
 import { z } from 'zod';
-import { formatTable, planOffline, readSnapshot, UsageError } from './plan.ts';
 
-const USAGE = `usage:
-  ferry plan rebalance --snapshot FILE [--max-moves N] [-o table|json]
-  ferry plan evacuate HOST --snapshot FILE [-o table|json]`;
+function build(): Command {
+  const program = new Command('ferry')
+    .description('Ferry: live migration, maintenance, rebalancing and failover of OS containers')
+    .addOption(new Option('-o, --output <format>', 'table, json or yaml').default('table'))
+    .option('--context <name>', 'the context to use (default: the current one)')
+    .option('--config <file>', 'config file with contexts (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)')
+    .option('--url <url>', 'the API URL (overrides the context and FERRY_API_URL)')
+    .option('--token <token>', 'the API token (overrides the context and FERRY_API_TOKEN)')
+    .showHelpAfterError('(ferry --help lists the commands)')
+    .exitOverride();
+  const session = () => sessionOf(program);
+  contextCommands(program);
+  readCommands(program, session);
+  operateCommands(program, session);
 
-const Options = z.object({
-  snapshot: z.string().min(1, 'needs --snapshot FILE'),
-  'max-moves': z.coerce.number().int().min(1).max(10_000).optional(),
-  output: z.enum(['table', 'json']).default('table'),
-});
+  // Offline: the same planners on a snapshot file (GET /v1/cluster/snapshot), no service needed.
+  const plan = program.command('plan').description('plan offline on a cluster snapshot file');
+  const offline = (kind: 'rebalance' | 'evacuate', host: string | undefined, options: { snapshot?: string; maxMoves?: string }) => {
+    if (!options.snapshot) throw new CliError('needs --snapshot FILE (save one with GET /v1/cluster/snapshot)', EXIT.usage);
+    const maxMoves = options.maxMoves === undefined ? undefined : z.coerce.number().int().min(1).max(10_000).safeParse(options.maxMoves);
+    if (maxMoves && !maxMoves.success) throw new CliError(`--max-moves must be a whole number from 1 to 10000, not ${options.maxMoves}`, EXIT.usage);
+    const out = planOffline(kind, readSnapshot(options.snapshot), { ...(maxMoves?.success ? { maxMoves: maxMoves.data } : {}), ...(host ? { host } : {}) });
+    const format = outputFormat(program.opts<GlobalOptions>().output);
+    process.stdout.write(format === 'json' ? `${JSON.stringify(out, null, 2)}\n` : format === 'yaml' ? stringify(out) : `${formatTable(out)}\n`);
+    if (!out.ok) process.exitCode = EXIT.failed;
+  };
+  plan
+    .command('rebalance')
+    .description('a rebalance plan for the snapshot')
+    .option('--snapshot <file>', 'the snapshot file')
+    .option('--max-moves <n>', 'at most this many moves')
+    .action((options: { snapshot?: string; maxMoves?: string }) => offline('rebalance', undefined, options));
+  plan
+    .command('evacuate <host>')
+    .description('an evacuation plan for one host of the snapshot')
+    .option('--snapshot <file>', 'the snapshot file')
+    .action((host: string, options: { snapshot?: string }) => offline('evacuate', host, options));
+  return program;
+}
 
-/** Exit codes: 0 done, 1 the plan was refused, 2 bad usage or input. */
-export function main(argv: string[]): number {
+/** Runs one command line; resolves to the exit code (see errors.ts). */
+export async function main(argv: string[]): Promise<number> {
+  const program = build();
+  for (const command of program.commands) command.exitOverride();
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { snapshot: { type: 'string' }, 'max-moves': { type: 'string' }, output: { type: 'string', short: 'o' } },
-    });
-    const [command, kind, host, ...rest] = positionals;
-    if (command !== 'plan' || (kind !== 'rebalance' && kind !== 'evacuate') || rest.length > 0 || (kind === 'rebalance' && host)) throw new UsageError(USAGE);
-    const options = Options.safeParse({ snapshot: values.snapshot ?? '', 'max-moves': values['max-moves'], output: values.output });
-    if (!options.success) throw new UsageError(`${options.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}\n${USAGE}`);
-    const out = planOffline(kind, readSnapshot(options.data.snapshot), { ...(options.data['max-moves'] ? { maxMoves: options.data['max-moves'] } : {}), ...(host ? { host } : {}) });
-    process.stdout.write(`${options.data.output === 'json' ? JSON.stringify(out, null, 2) : formatTable(out)}\n`);
-    return out.ok ? 0 : 1;
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    return 2;
+    if (err instanceof CommanderError) {
+      // help and version are not errors; commander already printed the message
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version' ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`ferry: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`ferry: ${(err as Error).message}\n`);
+    return EXIT.failed;
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { buildEvacuationPlan, buildRebalancePlan } from '@ferry/core';
 import { ClusterSnapshotDocument } from '@ferry/protocol';
 
-export class UsageError extends Error {}
+import { UsageError } from './errors.ts';
+
+export { UsageError };
 
 export interface PlanOutput {
   kind: 'rebalance' | 'evacuate';

@@ -1,0 +1,74 @@
+import { EXIT, CliError } from './errors.ts';
+import type { Target } from './config.ts';
+
+interface ErrorBody {
+  code?: string;
+  message?: string;
+  details?: unknown;
+}
+
+/** The API over HTTP; every failure becomes a CliError with an exit code and a next step. */
+export class ApiClient {
+  constructor(readonly target: Target) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.target.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.target.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      throw new CliError(`cannot reach the Ferry API at ${this.target.url} (${this.target.from}): ${(err as Error).cause ?? (err as Error).message}. Is it running? Check the URL with 'ferry context list'.`, EXIT.unreachable);
+    }
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as unknown) : null;
+    if (res.ok) return json as T;
+    const error = (json ?? {}) as ErrorBody;
+    const message = error.message ?? `${res.status} ${res.statusText}`;
+    if (res.status === 401) throw new CliError(`the API refused the token (${this.target.from}): ${message}. Set the right one with 'ferry context set NAME --url URL --token TOKEN'.`, EXIT.unreachable);
+    if (res.status === 404) throw new CliError(`${message}. List what exists with 'ferry hosts', 'ferry workloads', 'ferry migrations' or 'ferry plans'.`, EXIT.notFound);
+    if (res.status === 400) throw new CliError(`the API rejected the request: ${message}`, EXIT.usage);
+    if (res.status === 409) throw new CliError(`refused: ${message}`, EXIT.refused);
+    throw new CliError(`the API failed (${res.status}): ${message}`, EXIT.failed);
+  }
+
+  get = <T>(path: string) => this.request<T>('GET', path);
+
+  /**
+   * Cluster events as they happen (GET /v1/events, server-sent events). Ends when `signal`
+   * aborts; a dropped stream ends it too (callers poll as well).
+   */
+  async *events(query: string, signal: AbortSignal): AsyncGenerator<{ type: string; [key: string]: unknown }> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.target.url}/v1/events${query ? `?${query}` : ''}`, { headers: { authorization: `Bearer ${this.target.token}`, accept: 'text/event-stream' }, signal });
+    } catch (err) {
+      if (signal.aborted) return;
+      throw new CliError(`cannot reach the Ferry API at ${this.target.url}: ${(err as Error).message}`, EXIT.unreachable);
+    }
+    if (!res.ok || !res.body) throw new CliError(`the event stream failed: ${res.status}`, res.status === 401 ? EXIT.unreachable : EXIT.failed);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of res.body) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block
+            .split('\n')
+            .filter((line) => line.startsWith('data: '))
+            .map((line) => line.slice(6))
+            .join('\n');
+          if (data) yield JSON.parse(data) as { type: string };
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err;
+    }
+  }
+}

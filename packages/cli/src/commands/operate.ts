@@ -1,0 +1,213 @@
+import type { Command } from 'commander';
+import { TERMINAL_MIGRATION_STATES, type MaintenanceRecord, type MigrationRecord, type PlanRecord } from '@ferry/protocol';
+import { EXIT, CliError, UsageError } from '../errors.ts';
+import { size, print, seconds } from '../output.ts';
+import { MigrationProgress } from '../progress.ts';
+import type { Session } from '../session.ts';
+import { planColumns } from './read.ts';
+
+const TERMINAL_PLAN_STATES = new Set(['completed', 'failed', 'cancelled']);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Follows one migration to its end: events for the bar, a poll every 2 s in case events are missed. */
+async function followMigration(s: Session, migration: MigrationRecord): Promise<MigrationRecord> {
+  const progress = new MigrationProgress();
+  const abort = new AbortController();
+  const events = (async () => {
+    for await (const e of s.api.events(`kinds=migration&migration=${encodeURIComponent(migration.id)}`, abort.signal)) {
+      progress.update(String(e.phase), String(e.status), e.bytes as { sent: number; total: number } | undefined);
+    }
+  })().catch(() => undefined);
+  try {
+    for (;;) {
+      const current = await s.api.get<MigrationRecord>(`/v1/migrations/${migration.id}`);
+      if (TERMINAL_MIGRATION_STATES.has(current.state)) return current;
+      progress.update(current.phase, current.completed.includes(current.phase) ? 'done' : 'started', current.bytes);
+      await sleep(2000);
+    }
+  } finally {
+    abort.abort();
+    await events;
+    progress.end();
+  }
+}
+
+function migrationSummary(m: MigrationRecord): string {
+  const total = m.finishedAt === null ? null : m.finishedAt - m.createdAt;
+  const head = m.state === 'completed' ? `migrated ${m.workloadId} ${m.source} → ${m.destination}` : `migration of ${m.workloadId} ${m.state}${m.error ? `: ${m.error.code} — ${m.error.message}` : ''}`;
+  return [
+    head,
+    `  mode      ${m.strategy} (${m.strategyReason})`,
+    `  freeze    ${seconds(m.freeze.agentMs)}`,
+    `  total     ${seconds(total)}`,
+    `  bytes     ${size(m.bytes.sent)}`,
+    `  id        ${m.id}  (timeline: ferry migrations show ${m.id})`,
+  ].join('\n');
+}
+
+/** Follows a plan's moves, printing each workload's status as it changes. */
+async function followPlan(s: Session, plan: PlanRecord): Promise<PlanRecord> {
+  const seen = new Map<string, string>();
+  for (;;) {
+    const current = await s.api.get<PlanRecord>(`/v1/plans/${plan.id}`);
+    for (const move of current.moves) {
+      if (seen.get(move.workload) === move.status) continue;
+      seen.set(move.workload, move.status);
+      process.stderr.write(`  ${move.workload.padEnd(20)} ${move.from} → ${move.to}  ${move.status}\n`);
+    }
+    if (TERMINAL_PLAN_STATES.has(current.state)) return current;
+    await sleep(1000);
+  }
+}
+
+const planExit = (plan: PlanRecord) => (plan.state === 'completed' ? EXIT.ok : EXIT.failed);
+
+/** What changes the cluster: migrate, maintenance, rebalance, plans. */
+export function operateCommands(program: Command, session: () => Session): void {
+  program
+    .command('migrate <workload>')
+    .description('move a running workload to another host, live; shows its progress, then the result')
+    .option('--to <host>', 'destination (default: the best host placement finds)')
+    .option('--strategy <strategy>', 'lazy | page-server | stop-and-copy | precopy | cold (default: Ferry picks)')
+    .option('--dry-run', 'only check: every reason it could not go')
+    .option('--no-wait', 'start it and return')
+    .action(async (workload: string, options: { to?: string; strategy?: string; dryRun?: boolean; wait: boolean }) => {
+      const s = session();
+      const body = { ...(options.to ? { destination: options.to } : {}), ...(options.strategy ? { strategy: options.strategy } : {}) };
+      const started = await s.api.request<{ migration: MigrationRecord }>('POST', `/v1/workloads/${encodeURIComponent(workload)}/migrate${options.dryRun ? '?dryRun=true' : ''}`, body);
+      if (options.dryRun || !options.wait) {
+        print(s.format, started, [started.migration], [
+          { header: 'migration', value: (m) => m.id },
+          { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
+          { header: 'strategy', value: (m) => m.strategy },
+          { header: 'state', value: (m) => m.state },
+        ]);
+        return;
+      }
+      process.stderr.write(`migrating ${workload} ${started.migration.source} → ${started.migration.destination} (${started.migration.strategy})\n`);
+      const done = await followMigration(s, started.migration);
+      if (s.format === 'table') process.stdout.write(`${migrationSummary(done)}\n`);
+      else print(s.format, done, [], []);
+      if (done.state !== 'completed') process.exitCode = EXIT.failed;
+    });
+
+  const maintenance = program.command('maintenance').description('planned maintenance: drain a host live and keep it out of placement');
+  maintenance
+    .command('enter <host>')
+    .description('take the host out of placement and live-migrate every workload away (per-workload progress)')
+    .option('--no-wait', 'start it and return')
+    .action(async (host: string, options: { wait: boolean }) => {
+      const s = session();
+      const started = await s.api.request<{ maintenance: MaintenanceRecord | null; plan: PlanRecord }>('POST', `/v1/hosts/${encodeURIComponent(host)}/maintenance`, {});
+      process.stderr.write(`${host}: maintenance ${started.maintenance?.state ?? 'entered'}, ${started.plan.moves.length} workload(s) to move (plan ${started.plan.id})\n`);
+      const plan = options.wait && started.plan.moves.length > 0 ? await followPlan(s, started.plan) : started.plan;
+      print(s.format, { ...started, plan }, plan.moves, [
+        { header: 'workload', value: (m) => m.workload },
+        { header: 'from → to', value: (m) => `${m.from} → ${m.to}` },
+        { header: 'status', value: (m) => m.status },
+      ]);
+      if (options.wait) process.exitCode = planExit(plan);
+    });
+  maintenance
+    .command('exit <host>')
+    .description('put the host back into placement')
+    .action(async (host: string) => {
+      const s = session();
+      const data = await s.api.request<{ hostId: string }>('DELETE', `/v1/hosts/${encodeURIComponent(host)}/maintenance`);
+      if (s.format === 'table') process.stdout.write(`${host}: out of maintenance, taking workloads again\n`);
+      else print(s.format, data, [], []);
+    });
+
+  program
+    .command('rebalance')
+    .description('even out load with as few moves as possible')
+    .option('--dry-run', 'plan only and show the moves (the default)')
+    .option('--apply', 'plan and run the moves, following their progress')
+    .option('--max-moves <n>', 'at most this many moves', (v) => Number(v))
+    .action(async (options: { dryRun?: boolean; apply?: boolean; maxMoves?: number }) => {
+      if (options.dryRun && options.apply) throw new UsageError('--dry-run and --apply exclude each other');
+      const s = session();
+      const body = options.maxMoves ? { maxMoves: options.maxMoves } : {};
+      const plan = await s.api.request<PlanRecord>('POST', `/v1/rebalance${options.apply ? '' : '?dryRun=true'}`, body);
+      process.stderr.write(`plan ${plan.id}: ${plan.moves.length} move(s), score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}${options.apply ? '' : ' (dry run: apply with ferry plans execute ' + plan.id + ')'}\n`);
+      const final = options.apply && plan.moves.length > 0 ? await followPlan(s, plan) : plan;
+      print(s.format, final, final.moves, [
+        { header: 'workload', value: (m) => m.workload },
+        { header: 'from → to', value: (m) => `${m.from} → ${m.to}` },
+        { header: 'strategy', value: (m) => m.strategy },
+        { header: 'status', value: (m) => m.status },
+        { header: 'why', value: (m) => m.reason },
+      ]);
+      if (options.apply) process.exitCode = planExit(final);
+    });
+
+  const plans = program.command('plans').description('rebalance and evacuation plans');
+  plans
+    .command('list', { isDefault: true })
+    .description('every plan, newest first')
+    .action(async () => {
+      const s = session();
+      const data = await s.api.get<{ plans: PlanRecord[] }>('/v1/plans');
+      print(s.format, data, data.plans, planColumns);
+    });
+  plans
+    .command('show <plan>')
+    .description('one plan, move by move')
+    .action(async (id: string) => {
+      const s = session();
+      const plan = await s.api.get<PlanRecord>(`/v1/plans/${encodeURIComponent(id)}`);
+      if (s.format === 'table') process.stdout.write(`${plan.id}: ${plan.kind}, ${plan.state}, score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}\n`);
+      print(s.format, plan, plan.moves, [
+        { header: 'workload', value: (m) => m.workload },
+        { header: 'from → to', value: (m) => `${m.from} → ${m.to}` },
+        { header: 'strategy', value: (m) => m.strategy },
+        { header: 'status', value: (m) => m.status },
+      ]);
+    });
+  plans
+    .command('execute <plan>')
+    .description('run a planned plan (refused when the cluster changed since it was made)')
+    .option('--no-wait', 'start it and return')
+    .action(async (id: string, options: { wait: boolean }) => {
+      const s = session();
+      const plan = await s.api.request<PlanRecord>('POST', `/v1/plans/${encodeURIComponent(id)}/execute`);
+      const final = options.wait ? await followPlan(s, plan) : plan;
+      print(s.format, final, [final], planColumns);
+      if (options.wait) process.exitCode = planExit(final);
+    });
+  plans
+    .command('cancel <plan>')
+    .description('cancel a plan: moves not started never start')
+    .action(async (id: string) => {
+      const s = session();
+      const plan = await s.api.request<PlanRecord>('DELETE', `/v1/plans/${encodeURIComponent(id)}`);
+      print(s.format, plan, [plan], planColumns);
+    });
+
+  program
+    .command('events')
+    .description('cluster events as they happen (host, workload, migration, failover)')
+    .option('-f, --follow', 'keep streaming until interrupted')
+    .option('--kinds <kinds>', 'comma-separated: host,workload,migration,failover')
+    .action(async (options: { follow?: boolean; kinds?: string }) => {
+      if (!options.follow) throw new UsageError("ferry events streams live events: add --follow (Ctrl-C stops it). Past events of a host: 'ferry hosts history HOST'.");
+      const s = session();
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      process.once('SIGTERM', () => abort.abort());
+      for await (const e of s.api.events(options.kinds ? `kinds=${encodeURIComponent(options.kinds)}` : '', abort.signal)) {
+        if (s.format !== 'table') process.stdout.write(`${JSON.stringify(e)}\n`);
+        else process.stdout.write(`${new Date(Number(e.at)).toISOString().slice(11, 23)}  ${eventLine(e)}\n`);
+      }
+      if (!abort.signal.aborted) throw new CliError('the event stream ended (the API stopped?)', EXIT.unreachable);
+    });
+}
+
+function eventLine(e: { type: string; [key: string]: unknown }): string {
+  const f = (k: string) => String(e[k] ?? '');
+  if (e.type === 'host.state') return `host ${f('hostId')}: ${e.from ?? 'new'} → ${f('to')}`;
+  if (e.type.startsWith('workload.')) return `workload ${f('workloadId')}: ${e.phase ?? 'destroyed'}${e.hostId ? ` on ${f('hostId')}` : ''}`;
+  if (e.type.startsWith('migration.')) return `migration ${f('migrationId')} (${f('workloadId')}): ${f('phase')} ${f('status')}`;
+  const failover = e.failover as { hostId: string; state: string } | undefined;
+  return `failover of ${failover?.hostId}: ${failover?.state}`;
+}

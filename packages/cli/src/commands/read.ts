@@ -1,0 +1,147 @@
+import type { Command } from 'commander';
+import type { FailoverRecord, HostHistoryEntry, HostListResponse, HostView, MigrationRecord, PlanRecord, WorkloadView } from '@ferry/protocol';
+import type { Session } from '../session.ts';
+import { gib, size, print, seconds, time } from '../output.ts';
+
+/** The read-only views: hosts, workloads, migrations, plans, failovers. */
+export function readCommands(program: Command, session: () => Session): void {
+  const hosts = program.command('hosts').description('hosts, their state and capacity');
+  hosts
+    .command('list', { isDefault: true })
+    .description('every host')
+    .action(async () => {
+      const s = session();
+      const data = await s.api.get<HostListResponse>('/v1/hosts');
+      print(s.format, data, data.hosts, [
+        { header: 'host', value: (h) => h.id },
+        { header: 'state', value: (h) => h.state },
+        { header: 'address', value: (h) => h.capacity.address ?? '' },
+        { header: 'cpus', value: (h) => h.capacity.cpu.count },
+        { header: 'load', value: (h) => h.capacity.load.one.toFixed(2) },
+        { header: 'memory free', value: (h) => `${gib(h.capacity.memory.availableBytes)} of ${gib(h.capacity.memory.totalBytes)}` },
+        { header: 'containers', value: (h) => h.capacity.containers.length },
+        { header: 'maintenance', value: (h) => h.maintenance?.state ?? '' },
+      ]);
+    });
+  hosts
+    .command('show <host>')
+    .description('one host')
+    .action(async (id: string) => {
+      const s = session();
+      const h = await s.api.get<HostView>(`/v1/hosts/${encodeURIComponent(id)}`);
+      print(s.format, h, h.capacity.containers, [
+        { header: 'container', value: (c) => c.id },
+        { header: 'state', value: (c) => c.state },
+        { header: 'epoch', value: (c) => c.epoch },
+        { header: 'memory', value: (c) => (c.usage ? size(c.usage.memoryBytes) : '') },
+        { header: 'cpu', value: (c) => (c.usage ? `${c.usage.cpuPercent}%` : '') },
+      ]);
+    });
+  hosts
+    .command('history <host>')
+    .description('state changes, fencing, failovers and restarts of a host')
+    .action(async (id: string) => {
+      const s = session();
+      const data = await s.api.get<{ history: HostHistoryEntry[] }>(`/v1/hosts/${encodeURIComponent(id)}/history`);
+      print(s.format, data, data.history, [
+        { header: 'at', value: (e) => time(e.at) },
+        { header: 'kind', value: (e) => e.kind },
+        { header: 'what', value: (e) => e.message },
+      ]);
+    });
+
+  const workloads = program.command('workloads').description('workloads, where they run, their usage');
+  workloads
+    .command('list', { isDefault: true })
+    .description('every workload')
+    .option('--host <host>', 'only those on this host')
+    .action(async (options: { host?: string }) => {
+      const s = session();
+      const data = await s.api.get<{ workloads: WorkloadView[] }>(`/v1/workloads${options.host ? `?host=${encodeURIComponent(options.host)}` : ''}`);
+      print(s.format, data, data.workloads, [
+        { header: 'workload', value: (w) => w.spec.id },
+        { header: 'host', value: (w) => w.hostId ?? '—' },
+        { header: 'phase', value: (w) => w.phase },
+        { header: 'epoch', value: (w) => w.epoch },
+        { header: 'ha', value: (w) => (w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no') },
+        { header: 'memory', value: (w) => (w.observed?.usage ? `${size(w.observed.usage.memoryBytes)} of ${size(w.observed.usage.memoryLimitBytes)}` : '') },
+        { header: 'cpu', value: (w) => (w.observed?.usage ? `${w.observed.usage.cpuPercent}%` : '') },
+      ]);
+    });
+  workloads
+    .command('show <workload>')
+    .description('one workload')
+    .action(async (id: string) => {
+      const s = session();
+      const w = await s.api.get<WorkloadView>(`/v1/workloads/${encodeURIComponent(id)}`);
+      print(s.format, w, [w], [
+        { header: 'workload', value: (x) => x.spec.id },
+        { header: 'host', value: (x) => x.hostId ?? '—' },
+        { header: 'phase', value: (x) => x.phase },
+        { header: 'placement', value: (x) => x.placement?.reason ?? '' },
+        { header: 'error', value: (x) => x.error?.message ?? '' },
+      ]);
+    });
+
+  const migrations = program.command('migrations').description('migrations and their timelines');
+  migrations
+    .command('list', { isDefault: true })
+    .description('every migration, newest first')
+    .option('--workload <workload>', 'only this workload’s')
+    .action(async (options: { workload?: string }) => {
+      const s = session();
+      const data = await s.api.get<{ migrations: MigrationRecord[] }>(`/v1/migrations${options.workload ? `?workload=${encodeURIComponent(options.workload)}` : ''}`);
+      print(s.format, data, data.migrations, [
+        { header: 'migration', value: (m) => m.id },
+        { header: 'workload', value: (m) => m.workloadId },
+        { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
+        { header: 'strategy', value: (m) => m.strategy },
+        { header: 'state', value: (m) => m.state },
+        { header: 'phase', value: (m) => m.phase },
+        { header: 'freeze', value: (m) => seconds(m.freeze.agentMs) },
+        { header: 'total', value: (m) => seconds(m.finishedAt === null ? null : m.finishedAt - m.createdAt) },
+      ]);
+    });
+  migrations
+    .command('show <migration>')
+    .description('one migration: its timeline, phase by phase')
+    .action(async (id: string) => {
+      const s = session();
+      const m = await s.api.get<MigrationRecord>(`/v1/migrations/${encodeURIComponent(id)}`);
+      if (s.format === 'table') {
+        process.stdout.write(`${m.id}: ${m.workloadId} ${m.source} → ${m.destination}, ${m.strategy} (${m.strategyReason}), ${m.state}${m.error ? ` — ${m.error.code}: ${m.error.message}` : ''}\n`);
+      }
+      print(s.format, m, m.timeline, [
+        { header: 'started', value: (e) => time(e.startedAt) },
+        { header: 'phase', value: (e) => e.phase },
+        { header: 'took', value: (e) => (e.endedAt === null ? 'running' : seconds(e.ms)) },
+        { header: 'bytes', value: (e) => (e.bytes ? size(e.bytes) : '') },
+        { header: 'note', value: (e) => e.note ?? '' },
+      ]);
+    });
+
+  program
+    .command('failovers')
+    .description('failovers of dead hosts: what was restarted where, and what could not be')
+    .action(async () => {
+      const s = session();
+      const data = await s.api.get<{ failovers: FailoverRecord[] }>('/v1/failovers');
+      print(s.format, data, data.failovers, [
+        { header: 'failover', value: (f) => f.id },
+        { header: 'host', value: (f) => f.hostId },
+        { header: 'detected', value: (f) => time(f.detectedAt) },
+        { header: 'state', value: (f) => f.state },
+        { header: 'restarted', value: (f) => f.restarts.filter((r) => r.status === 'restarted').map((r) => `${r.workload}→${r.to}`).join(' ') },
+        { header: 'not restarted', value: (f) => f.restarts.filter((r) => r.status !== 'restarted').map((r) => `${r.workload} (${r.status})`).join(' ') },
+      ]);
+    });
+}
+
+export const planColumns = [
+  { header: 'plan', value: (p: PlanRecord) => p.id },
+  { header: 'kind', value: (p: PlanRecord) => p.kind },
+  { header: 'state', value: (p: PlanRecord) => p.state },
+  { header: 'score', value: (p: PlanRecord) => `${p.scoreBefore?.toFixed(4) ?? '—'} → ${p.scoreAfter?.toFixed(4) ?? '—'}` },
+  { header: 'moves', value: (p: PlanRecord) => `${p.moves.filter((m) => m.status === 'completed').length}/${p.moves.length}` },
+  { header: 'created', value: (p: PlanRecord) => time(p.createdAt) },
+];
