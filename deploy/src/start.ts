@@ -91,6 +91,8 @@ async function main(): Promise<void> {
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);
     console.log(`  token  ${cluster.token}`);
+    console.log(`  UI     ${cluster.apiUrl}/ui/  (API reference ${cluster.apiUrl}/docs, metrics ${cluster.apiUrl}/metrics)`);
+    console.log(`  CLI    packages/cli/bin/ferry context set local --url ${cluster.apiUrl} --token ${cluster.token}`);
     console.log(`  try    curl -H 'Authorization: Bearer ${cluster.token}' ${cluster.apiUrl}/v1/hosts`);
     await cluster.waitForHostsUp(hostIds, 30_000);
     const workloads = await createAndWaitRunning(cluster, demoWorkloads(hostIds, settings.FERRY_DEMO_PER_HOST));
