@@ -35,13 +35,13 @@ export class EventHub {
           this.log.error({ err }, 'event subscription error');
           return;
         }
-        const parsed = msg.data.length > 256 * 1024 ? null : ClusterEvent.safeParse(safeJson(decodeText(msg.data)));
-        if (!parsed?.success) {
+        const event = parseEvent(msg.data);
+        if (!event) {
           this.onRejected();
           this.log.debug({ subject: msg.subject }, 'dropped a message that is not a known event');
           return;
         }
-        for (const listener of this.listeners) listener(parsed.data);
+        for (const listener of this.listeners) listener(event);
       },
     });
   }
@@ -61,10 +61,15 @@ export class EventHub {
   }
 }
 
-function safeJson(text: string): unknown {
+/** A NATS message as a known cluster event, or null (too big, not JSON, not an event). */
+export function parseEvent(data: Uint8Array): ClusterEvent | null {
+  if (data.length > 256 * 1024) return null;
+  let json: unknown;
   try {
-    return JSON.parse(text);
+    json = JSON.parse(decodeText(data));
   } catch {
     return null;
   }
+  const parsed = ClusterEvent.safeParse(json);
+  return parsed.success ? parsed.data : null;
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { parseRequest } from '../errors.ts';
+import { ApiError, parseRequest } from '../errors.ts';
 import { EVENT_KINDS, kindOf, type ClusterEvent, type EventHub } from '../events.ts';
 
 export const EventsQuery = z.strictObject({
@@ -17,6 +17,8 @@ export const EventsQuery = z.strictObject({
 });
 
 const HEARTBEAT_MS = 15_000;
+/** streams one API process serves at once; more get a 503 (each holds a socket and a listener) */
+export const MAX_STREAMS = 256;
 
 function matches(event: ClusterEvent, query: z.output<typeof EventsQuery>): boolean {
   if (!query.kinds.includes(kindOf(event))) return false;
@@ -32,6 +34,7 @@ function matches(event: ClusterEvent, query: z.output<typeof EventsQuery>): bool
 export function eventRoutes(app: FastifyInstance, hub: EventHub): void {
   app.get('/v1/events', async (request, reply) => {
     const query = parseRequest(EventsQuery, request.query, 'query');
+    if (hub.clients >= MAX_STREAMS) throw new ApiError('UNAVAILABLE', `already ${MAX_STREAMS} event streams open here: try again later, or use another API replica`);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
