@@ -63,3 +63,16 @@ export function planScoreMetric(registry: Registry): (plan: Pick<PlanRecord, 'ki
     if (plan.scoreAfter !== null) gauge.set({ kind: plan.kind, stage: 'after' }, plan.scoreAfter);
   };
 }
+
+/**
+ * serveMetrics for a service whose real work matters more than its metrics (an agent that must
+ * keep its lease, a scheduler): a port that cannot be had is logged, and the service runs on.
+ */
+export async function serveMetricsIfPossible(registry: Registry, host: string, port: number, log: Logger): Promise<MetricsServer | null> {
+  try {
+    return await serveMetrics(registry, host, port, log);
+  } catch (err) {
+    log.error({ host, port, err: (err as Error).message }, 'metrics not served (the port is taken or the address is wrong); running without them');
+    return null;
+  }
+}

@@ -13,7 +13,7 @@ import type { HostRuntime } from './host.ts';
 import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
 import { AGENT_VERSION } from './version.ts';
 import { AgentMetrics } from './metrics.ts';
-import { serveMetrics, type MetricsServer } from '@ferry/runtime';
+import { serveMetricsIfPossible, type MetricsServer } from '@ferry/runtime';
 import { cgroupParentOf } from './config.ts';
 import { PoolProbes } from './inventory/probes.ts';
 
@@ -37,7 +37,7 @@ export class Agent {
   private leaseTimer: NodeJS.Timeout | undefined;
   private guardWrite: Promise<void> = Promise.resolve();
   readonly metrics = new AgentMetrics();
-  private metricsServer: MetricsServer | undefined;
+  private metricsServer: MetricsServer | null = null;
   private guardWritten = -1;
 
   private constructor(
@@ -66,7 +66,7 @@ export class Agent {
     await agent.writeGuardState();
     await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);
-    agent.metricsServer = await serveMetrics(agent.metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
+    agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
     await agent.fencer.importGuardEvents(config.dataDir);
     agent.listenForAcks();

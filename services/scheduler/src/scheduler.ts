@@ -1,7 +1,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
-import { connectNats, encodeJson, serveMetrics, type Logger } from '@ferry/runtime';
+import { connectNats, encodeJson, serveMetricsIfPossible, type Logger } from '@ferry/runtime';
 import { DEFAULT_PLACEMENT_POLICY } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
@@ -22,8 +22,8 @@ import { SchedulerMetrics } from './metrics.ts';
 export interface Scheduler {
   capacity: CapacityService;
   metrics: SchedulerMetrics;
-  /** where its Prometheus metrics are served */
-  metricsUrl: string;
+  /** where its Prometheus metrics are served (null: the port could not be had) */
+  metricsUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -116,14 +116,14 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   leader.start();
   detector.start();
   auto?.start();
-  const metricsServer = await serveMetrics(metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
+  const metricsServer = await serveMetricsIfPossible(metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
   log.info('scheduler started');
   return {
     capacity,
     metrics,
-    metricsUrl: metricsServer.url,
+    metricsUrl: metricsServer?.url ?? null,
     async stop() {
-      await metricsServer.close();
+      await metricsServer?.close();
       auto?.stop();
       detector.stop();
       await leader.stop();
