@@ -93,6 +93,9 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     expect(run.stderr).toMatch(/\[#+\.*\]\s+\d+%\s+restore (started|done)/); // the bar went through the phases
     expect(run.stdout).toMatch(new RegExp(`migrated op-a ${from} → ${to}\\n  mode      \\S+ \\(.+\\)\\n  freeze    [\\d.]+ m?s\\n  total     [\\d.]+ m?s\\n  bytes     [\\d.]+ (B|KiB|MiB|GiB)`));
     expect(await hostOf('op-a')).toBe(to);
+    // post-copy: the 64 MiB the workload touched were pulled after the restore, and count
+    const moved = /bytes {5}([\d.]+) MiB/.exec(run.stdout);
+    expect(Number(moved?.[1])).toBeGreaterThanOrEqual(60);
     const id = /id {8}(m-\S+)/.exec(run.stdout)![1]!;
     const timeline = await ferry(['migrations', 'show', id]);
     expect(timeline.stdout).toMatch(/STARTED\s+PHASE\s+TOOK/);

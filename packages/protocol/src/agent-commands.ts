@@ -128,7 +128,12 @@ export const FinishMigrationRequest = z.strictObject({
   /** source only: the destination died while pulling pages; stop serving them (a finish waiting for them then ends) */
   abandon: z.boolean().optional(),
 });
-export const FinishMigrationResult = z.object({ done: z.boolean(), note: z.string().optional() });
+export const FinishMigrationResult = z.object({
+  done: z.boolean(),
+  note: z.string().optional(),
+  /** post-copy: bytes the source's link sent while the destination pulled the remaining pages */
+  lazyBytes: z.number().int().nonnegative().optional(),
+});
 
 export const agentRequestSchemas = {
   'container.create': CreateContainerRequest,

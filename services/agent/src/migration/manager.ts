@@ -63,7 +63,8 @@ export class MigrationManager {
   private readonly sides: MigrationSides;
   private readonly traffic: LinkCounter;
   /** the long-lived `runc checkpoint --lazy-pages` of a source, while it serves pages */
-  private readonly checkpoints = new Map<string, { child: ChildProcess; done: Promise<number | null> }>();
+  /** lazy checkpoints serving pages, with the link's sent-bytes counter when the dump ended */
+  private readonly checkpoints = new Map<string, { child: ChildProcess; done: Promise<number | null>; txAtDump?: number }>();
 
   constructor(private readonly o: MigrationManagerOptions) {
     this.sides = new MigrationSides(join(o.dataDir, 'migrations'));
@@ -414,7 +415,10 @@ export class MigrationManager {
       // The source's namespace must stop answering ARP for the address from now on.
       await setHostSide(plan, false);
       await this.sides.save({ ...saved, dumped: true, frozenAt });
-      const bytes = Math.max(0, (await this.traffic.txBytes()) - before);
+      const txAtDump = await this.traffic.txBytes();
+      const bytes = Math.max(0, txAtDump - before);
+      const live = this.checkpoints.get(req.migrationId);
+      if (live) live.txAtDump = txAtDump;
       this.o.log.info({ migrationId: req.migrationId, strategy: req.strategy, dumpMs: Math.round(dumpMs) }, 'workload frozen and checkpointed');
       return { frozenAt, dumpMs, bytes, lazyPagesPort };
     });
@@ -528,7 +532,7 @@ export class MigrationManager {
    * here (its root filesystem too, unless a shared pool holds it for the destination).
    * Destination: stop the daemons, drop the images.
    */
-  async finish(migrationId: string, role: 'source' | 'destination'): Promise<{ done: boolean; note?: string }> {
+  async finish(migrationId: string, role: 'source' | 'destination'): Promise<{ done: boolean; note?: string; lazyBytes?: number }> {
     const side = await this.sides.load(migrationId);
     if (!side) return { done: true, note: 'already finished' };
     if (role === 'destination') {
@@ -540,10 +544,15 @@ export class MigrationManager {
     return this.o.containers.exclusive(side.workloadId, async () => {
       const live = this.checkpoints.get(migrationId);
       let note: string | undefined;
+      let lazyBytes: number | undefined;
       if (live) {
         const code = await Promise.race([live.done, sleep(600_000).then(() => 'timeout' as const)]);
         if (code === 'timeout') throw new CommandError('BUSY', 'the destination is still pulling pages');
         note = `lazy checkpoint exited with ${code}`;
+        // the pages the destination pulled after the restore, as this host's link sent them
+        // (CRIU's own stats-dump reports 0 lazy pages for a runc lazy checkpoint)
+        if (live.txAtDump !== undefined) lazyBytes = Math.max(0, (await this.traffic.txBytes()) - live.txAtDump);
+        this.o.log.info({ migrationId, exitCode: code, lazyBytes }, 'lazy checkpoint done: the destination has every page');
         this.checkpoints.delete(migrationId);
       } else if (side.checkpoint && isSameProcessAlive(side.checkpoint.pid, side.checkpoint.startTime)) {
         throw new CommandError('BUSY', 'the destination is still pulling pages');
@@ -556,7 +565,7 @@ export class MigrationManager {
       await this.o.containers.forget(side.workloadId);
       await this.sides.remove(migrationId);
       this.o.log.info({ migrationId, workload: side.workloadId }, 'migrated away: nothing of it remains here');
-      return note ? { done: true, note } : { done: true };
+      return { done: true, ...(note ? { note } : {}), ...(lazyBytes === undefined ? {} : { lazyBytes }) };
     });
   }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps, sharedPoolProven, type PlacementPolicy } from '@ferry/core';
 import {
+  FinishMigrationResult,
   subjects,
   type MigrationEvent,
   type MigrationPhase,
@@ -398,7 +399,9 @@ export class MigrationRunner {
       await this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source', abandon: true }, this.timeouts.finishMs);
       break;
     }
-    await finishing;
+    // post-copy: the memory moved after the restore counts in the migration's bytes too
+    const finished = FinishMigrationResult.safeParse(await finishing);
+    if (finished.success && finished.data.lazyBytes) await this.addBytes(finished.data.lazyBytes);
   }
 
   /**
