@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
-import { haAdmissionProblem, haAdmissionShortfall, haAdmissionState } from './admission.ts';
+import { haAdmissionForStart, haAdmissionProblem, haAdmissionShortfall, haAdmissionState } from './admission.ts';
 import { DEFAULT_PLACEMENT_POLICY, placeWorkload } from './placement.ts';
 import { restartTarget } from './failover.ts';
 import { MiB, type ClusterSnapshot } from './snapshot.ts';
@@ -98,5 +98,16 @@ describe('HA admission control (N+1)', () => {
     expect(placeWorkload(spec('new', 1), snapshot, policy).ok).toBe(false);
     const decision = restartTarget(snapshot.workloads[0]!, 'h1', snapshot, policy);
     expect(decision.ok).toBe(true);
+  });
+
+  it('checks a stopped HA workload at start: its memory is there already, its failover load is new', () => {
+    // h1 runs 10 GiB of HA and holds a stopped 5 GiB HA workload; h2 has 12 GiB left
+    const stopped = on('h1', spec('later', 5), 'stopped');
+    const snapshot: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 16 }), workloads: [on('h1', spec('a', 10)), stopped, on('h2', spec('b', 4, false))] };
+    // started, h1's HA would be 15 GiB against h2's 12 GiB left
+    expect(haAdmissionForStart(stopped, snapshot, policy)).toMatch(/if h1 failed, its HA workloads \(15360 MiB\) would not fit in the 12288 MiB/);
+    expect(haAdmissionForStart(stopped, snapshot, DEFAULT_PLACEMENT_POLICY)).toBeNull(); // admission control off
+    const smaller = on('h1', spec('later', 2), 'stopped');
+    expect(haAdmissionForStart(smaller, { ...snapshot, workloads: [snapshot.workloads[0]!, smaller, snapshot.workloads[2]!] }, policy)).toBeNull();
   });
 });

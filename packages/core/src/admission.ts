@@ -69,16 +69,33 @@ export function haAdmissionShortfall(state: HaAdmissionState): string | null {
  * cluster that is already short (a host died, capacity shrank) admits nothing new until it is
  * not, as vSphere's strict admission control does.
  */
-export function haAdmissionProblem(spec: WorkloadSpec, hostId: string, snapshot: ClusterSnapshot, policy: PlacementPolicy, before = haAdmissionState(snapshot, policy)): string | null {
+export function haAdmissionProblem(
+  spec: WorkloadSpec,
+  hostId: string,
+  snapshot: ClusterSnapshot,
+  policy: PlacementPolicy,
+  before = haAdmissionState(snapshot, policy),
+  /** starting a stopped workload: its memory is allocated on the host already, only its HA load is new */
+  allocated = false,
+): string | null {
   const i = before.hostIds.indexOf(hostId);
   if (i < 0) return null; // not a host that counts (placement refuses it for its own reasons)
   const mem = spec.resources.memoryMiB * MiB;
   const counts = spec.ha.enabled && before.hostIds.some((p) => p !== hostId && sharedPoolProven(snapshot, spec.pool, hostId, p));
   const after: HaAdmissionState = {
     hostIds: before.hostIds,
-    free: before.free.map((f, k) => (k === i ? Math.max(0, f - mem) : f)),
+    free: before.free.map((f, k) => (k === i && !allocated ? Math.max(0, f - mem) : f)),
     haMem: before.haMem.map((h, k) => (k === i && counts ? h + mem : h)),
     largestHa: before.largestHa.map((l, k) => (k === i && counts ? Math.max(l, mem) : l)),
   };
   return haAdmissionShortfall(after);
+}
+
+/**
+ * Admission for starting a stopped workload where it is (vSphere checks at power-on too): its
+ * memory already counts on its host, its HA load would be new. Null when it may start.
+ */
+export function haAdmissionForStart(workload: WorkloadRecord, snapshot: ClusterSnapshot, policy: PlacementPolicy): string | null {
+  if (!policy.haAdmission || !workload.hostId || !workload.spec.ha.enabled || workload.phase !== 'stopped') return null;
+  return haAdmissionProblem(workload.spec, workload.hostId, snapshot, policy, haAdmissionState(snapshot, policy), true);
 }

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { placeWorkload, validateWorkloadRequest, type PlacementPolicy } from '@ferry/core';
+import { haAdmissionForStart, placeWorkload, validateWorkloadRequest, type PlacementPolicy } from '@ferry/core';
 import {
   CreateWorkloadQuery,
   JobParams,
@@ -104,7 +104,15 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
 
   app.get('/v1/workloads/:id', async (request) => view(await existing(request.params), await hostMap()));
 
-  app.post('/v1/workloads/:id/start', async (request, reply) => reply.status(202).send(await enqueue(await existing(request.params), 'start')));
+  app.post('/v1/workloads/:id/start', async (request, reply) => {
+    const record = await existing(request.params);
+    const problem = haAdmissionForStart(record, await store.snapshot(), policy);
+    if (problem) {
+      metrics.admissionRefusals.inc();
+      throw new ApiError('CONFLICT', `HA admission control refuses to start ${record.spec.id}: ${problem}`, { code: 'HA_ADMISSION' });
+    }
+    return reply.status(202).send(await enqueue(record, 'start'));
+  });
 
   app.post('/v1/workloads/:id/stop', async (request, reply) => {
     const record = await existing(request.params);
