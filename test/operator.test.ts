@@ -37,13 +37,13 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
   const ferry = (args: string[], env: Record<string, string> = {}) =>
     execa(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), ['--config', configFile, ...args], { reject: false, cwd: repoRoot, env: { FERRY_API_URL: '', FERRY_API_TOKEN: '', ...env } });
   const api = (method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token: t.cluster.token, method, body });
-  const spec = (id: string, address: string, memMiB: number, ha = true): WorkloadSpecInput => ({
+  const spec = (id: string, address: string, memMiB: number, ha = true, pool = 'shared'): WorkloadSpecInput => ({
     id,
     template: 'busybox',
     command: ['/usr/bin/ferry-workload', '--mem', String(memMiB), '--port', '7000'],
     resources: { vcpus: 0.25, memoryMiB: memMiB + 128, diskMiB: 64 },
     networks: [{ network: PROD.name, address }],
-    pool: 'shared',
+    pool,
     ha: { enabled: ha, priority: 5 },
   });
   const hostOf = async (id: string) => ((await api('GET', `/v1/workloads/${id}`)).body as WorkloadView).hostId!;
@@ -100,6 +100,15 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     const timeline = await ferry(['migrations', 'show', id]);
     expect(timeline.stdout).toMatch(/STARTED\s+PHASE\s+TOOK/);
     for (const phase of ['validate', 'prepare', 'freeze', 'restore', 'commit']) expect(timeline.stdout).toContain(phase);
+
+    // a root filesystem on a local pool is copied: the bar shows the copy as rsync counts it
+    await create(spec('op-local', '10.77.0.162', 16, false, 'local'));
+    const localFrom = await hostOf('op-local');
+    const copy = await ferry(['migrate', 'op-local', '--to', localFrom === 'h1' ? 'h2' : 'h1']);
+    expect(copy.exitCode, copy.stderr).toBe(0);
+    expect(copy.stderr).toMatch(/presync copying \d+%\s+[\d.]+ (B|KiB|MiB)/);
+    expect((await api('DELETE', '/v1/workloads/op-local')).status).toBe(202);
+    await eventually('op-local destroyed', async () => (await api('GET', '/v1/workloads/op-local')).status === 404, 30_000);
 
     const unknown = await ferry(['migrate', 'no-such-workload', '--to', 'h1']);
     expect(unknown.exitCode).toBe(4);

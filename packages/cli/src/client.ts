@@ -41,7 +41,7 @@ export class ApiClient {
    * Cluster events as they happen (GET /v1/events, server-sent events). Ends when `signal`
    * aborts; a dropped stream ends it too (callers poll as well).
    */
-  async *events(query: string, signal: AbortSignal): AsyncGenerator<{ type: string; [key: string]: unknown }> {
+  async *events(query: string, signal: AbortSignal, onOpen: () => void = () => undefined): AsyncGenerator<{ type: string; [key: string]: unknown }> {
     let res: Response;
     try {
       res = await fetch(`${this.target.url}/v1/events${query ? `?${query}` : ''}`, { headers: { authorization: `Bearer ${this.target.token}`, accept: 'text/event-stream' }, signal });
@@ -50,6 +50,7 @@ export class ApiClient {
       throw new CliError(`cannot reach the Ferry API at ${this.target.url}: ${(err as Error).message}`, EXIT.unreachable);
     }
     if (!res.ok || !res.body) throw new CliError(`the event stream failed: ${res.status}`, res.status === 401 ? EXIT.unreachable : EXIT.failed);
+    onOpen(); // the API subscribed before answering: from here on nothing is missed
     const decoder = new TextDecoder();
     let buffer = '';
     try {

@@ -11,7 +11,7 @@ export class MigrationProgress {
 
   update(phase: string, status: string, bytes?: { sent: number; total: number }): void {
     const index = Math.max(0, (MIGRATION_PHASES as readonly string[]).indexOf(phase));
-    const done = index + (status === 'started' ? 0.5 : 1);
+    const done = index + (status === 'started' || status.startsWith('copying') ? 0.5 : 1);
     const fraction = Math.min(1, done / MIGRATION_PHASES.length);
     const width = 30;
     const filled = Math.round(fraction * width);

@@ -122,6 +122,21 @@ export const MigrationEvent = z.object({
 export type MigrationEvent = z.infer<typeof MigrationEvent>;
 
 /**
+ * Published by the source agent on ferry.events.migrations.<id> while it copies (at most every
+ * 500 ms): the running total of the phase's transfer, as rsync counts it.
+ */
+export const MigrationProgressEvent = z.object({
+  type: z.literal('migration.progress'),
+  migrationId: z.string().max(128),
+  workloadId: WorkloadId,
+  phase: z.enum(['presync', 'transfer']),
+  bytes: z.number().int().nonnegative(),
+  percent: z.number().min(0).max(100),
+  at: z.number().int(),
+});
+export type MigrationProgressEvent = z.infer<typeof MigrationProgressEvent>;
+
+/**
  * A rollback or cleanup step a migration skipped because its host was down; run when the host is
  * up again (field `<migrationId>:<step>` of the deferred-steps hash).
  */

@@ -65,6 +65,7 @@ export class Agent {
     // the guard first: from here on, a dying agent leaves its HA containers guarded
     await agent.writeGuardState();
     await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
+    host.migrations.onProgress = (event) => nc.publish(subjects.migrationEvents(event.migrationId), encodeJson(event));
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);
     agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();

@@ -1,10 +1,10 @@
 import type { NatsConnection, Subscription } from 'nats';
 import { z } from 'zod';
-import { FailoverEvent, HostStateEvent, MigrationEvent, WorkloadEvent, subjects } from '@ferry/protocol';
+import { FailoverEvent, HostStateEvent, MigrationEvent, MigrationProgressEvent, WorkloadEvent, subjects } from '@ferry/protocol';
 import { decodeText, type Logger } from '@ferry/runtime';
 
 /** Every event the API streams, as validated from NATS. */
-export const ClusterEvent = z.discriminatedUnion('type', [HostStateEvent, WorkloadEvent, MigrationEvent, FailoverEvent]);
+export const ClusterEvent = z.discriminatedUnion('type', [HostStateEvent, WorkloadEvent, MigrationEvent, MigrationProgressEvent, FailoverEvent]);
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
 
 /** The stream a client picks with `?kinds=`: the part of `type` before the dot. */

@@ -80,7 +80,8 @@ function renderMigrations() {
     'migrations',
     active.map((m) => {
       const step = Math.max(0, PHASES.indexOf(m.phase)) + (m.phaseDone ? 1 : 0.5);
-      const bytes = m.bytes?.total ? ` · ${mib(m.bytes.sent)} of ${mib(m.bytes.total)}` : m.bytes?.sent ? ` · ${mib(m.bytes.sent)}` : '';
+      const bytes = m.copied ? ` · copying ${mib(m.copied.bytes)} (${m.copied.percent}%)`
+        : m.bytes?.total ? ` · ${mib(m.bytes.sent)} of ${mib(m.bytes.total)}` : m.bytes?.sent ? ` · ${mib(m.bytes.sent)}` : '';
       return `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${esc(m.source)} → ${esc(m.destination)}</td>
         <td>${esc(m.strategy)}</td><td>${badge(m.state)} ${esc(m.phase)}</td><td>${bar(step / PHASES.length, `${esc(m.phase)}${bytes}`)}</td></tr>`;
     }),
@@ -140,6 +141,15 @@ const refreshSoon = () => {
 };
 
 function onEvent(event) {
+  if (event.type === 'migration.progress') {
+    // the source agent's copy progress (rsync's running total) within presync or transfer
+    const known = state.migrations.get(event.migrationId);
+    if (known) {
+      state.migrations.set(event.migrationId, { ...known, phase: event.phase, phaseDone: false, copied: { bytes: event.bytes, percent: event.percent } });
+      renderMigrations();
+    }
+    return;
+  }
   const line = document.createElement('li');
   const what = event.type === 'host.state' ? `${event.hostId}: ${event.from ?? 'new'} → ${event.to}`
     : event.type.startsWith('workload.') ? `${event.workloadId}: ${event.phase ?? 'destroyed'}${event.hostId ? ` on ${event.hostId}` : ''}`
@@ -156,6 +166,7 @@ function onEvent(event) {
       state: event.state,
       phase: event.phase,
       phaseDone: event.status !== 'started',
+      copied: null,
       ...(event.bytes ? { bytes: event.bytes } : {}),
       ...(event.strategy ? { strategy: event.strategy, source: event.source, destination: event.destination } : {}),
     });

@@ -9,15 +9,57 @@ import { planColumns } from './read.ts';
 const TERMINAL_PLAN_STATES = new Set(['completed', 'failed', 'cancelled']);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+type Event = { type: string; [key: string]: unknown };
+
+/**
+ * A workload's migration events from the moment it is opened, so that nothing is missed while
+ * the migration is being requested; they are kept until someone listens.
+ */
+class EventTap {
+  private readonly abort = new AbortController();
+  private readonly early: Event[] = [];
+  private handler: ((event: Event) => void) | null = null;
+  private readonly reading: Promise<void>;
+  /** resolves once the stream is open (or could not be: then the poll alone follows) */
+  readonly ready: Promise<void>;
+
+  constructor(s: Session, query: string) {
+    let opened!: () => void;
+    this.ready = new Promise<void>((resolve) => (opened = resolve));
+    const fallback = setTimeout(opened, 3000);
+    this.reading = (async () => {
+      for await (const e of s.api.events(query, this.abort.signal, opened)) {
+        if (this.handler) this.handler(e);
+        else this.early.push(e);
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(fallback);
+        opened();
+      });
+  }
+
+  listen(handler: (event: Event) => void): void {
+    this.handler = handler;
+    for (const e of this.early.splice(0)) handler(e);
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await this.reading;
+  }
+}
+
 /** Follows one migration to its end: events for the bar, a poll every 2 s in case events are missed. */
-async function followMigration(s: Session, migration: MigrationRecord): Promise<MigrationRecord> {
+async function followMigration(s: Session, migration: MigrationRecord, tap: EventTap): Promise<MigrationRecord> {
   const progress = new MigrationProgress();
-  const abort = new AbortController();
-  const events = (async () => {
-    for await (const e of s.api.events(`kinds=migration&migration=${encodeURIComponent(migration.id)}`, abort.signal)) {
-      progress.update(String(e.phase), String(e.status), e.bytes as { sent: number; total: number } | undefined);
-    }
-  })().catch(() => undefined);
+  tap.listen((e) => {
+    if (e.migrationId !== migration.id) return;
+    // copy progress comes from the source agent (rsync's running total), phases from the scheduler
+    if (e.type === 'migration.progress') progress.update(String(e.phase), `copying ${String(e.percent)}%`, { sent: Number(e.bytes), total: 0 });
+    else progress.update(String(e.phase), String(e.status), e.bytes as { sent: number; total: number } | undefined);
+  });
   try {
     for (;;) {
       const current = await s.api.get<MigrationRecord>(`/v1/migrations/${migration.id}`);
@@ -26,8 +68,7 @@ async function followMigration(s: Session, migration: MigrationRecord): Promise<
       await sleep(2000);
     }
   } finally {
-    abort.abort();
-    await events;
+    await tap.close();
     progress.end();
   }
 }
@@ -74,8 +115,17 @@ export function operateCommands(program: Command, session: () => Session): void 
     .action(async (workload: string, options: { to?: string; strategy?: string; dryRun?: boolean; wait: boolean }) => {
       const s = session();
       const body = { ...(options.to ? { destination: options.to } : {}), ...(options.strategy ? { strategy: options.strategy } : {}) };
-      const started = await s.api.request<{ migration: MigrationRecord }>('POST', `/v1/workloads/${encodeURIComponent(workload)}/migrate${options.dryRun ? '?dryRun=true' : ''}`, body);
-      if (options.dryRun || !options.wait) {
+      const follow = !options.dryRun && options.wait;
+      const tap = follow ? new EventTap(s, `kinds=migration&workload=${encodeURIComponent(workload)}`) : null;
+      await tap?.ready;
+      let started: { migration: MigrationRecord };
+      try {
+        started = await s.api.request<{ migration: MigrationRecord }>('POST', `/v1/workloads/${encodeURIComponent(workload)}/migrate${options.dryRun ? '?dryRun=true' : ''}`, body);
+      } catch (err) {
+        await tap?.close();
+        throw err;
+      }
+      if (!tap) {
         print(s.format, started, [started.migration], [
           { header: 'migration', value: (m) => m.id },
           { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
@@ -85,7 +135,7 @@ export function operateCommands(program: Command, session: () => Session): void 
         return;
       }
       process.stderr.write(`migrating ${workload} ${started.migration.source} → ${started.migration.destination} (${started.migration.strategy})\n`);
-      const done = await followMigration(s, started.migration);
+      const done = await followMigration(s, started.migration, tap);
       if (s.format === 'table') process.stdout.write(`${migrationSummary(done)}\n`);
       else print(s.format, done, [], []);
       if (done.state !== 'completed') process.exitCode = EXIT.failed;
@@ -207,6 +257,7 @@ function eventLine(e: { type: string; [key: string]: unknown }): string {
   const f = (k: string) => String(e[k] ?? '');
   if (e.type === 'host.state') return `host ${f('hostId')}: ${e.from ?? 'new'} → ${f('to')}`;
   if (e.type.startsWith('workload.')) return `workload ${f('workloadId')}: ${e.phase ?? 'destroyed'}${e.hostId ? ` on ${f('hostId')}` : ''}`;
+  if (e.type === 'migration.progress') return `migration ${f('migrationId')} (${f('workloadId')}): ${f('phase')} copying ${f('percent')}%, ${size(Number(e.bytes))}`;
   if (e.type.startsWith('migration.')) return `migration ${f('migrationId')} (${f('workloadId')}): ${f('phase')} ${f('status')}`;
   const failover = e.failover as { hostId: string; state: string } | undefined;
   return `failover of ${failover?.hostId}: ${failover?.state}`;

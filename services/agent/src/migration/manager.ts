@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import type {
   ContainerStatus,
   DumpResult,
+  MigrationProgressEvent,
   MigrationStrategy,
   PrepareMigrationResult,
   RestoreResult,
@@ -65,6 +66,9 @@ export class MigrationManager {
   /** the long-lived `runc checkpoint --lazy-pages` of a source, while it serves pages */
   /** lazy checkpoints serving pages, with the link's sent-bytes counter when the dump ended */
   private readonly checkpoints = new Map<string, { child: ChildProcess; done: Promise<number | null>; txAtDump?: number }>();
+
+  /** told of copy progress (the agent publishes it as migration events) */
+  onProgress: (event: MigrationProgressEvent) => void = () => undefined;
 
   constructor(private readonly o: MigrationManagerOptions) {
     this.sides = new MigrationSides(join(o.dataDir, 'migrations'));
@@ -345,7 +349,9 @@ export class MigrationManager {
     const side = await this.sourceSide(req.migrationId, workloadId, 'lazy', req.sharedRootfs);
     if (req.sharedRootfs) return { bytes: 0, ms: 0 };
     const before = await this.traffic.txBytes();
-    const result = await rsyncPush(join(side.containerDir, 'rootfs'), this.target(req.destination, req.secret), 'ct', 'rootfs/');
+    const result = await rsyncPush(join(side.containerDir, 'rootfs'), this.target(req.destination, req.secret), 'ct', 'rootfs/', 600_000, [], (p) =>
+      this.onProgress({ type: 'migration.progress', migrationId: req.migrationId, workloadId, phase: 'presync', ...p, at: Date.now() }),
+    );
     const bytes = (await this.traffic.txBytes()) - before;
     return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
   }
@@ -431,7 +437,9 @@ export class MigrationManager {
     // One connection for the images and the final root-filesystem delta (while frozen: files
     // appended during the presync would otherwise break the restore with "bad size").
     const exclude = side.strategy === 'page-server' ? PAGE_IMAGES : [];
-    const result = await rsyncPush(side.containerDir, this.target(req.destination, req.secret), 'ct', '', 600_000, exclude);
+    const result = await rsyncPush(side.containerDir, this.target(req.destination, req.secret), 'ct', '', 600_000, exclude, (p) =>
+      this.onProgress({ type: 'migration.progress', migrationId: req.migrationId, workloadId: side.workloadId, phase: 'transfer', ...p, at: Date.now() }),
+    );
     const bytes = (await this.traffic.txBytes()) - before;
     return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
   }

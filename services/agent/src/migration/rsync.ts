@@ -26,9 +26,16 @@ export function parseBytesSent(stats: string): number {
   return match ? Number(match[1]!.replace(/[,.]/g, '')) : 0;
 }
 
+/** One `--info=progress2` update: `  12,345,678  45%   98.76MB/s    0:00:01 (xfr#3, to-chk=0/9)`. */
+export function parseProgress(line: string): { bytes: number; percent: number } | null {
+  const match = /^\s*([\d,]+)\s+(\d{1,3})%/.exec(line);
+  return match ? { bytes: Number(match[1]!.replace(/,/g, '')), percent: Math.min(100, Number(match[2])) } : null;
+}
+
 /**
  * Pushes `from` (a directory; its contents) into module `module`/`subdir` of the daemon. Excluded
- * patterns are neither sent nor deleted on the other side.
+ * patterns are neither sent nor deleted on the other side. `onProgress` hears rsync's running
+ * total (whole-transfer progress, at most every 500 ms).
  */
 export async function rsyncPush(
   from: string,
@@ -37,15 +44,33 @@ export async function rsyncPush(
   subdir = '',
   timeoutMs = 600_000,
   exclude: string[] = [],
+  onProgress?: (progress: { bytes: number; percent: number }) => void,
 ): Promise<{ bytes: number; ms: number }> {
   const started = performance.now();
   const url = `rsync://${target.user}@${target.address}:${target.port}/${module}/${subdir}`;
   const excludes = exclude.map((pattern) => `--exclude=${pattern}`);
-  const result = await execa('rsync', [...RSYNC_FLAGS, ...excludes, `${from.replace(/\/$/, '')}/`, url], {
+  const progressFlags = onProgress ? ['--info=progress2', '--no-inc-recursive'] : [];
+  const child = execa('rsync', [...RSYNC_FLAGS, ...progressFlags, ...excludes, `${from.replace(/\/$/, '')}/`, url], {
     env: { RSYNC_PASSWORD: target.secret },
     reject: false,
     timeout: timeoutMs,
   });
+  if (onProgress) {
+    let last = 0;
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split(/[\r\n]/);
+      partial = lines.pop() ?? '';
+      const now = performance.now();
+      if (now - last < 500) return;
+      const newest = lines.map(parseProgress).filter((p) => p !== null).pop();
+      if (newest) {
+        last = now;
+        onProgress(newest);
+      }
+    });
+  }
+  const result = await child;
   if (result.exitCode !== 0) throw new Error(`rsync to ${target.address}:${target.port}/${module} failed (${result.exitCode}): ${result.stderr.trim().split('\n').slice(-2).join(' ')}`);
   return { bytes: parseBytesSent(result.stdout), ms: performance.now() - started };
 }
