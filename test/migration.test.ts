@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { connect, type NatsConnection } from 'nats';
 import { isRunning, repoRoot } from '@ferry/deploy';
-import { MigrationEvent, subjects, type MigrationRecord, type WorkloadSpecInput, type WorkloadView } from '@ferry/protocol';
+import { MigrationEvent, MigrationProgressEvent, subjects, type MigrationRecord, type WorkloadSpecInput, type WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 
@@ -96,7 +96,15 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     const res = await api('POST', '/v1/workloads/mover/migrate', { destination: 'h2' });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     const id = res.body.migration.id as string;
-    nc.subscribe(subjects.migrationEvents(id), { callback: (_e, msg) => events.push(MigrationEvent.parse(JSON.parse(new TextDecoder().decode(msg.data)))) });
+    const copying: MigrationProgressEvent[] = [];
+    nc.subscribe(subjects.migrationEvents(id), {
+      callback: (_e, msg) => {
+        const data = JSON.parse(new TextDecoder().decode(msg.data)) as { type: string };
+        // phases from the scheduler; the source agent's copy progress on the same subject
+        if (data.type === 'migration.progress') copying.push(MigrationProgressEvent.parse(data));
+        else events.push(MigrationEvent.parse(data));
+      },
+    });
     expect(res.body.migration).toMatchObject({ source: 'h1', destination: 'h2', strategy: 'lazy', state: 'queued' });
 
     // a second migration of a workload already migrating is refused
@@ -133,6 +141,8 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(done.bytes.sent).toBeGreaterThan(1024 * 1024);
     await eventually('the finished event', async () => events.some((e) => e.type === 'migration.finished'));
     expect(events.filter((e) => e.status === 'started').map((e) => e.phase)).toEqual(expect.arrayContaining(['prepare', 'freeze', 'restore', 'commit']));
+    // a local pool: the root filesystem was copied, and the source told how far it got
+    expect(copying.some((p) => p.phase === 'presync' && p.workloadId === 'mover')).toBe(true);
 
     // nothing of it is left on the old host
     expect(isRunning(sourcePid)).toBe(false);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeJson } from '@ferry/runtime';
-import { kindOf, parseEvent } from './events.ts';
+import { EventHub, kindOf, parseEvent } from './events.ts';
+import { createLogger } from '@ferry/runtime';
 import { EventsQuery } from './routes/events.ts';
 
 describe('cluster events from NATS', () => {
@@ -19,5 +20,17 @@ describe('cluster events from NATS', () => {
     expect(EventsQuery.parse({ kinds: 'migration,host' }).kinds).toEqual(['migration', 'host']);
     expect(EventsQuery.safeParse({ kinds: 'migration,secrets' }).success).toBe(false);
     expect(EventsQuery.safeParse({ follow: 'yes' }).success).toBe(false);
+  });
+
+  it('ends every open stream when the API stops, and forgets streams that closed', () => {
+    const hub = new EventHub(createLogger('test').child({}, { level: 'silent' }));
+    const ended: string[] = [];
+    const unlistenA = hub.listen(() => undefined, () => ended.push('a'));
+    hub.listen(() => undefined, () => ended.push('b'));
+    expect(hub.clients).toBe(2);
+    unlistenA();
+    hub.stop();
+    expect(ended).toEqual(['b']);
+    expect(hub.clients).toBe(0);
   });
 });

@@ -21,6 +21,7 @@ type Listener = (event: ClusterEvent) => void;
  */
 export class EventHub {
   private readonly listeners = new Set<Listener>();
+  private readonly stoppers = new Map<Listener, () => void>();
   private subscription: Subscription | undefined;
 
   constructor(
@@ -46,9 +47,14 @@ export class EventHub {
     });
   }
 
-  listen(listener: Listener): () => void {
+  /** `onStop` ends the client's stream when the API stops (an open stream would hold the server up). */
+  listen(listener: Listener, onStop: () => void = () => undefined): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.stoppers.set(listener, onStop);
+    return () => {
+      this.listeners.delete(listener);
+      this.stoppers.delete(listener);
+    };
   }
 
   get clients(): number {
@@ -57,7 +63,9 @@ export class EventHub {
 
   stop(): void {
     this.subscription?.unsubscribe();
+    for (const stop of this.stoppers.values()) stop();
     this.listeners.clear();
+    this.stoppers.clear();
   }
 }
 

@@ -39,9 +39,12 @@ export function eventRoutes(app: FastifyInstance, hub: EventHub): void {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(': ferry events\n\n');
-    const unlisten = hub.listen((event) => {
-      if (matches(event, query)) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-    });
+    const unlisten = hub.listen(
+      (event) => {
+        if (matches(event, query)) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      },
+      () => res.end(),
+    );
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
     request.raw.on('close', () => {
       clearInterval(heartbeat);
