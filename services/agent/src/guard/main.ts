@@ -57,8 +57,12 @@ async function main(): Promise<void> {
             log.error({ container: r.spec.id, err: (err as Error).message }, 'fencing a container failed');
           }
         }
-        if (fenced.length > 0) await writeGuardEvent(dataDir, { at: Date.now(), action: state.action, containers: fenced, lateMs: now - state.validUntilMs });
-        log.error({ action: state.action, containers: fenced, lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed with nobody renewing it: fenced');
+        if (fenced.length > 0) {
+          await writeGuardEvent(dataDir, { at: Date.now(), action: state.action, containers: fenced, lateMs: now - state.validUntilMs });
+          log.error({ action: state.action, containers: fenced, lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed with nobody renewing it: fenced');
+        } else {
+          log.info({ lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed (no HA container running here: nothing to fence)');
+        }
       }
     }
     await sleep(200);
