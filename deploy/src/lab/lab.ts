@@ -202,28 +202,9 @@ export class Lab {
    * every container process (its cgroup subtree). With its agent, a host dying.
    */
   async killHostProcesses(hostId: string): Promise<number> {
-    const pids = new Set<number>();
     const guard = this.fenceGuardPid(hostId);
     if (guard !== null) process.kill(guard, 'SIGKILL');
-    for (const root of cgroupRoots()) {
-      const collect = (dir: string) => {
-        try {
-          for (const line of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (line) pids.add(Number(line));
-        } catch {
-          return;
-        }
-        for (const entry of readdirSafe(dir)) if (isDir(join(dir, entry))) collect(join(dir, entry));
-      };
-      collect(join(root, `ferry-lab-${this.id}`, hostId));
-    }
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    return pids.size + (guard === null ? 0 : 1);
+    return (await killCgroupTree(`/ferry-lab-${this.id}/${hostId}`)) + (guard === null ? 0 : 1);
   }
 
   /** The pid of a host's living fence guard (from the pidfile its agent's guard keeps), or null. */
@@ -298,7 +279,7 @@ const cgroupRoots = () =>
  * Kills what still runs in the lab's cgroups: containers whose agent data was lost (the agents'
  * own teardown above normally leaves nothing here). The lab's cgroup is its own record.
  */
-async function killCgroupTree(path: string): Promise<void> {
+async function killCgroupTree(path: string): Promise<number> {
   const pids = new Set<number>();
   const collect = (dir: string) => {
     try {
@@ -319,6 +300,7 @@ async function killCgroupTree(path: string): Promise<void> {
   for (let waited = 0; waited < 5_000 && [...pids].some((pid) => isRunning(pid)); waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return pids.size;
 }
 
 /** Removes a cgroup directory and its (empty) children in every hierarchy, deepest first. */

@@ -20,18 +20,31 @@ export interface HaAdmissionState {
   largestHa: number[];
 }
 
-const restartable = (w: WorkloadRecord, hostId: string, snapshot: ClusterSnapshot, peers: string[]): boolean =>
-  w.spec.ha.enabled && w.phase !== 'failed' && w.phase !== 'stopped' && peers.some((p) => p !== hostId && sharedPoolProven(snapshot, w.spec.pool, hostId, p));
+/** Whether `hostId` provably shares `pool` with another of `peers` (answers cached per host and pool). */
+function poolSharing(snapshot: ClusterSnapshot, peers: string[]): (hostId: string, pool: string) => boolean {
+  const known = new Map<string, boolean>();
+  return (hostId, pool) => {
+    const key = `${hostId}\u0000${pool}`;
+    let shared = known.get(key);
+    if (shared === undefined) {
+      shared = peers.some((p) => p !== hostId && sharedPoolProven(snapshot, pool, hostId, p));
+      known.set(key, shared);
+    }
+    return shared;
+  };
+}
 
 export function haAdmissionState(snapshot: ClusterSnapshot, policy: PlacementPolicy): HaAdmissionState {
   const hosts = snapshot.hosts.filter((h) => h.state === 'up' && !inMaintenance(snapshot, h.id));
   const hostIds = hosts.map((h) => h.id);
+  const shares = poolSharing(snapshot, hostIds);
   const state: HaAdmissionState = { hostIds, free: [], haMem: [], largestHa: [] };
   for (const host of hosts) {
     const resident = workloadsOnHost(snapshot, host.id);
     const allocated = resident.reduce((s, w) => s + w.spec.resources.memoryMiB * MiB, 0);
     state.free.push(Math.max(0, host.capacity.memory.totalBytes * policy.memoryOvercommit - allocated));
-    const ha = resident.filter((w) => w.hostId === host.id && restartable(w, host.id, snapshot, hostIds)).map((w) => w.spec.resources.memoryMiB * MiB);
+    const restartable = (w: WorkloadRecord) => w.spec.ha.enabled && w.phase !== 'failed' && w.phase !== 'stopped' && shares(host.id, w.spec.pool);
+    const ha = resident.filter((w) => w.hostId === host.id && restartable(w)).map((w) => w.spec.resources.memoryMiB * MiB);
     state.haMem.push(ha.reduce((s, m) => s + m, 0));
     state.largestHa.push(Math.max(0, ...ha));
   }

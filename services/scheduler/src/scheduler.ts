@@ -21,9 +21,6 @@ import { SchedulerMetrics } from './metrics.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
-  metrics: SchedulerMetrics;
-  /** where its Prometheus metrics are served (null: the port could not be had) */
-  metricsUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -120,8 +117,6 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   log.info('scheduler started');
   return {
     capacity,
-    metrics,
-    metricsUrl: metricsServer?.url ?? null,
     async stop() {
       await metricsServer?.close();
       auto?.stop();

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -39,12 +39,15 @@ export function uiRoutes(app: FastifyInstance, version: string): void {
   const doc = openApiDocument(version);
   const docs = docsPage(doc);
   app.get('/', async (_request, reply) => reply.redirect('/ui/'));
-  app.get('/ui/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(await readFile(`${UI_DIR}index.html`, 'utf8')));
+  // a few KiB, read once: they change with the code, not while it runs
+  const index = readFileSync(`${UI_DIR}index.html`, 'utf8');
+  const files = new Map(Object.keys(UI_FILES).map((name) => [name, readFileSync(`${UI_DIR}${name}`, 'utf8')]));
+  app.get('/ui/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(index));
   app.get('/ui/:file', async (request, reply) => {
     const { file } = parseRequest(UiFileParams, request.params, 'params');
-    const type = UI_FILES[file];
-    if (!type) throw new ApiError('NOT_FOUND', `no dashboard file ${file}`);
-    return reply.type(type).send(await readFile(`${UI_DIR}${file}`, 'utf8'));
+    const body = files.get(file);
+    if (body === undefined) throw new ApiError('NOT_FOUND', `no dashboard file ${file}`);
+    return reply.type(UI_FILES[file]!).send(body);
   });
   app.get('/v1/openapi.json', async () => doc);
   app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(docs));
