@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlanRecord, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
+import { expectTimersFire } from './helpers/workload.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 
 describe.skipIf(skipLab())('automatic rebalancing on the leader scheduler', () => {
@@ -54,6 +55,11 @@ describe.skipIf(skipLab())('automatic rebalancing on the leader scheduler', () =
     const { workloads } = (await api('GET', '/v1/workloads')).body as { workloads: WorkloadView[] };
     expect(new Set(workloads.map((w) => w.hostId)).size).toBeGreaterThanOrEqual(2);
     expect(workloads.every((w) => w.phase === 'running')).toBe(true);
+    // the moved workloads' timers still fire
+    for (const move of plan.moves) {
+      const address = workloads.find((w) => w.spec.id === move.workload)!.spec.networks[0]!.address;
+      await expectTimersFire(t.lab, 'h1', address);
+    }
 
     // settled: the moved workloads cool down and the rest is within the threshold — no flapping
     await new Promise((resolve) => setTimeout(resolve, 6000));

@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { FailoverRecord, HostHistoryEntry, HostView, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+import { isRunning } from '@ferry/deploy';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+import { expectTimersFire } from './helpers/workload.ts';
 
 /**
  * The workload's tick log on shared storage: one line per 10 ms, "<microseconds> <tick>", ticks
@@ -162,6 +164,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(restart).toMatchObject({ status: 'restarted', epoch: epoch + 1 });
     expect(['h3', 'h4']).toContain(restart.to);
     await eventually('split answering on its new host', async () => /^\d+$/.test(await talk(restart.to!, '10.77.0.130', 'get')), 20_000);
+    await expectTimersFire(t.lab, restart.to!, '10.77.0.130');
 
     await t.lab.setConnected('h2', true);
     // it tells what it did while cut off: fencing, before the restart elsewhere
@@ -193,6 +196,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     const restart = failover.restarts.find((r) => r.workload === 'guarded')!;
     expect(restart).toMatchObject({ status: 'restarted', epoch: epoch + 1 });
     await eventually('guarded answering on its new host', async () => /^\d+$/.test(await talk(restart.to!, '10.77.0.150', 'get')), 20_000);
+    await expectTimersFire(t.lab, restart.to!, '10.77.0.150');
 
     // a new agent keeps the guard that watched while no agent ran, and reports what it did
     const agent = t.cluster.startAgent('h3');
@@ -209,6 +213,64 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(runs[0]!.to).toBeLessThan(runs[1]!.from);
     console.log(`fence guard: last tick on h3 ${((runs[1]!.from - runs[0]!.to) / 1000).toFixed(0)} ms before the first on ${restart.to}`);
     expect(agent.exited).toBeFalsy();
+  }, 240_000);
+
+  it('a partitioned host that does not fence: its copy, superseded meanwhile, stops within a report of its return', async () => {
+    // fencing fails (fence action none): the cut-off host keeps running its copy while the
+    // cluster restarts the workload elsewhere — the case level-triggered reconciliation is for
+    await t.cluster.supervisor.stop(t.cluster.agent('h2')!);
+    t.cluster.startAgent('h2', { env: { FERRY_FENCE_ACTION: 'none' } });
+    await t.cluster.waitForHostsUp(['h2'], 30_000);
+    await createOn('h2', [spec('unfenced', '10.77.0.160', { ha: { enabled: true, priority: 5 } })]);
+    const { epoch } = await get('unfenced');
+    const reported = await eventually('h2 reporting unfenced', async () =>
+      (await t.cluster.get<HostView>('/v1/hosts/h2')).capacity.containers.find((c) => c.id === 'unfenced' && c.epoch === epoch && c.pid),
+    );
+    const stalePid = reported.pid!;
+    // it runs a while, settled, before the cut: several reports show it in line with its record
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const failoversBefore = ((await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] }).failovers.length;
+    await t.lab.setConnected('h2', false);
+
+    const failover = await eventually('the failover of h2', async () => {
+      const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
+      const f = failovers.find((x) => x.hostId === 'h2' && x.restarts.some((r) => r.workload === 'unfenced'));
+      return failovers.length > failoversBefore && f && f.state !== 'running' ? f : null;
+    }, 90_000);
+    const restart = failover.restarts.find((r) => r.workload === 'unfenced')!;
+    expect(restart).toMatchObject({ status: 'restarted', epoch: epoch + 1 });
+    await eventually('unfenced answering on its new host', async () => /^\d+$/.test(await talk(restart.to!, '10.77.0.160', 'get')), 20_000);
+    expect(isRunning(stalePid)).toBe(true); // not fenced: two copies while h2 is cut off
+
+    const healedAt = Date.now();
+    await t.lab.setConnected('h2', true);
+    let goneAt = 0;
+    await eventually('the stale copy to stop', async () => !isRunning(stalePid) && (goneAt = Date.now()), 60_000, 20);
+    const back = await eventually('h2 heard from again', async () =>
+      (await history('h2')).find((e) => e.kind === 'state' && e.at >= healedAt && e.message.includes('→ up')),
+    );
+    // the first report after its return is enough: the copy is stopped within one report interval
+    // (500 ms here) of it, with room for a loaded CI machine
+    console.log(`unfenced: host back ${back.at - healedAt} ms after the heal, stale copy stopped ${goneAt - back.at} ms after that`);
+    expect(goneAt - back.at).toBeLessThan(1_500);
+    await eventually('the stale copy discarded from h2', async () => !(await t.cluster.get<HostView>('/v1/hosts/h2')).capacity.containers.some((c) => c.id === 'unfenced'), 30_000);
+    expect((await history('h2')).some((e) => e.kind === 'stale-copy' && e.message.includes('unfenced'))).toBe(true);
+    expect(await get('unfenced')).toMatchObject({ hostId: restart.to, epoch: epoch + 1, phase: 'running' });
+    await expectTimersFire(t.lab, restart.to!, '10.77.0.160');
+    // the old copy's last tick in the shared log came no later than its stop
+    // (its lines are those that continue its count from 1; the new copy counts from 1 again, far behind)
+    let oldTick = 0;
+    let oldLastMs = 0;
+    for (const line of readFileSync(ticksFile('unfenced'), 'utf8').trim().split('\n')) {
+      const [us, tick] = line.split(' ').map(Number) as [number, number];
+      if (tick === oldTick + 1) [oldTick, oldLastMs] = [tick, us / 1000];
+    }
+    expect(oldTick).toBeGreaterThan(100);
+    expect(oldLastMs).toBeLessThanOrEqual(goneAt + 50);
+
+    await t.cluster.supervisor.stop(t.cluster.agent('h2')!);
+    t.cluster.startAgent('h2');
+    await t.cluster.waitForHostsUp(['h2'], 30_000);
   }, 240_000);
 
   it('(e) not enough room: higher priorities are placed first, the rest is reported with reasons', async () => {

@@ -4,9 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { connect, type NatsConnection } from 'nats';
 import { isRunning, repoRoot } from '@ferry/deploy';
-import { MigrationEvent, MigrationProgressEvent, subjects, type MigrationRecord, type WorkloadSpecInput, type WorkloadView } from '@ferry/protocol';
-import { eventually, http } from './helpers/cluster.ts';
+import { MigrationEvent, MigrationProgressEvent, subjects, type WorkloadSpecInput } from '@ferry/protocol';
+import { eventually } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+import { expectTimersFire, labApi, talk as talkTo, workloadStats } from './helpers/workload.ts';
 
 const workload = (id: string, address: string, extra: string[] = []): WorkloadSpecInput => ({
   id,
@@ -42,34 +43,12 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     await t?.close();
   });
 
-  const api = (method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token: t.cluster.token, method, body });
-  const get = (id: string) => t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
-  const migration = (id: string) => t.cluster.get<MigrationRecord>(`/v1/migrations/${id}`);
-  const talk = async (fromHost: string, address: string, line: string) => {
-    const r = await t.lab.exec(fromHost, 'busybox', ['nc', '-w', '3', address, '7000'], { input: `${line}\nquit\n` });
-    return r.stdout.trim();
-  };
-  const stats = async (fromHost: string, address: string) => JSON.parse(await talk(fromHost, address, 'stats')) as { counter: number; uptimeMs: number; maxGapUs: number; pid: number };
+  const { api, get, migration, finished, running } = labApi(() => t);
+  const talk = (fromHost: string, address: string, line: string) => talkTo(t.lab, fromHost, address, line);
+  const stats = (fromHost: string, address: string) => workloadStats(t.lab, fromHost, address);
   const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
-
   /** Until the workload's counter answers (its container may run a while before it listens). */
   const answering = (fromHost: string, address: string) => eventually(`${address} to answer`, async () => /^\d+$/.test(await talk(fromHost, address, 'get')), 30_000);
-  const running = async (spec: WorkloadSpecInput) => {
-    const res = await api('POST', '/v1/workloads', spec);
-    expect(res.status, JSON.stringify(res.body)).toBe(202);
-    const w = await eventually(`${spec.id} running`, async () => {
-      const v = await get(spec.id);
-      if (v.phase === 'failed') throw new Error(v.error?.message);
-      return v.phase === 'running' && v.observed?.state === 'running' ? v : null;
-    }, 30_000);
-    await answering('h2', spec.networks![0]!.address);
-    return w;
-  };
-  const finished = (id: string, timeoutMs = 60_000) =>
-    eventually(`migration ${id} to end`, async () => {
-      const m = await migration(id);
-      return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
-    }, timeoutMs, 100);
   const client = (fromHost: string, address: string): ResultPromise => {
     const [command, args] = t.lab.inHost(fromHost, process.execPath, [join(repoRoot, 'test', 'helpers', 'tcp-client.mjs'), address, '7000']);
     return execa(command, args, { stdin: 'pipe', reject: false });
@@ -129,6 +108,8 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(after.uptimeMs).toBeGreaterThan(pre.uptimeMs);
     expect(JSON.parse(await talk('h1', '10.77.0.60', 'verify'))).toMatchObject({ ok: true, bad: 0 });
     expect(after.maxGapUs).toBeLessThan(5_000_000);
+    // its timers were not disarmed by the checkpoint (CRIU restores an expired timerfd disarmed)
+    await expectTimersFire(t.lab, 'h1', '10.77.0.60');
 
     const moved = await get('mover');
     expect(moved).toMatchObject({ hostId: 'h2', epoch: 2, phase: 'running', migratingTo: null });
@@ -169,6 +150,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     const s = await stats(hostId!, address);
     expect(s.counter).toBe(4);
     expect(JSON.parse(await talk(hostId!, address, 'verify'))).toMatchObject({ ok: true, bad: 0 });
+    await expectTimersFire(t.lab, hostId!, address);
     expect(await get(id)).toMatchObject({ hostId: other(hostId!), epoch: 2, phase: 'running' });
   });
 
@@ -184,6 +166,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     // the source let go of the container but not of the root filesystem the destination now runs from
     expect(existsSync(join(t.lab.sharedPool, 'containers', 'onshared', 'rootfs', 'var', 'log', 'ticks.log'))).toBe(true);
     expect((await stats(hostId!, '10.77.0.69')).counter).toBe(1);
+    await expectTimersFire(t.lab, hostId!, '10.77.0.69');
     // each host reads the other's probe file (probes refresh every 10 s)
     const sees = async (h: string) =>
       (await t.cluster.get<{ capacity: { pools: Array<{ id: string; probe?: { sees: Array<{ hostId: string }> } }> } }>(`/v1/hosts/${h}`)).capacity.pools
@@ -232,6 +215,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
       const s = await stats(destination, address);
       expect(s.counter).toBe(counter);
       expect(JSON.parse(await talk(destination, address, 'verify'))).toMatchObject({ ok: true, bad: 0 });
+      await expectTimersFire(t.lab, destination, address);
       const runc = await execa('runc', ['--root', join(t.lab.host(destination).dir, 'data', 'runc'), 'list', '-q']);
       expect(runc.stdout.split('\n')).not.toContain(id);
       expect(existsSync(join(t.lab.host(destination).dir, 'pool', 'containers', id))).toBe(false);
@@ -339,6 +323,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(done.timeline.filter((e) => e.phase === 'prepare')).toHaveLength(1);
     expect(await get('relay')).toMatchObject({ hostId: other(hostId!), epoch: 2, phase: 'running' });
     expect((await stats(hostId!, '10.77.0.68')).counter).toBe(1);
+    await expectTimersFire(t.lab, hostId!, '10.77.0.68');
   });
 
   it('moves a stopped workload cold: its root filesystem, nothing else', async () => {
@@ -364,6 +349,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     });
     await answering(source, '10.77.0.65');
     expect(await talk(source, '10.77.0.65', 'get')).toBe('0');
+    await expectTimersFire(t.lab, source, '10.77.0.65');
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
 import { chromium, type Browser } from 'playwright-core';
 import { repoRoot } from '@ferry/deploy';
-import type { HostListResponse, MigrationRecord, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+import type { HostListResponse, MigrationRecord, PlanRecord, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 
@@ -57,7 +57,8 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
   };
 
   beforeAll(async () => {
-    t = await startLabCluster(['h1', 'h2'], [PROD]);
+    // plans expire after 3 s here (1 h by default), so the test can watch a dry run expire
+    t = await startLabCluster(['h1', 'h2'], [PROD], {}, { FERRY_PLAN_TTL_MS: '3000' });
     // not HA: with two hosts, draining one for maintenance would leave no room for any HA workload to fail over
     await create(spec('op-a', '10.77.0.160', 64, false));
   });
@@ -126,6 +127,89 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     const dry = await ferry(['rebalance', '--dry-run', '-o', 'json']);
     expect(dry.exitCode, dry.stderr).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ kind: 'rebalance', state: 'planned' });
+  }, 180_000);
+
+  it('ferry through a symlink: migrate --dry-run, workloads show, -o in every help', async () => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    symlinkSync(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), join(bin, 'ferry')); // a link on PATH
+    const linked = (args: string[]) => execa(join(bin, 'ferry'), ['--config', configFile, ...args], { reject: false, cwd: dir, env: { FERRY_API_URL: '', FERRY_API_TOKEN: '' } });
+
+    const host = await hostOf('op-a');
+    const before = ((await api('GET', '/v1/migrations?workload=op-a')).body as { migrations: MigrationRecord[] }).migrations.length;
+    const dry = await linked(['migrate', 'op-a', '--dry-run']);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`dry run: op-a could move ${host} → ${host === 'h1' ? 'h2' : 'h1'}`);
+    expect(dry.stdout).toMatch(/\n  destination  h\d \(.+\)\n  strategy     \S+ \(.+\)\n  checks       passed: /);
+    const dryJson = JSON.parse((await linked(['migrate', 'op-a', '--dry-run', '-o', 'json'])).stdout);
+    expect(dryJson).toMatchObject({ dryRun: true, ok: true, workloadId: 'op-a', source: host, destination: host === 'h1' ? 'h2' : 'h1' });
+    expect(await hostOf('op-a')).toBe(host); // nothing moved
+    expect(((await api('GET', '/v1/migrations?workload=op-a')).body as { migrations: MigrationRecord[] }).migrations).toHaveLength(before);
+
+    const w = (await api('GET', '/v1/workloads/op-a')).body as WorkloadView;
+    const show = await linked(['workloads', 'show', 'op-a']);
+    expect(show.exitCode, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(new RegExp(`^host +${host}$`, 'm'));
+    expect(show.stdout).toMatch(/^phase +running \(desired running\)$/m);
+    expect(show.stdout).toMatch(new RegExp(`^epoch +${w.epoch}$`, 'm'));
+    expect(w.epoch).toBeGreaterThan(1); // it migrated in the test before
+    expect(show.stdout).toMatch(new RegExp(`^observed +running, pid ${w.observed!.pid}, epoch ${w.epoch}, memory [\\d.]+ MiB of`, 'm'));
+    expect(show.stdout).not.toMatch(/^placed/m); // the reason from its creation named the host it left
+
+    for (const command of [['workloads', 'show'], ['migrate'], ['plans', 'execute'], ['hosts']]) {
+      expect((await linked([...command, '--help'])).stdout, command.join(' ')).toContain('-o, --output <format>');
+    }
+  }, 60_000);
+
+  it('the API: a clear 400 for bad addresses and tiny CPU limits, optional bodies may be empty, warnings, plans expire', async () => {
+    const bad = await api('POST', '/v1/workloads', { ...spec('op-bad', '999.1.1.1', 16, false), resources: { vcpus: 1e-300, memoryMiB: 144, diskMiB: 64 } });
+    expect(bad.status, JSON.stringify(bad.body)).toBe(400);
+    const fields = (bad.body.details.problems as Array<{ field: string; message: string }>).map((p) => p.field);
+    expect(fields).toEqual(expect.arrayContaining(['networks.0.address', 'resources.vcpus']));
+    expect(bad.body.message).toMatch(/resources\.vcpus: must be at least 0\.01/);
+    expect((await api('GET', '/v1/workloads/op-bad')).status).toBe(404); // nothing created
+
+    // Content-Type: application/json with nothing after it, as curl -H and many SDKs send it
+    const empty = (method: string, path: string) =>
+      fetch(`${t.cluster.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${t.cluster.token}`, 'content-type': 'application/json' } }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    const created = await api('POST', '/v1/workloads', spec('op-empty', '10.77.0.163', 16, false));
+    expect(created.status).toBe(202);
+    expect(created.body.warnings).toEqual([]);
+    const phase = async (id: string, want: string) => eventually(`${id} ${want}`, async () => ((await api('GET', `/v1/workloads/${id}`)).body as WorkloadView).phase === want, 60_000);
+    await phase('op-empty', 'running');
+    expect(await empty('POST', '/v1/workloads/op-empty/stop')).toMatchObject({ status: 202 });
+    await phase('op-empty', 'stopped');
+    expect(await empty('POST', '/v1/workloads/op-empty/start')).toMatchObject({ status: 202 });
+    await phase('op-empty', 'running');
+    expect(await empty('POST', '/v1/workloads/op-empty/migrate?dryRun=true')).toMatchObject({ status: 200, body: { dryRun: true } });
+    const noSpec = await empty('POST', '/v1/workloads');
+    expect(noSpec.status).toBe(400); // a body that is required is still required
+    expect(noSpec.body.details.problems[0].field).toBe('(body)');
+
+    // HA on a pool only its own host sees: accepted, with a warning saying why it protects nothing
+    const local = await api('POST', '/v1/workloads?start=false', spec('op-warn', '10.77.0.164', 16, true, 'local'));
+    expect(local.status).toBe(202);
+    expect(local.body.warnings).toEqual([{ code: 'HA_POOL_LOCAL', message: expect.stringContaining('pool local is local to each host') }]);
+    const doc = (await http(`${t.cluster.apiUrl}/v1/openapi.json`)).body;
+    expect(Object.keys(doc.paths['/v1/workloads'].post.responses['202'].content['application/json'].schema.properties)).toContain('warnings');
+    for (const id of ['op-empty', 'op-warn']) expect((await api('DELETE', `/v1/workloads/${id}`)).status).toBe(202);
+
+    // dry-run plans expire (FERRY_PLAN_TTL_MS=3000 here)
+    const first = (await empty('POST', '/v1/rebalance?dryRun=true')).body as PlanRecord;
+    const second = (await api('POST', '/v1/rebalance?dryRun=true', {})).body as PlanRecord;
+    expect([first.state, second.state]).toEqual(['planned', 'planned']);
+    expect(((await api('GET', '/v1/plans')).body.plans as PlanRecord[]).map((p) => p.id)).toEqual(expect.arrayContaining([first.id, second.id]));
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const late = await api('POST', `/v1/plans/${first.id}/execute`);
+    expect(late.status).toBe(404);
+    expect(late.body).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(`plan ${first.id} expired`), details: { code: 'PLAN_EXPIRED' } });
+    expect(((await api('GET', '/v1/plans')).body.plans as PlanRecord[]).map((p) => p.id)).not.toContain(second.id); // swept
+    const gone = await api('POST', `/v1/plans/${second.id}/execute`);
+    expect(gone).toMatchObject({ status: 404, body: { message: expect.stringContaining('expire') } });
+    const cliLate = await ferry(['plans', 'execute', second.id]);
+    expect(cliLate.exitCode).toBe(4);
+
+    for (const id of ['op-empty', 'op-warn']) await eventually(`${id} destroyed`, async () => (await api('GET', `/v1/workloads/${id}`)).status === 404, 60_000);
   }, 180_000);
 
   it('ferry events --follow and maintenance enter/exit with per-workload progress', async () => {

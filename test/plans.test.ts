@@ -6,6 +6,7 @@ import { repoRoot } from '@ferry/deploy';
 import type { HostView, MigrationRecord, PlanRecord, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+import { expectTimersFire } from './helpers/workload.ts';
 
 const spec = (id: string, address: string, extra: Partial<WorkloadSpecInput> = {}): WorkloadSpecInput => ({
   id,
@@ -74,6 +75,7 @@ describe.skipIf(skipLab())('planning on a lab: compatibility, maintenance, rebal
       expect(w).toMatchObject({ phase: 'running', epoch: 2 });
       expect(['h2', 'h3']).toContain(w.hostId);
       expect(await talk('h1', `10.77.0.${70 + i}`, 'get')).toBe(String(i)); // counter survived
+      await expectTimersFire(t.lab, 'h1', `10.77.0.${70 + i}`); // and its timers still fire
     }
     const h1 = await t.cluster.get<HostView>('/v1/hosts/h1');
     expect(h1.capacity.containers.filter((c) => c.state === 'running')).toEqual([]);

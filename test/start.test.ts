@@ -117,9 +117,12 @@ describe.skipIf(skipLab())('npm start (the main job)', () => {
     job.child.kill('SIGKILL');
     await job.child;
     await eventually('every child to exit', async () => job.run.processes.every((p) => !isRunning(p.pid)), 15_000);
-    // Containers are not the supervisor's children: they and the lab stay until the next lab is
-    // made, even when the state directory is gone by then (the journal lives in /run/ferry-labs).
-    expect(containerPids.some((pid) => isRunning(pid))).toBe(true);
+    // Containers are not the supervisor's children: the lab (its hosts' namespaces, the journal in
+    // /run/ferry-labs) stays until the next lab is made, even when the state directory is gone by
+    // then. Whether the demo's HA containers still run at this point is not this test's business:
+    // the hosts' fence guards stop them once the dead agents' leases lapse (5 s).
+    expect(existsSync(`/run/ferry-labs/${job.labId}.json`)).toBe(true);
+    expect((await execa('ip', ['netns', 'list'])).stdout).toContain(`ferry-lab-${job.labId}-`);
     rmSync(job.stateDir, { recursive: true, force: true });
     const removed = await Lab.removeLeftovers(createLogger('test').child({}, { level: 'error' }));
     expect(removed).toBeGreaterThanOrEqual(1);

@@ -22,7 +22,9 @@ export interface ClusterOptions {
   keyPrefix?: string;
   /** extra environment for the scheduler (thresholds in tests) */
   schedulerEnv?: Record<string, string>;
-  /** placement policy settings the API and the scheduler must share (FERRY_HA_ADMISSION, FERRY_CPU_BASELINE) */
+  /** extra environment for the API (FERRY_PLAN_TTL_MS in tests) */
+  apiEnv?: Record<string, string>;
+  /** placement policy settings the API and the scheduler must share (FERRY_PLACEMENT_MODE, FERRY_HA_ADMISSION, FERRY_CPU_BASELINE) */
   policyEnv?: Record<string, string>;
   /** run agents in this lab's hosts; embedded NATS and Redis then listen on its management address */
   lab?: Lab;
@@ -34,6 +36,8 @@ export interface AgentOptions {
   cpuOverride?: Record<string, unknown>;
   /** merged into the generated config file as is (tests use it to write bad configs) */
   extraConfig?: Record<string, unknown>;
+  /** extra environment (FERRY_* settings) for the agent process */
+  env?: Record<string, string>;
 }
 
 /** Ferry's services as child processes on one machine: what `npm start` runs and tests drive. */
@@ -74,7 +78,7 @@ export class LocalCluster {
     const common = this.commonEnv();
     const port = options.apiPort ?? (await freePort());
     this.apiUrl = `http://127.0.0.1:${port}`;
-    const api = this.spawnService('api', 'api', { ...common, FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token });
+    const api = this.spawnService('api', 'api', { ...common, FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token, ...options.apiEnv });
     await this.waitForApi(api);
   }
 
@@ -115,7 +119,7 @@ export class LocalCluster {
     const lab = this.options.lab;
     if (lab) {
       const [command, args] = lab.inHost(hostId, process.execPath, ['--import', 'tsx', serviceEntry('agent'), '--config', lab.host(hostId).agentConfigFile]);
-      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { FERRY_NATS_URL: this.natsUrl } });
+      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { FERRY_NATS_URL: this.natsUrl, ...options.env } });
       this.agents.set(hostId, agent);
       return agent;
     }
@@ -139,7 +143,7 @@ export class LocalCluster {
     };
     const configFile = join(dir, 'agent.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));
-    const agent = this.spawnService(`agent-${hostId}`, 'agent', { FERRY_NATS_URL: this.natsUrl }, ['--config', configFile]);
+    const agent = this.spawnService(`agent-${hostId}`, 'agent', { FERRY_NATS_URL: this.natsUrl, ...options.env }, ['--config', configFile]);
     this.agents.set(hostId, agent);
     return agent;
   }

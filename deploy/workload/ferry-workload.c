@@ -5,6 +5,9 @@
  * 10 ms (recording the largest gap between ticks: a migration's freeze as the workload saw it),
  * optionally appends a line per tick to a file, and serves a line protocol on TCP:
  *   inc | get | stats | verify | reset-gaps | quit
+ * The ticks come from a timerfd; a POSIX timer (timer_create) and an interval timer (setitimer)
+ * tick alongside and are counted apart, so a test can see that each kind still fires after a
+ * checkpoint and restore (`stats`: ticks, posixTicks, itimerTicks).
  * Built static by deploy/setup so it runs in any template.
  */
 #define _GNU_SOURCE
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,12 +56,45 @@ static double dirty_mib_per_s;
 static long mem_mib;
 static int tick_ms = 10;
 static FILE *tick_log;
+/* bumped by signal handlers: the POSIX timer's (SIGRTMIN) and the interval timer's (SIGALRM) */
+static volatile sig_atomic_t posix_ticks, itimer_ticks;
+#define SIDE_TIMER_MS 20
 static struct client clients[MAX_CLIENTS];
 
 /* As the init of its PID namespace it gets no default signal actions: handle SIGTERM itself. */
 static void on_sigterm(int sig) {
   (void)sig;
   _exit(0);
+}
+
+static void on_posix_timer(int sig) {
+  (void)sig;
+  posix_ticks++;
+}
+
+static void on_itimer(int sig) {
+  (void)sig;
+  itimer_ticks++;
+}
+
+/* The two side timers: a periodic POSIX timer on CLOCK_MONOTONIC and ITIMER_REAL, both 20 ms. */
+static int start_side_timers(void) {
+  struct sigaction sa = {0};
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_posix_timer;
+  if (sigaction(SIGRTMIN, &sa, NULL) < 0) return -1;
+  sa.sa_handler = on_itimer;
+  if (sigaction(SIGALRM, &sa, NULL) < 0) return -1;
+  struct sigevent sev = {0};
+  sev.sigev_notify = SIGEV_SIGNAL;
+  sev.sigev_signo = SIGRTMIN;
+  timer_t posix_timer;
+  if (timer_create(CLOCK_MONOTONIC, &sev, &posix_timer) < 0) return -1;
+  struct itimerspec every = {.it_interval = {0, SIDE_TIMER_MS * 1000000L}, .it_value = {0, SIDE_TIMER_MS * 1000000L}};
+  if (timer_settime(posix_timer, 0, &every, NULL) < 0) return -1;
+  struct itimerval itv = {.it_interval = {0, SIDE_TIMER_MS * 1000}, .it_value = {0, SIDE_TIMER_MS * 1000}};
+  return setitimer(ITIMER_REAL, &itv, NULL);
 }
 
 static int64_t now_us(clockid_t clock) {
@@ -138,9 +175,10 @@ static int handle_line(struct client *c, char *line) {
     snprintf(out, sizeof out, "%llu\n", (unsigned long long)counter);
   } else if (strcmp(line, "stats") == 0) {
     snprintf(out, sizeof out,
-             "{\"counter\":%llu,\"ticks\":%llu,\"maxGapUs\":%lld,\"lastGapUs\":%lld,\"gapsOver50ms\":%lld,"
-             "\"memMiB\":%ld,\"dirtyMiBps\":%g,\"pid\":%d,\"uptimeMs\":%lld}\n",
-             (unsigned long long)counter, (unsigned long long)ticks, (long long)max_gap_us, (long long)last_gap_us,
+             "{\"counter\":%llu,\"ticks\":%llu,\"posixTicks\":%lld,\"itimerTicks\":%lld,\"maxGapUs\":%lld,"
+             "\"lastGapUs\":%lld,\"gapsOver50ms\":%lld,\"memMiB\":%ld,\"dirtyMiBps\":%g,\"pid\":%d,\"uptimeMs\":%lld}\n",
+             (unsigned long long)counter, (unsigned long long)ticks, (long long)posix_ticks, (long long)itimer_ticks,
+             (long long)max_gap_us, (long long)last_gap_us,
              (long long)gaps_over_50ms, mem_mib, dirty_mib_per_s, (int)getpid(),
              (long long)(now_us(CLOCK_REALTIME) / 1000 - started_ms));
   } else if (strcmp(line, "verify") == 0) {
@@ -249,6 +287,10 @@ int main(int argc, char **argv) {
   int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   struct itimerspec every = {.it_interval = {0, tick_ms * 1000000L}, .it_value = {0, tick_ms * 1000000L}};
   timerfd_settime(timer, 0, &every, NULL);
+  if (start_side_timers() < 0) {
+    perror("timers");
+    return 1;
+  }
   for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
   printf("ferry-workload pid %d: %ld MiB, dirtying %g MiB/s, port %d\n", getpid(), mem_mib, dirty_mib_per_s, port);
   fflush(stdout);

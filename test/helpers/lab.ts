@@ -42,11 +42,11 @@ export interface LabCluster {
 }
 
 /** A lab of network-namespace hosts running real agents, with its own NATS, Redis, scheduler and API. */
-export async function startLabCluster(hostIds: string[], networks: LabNetwork[] = [PROD], schedulerEnv: Record<string, string> = {}): Promise<LabCluster> {
+export async function startLabCluster(hostIds: string[], networks: LabNetwork[] = [PROD], schedulerEnv: Record<string, string> = {}, apiEnv: Record<string, string> = {}): Promise<LabCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), 'ferry-lab-test-'));
   const log = createLogger('test-lab').child({}, { level: 'warn' });
   const lab = await Lab.create({ stateDir, hostIds, networks, reportIntervalMs: 500, log });
-  const cluster = new LocalCluster({ stateDir, lab, log, schedulerEnv });
+  const cluster = new LocalCluster({ stateDir, lab, log, schedulerEnv, apiEnv });
   let closed = false;
   const close = async () => {
     if (closed) return;

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { stringify } from 'yaml';
 import { contextCommands } from './commands/context.ts';
+import { hostAdminCommands } from './commands/host-admin.ts';
 import { operateCommands } from './commands/operate.ts';
 import { readCommands } from './commands/read.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -17,10 +18,14 @@ function build(): Command {
     .option('--url <url>', 'the API URL (overrides the context and FERRY_API_URL)')
     .option('--token <token>', 'the API token (overrides the context and FERRY_API_TOKEN)')
     .showHelpAfterError('(ferry --help lists the commands)')
+    // -o, --context, --url… work after any subcommand: its --help lists them too (inherited by
+    // every command created below)
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride();
   const session = () => sessionOf(program);
   contextCommands(program);
   readCommands(program, session);
+  hostAdminCommands(program, session);
   operateCommands(program, session);
 
   // Offline: the same planners on a snapshot file (GET /v1/cluster/snapshot), no service needed.

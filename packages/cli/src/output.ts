@@ -21,6 +21,13 @@ export function print<T>(format: Format, data: unknown, rows: T[], columns: Arra
   else process.stdout.write(`${rows.length === 0 ? '(none)' : table(rows, columns)}\n`);
 }
 
+/** One object as `label  value` lines (labels aligned); pairs without a value are left out. */
+export function details(pairs: Array<[string, string | number | null | undefined]>): string {
+  const shown = pairs.filter((p): p is [string, string | number] => p[1] !== null && p[1] !== undefined && p[1] !== '');
+  const width = Math.max(...shown.map(([label]) => label.length));
+  return shown.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}
+
 /** Bytes in the largest unit that keeps the number at least 1 (B, KiB, MiB, GiB). */
 export function size(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -8,8 +8,7 @@ const criu = (memDirtyTrack: boolean, uffdNoncoop: boolean, version = '4.2.1'): 
 const auto = { mode: 'auto' as const, strategy: null };
 
 describe('migration strategy', () => {
-  it('follows the kernels: pre-copy, else lazy pages, else page server', () => {
-    expect(chooseStrategy(withCriu('a', criu(true, true)), withCriu('b', criu(true, true)), true, auto)).toMatchObject({ strategy: 'precopy' });
+  it('follows the kernels: lazy pages, else page server', () => {
     expect(chooseStrategy(withCriu('a', criu(false, true)), withCriu('b', criu(true, true)), true, auto)).toMatchObject({ strategy: 'lazy' });
     expect(chooseStrategy(withCriu('a', criu(false, true)), withCriu('b', criu(false, false)), true, auto)).toMatchObject({ strategy: 'page-server' });
   });
@@ -24,6 +23,13 @@ describe('migration strategy', () => {
     expect(old).toMatchObject({ ok: false, problem: { code: 'CRIU_UNSUPPORTED' } });
     if (!old.ok) expect(old.problem.message).toContain('4.1.1');
     expect(chooseStrategy(withCriu('a', criu(false, true)), withCriu('b', null), true, auto)).toMatchObject({ ok: false, problem: { code: 'CRIU_UNSUPPORTED' } });
+  });
+
+  it('never picks pre-copy (not implemented yet), even on hosts that track dirty memory, and refuses it when asked', () => {
+    const tracking = [withCriu('a', criu(true, true)), withCriu('b', criu(true, true))] as const;
+    expect(chooseStrategy(...tracking, true, auto)).toMatchObject({ ok: true, strategy: 'lazy' });
+    expect(chooseStrategy(withCriu('a', criu(true, false)), withCriu('b', criu(true, false)), true, auto)).toMatchObject({ ok: true, strategy: 'page-server' });
+    expect(chooseStrategy(...tracking, true, { mode: 'live', strategy: 'precopy' })).toMatchObject({ ok: false, problem: { code: 'PRECOPY_UNSUPPORTED' } });
   });
 
   it('never tries pre-dumps without dirty tracking, even when asked', () => {
@@ -101,6 +107,13 @@ describe('planning a migration', () => {
     expect(plan({ destination: 'h9', mode: 'auto' })).toMatchObject({ ok: false, code: 'NOT_FOUND' });
     expect(plan({ destination: 'h3', mode: 'auto' })).toMatchObject({ ok: false, code: 'CONFLICT', problems: [{ code: 'HOST_DOWN' }] });
     expect(plan({ mode: 'auto' }, workload('starting'))).toMatchObject({ ok: false, code: 'CONFLICT' });
+  });
+
+  it('plans no pre-copy on hosts that pose as tracking dirty memory; asked for, it is refused up front', () => {
+    const tracking = (id: string) => withCriu(id, criu(true, true));
+    const both = { hosts: [tracking('h1'), tracking('h2')], workloads: [workload()] };
+    expect(planMigration(workload(), both, { mode: 'auto' })).toMatchObject({ ok: true, destination: 'h2', strategy: 'lazy' });
+    expect(planMigration(workload(), both, { mode: 'live', strategy: 'precopy' })).toMatchObject({ ok: false, code: 'CONFLICT', problems: [{ code: 'PRECOPY_UNSUPPORTED' }] });
   });
 
   it('refuses a destination whose CPU lacks what the workload started with, listing the flags', () => {

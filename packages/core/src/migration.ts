@@ -30,13 +30,20 @@ const criuProblem = (host: HostRecord, criu: CriuReport | null): string | null =
   return null;
 };
 
+/**
+ * Whether the migration runner can drive iterative pre-copy rounds. It cannot yet (it fails such a
+ * migration with PRECOPY_UNAVAILABLE), so precopy is neither chosen nor accepted: choosing it
+ * on hosts that report mem_dirty_track would roll back every automatic live migration there.
+ */
+export const PRECOPY_IMPLEMENTED = false;
+
 export type StrategyChoice = { ok: true; strategy: MigrationStrategy; reason: string } | { ok: false; problem: Problem };
 
 /**
  * Picks how memory moves, from both hosts' CRIU and kernel features:
- * cold for a stopped workload (or when asked), else iterative pre-copy where both kernels track
- * dirty memory, else post-copy (lazy pages) where both have userfaultfd, else page-server
- * stop-and-copy. A forced strategy is checked against the same features.
+ * cold for a stopped workload (or when asked), else (once PRECOPY_IMPLEMENTED) iterative pre-copy
+ * where both kernels track dirty memory, else post-copy (lazy pages) where both have userfaultfd,
+ * else page-server stop-and-copy. A forced strategy is checked against the same features.
  */
 export function chooseStrategy(
   source: HostRecord,
@@ -60,6 +67,9 @@ export function chooseStrategy(
   const dirtyTrack = both('memDirtyTrack');
   const lazy = both('uffdNoncoop');
   if (requested.strategy) {
+    if (requested.strategy === 'precopy' && !PRECOPY_IMPLEMENTED) {
+      return refuse('PRECOPY_UNSUPPORTED', 'iterative pre-copy is not implemented in this version of Ferry: ask for lazy, page-server or stop-and-copy, or let Ferry pick');
+    }
     if (requested.strategy === 'precopy' && !dirtyTrack) {
       return refuse('PRECOPY_UNSUPPORTED', 'iterative pre-copy needs soft-dirty memory tracking (criu check --feature mem_dirty_track) on both hosts');
     }
@@ -68,7 +78,7 @@ export function chooseStrategy(
     }
     return { ok: true, strategy: requested.strategy, reason: `${requested.strategy} requested` };
   }
-  if (dirtyTrack) return { ok: true, strategy: 'precopy', reason: 'both kernels track dirty memory: iterative pre-copy rounds, then a short final dump' };
+  if (PRECOPY_IMPLEMENTED && dirtyTrack) return { ok: true, strategy: 'precopy', reason: 'both kernels track dirty memory: iterative pre-copy rounds, then a short final dump' };
   if (lazy) {
     return {
       ok: true,
@@ -76,7 +86,7 @@ export function chooseStrategy(
       reason: 'no dirty-memory tracking here, but userfaultfd on both hosts: post-copy (lazy pages), the freeze does not grow with memory size',
     };
   }
-  return { ok: true, strategy: 'page-server', reason: 'neither dirty-memory tracking nor userfaultfd on both hosts: stop-and-copy through the page server' };
+  return { ok: true, strategy: 'page-server', reason: 'no userfaultfd on both hosts: stop-and-copy through the page server' };
 }
 
 export interface RoundStats {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { intToIpv4, ipv4ToInt, isReservedInSubnet, macForAddress, parseCidr, subnetContains } from './net.ts';
+import { intToIpv4, ipv4ToInt, isIpv4, isReservedInSubnet, macForAddress, parseCidr, subnetContains } from './net.ts';
 
 describe('IPv4 helpers', () => {
   it('round-trips addresses', () => {
@@ -7,6 +7,9 @@ describe('IPv4 helpers', () => {
     expect(intToIpv4(0xffffffff)).toBe('255.255.255.255');
     expect(() => ipv4ToInt('10.0.0.256')).toThrow();
     expect(() => ipv4ToInt('10.0.0')).toThrow();
+    expect(isIpv4('10.0.0.255')).toBe(true);
+    expect(isIpv4('999.1.1.1')).toBe(false);
+    expect(isIpv4('10.0.0')).toBe(false);
   });
 
   it('knows what a subnet holds', () => {

@@ -12,6 +12,16 @@ export function ipv4ToInt(address: string): number {
   return value;
 }
 
+/** Whether `address` is a dotted-quad IPv4 address with every octet 0–255 (what ipv4ToInt takes). */
+export function isIpv4(address: string): boolean {
+  try {
+    ipv4ToInt(address);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function intToIpv4(value: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
 }

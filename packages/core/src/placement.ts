@@ -26,6 +26,27 @@ export interface PlacementPolicy {
 
 export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = { memoryOvercommit: 1, cpuOvercommit: 4, mode: 'spread' };
 
+/** The configured placement settings (PLACEMENT_SETTINGS in @ferry/runtime), as the API and the scheduler both read them. */
+export interface PlacementSettings {
+  placementMode: PlacementPolicy['mode'];
+  haAdmission: boolean;
+  cpuBaseline?: PlacementPolicy['cpuBaseline'] | undefined;
+}
+
+/**
+ * The one placement policy of a cluster, from its settings: the API and the scheduler both build
+ * theirs here, so a dry run, a migration without a destination or a plan made by the API picks
+ * the host the scheduler would.
+ */
+export function placementPolicy(settings: PlacementSettings): PlacementPolicy {
+  return {
+    ...DEFAULT_PLACEMENT_POLICY,
+    mode: settings.placementMode,
+    haAdmission: settings.haAdmission,
+    ...(settings.cpuBaseline ? { cpuBaseline: settings.cpuBaseline } : {}),
+  };
+}
+
 export interface HostRefusal {
   hostId: string;
   code: string;

@@ -49,6 +49,14 @@ function toMoves(snapshot: ClusterSnapshot, moves: PlannedMove[], costs: CostMod
 
 type PlanDraft = Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>;
 
+/**
+ * Whether a plan nobody executed within `ttlMs` of being made (a dry run left behind) has
+ * expired. Only planned plans expire: executing and finished ones are history.
+ */
+export function planExpired(plan: Pick<PlanRecord, 'state' | 'createdAt'>, ttlMs: number, now: number): boolean {
+  return plan.state === 'planned' && now - plan.createdAt >= ttlMs;
+}
+
 /** A rebalance plan for the snapshot: score before and after, and every move with why and what it costs. */
 export function buildRebalancePlan(
   snapshot: ClusterSnapshot,

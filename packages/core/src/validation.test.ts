@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { WorkloadRecord } from '@ferry/protocol';
 import { WorkloadSpec } from '@ferry/protocol';
-import { sampleHostRecord, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
-import { validateWorkloadRequest } from './validation.ts';
+import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
+import { validateWorkloadRequest, workloadWarnings } from './validation.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
 
 const host = (id: string) => sampleHostRecord(id);
@@ -66,6 +66,17 @@ describe('workload validation against the cluster', () => {
     ]);
   });
 
+  it('reports an address with an octet above 255 as a bad field, without throwing', () => {
+    const result = validateWorkloadRequest(spec({ networks: [{ network: 'prod', address: '999.1.1.1' }] }), snapshot);
+    expect(result.ok ? [] : result.problems.map((p) => `${p.field}:${p.code}`)).toEqual(['networks.0.address:INVALID']);
+  });
+
+  it('refuses a vCPU count below 0.01 (a 0 µs CFS quota would mean no limit at all)', () => {
+    const tiny = validateWorkloadRequest(spec({ resources: { vcpus: 1e-300, memoryMiB: 256, diskMiB: 100 } }), snapshot);
+    expect(tiny.ok ? [] : tiny.problems.map((p) => `${p.field}:${p.code}:${p.message}`)).toEqual([expect.stringMatching(/^resources\.vcpus:INVALID:.*0\.01/)]);
+    expect(validateWorkloadRequest(spec({ resources: { vcpus: 0.01, memoryMiB: 256, diskMiB: 100 } }), snapshot).ok).toBe(true);
+  });
+
   it('refuses addresses a host or another workload holds', () => {
     expect(codes(spec({ networks: [{ network: 'prod', address: '10.77.0.254' }] }))).toEqual(['networks.0.address:ADDRESS_IN_USE']);
     const taken = validateWorkloadRequest(spec({ networks: [{ network: 'prod', address: '10.77.0.9' }] }), snapshot);
@@ -79,5 +90,28 @@ describe('workload validation against the cluster', () => {
   it('rejects what is not an object, and unknown fields', () => {
     expect(codes(null)).toEqual(['(body):INVALID']);
     expect(codes(spec({ colour: 'blue' }))).toEqual(['(body):INVALID']);
+  });
+});
+
+describe('warnings about a valid spec', () => {
+  const ha = (pool: string, enabled = true) => WorkloadSpec.parse(spec({ pool, ha: { enabled, priority: 5 } }));
+  const probe = (token: string, sees: Array<[string, string]>) => ({ token, sees: sees.map(([hostId, t]) => ({ hostId, token: t })) });
+  const sharing = (id: string, p: ReturnType<typeof probe>) =>
+    sampleHostRecord(id, { capacity: sampleReport(id, { pools: [{ id: 'shared', path: '/mnt/s', shared: true, totalBytes: 2 ** 40, freeBytes: 2 ** 39, probe: p }, { id: 'local', path: '/l', shared: false, totalBytes: 2 ** 40, freeBytes: 2 ** 39 }] }) });
+  const proven = { hosts: [sharing('h1', probe('aaaaaaaaaaaaaaaa', [])), sharing('h2', probe('bbbbbbbbbbbbbbbb', [['h1', 'aaaaaaaaaaaaaaaa']]))], workloads: [] };
+
+  it('warns that an HA workload on a local pool cannot be restarted elsewhere, naming the shared pool', () => {
+    const warnings = workloadWarnings(ha('local'), proven);
+    expect(warnings.map((w) => w.code)).toEqual(['HA_POOL_LOCAL']);
+    expect(warnings[0]!.message).toMatch(/pool local is local to each host.*shared pool \(shared\)/);
+  });
+
+  it('warns when no two hosts are proven to share the pool yet', () => {
+    expect(workloadWarnings(ha('shared'), snapshot).map((w) => w.code)).toEqual(['HA_POOL_NOT_SHARED']); // claimed shared, no probes
+  });
+
+  it('says nothing about an HA workload on a proven shared pool, or a workload without HA', () => {
+    expect(workloadWarnings(ha('shared'), proven)).toEqual([]);
+    expect(workloadWarnings(ha('local', false), proven)).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
-import { WorkloadSpec, type Problem } from '@ferry/protocol';
-import { isReservedInSubnet, parseCidr, subnetContains } from './net.ts';
-import { MiB, type ClusterSnapshot } from './snapshot.ts';
+import { WorkloadSpec, type ApiWarning, type Problem } from '@ferry/protocol';
+import { isIpv4, isReservedInSubnet, parseCidr, subnetContains } from './net.ts';
+import { MiB, sharedPoolProven, type ClusterSnapshot } from './snapshot.ts';
 
 export type ValidationResult = { ok: true; spec: WorkloadSpec } | { ok: false; problems: Problem[] };
 
@@ -88,7 +88,9 @@ function clusterProblems(raw: Record<string, unknown>, snapshot: ClusterSnapshot
         problems.push({ field: `${field}.network`, code: 'NETWORK_UNKNOWN', message: `no host is attached to a network named ${network}` });
         return;
       }
-      if (address === undefined || !/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return;
+      // A malformed address (999.1.1.1 included) is the schema's problem, already reported for
+      // this field: the subnet checks below only run on addresses that parse, or they would throw.
+      if (address === undefined || !isIpv4(address)) return;
       const subnet = parseCidr(reports[0]!.n.subnet);
       if (!subnetContains(subnet, address)) {
         problems.push({
@@ -114,4 +116,31 @@ function clusterProblems(raw: Record<string, unknown>, snapshot: ClusterSnapshot
     });
   }
   return problems;
+}
+
+/**
+ * Advice about a valid spec: what it asks for that the cluster cannot give. An HA workload whose
+ * root filesystem is on a pool no other host shares dies with its host: failover has nothing to
+ * restart it from (see restartTarget), so HA protects nothing.
+ */
+export function workloadWarnings(spec: WorkloadSpec, snapshot: ClusterSnapshot): ApiWarning[] {
+  const warnings: ApiWarning[] = [];
+  if (spec.ha.enabled) {
+    const holders = snapshot.hosts.filter((h) => h.capacity.pools.some((p) => p.id === spec.pool));
+    const claimedShared = holders.some((h) => h.capacity.pools.some((p) => p.id === spec.pool && p.shared));
+    const sharedPools = [...new Set(snapshot.hosts.flatMap((h) => h.capacity.pools.filter((p) => p.shared).map((p) => p.id)))].sort();
+    const instead = sharedPools.length > 0 ? `put it on a shared pool (${sharedPools.join(', ')})` : 'no host reports a shared pool yet';
+    if (!claimedShared) {
+      warnings.push({
+        code: 'HA_POOL_LOCAL',
+        message: `HA is on, but pool ${spec.pool} is local to each host: if the host of ${spec.id} dies, its root filesystem is gone with it and it cannot be restarted elsewhere; ${instead}`,
+      });
+    } else if (!holders.some((a, i) => holders.slice(i + 1).some((b) => sharedPoolProven(snapshot, spec.pool, a.id, b.id)))) {
+      warnings.push({
+        code: 'HA_POOL_NOT_SHARED',
+        message: `HA is on, but no two hosts are proven to share pool ${spec.pool} (yet): ${spec.id} can be restarted elsewhere only on a host that sees the same pool`,
+      });
+    }
+  }
+  return warnings;
 }

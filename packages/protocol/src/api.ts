@@ -89,4 +89,18 @@ export const WorkloadAccepted = z.object({
 });
 export type WorkloadAccepted = z.infer<typeof WorkloadAccepted>;
 
+/** Advice about a request that was accepted: it works, but probably not as meant. */
+export const ApiWarning = z.object({
+  /** stable, e.g. HA_POOL_LOCAL */
+  code: z.string(),
+  message: z.string(),
+});
+export type ApiWarning = z.infer<typeof ApiWarning>;
+
+/** 202 answer to POST /v1/workloads: as WorkloadAccepted, plus warnings about the spec (empty when none). */
+export const WorkloadCreated = WorkloadAccepted.extend({
+  warnings: z.array(ApiWarning),
+});
+export type WorkloadCreated = z.infer<typeof WorkloadCreated>;
+
 export const ProblemList = z.object({ problems: z.array(ProblemSchema) });

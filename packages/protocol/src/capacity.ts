@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HostId, Name } from './ids.ts';
 import { CpuInfo } from './cpu.ts';
-import { ContainerStatus, TemplateReport } from './workloads.ts';
+import { ContainerStatus, TemplateReport, WorkloadId } from './workloads.ts';
 
 /** Reports above this size are dropped unread: no host needs more, a hostile one must not cost more. */
 export const MAX_CAPACITY_REPORT_BYTES = 512 * 1024;
@@ -85,10 +85,23 @@ export const FenceEvent = z.object({
 });
 export type FenceEvent = z.infer<typeof FenceEvent>;
 
-/** A scheduler's acknowledgement of report `seq` (on ferry.host.<id>.lease): the lease lasts `leaseMs` from that report's sending. */
+/** A copy on a host that the cluster has superseded: the workload is owned by `owner` at `epoch`. */
+export const SupersededCopy = z.object({
+  id: WorkloadId,
+  owner: HostId.nullable(),
+  epoch: z.number().int().positive(),
+});
+export type SupersededCopy = z.infer<typeof SupersededCopy>;
+
+/**
+ * A scheduler's acknowledgement of report `seq` (on ferry.host.<id>.lease): the lease lasts
+ * `leaseMs` from that report's sending. `superseded` names the host's copies it must not keep
+ * running (the agent checks each against its own record before it stops one).
+ */
 export const LeaseAck = z.object({
   seq: z.number().int().nonnegative(),
   leaseMs: z.number().int().positive().max(3_600_000),
+  superseded: z.array(SupersededCopy).max(1500).default([]),
 });
 export type LeaseAck = z.infer<typeof LeaseAck>;
 

@@ -2,8 +2,12 @@ import { z } from 'zod';
 import { HostId } from './ids.ts';
 import { CapacityReport } from './capacity.ts';
 
-/** up: reporting; suspect: reports missed; down: silent past the down threshold. */
-export const HOST_STATES = ['up', 'suspect', 'down'] as const;
+/**
+ * up: reporting; suspect: reports missed; down: silent past the down threshold; removed: taken out
+ * of the cluster by an operator (DELETE /v1/hosts/:id): its reports are dropped until it is
+ * admitted again. Liveness only ever decides the first three; `removed` overrides them in views.
+ */
+export const HOST_STATES = ['up', 'suspect', 'down', 'removed'] as const;
 export const HostState = z.enum(HOST_STATES);
 export type HostState = z.infer<typeof HostState>;
 
@@ -45,7 +49,7 @@ export type MaintenanceRecord = z.infer<typeof MaintenanceRecord>;
 /** One line of a host's history: GET /v1/hosts/:id/history. */
 export const HostHistoryEntry = z.object({
   at: z.number().int().nonnegative(),
-  kind: z.enum(['state', 'fencing', 'failover', 'restart', 'unrecoverable', 'stale-copy']),
+  kind: z.enum(['state', 'fencing', 'failover', 'restart', 'unrecoverable', 'stale-copy', 'removed', 'admitted']),
   message: z.string(),
   data: z.unknown().optional(),
 });

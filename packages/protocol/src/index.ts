@@ -3,6 +3,7 @@ export * from './subjects.ts';
 export * from './reasons.ts';
 export * from './capacity.ts';
 export * from './hosts.ts';
+export * from './host-removal.ts';
 export * from './api.ts';
 export * from './workloads.ts';
 export * from './agent-commands.ts';

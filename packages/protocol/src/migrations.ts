@@ -160,6 +160,21 @@ export const MigrateRequest = z.strictObject({
 });
 export type MigrateRequest = z.infer<typeof MigrateRequest>;
 
+/** 200 answer to POST /v1/workloads/:id/migrate?dryRun=true: where and how it would move; nothing moved. */
+export const MigrationDryRun = z.object({
+  dryRun: z.literal(true),
+  /** every check passed (a refusal is an error answer instead) */
+  ok: z.literal(true),
+  workloadId: WorkloadId,
+  source: HostId.nullable(),
+  destination: HostId,
+  /** why this host: requested and passing every check, or placement's choice among those that pass */
+  destinationReason: z.string(),
+  strategy: MigrationStrategy,
+  strategyReason: z.string(),
+});
+export type MigrationDryRun = z.infer<typeof MigrationDryRun>;
+
 export const MigrateQuery = z.strictObject({
   dryRun: z
     .enum(['true', 'false'])

@@ -24,6 +24,10 @@ export const redisKeys = (prefix = 'ferry') => ({
   history: (hostId: string) => `${prefix}:history:${hostId}`,
   /** hash: failover id -> FailoverRecord JSON */
   failovers: `${prefix}:failovers`,
+  /** hash: host id -> RemovedHost JSON (hosts removed by an operator; their reports are dropped) */
+  removedHosts: `${prefix}:hosts:removed`,
+  /** hash: `<host id>/<workload id>` -> CopyToDiscard JSON (copies of deleted workloads on hosts that were away) */
+  copyDiscards: `${prefix}:workloads:discard`,
   /** held while a placement decision is made and recorded */
   placementLock: `${prefix}:lock:placement`,
 });

@@ -7,14 +7,19 @@ export const WorkloadId = Name.describe('workload id');
 /** Ceilings that no real container reaches: anything above is a typo or an attack. */
 export const RESOURCE_LIMITS = {
   vcpus: 512,
+  /** the smallest CPU limit: the kernel's minimum CFS quota (1000 µs) per 100 ms period */
+  minVcpus: 0.01,
   memoryMiB: 4 * 1024 * 1024,
   diskMiB: 64 * 1024 * 1024,
   pids: 4_194_304,
 } as const;
 
 export const Resources = z.strictObject({
-  /** CPU quota in cores; fractions allowed (0.5 = half a core) */
-  vcpus: z.number().positive().max(RESOURCE_LIMITS.vcpus),
+  /**
+   * CPU quota in cores; fractions allowed (0.5 = half a core). At least 0.01: 1 ms of CPU per
+   * 100 ms period, the smallest CFS quota the kernel takes (a smaller one would round to 0 µs).
+   */
+  vcpus: z.number().min(RESOURCE_LIMITS.minVcpus, `must be at least ${RESOURCE_LIMITS.minVcpus} (1 ms of CPU time per 100 ms)`).max(RESOURCE_LIMITS.vcpus),
   memoryMiB: z.number().int().min(8).max(RESOURCE_LIMITS.memoryMiB),
   /** reserved in the pool for placement; usage is measured and reported */
   diskMiB: z.number().int().min(1).max(RESOURCE_LIMITS.diskMiB),
@@ -76,9 +81,12 @@ export const CONTAINER_STATES = ['created', 'running', 'stopped', 'migrating', '
 export const ContainerState = z.enum(CONTAINER_STATES);
 export type ContainerState = z.infer<typeof ContainerState>;
 
-export const EXIT_REASONS = ['exited', 'oom-killed', 'stopped', 'fenced'] as const;
+export const EXIT_REASONS = ['exited', 'oom-killed', 'stopped', 'fenced', 'superseded'] as const;
 export const ContainerExit = z.object({
-  /** oom-killed: the kernel killed it at its memory limit; stopped: Ferry stopped it; fenced: its host lost its lease; exited: on its own */
+  /**
+   * oom-killed: the kernel killed it at its memory limit; stopped: Ferry stopped it; fenced: its
+   * host lost its lease; superseded: the cluster runs a newer copy elsewhere; exited: on its own
+   */
   reason: z.enum(EXIT_REASONS),
   at: z.number().int().nonnegative(),
 });
@@ -117,7 +125,8 @@ export const TemplateReport = z.object({
 export type TemplateReport = z.infer<typeof TemplateReport>;
 
 /** The scheduler's record of a workload (Redis), the API's view adds the live container status. */
-export const WORKLOAD_PHASES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'migrating', 'destroying', 'failed'] as const;
+/** `lost`: its host was removed for good with it (DELETE /v1/hosts/:id?force=true); the reason is in `error` */
+export const WORKLOAD_PHASES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'migrating', 'destroying', 'failed', 'lost'] as const;
 export const WorkloadPhase = z.enum(WORKLOAD_PHASES);
 export type WorkloadPhase = z.infer<typeof WorkloadPhase>;
 

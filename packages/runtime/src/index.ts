@@ -1,5 +1,6 @@
 export * from './logger.ts';
 export * from './config.ts';
+export * from './placement-settings.ts';
 export * from './nats.ts';
 export * from './lifecycle.ts';
 export * from './proc.ts';

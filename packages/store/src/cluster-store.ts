@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { ClusterSnapshot } from '@ferry/core';
 import {
   CAPACITY_REJECTIONS,
+  CopyToDiscard,
   FailoverRecord,
   HostHistoryEntry,
   HostRecord,
@@ -9,6 +10,7 @@ import {
   DeferredMigrationStep,
   MigrationRecord,
   PlanRecord,
+  RemovedHost,
   WorkloadRecord,
   redisKeys,
   type StatsResponse,
@@ -26,6 +28,10 @@ export class ClusterStore {
   readonly plans: HashRecords<typeof PlanRecord>;
   readonly failovers: HashRecords<typeof FailoverRecord>;
   readonly deferredSteps: HashRecords<typeof DeferredMigrationStep>;
+  /** hosts an operator removed (their reports are dropped until admitted again) */
+  readonly removedHosts: HashRecords<typeof RemovedHost>;
+  /** copies of deleted workloads to discard when their host reports again, by `<host>/<workload>` */
+  readonly copyDiscards: HashRecords<typeof CopyToDiscard>;
 
   constructor(
     readonly redis: Redis,
@@ -40,6 +46,8 @@ export class ClusterStore {
     this.maintenance = new HashRecords(redis, this.keys.maintenance, MaintenanceRecord, log, 'maintenance');
     this.plans = new HashRecords(redis, this.keys.plans, PlanRecord, log, 'plan');
     this.failovers = new HashRecords(redis, this.keys.failovers, FailoverRecord, log, 'failover');
+    this.removedHosts = new HashRecords(redis, this.keys.removedHosts, RemovedHost, log, 'removed host');
+    this.copyDiscards = new HashRecords(redis, this.keys.copyDiscards, CopyToDiscard, log, 'copy to discard');
   }
 
   /**

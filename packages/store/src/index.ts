@@ -1,4 +1,4 @@
 export { ClusterStore } from './cluster-store.ts';
 export { HashRecords } from './records.ts';
 export { RedisLock, withLock } from './lock.ts';
-export { executePlan, recentlyMoved, savePlan, StalePlanError } from './plans.ts';
+export { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError } from './plans.ts';

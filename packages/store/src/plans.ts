@@ -1,5 +1,5 @@
 import type { FlowProducer } from 'bullmq';
-import { clusterRevision, newMigrationRecord } from '@ferry/core';
+import { clusterRevision, newMigrationRecord, planExpired } from '@ferry/core';
 import { QUEUES, newMigrationId, newPlanId, queuePrefix, type MigrationJobData, type PlanJobData, type PlanRecord } from '@ferry/protocol';
 import type { ClusterStore } from './cluster-store.ts';
 
@@ -68,6 +68,17 @@ export async function savePlan(store: ClusterStore, draft: Omit<PlanRecord, 'id'
   const plan: PlanRecord = { ...draft, id: newPlanId(draft.kind), createdAt: now, updatedAt: now };
   await store.plans.put(plan.id, plan);
   return plan;
+}
+
+/**
+ * Deletes the plans that expired (never executed within `ttlMs`: dry runs, mostly) and returns
+ * their ids. Idempotent, so any API replica may sweep. An expired plan can no longer be executed
+ * (the API refuses it), so none turns into an executing plan while it is being deleted.
+ */
+export async function expirePlans(store: ClusterStore, ttlMs: number, now = Date.now()): Promise<string[]> {
+  const expired = (await store.plans.all()).filter((p) => planExpired(p, ttlMs, now)).map((p) => p.id);
+  for (const id of expired) await store.plans.remove(id);
+  return expired;
 }
 
 /** Workloads that completed a migration less than `cooldownMs` ago: planners leave them where they are. */

@@ -66,6 +66,8 @@ export class Agent {
     await agent.writeGuardState();
     await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
     host.migrations.onProgress = (event) => nc.publish(subjects.migrationEvents(event.migrationId), encodeJson(event));
+    // daemons of migrations past their deadline stop, also those an earlier agent left running
+    host.migrations.watchDeadlines();
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);
     agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
@@ -101,6 +103,11 @@ export class Agent {
           return;
         }
         this.lease.acknowledged(ack.data.seq, ack.data.leaseMs);
+        if (ack.data.superseded.length) {
+          void this.host.containers
+            .stopSuperseded(ack.data.superseded, this.config.hostId)
+            .catch((err: unknown) => this.log.error({ err }, 'stopping superseded copies failed'));
+        }
         void this.fencer.acknowledged(ack.data.seq);
         if (this.lease.validUntilMs() !== this.guardWritten) void this.writeGuardState().catch((err: unknown) => this.log.error({ err }, 'writing the fence guard state failed'));
       },
@@ -207,6 +214,7 @@ export class Agent {
     clearTimeout(this.timer);
     clearInterval(this.leaseTimer);
     clearInterval(this.criuTimer);
+    this.host.migrations.unwatchDeadlines();
     await this.metricsServer?.close();
     await this.nc.drain();
   }

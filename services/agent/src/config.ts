@@ -17,7 +17,15 @@ export const AgentConfig = z
     reportIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
     /** how often CRIU's version and features are probed again (they change only with upgrades) */
     criuProbeIntervalMs: z.coerce.number().int().min(1000).default(600_000),
+    /** the CRIU binary: runc's `--criu`, and what runs page servers and lazy-pages daemons */
     criuPath: z.string().min(1).default('criu'),
+    /**
+     * how long a migration's daemons on this host (the destination's rsync daemon, CRIU page
+     * server, lazy-pages daemon before the restore) may live after the prepare: past it the agent
+     * stops them whatever the scheduler does (above the scheduler's longest migration: two
+     * 10-minute copies and the freeze)
+     */
+    migrationDaemonDeadlineMs: z.coerce.number().int().min(1_000).max(7 * 24 * 3_600_000).default(3_600_000),
     dataDir: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/ferry/agent'),
     pools: z.array(PoolConfig).max(64).default([]),
     networks: z.array(NetworkReport).max(64).default([]),
@@ -36,8 +44,13 @@ export const AgentConfig = z
     diskUsageIntervalMs: z.coerce.number().int().min(1000).default(30_000),
     /** lease period until a scheduler tells its own (it does, with every acknowledgement) */
     leaseMs: z.coerce.number().int().min(500).max(3_600_000).default(5_000),
-    /** what fencing does to HA-protected containers when the lease runs out */
-    fenceAction: z.enum(['stop', 'freeze']).default('stop'),
+    /**
+     * what fencing does to HA-protected containers when the lease runs out. `none` leaves them
+     * running (vSphere HA's "isolation response: disabled"): the cluster may then restart them
+     * elsewhere while they still run here, until this host is heard from again — for workloads
+     * that tolerate that, and for tests of what happens when fencing fails.
+     */
+    fenceAction: z.enum(['stop', 'freeze', 'none']).default('stop'),
     /**
      * how long after the lease lapsed the fence guard (the process that fences when the agent
      * itself is gone) acts; the agent, when alive, acts at once. Must stay well inside the
@@ -73,6 +86,7 @@ export const AGENT_ENV = {
   FERRY_NATS_URL: 'natsUrl',
   FERRY_REPORT_INTERVAL_MS: 'reportIntervalMs',
   FERRY_CRIU: 'criuPath',
+  FERRY_MIGRATION_DAEMON_DEADLINE_MS: 'migrationDaemonDeadlineMs',
   FERRY_AGENT_DATA_DIR: 'dataDir',
   FERRY_LEASE_MS: 'leaseMs',
   FERRY_FENCE_ACTION: 'fenceAction',

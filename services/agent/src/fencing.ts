@@ -22,7 +22,7 @@ export class Fencer {
   constructor(
     private readonly containers: ContainerManager,
     private readonly lease: Lease,
-    private readonly action: 'stop' | 'freeze',
+    private readonly action: 'stop' | 'freeze' | 'none',
     private readonly file: string,
     private readonly log: Logger,
     /** told of every fencing, by who acted (metrics) */
@@ -52,10 +52,15 @@ export class Fencer {
     if (this.fenced) return;
     this.fenced = true;
     const lateMs = this.lease.expiredFor();
+    if (this.action === 'none') {
+      this.log.warn({ lateMs }, 'lease expired; fence action none: HA containers keep running');
+      return;
+    }
+    const action = this.action;
     const victims = (await this.containers.list()).filter((c) => c.state === 'running' && this.containers.record(c.id)?.spec.ha.enabled);
     for (const c of victims) {
       try {
-        if (this.action === 'freeze') await this.containers.freeze(c.id);
+        if (action === 'freeze') await this.containers.freeze(c.id);
         else await this.containers.stop(c.id, 0, 'fenced');
       } catch (err) {
         this.log.error({ workload: c.id, err: (err as Error).message }, 'fencing a container failed');
@@ -65,12 +70,12 @@ export class Fencer {
       this.log.warn({ lateMs }, 'lease expired: no HA container to fence');
       return;
     }
-    const event: Pending = { id: randomBytes(6).toString('hex'), at: Date.now(), action: this.action, containers: victims.map((c) => c.id), lateMs, by: 'agent', reportedInSeq: null };
+    const event: Pending = { id: randomBytes(6).toString('hex'), at: Date.now(), action, containers: victims.map((c) => c.id), lateMs, by: 'agent', reportedInSeq: null };
     this.pending.push(event);
     this.onFence('agent');
     this.pending = this.pending.slice(-50);
     await this.persist();
-    this.log.error({ action: this.action, containers: event.containers, lateMs }, 'lease expired: fenced the HA-protected containers');
+    this.log.error({ action, containers: event.containers, lateMs }, 'lease expired: fenced the HA-protected containers');
   }
 
   /** Takes over what the fence guard did while no agent ran, to report it like our own. */

@@ -65,7 +65,7 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
     cgroupParent: cgroupParentOf(config),
     netnsPrefix: config.netnsPrefix,
     pools: config.pools,
-    runc: new Runc(runcRoot, config.runcPath),
+    runc: new Runc(runcRoot, config.runcPath, config.criuPath),
     records: new RecordStore(containersDir, log),
     templates,
     networks: () => networks.current(),
@@ -73,7 +73,15 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
     log,
   });
   await containers.init();
-  const migrations = new MigrationManager({ hostId: config.hostId, address: config.address, dataDir: config.dataDir, containers, log });
+  const migrations = new MigrationManager({
+    hostId: config.hostId,
+    address: config.address,
+    dataDir: config.dataDir,
+    criuPath: config.criuPath,
+    daemonDeadlineMs: config.migrationDaemonDeadlineMs,
+    containers,
+    log,
+  });
   return { templates, networks, containers, migrations };
 }
 

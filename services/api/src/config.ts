@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { flag, jsonText, loadConfig } from '@ferry/runtime';
-import { CpuBaseline } from '@ferry/protocol';
+import { loadConfig, PLACEMENT_ENV, PLACEMENT_SETTINGS } from '@ferry/runtime';
 
 export const ApiConfig = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -11,18 +10,18 @@ export const ApiConfig = z.object({
   /** where cluster events come from (GET /v1/events) */
   natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
   keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
-  /** EVC-style cluster CPU baseline, the same as the scheduler's; JSON in FERRY_CPU_BASELINE */
-  cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
-  /** HA admission control for new workloads (N+1), the same as the scheduler's; FERRY_HA_ADMISSION */
-  haAdmission: flag().default(false),
+  /** cpuBaseline, placementMode, haAdmission: the same settings (and variables) as the scheduler's */
+  ...PLACEMENT_SETTINGS,
+  /** a plan not executed this long after it was made (a dry run) expires: it is deleted, and executing it is refused */
+  planTtlMs: z.coerce.number().int().min(1000).max(30 * 24 * 3600_000).default(3600_000),
   /** request bodies above this are refused with 413 */
   bodyLimitBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
 });
 export type ApiConfig = z.infer<typeof ApiConfig>;
 
 export const API_ENV = {
-  FERRY_CPU_BASELINE: 'cpuBaseline',
-  FERRY_HA_ADMISSION: 'haAdmission',
+  ...PLACEMENT_ENV,
+  FERRY_PLAN_TTL_MS: 'planTtlMs',
   FERRY_API_HOST: 'host',
   FERRY_API_PORT: 'port',
   FERRY_API_TOKEN: 'token',

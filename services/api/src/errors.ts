@@ -42,6 +42,23 @@ export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, par
   throw new ApiError('BAD_REQUEST', `invalid ${part}: ${summary}`, { problems });
 }
 
+/**
+ * JSON bodies parsed as Fastify's own parser does (prototype-poisoning checks included), except
+ * that an empty body with `Content-Type: application/json` is no body rather than a 400 "Body
+ * cannot be empty": clients (curl -H, generated SDKs) send that for routes whose body is
+ * optional (start, stop, execute, migrate, rebalance). A route that needs a body still refuses
+ * its absence itself, naming it.
+ */
+export function installJsonParser(app: FastifyInstance): void {
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8'); // parseAs: 'string' gives a string
+    if (text.length === 0) return done(null, undefined);
+    return json(request, text, done);
+  });
+}
+
 /** Every error leaves the API as `{code, message, details}`; internals are logged, not returned. */
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {

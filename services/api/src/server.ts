@@ -1,14 +1,15 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from '@ferry/core';
+import { placementPolicy, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { ClusterStore } from '@ferry/store';
 import type { ApiConfig } from './config.ts';
 import { installBearerAuth } from './auth.ts';
-import { installErrorHandlers } from './errors.ts';
+import { installErrorHandlers, installJsonParser } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
+import { hostRemovalRoutes } from './routes/host-removal.ts';
 import { systemRoutes } from './routes/system.ts';
 import { migrationRoutes } from './routes/migrations.ts';
 import { planRoutes } from './routes/plans.ts';
@@ -52,16 +53,19 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
     for (const method of [route.method].flat()) served.push({ method, url: route.url });
   });
   installErrorHandlers(app);
+  installJsonParser(app);
   installBearerAuth(app, config.token, isOpen);
   systemRoutes(app, store);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   eventRoutes(app, hub);
   uiRoutes(app, API_VERSION);
   hostRoutes(app, store);
-  const policy: PlacementPolicy = { ...DEFAULT_PLACEMENT_POLICY, haAdmission: config.haAdmission, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
+  hostRemovalRoutes(app, store);
+  // the scheduler's policy too (placementMode included): what the API plans is what it would do
+  const policy: PlacementPolicy = placementPolicy(config);
   workloadRoutes(app, store, queues.workloads, policy, metrics);
   migrationRoutes(app, store, queues.migrations, policy);
-  planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics);
+  planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics, config.planTtlMs);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { flag, jsonText, loadConfig } from '@ferry/runtime';
-import { CpuBaseline } from '@ferry/protocol';
+import { flag, loadConfig, PLACEMENT_ENV, PLACEMENT_SETTINGS } from '@ferry/runtime';
 
 export const SchedulerConfig = z
   .object({
@@ -21,12 +20,8 @@ export const SchedulerConfig = z
     /** host records and counters are written to Redis in batches at this period */
     flushMs: z.coerce.number().int().min(10).max(10_000).default(200),
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
-    /** EVC-style cluster CPU baseline (see PlacementPolicy.cpuBaseline); JSON in FERRY_CPU_BASELINE */
-    cpuBaseline: z.preprocess(jsonText, CpuBaseline.optional()),
-    /** where new workloads go: spread (most memory left) or binpack (fullest that fits) */
-    placementMode: z.enum(['spread', 'binpack']).default('spread'),
-    /** HA admission control (N+1) for new workloads, see PlacementPolicy.haAdmission; the same as the API's */
-    haAdmission: flag().default(false),
+    /** cpuBaseline, placementMode, haAdmission: the same settings (and variables) as the API's */
+    ...PLACEMENT_SETTINGS,
     /** workload jobs run at the same time by this scheduler */
     workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
     /**
@@ -70,7 +65,7 @@ export const SchedulerConfig = z
 export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 
 export const SCHEDULER_ENV = {
-  FERRY_CPU_BASELINE: 'cpuBaseline',
+  ...PLACEMENT_ENV,
   FERRY_NATS_URL: 'natsUrl',
   FERRY_REDIS_URL: 'redisUrl',
   FERRY_KEY_PREFIX: 'keyPrefix',
@@ -81,8 +76,6 @@ export const SCHEDULER_ENV = {
   FERRY_FLUSH_MS: 'flushMs',
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
   FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
-  FERRY_PLACEMENT_MODE: 'placementMode',
-  FERRY_HA_ADMISSION: 'haAdmission',
   FERRY_FAILOVER_CONCURRENCY: 'failoverConcurrency',
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
   FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',

@@ -2,7 +2,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
 import { connectNats, encodeJson, serveMetricsIfPossible, type Logger } from '@ferry/runtime';
-import { DEFAULT_PLACEMENT_POLICY } from '@ferry/core';
+import { placementPolicy } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
 import { CapacityService } from './capacity/service.ts';
@@ -18,6 +18,8 @@ import { FailoverDetector } from './failover/detector.ts';
 import { DeferredSteps } from './migrations/deferred.ts';
 import { FailoverWorker } from './failover/worker.ts';
 import { SchedulerMetrics } from './metrics.ts';
+import { RemovedHosts } from './hosts/removed.ts';
+import { CopyDiscards } from './workloads/discards.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
@@ -46,7 +48,13 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const agents = new AgentClient(nc);
   const reconciler = new WorkloadReconciler(store, records, agents, log.child({ part: 'reconciler' }));
   capacity.onReport((report) => reconciler.onReport(report));
-  const policy = { ...DEFAULT_PLACEMENT_POLICY, mode: config.placementMode, haAdmission: config.haAdmission, ...(config.cpuBaseline ? { cpuBaseline: config.cpuBaseline } : {}) };
+  // removed hosts (DELETE /v1/hosts/:id): reports dropped; deleted workloads' copies discarded
+  const removedHosts = new RemovedHosts(store, log.child({ part: 'capacity' }));
+  capacity.dropReportsWith((hostId) => removedHosts.dropsReportOf(hostId));
+  const discards = new CopyDiscards(store, agents, log.child({ part: 'reconciler' }));
+  capacity.onReport((report) => discards.onReport(report));
+  capacity.acknowledgeWith((hostId) => reconciler.supersededOn(hostId));
+  const policy = placementPolicy(config);
   const worker = new WorkloadWorker({
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
@@ -105,6 +113,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   capacity.onStateChange((event) => {
     if (event.to === 'down') setTimeout(() => detector.wake(), config.flushMs + 100).unref();
   });
+  await removedHosts.start();
   await capacity.start();
   worker.start();
   migrations.start();
@@ -124,6 +133,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
       await leader.stop();
       await Promise.all([worker.stop(), migrations.stop(), plans.stop(), failovers.stop(), flows.close(), failoverQueue.close(), ...counted.map((q) => q.close())]);
       await capacity.stop();
+      removedHosts.stop();
       await nc.drain();
       redis.disconnect();
       queueRedis.disconnect();

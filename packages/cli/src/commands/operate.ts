@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TERMINAL_MIGRATION_STATES, type MaintenanceRecord, type MigrationRecord, type PlanRecord } from '@ferry/protocol';
+import { TERMINAL_MIGRATION_STATES, type MaintenanceRecord, type MigrationDryRun, type MigrationRecord, type PlanRecord } from '@ferry/protocol';
 import { EXIT, CliError, UsageError } from '../errors.ts';
 import { size, print, seconds } from '../output.ts';
 import { MigrationProgress } from '../progress.ts';
@@ -86,6 +86,16 @@ function migrationSummary(m: MigrationRecord): string {
   ].join('\n');
 }
 
+export function dryRunSummary(d: MigrationDryRun): string {
+  return [
+    `dry run: ${d.workloadId} could move ${d.source ?? '—'} → ${d.destination} (${d.strategy}); nothing moved`,
+    `  destination  ${d.destination} (${d.destinationReason})`,
+    `  strategy     ${d.strategy} (${d.strategyReason})`,
+    // what planMigration checked (the migration's validate phase checks the same again)
+    `  checks       passed: host up and allowed, CPU features, memory, vCPUs, disk, pool, networks, anti-affinity${d.strategy === 'cold' ? '' : ', CRIU on both hosts'}`,
+  ].join('\n');
+}
+
 /** Follows a plan's moves, printing each workload's status as it changes. */
 async function followPlan(s: Session, plan: PlanRecord): Promise<PlanRecord> {
   const seen = new Map<string, string>();
@@ -115,12 +125,19 @@ export function operateCommands(program: Command, session: () => Session): void 
     .action(async (workload: string, options: { to?: string; strategy?: string; dryRun?: boolean; wait: boolean }) => {
       const s = session();
       const body = { ...(options.to ? { destination: options.to } : {}), ...(options.strategy ? { strategy: options.strategy } : {}) };
-      const follow = !options.dryRun && options.wait;
+      if (options.dryRun) {
+        // a dry run answers where and how it would go (a refusal is an error, every reason in it)
+        const dry = await s.api.request<MigrationDryRun>('POST', `/v1/workloads/${encodeURIComponent(workload)}/migrate?dryRun=true`, body);
+        if (s.format === 'table') process.stdout.write(`${dryRunSummary(dry)}\n`);
+        else print(s.format, dry, [], []);
+        return;
+      }
+      const follow = options.wait;
       const tap = follow ? new EventTap(s, `kinds=migration&workload=${encodeURIComponent(workload)}`) : null;
       await tap?.ready;
       let started: { migration: MigrationRecord };
       try {
-        started = await s.api.request<{ migration: MigrationRecord }>('POST', `/v1/workloads/${encodeURIComponent(workload)}/migrate${options.dryRun ? '?dryRun=true' : ''}`, body);
+        started = await s.api.request<{ migration: MigrationRecord }>('POST', `/v1/workloads/${encodeURIComponent(workload)}/migrate`, body);
       } catch (err) {
         await tap?.close();
         throw err;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { FailoverRecord, HostHistoryEntry, HostListResponse, HostView, MigrationRecord, PlanRecord, WorkloadView } from '@ferry/protocol';
 import type { Session } from '../session.ts';
-import { gib, size, print, seconds, time } from '../output.ts';
+import { details, gib, size, print, seconds, time } from '../output.ts';
 
 /** The read-only views: hosts, workloads, migrations, plans, failovers. */
 export function readCommands(program: Command, session: () => Session): void {
@@ -74,13 +74,8 @@ export function readCommands(program: Command, session: () => Session): void {
     .action(async (id: string) => {
       const s = session();
       const w = await s.api.get<WorkloadView>(`/v1/workloads/${encodeURIComponent(id)}`);
-      print(s.format, w, [w], [
-        { header: 'workload', value: (x) => x.spec.id },
-        { header: 'host', value: (x) => x.hostId ?? '—' },
-        { header: 'phase', value: (x) => x.phase },
-        { header: 'placement', value: (x) => x.placement?.reason ?? '' },
-        { header: 'error', value: (x) => x.error?.message ?? '' },
-      ]);
+      if (s.format === 'table') process.stdout.write(`${workloadDetails(w)}\n`);
+      else print(s.format, w, [], []);
     });
 
   const migrations = program.command('migrations').description('migrations and their timelines');
@@ -135,6 +130,37 @@ export function readCommands(program: Command, session: () => Session): void {
         { header: 'not restarted', value: (f) => f.restarts.filter((r) => r.status !== 'restarted').map((r) => `${r.workload} (${r.status})`).join(' ') },
       ]);
     });
+}
+
+/** `ferry workloads show`: where it runs now and what its host reports, not only what was decided at creation. */
+export function workloadDetails(w: WorkloadView): string {
+  const o = w.observed;
+  const observed = o
+    ? [o.state, o.pid ? `pid ${o.pid}` : null, `epoch ${o.epoch}`, o.usage ? `memory ${size(o.usage.memoryBytes)} of ${size(o.usage.memoryLimitBytes)}` : null, o.usage ? `cpu ${o.usage.cpuPercent}%` : null, o.usage ? `${o.usage.pids} pids` : null]
+        .filter(Boolean)
+        .join(', ')
+    : w.hostId
+      ? `not reported by ${w.hostId}`
+      : '—';
+  // The placement reason is from when the scheduler placed it (at creation) and names the
+  // hosts as they were then: shown as such while it still runs there, dropped once it moved.
+  const placed = w.placement && w.placement.hostId === w.hostId ? `${w.placement.reason} (why ${w.placement.hostId}, when it was placed)` : null;
+  const exit = w.lastExit ? `${w.lastExit.reason} at ${time(w.lastExit.at)}` : null;
+  return details([
+    ['workload', w.spec.id],
+    ['host', w.hostId ?? '—'],
+    ['phase', `${w.phase} (desired ${w.desired})`],
+    ['epoch', w.epoch],
+    ['migrating to', w.migratingTo],
+    ['observed', observed],
+    ['resources', `${w.spec.resources.vcpus} vCPU, ${w.spec.resources.memoryMiB} MiB memory, ${w.spec.resources.diskMiB} MiB disk in pool ${w.spec.pool}`],
+    ['ha', w.spec.ha.enabled ? `yes (priority ${w.spec.ha.priority})` : 'no'],
+    ['networks', w.spec.networks.map((n) => `${n.network} ${n.address}`).join(', ')],
+    ['placed', placed],
+    ['last exit', exit],
+    ['error', w.error ? `${w.error.code}: ${w.error.message}` : null],
+    ['updated', time(w.updatedAt)],
+  ]);
 }
 
 export const planColumns = [

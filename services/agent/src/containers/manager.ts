@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import type { ContainerExit, ContainerStatus, NetworkReport, WorkloadSpec } from '@ferry/protocol';
+import type { ContainerExit, ContainerStatus, NetworkReport, SupersededCopy, WorkloadSpec } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import type { PoolConfig } from '../config.ts';
 import { cgroupVersion, sampleCgroup, type CgroupVersion } from './cgroups.ts';
@@ -237,7 +237,29 @@ export class ContainerManager {
     return this.mutex.run(id, async () => this.statusOf(await this.stopLocked(this.require(id), graceMs, reason)));
   }
 
-  private async stopLocked(record: ContainerRecord, graceMs: number, reason: 'stopped' | 'fenced' = 'stopped'): Promise<ContainerRecord> {
+  /**
+   * The cluster says these copies were superseded (restarted or moved elsewhere while this host was
+   * away): kill each one that, by this host's own record, is indeed not the current copy — owned
+   * elsewhere, or at an older epoch. Never one a migration is moving (that protocol decides), nor
+   * one this host holds at the cluster's epoch or newer (the cluster's view is then the stale one).
+   * Discarding the stopped copy stays the scheduler's decision. Returns the ids stopped.
+   */
+  async stopSuperseded(copies: SupersededCopy[], selfHostId: string): Promise<string[]> {
+    const stopped: string[] = [];
+    for (const copy of copies) {
+      await this.mutex.run(copy.id, async () => {
+        const record = this.records.get(copy.id);
+        if (!record || !isSuperseded(record, copy, selfHostId)) return;
+        this.o.log.warn({ workload: copy.id, epoch: record.epoch, owner: copy.owner, ownerEpoch: copy.epoch }, 'the cluster runs a newer copy elsewhere: stopping this one');
+        if (record.state === 'frozen') await this.o.runc.resume(copy.id).catch(() => undefined); // a frozen task only dies once thawed
+        await this.stopLocked(record, 0, 'superseded');
+        stopped.push(copy.id);
+      });
+    }
+    return stopped;
+  }
+
+  private async stopLocked(record: ContainerRecord, graceMs: number, reason: ContainerExit['reason'] = 'stopped'): Promise<ContainerRecord> {
     const id = record.spec.id;
     const isRunning = async () => (await this.o.runc.state(id))?.status === 'running';
     if (await isRunning()) {
@@ -264,8 +286,9 @@ export class ContainerManager {
     if (await this.o.runc.state(id)) await this.o.runc.delete(id, true);
     if (record.netns) await tearDownNetwork(record.netns);
     this.cpu.delete(id);
-    const exit = record.state === 'running' ? { reason: why, at: Date.now() } : record.exit;
-    if (record.state === 'running') this.o.log.info({ workload: id, reason: why }, 'container stopped');
+    const wasRunning = record.state === 'running' || record.state === 'frozen';
+    const exit = wasRunning ? { reason: why, at: Date.now() } : record.exit;
+    if (wasRunning) this.o.log.info({ workload: id, reason: why }, 'container stopped');
     return this.save({ ...record, state: record.state === 'created' ? 'created' : 'stopped', netns: null, pid: null, exit });
   }
 
@@ -431,6 +454,15 @@ export class ContainerManager {
     for (const leftover of await this.o.runc.list()) await this.o.runc.delete(leftover.id, true);
     return ids.length;
   }
+}
+
+/**
+ * Whether this host's copy is, by its own record, one the cluster has superseded and still runs:
+ * owned elsewhere or at an older epoch, and running or frozen — never one a migration is moving.
+ */
+export function isSuperseded(record: Pick<ContainerRecord, 'state' | 'epoch'>, copy: SupersededCopy, selfHostId: string): boolean {
+  if (record.state !== 'running' && record.state !== 'frozen') return false;
+  return copy.owner !== selfHostId || record.epoch < copy.epoch;
 }
 
 async function dirExists(path: string): Promise<boolean> {

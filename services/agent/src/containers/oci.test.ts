@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpec } from '@ferry/protocol';
-import { buildOciConfig } from './oci.ts';
+import { buildOciConfig, cpuQuotaUs, MIN_CPU_QUOTA_US } from './oci.ts';
 
 const spec = WorkloadSpec.parse({
   id: 'web-1',
@@ -19,6 +19,18 @@ describe('OCI config', () => {
     expect(config.linux.resources.cpu).toEqual({ quota: 150_000, period: 100_000 });
     expect(config.linux.resources.pids).toEqual({ limit: 200 });
     expect(config.linux.cgroupsPath).toBe('/ferry/h1/web-1');
+  });
+
+  it('never turns a tiny vCPU limit into quota 0 (= no limit): the kernel minimum of 1000 µs instead', () => {
+    expect(cpuQuotaUs(0.01)).toBe(1000);
+    expect(cpuQuotaUs(1e-300)).toBe(MIN_CPU_QUOTA_US);
+    expect(cpuQuotaUs(0.004)).toBe(MIN_CPU_QUOTA_US);
+    expect(cpuQuotaUs(0)).toBe(MIN_CPU_QUOTA_US);
+    expect(cpuQuotaUs(Number.NaN)).toBe(MIN_CPU_QUOTA_US);
+    expect(cpuQuotaUs(0.5)).toBe(50_000);
+    // a record stored before the schema's minimum still gets a real limit
+    const old = buildOciConfig({ ...spec, resources: { ...spec.resources, vcpus: 1e-300 } }, { rootfs: '/r', netnsPath: null, cgroupsPath: '/c', maxOpenFiles: 1024, criuConfig: '/c.conf' }) as any;
+    expect(old.linux.resources.cpu).toEqual({ quota: 1000, period: 100_000 });
   });
 
   it('joins the agent-owned network namespace and isolates the rest', () => {

@@ -1,6 +1,18 @@
 import type { WorkloadSpec } from '@ferry/protocol';
 
 export const CPU_PERIOD_US = 100_000;
+/** The smallest CFS quota the kernel accepts (cpu.max / cpu.cfs_quota_us): 1 ms. */
+export const MIN_CPU_QUOTA_US = 1000;
+
+/**
+ * The CFS quota for a vCPU limit, per CPU_PERIOD_US. Never 0 or below the kernel's minimum: a
+ * quota that rounds to 0 makes runc leave the CPU unlimited ("max"), the opposite of a tiny
+ * limit, so anything smaller (a record from before the schema's 0.01 minimum) gets the minimum.
+ */
+export function cpuQuotaUs(vcpus: number): number {
+  const quota = Math.round(vcpus * CPU_PERIOD_US);
+  return Number.isFinite(quota) ? Math.max(MIN_CPU_QUOTA_US, quota) : MIN_CPU_QUOTA_US;
+}
 const MiB = 1024 * 1024;
 
 export interface OciPlacement {
@@ -73,7 +85,7 @@ export function buildOciConfig(spec: WorkloadSpec, placement: OciPlacement): Rec
         devices: [{ allow: false, access: 'rwm' }],
         // swap = limit: no swap beyond the memory limit, so the limit really holds
         memory: { limit: memory, swap: memory },
-        cpu: { quota: Math.round(spec.resources.vcpus * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        cpu: { quota: cpuQuotaUs(spec.resources.vcpus), period: CPU_PERIOD_US },
         pids: { limit: spec.resources.pids },
       },
       namespaces: [

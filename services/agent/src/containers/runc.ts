@@ -19,16 +19,26 @@ export class RuncError extends Error {
   }
 }
 
-/** runc, with this host's own state directory (so lab hosts on one machine never see each other's containers). */
+/**
+ * runc, with this host's own state directory (so lab hosts on one machine never see each other's
+ * containers) and the configured CRIU binary for checkpoints and restores (`--criu`: without it
+ * runc runs whatever `criu` is first on PATH).
+ */
 export class Runc {
   constructor(
     private readonly root: string,
     private readonly binary = 'runc',
+    private readonly criu = 'criu',
   ) {}
+
+  /** runc's global options: state root and CRIU binary, before every command. */
+  private globals(): string[] {
+    return ['--root', this.root, '--criu', this.criu];
+  }
 
   /** Command and arguments of a runc invocation on this host's state root (for callers that spawn it themselves). */
   argv(args: string[]): [string, string[]] {
-    return [this.binary, ['--root', this.root, ...args]];
+    return [this.binary, [...this.globals(), ...args]];
   }
 
   /** `runc checkpoint` that ends with the dump (not the lazy kind, which keeps serving pages). */
@@ -37,7 +47,7 @@ export class Runc {
   }
 
   private async run(args: string[], timeoutMs = 60_000): Promise<string> {
-    const result = await execa(this.binary, ['--root', this.root, ...args], { reject: false, timeout: timeoutMs });
+    const result = await execa(this.binary, [...this.globals(), ...args], { reject: false, timeout: timeoutMs });
     if (result.exitCode !== 0) {
       throw new RuncError(`runc ${args[0]} failed: ${(result.stderr || result.stdout).trim()}`, result.stderr);
     }
@@ -53,7 +63,7 @@ export class Runc {
    */
   async detached(args: string[], consoleLog: string, timeoutMs = 120_000): Promise<void> {
     const relay = 'log=$1; shift; exec "$@" </dev/null > >(exec cat >>"$log" 2>/dev/null) 2>&1';
-    const result = await execa('bash', ['-c', relay, 'ferry-relay', consoleLog, this.binary, '--root', this.root, ...args], {
+    const result = await execa('bash', ['-c', relay, 'ferry-relay', consoleLog, this.binary, ...this.globals(), ...args], {
       reject: false,
       timeout: timeoutMs,
       // runc's own output goes to the console log through the relay; nothing comes back here

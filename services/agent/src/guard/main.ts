@@ -42,7 +42,11 @@ async function main(): Promise<void> {
     } else {
       missingSince = null;
       const now = monotonicMs();
-      if (state.bootId === boot && guardShouldFence(state, now, args['grace-ms'], fencedFor)) {
+      const action = state.action;
+      if (state.bootId === boot && action === 'none' && guardShouldFence(state, now, args['grace-ms'], fencedFor)) {
+        fencedFor = state.validUntilMs;
+        log.warn({ lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed; fence action none: HA containers keep running');
+      } else if (state.bootId === boot && action !== 'none' && guardShouldFence(state, now, args['grace-ms'], fencedFor)) {
         fencedFor = state.validUntilMs;
         const fenced: string[] = [];
         const records = await new RecordStore(state.containersDir, log).loadAll();
@@ -51,15 +55,15 @@ async function main(): Promise<void> {
           const pids = await cgroupPids(cgroup);
           if (!pids || pids.length === 0) continue; // not running
           try {
-            await fenceCgroup(cgroup, state.action);
+            await fenceCgroup(cgroup, action);
             fenced.push(r.spec.id);
           } catch (err) {
             log.error({ container: r.spec.id, err: (err as Error).message }, 'fencing a container failed');
           }
         }
         if (fenced.length > 0) {
-          await writeGuardEvent(dataDir, { at: Date.now(), action: state.action, containers: fenced, lateMs: now - state.validUntilMs });
-          log.error({ action: state.action, containers: fenced, lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed with nobody renewing it: fenced');
+          await writeGuardEvent(dataDir, { at: Date.now(), action, containers: fenced, lateMs: now - state.validUntilMs });
+          log.error({ action, containers: fenced, lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed with nobody renewing it: fenced');
         } else {
           log.info({ lateMs: Math.round(now - state.validUntilMs) }, 'lease lapsed (no HA container running here: nothing to fence)');
         }

@@ -17,7 +17,7 @@ export const bootId = async (): Promise<string> => (await readFile('/proc/sys/ke
 export const GuardState = z.object({
   bootId: z.string().min(1),
   validUntilMs: z.number(),
-  action: z.enum(['stop', 'freeze']),
+  action: z.enum(['stop', 'freeze', 'none']),
   containersDir: z.string().startsWith('/'),
   cgroupParent: z.string().startsWith('/'),
 });

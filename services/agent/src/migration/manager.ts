@@ -14,7 +14,7 @@ import type {
   RestoreResult,
   WorkloadSpec,
 } from '@ferry/protocol';
-import { freePort, isSameProcessAlive, processStartTime, type Logger } from '@ferry/runtime';
+import { freePort, isSameProcessAlive, type Logger } from '@ferry/runtime';
 import { CommandError } from '../containers/errors.ts';
 import type { ContainerManager } from '../containers/manager.ts';
 import { announce, planNetwork, removeCriuLocks, setHostSide, setUpNetwork, tearDownNetwork, type NetworkPlan } from '../containers/network.ts';
@@ -22,34 +22,24 @@ import { spawnWithStatusFd } from './criu-status.ts';
 import { LinkCounter } from './host-traffic.ts';
 import { RsyncDaemon, rsyncPush, type RsyncTarget } from './rsync.ts';
 import { createMigrationTls, criuTlsArgs, criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
-import { MigrationSides, newSide, type MigrationSide, type ProcessRef } from './state.ts';
+import { MigrationDeadlines } from './deadlines.ts';
+import { ref, stopProcess } from './processes.ts';
+import { MigrationSides, newSide, type MigrationSide } from './state.ts';
+import { rearmCheckpointTimerfds } from './timerfd-images.ts';
 
 const CHECKPOINT_READY_TIMEOUT_MS = 120_000;
 /** page files a page server already wrote on the destination: never deleted by the final rsync */
 const PAGE_IMAGES = ['pages-*.img', 'pagemap-*.img'];
-
-const ref = (pid: number | undefined): ProcessRef | null => {
-  if (!pid) return null;
-  return { pid, startTime: processStartTime(pid) ?? '' };
-};
-
-/** Stops a process this agent started for a migration, if it is still that process. */
-async function stopProcess(p: ProcessRef | null, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!p || !isSameProcessAlive(p.pid, p.startTime)) return;
-  try {
-    process.kill(p.pid, signal);
-  } catch {
-    return;
-  }
-  for (let waited = 0; waited < 5_000 && isSameProcessAlive(p.pid, p.startTime); waited += 50) await sleep(50);
-  if (isSameProcessAlive(p.pid, p.startTime)) process.kill(p.pid, 'SIGKILL');
-}
 
 export interface MigrationManagerOptions {
   hostId: string;
   /** this host's transfer address */
   address: string | null;
   dataDir: string;
+  /** the configured CRIU binary (page servers, lazy-pages daemons) */
+  criuPath: string;
+  /** how long a side's daemons may live after its prepare (MigrationDeadlines) */
+  daemonDeadlineMs: number;
   containers: ContainerManager;
   log: Logger;
 }
@@ -63,6 +53,7 @@ export interface MigrationManagerOptions {
 export class MigrationManager {
   private readonly sides: MigrationSides;
   private readonly traffic: LinkCounter;
+  private readonly deadlines: MigrationDeadlines;
   /** the long-lived `runc checkpoint --lazy-pages` of a source, while it serves pages */
   /** lazy checkpoints serving pages, with the link's sent-bytes counter when the dump ended */
   private readonly checkpoints = new Map<string, { child: ChildProcess; done: Promise<number | null>; txAtDump?: number }>();
@@ -73,6 +64,21 @@ export class MigrationManager {
   constructor(private readonly o: MigrationManagerOptions) {
     this.sides = new MigrationSides(join(o.dataDir, 'migrations'));
     this.traffic = new LinkCounter(o.address);
+    this.deadlines = new MigrationDeadlines({
+      sides: this.sides,
+      deadlineMs: o.daemonDeadlineMs,
+      exclusive: (workloadId, work) => this.o.containers.exclusive(workloadId, work),
+      log: o.log,
+    });
+  }
+
+  /** Enforces every side's daemon deadline: now (sides from before this agent) and periodically. */
+  watchDeadlines(): void {
+    this.deadlines.watch();
+  }
+
+  unwatchDeadlines(): void {
+    this.deadlines.unwatch();
   }
 
   private requireAddress(): string {
@@ -143,6 +149,8 @@ export class MigrationManager {
         epoch: req.epoch,
         netns,
         sourceAddress: req.source.address,
+        // a retried prepare starts its daemons afresh, with a fresh deadline
+        deadlineAt: this.deadlines.fromNow(),
       });
       await this.sides.save(side);
       if (!previous?.netns || !(await namespaceExists(netns))) {
@@ -163,11 +171,18 @@ export class MigrationManager {
       });
       side.rsyncd = ref(daemon.pid);
       let pageServerPort: number | null = null;
-      if (req.strategy === 'page-server') {
+      // On a shared pool the images directory is the same directory on both hosts: the source
+      // dumps its pages straight into it, and a page server here would only break — CRIU opens
+      // its images directory when it starts, and the source's dump replaces that directory (new
+      // inode), so the server's first write fails (ENOENT) and the dump sees "The page server
+      // doesn't answer". No page server then: the source's dump writes them itself.
+      if (req.strategy === 'page-server' && !shared) {
         pageServerPort = await freePort(address);
         const pidfile = join(workDir, 'page-server.pid');
+        // CRIU listens before it daemonizes, so the port accepts once this returns. Never probe
+        // it with a connect: the page server accepts exactly one connection, then stops listening.
         await execa(
-          'criu',
+          this.o.criuPath,
           ['page-server', '--images-dir', imagesDir, '--address', address, '--port', String(pageServerPort), ...criuTlsArgs(workDir), '--daemon', '--pidfile', pidfile, '-o', join(workDir, 'page-server.log')],
           { timeout: 30_000 },
         );
@@ -220,7 +235,7 @@ export class MigrationManager {
         const pidfile = join(workDir, 'lazy-pages.pid');
         // Connects to the source's page server now; the restored process faults pages in through it.
         await execa(
-          'criu',
+          this.o.criuPath,
           [
             'lazy-pages',
             '--page-server',
@@ -245,6 +260,7 @@ export class MigrationManager {
         await this.sides.save(side);
         args.splice(1, 0, '--lazy-pages');
       }
+      await this.rearmTimers(req.migrationId, side.imagesDir);
       await setHostSide(plan, true);
       try {
         await runc.detached([...args, spec.id], bundle.consoleLog, 120_000);
@@ -467,6 +483,7 @@ export class MigrationManager {
         }
         await this.stopLazyCheckpoint(migrationId, side);
         if (state) await runc.delete(workloadId, true);
+        await this.rearmTimers(migrationId, side.imagesDir);
         await removeCriuLocks(plan.netns);
         await setHostSide(plan, true);
         const bundle = this.o.containers.bundle(workloadId);
@@ -488,6 +505,14 @@ export class MigrationManager {
       this.o.log.warn({ migrationId, workload: workloadId }, 'migration rolled back: workload runs on the source again');
       return this.o.containers.statusOfRecord(resumed);
     });
+  }
+
+  /** Before any restore from a checkpoint: CRIU would bring periodic timerfds back disarmed. */
+  private async rearmTimers(migrationId: string, imagesDir: string): Promise<void> {
+    const rearmed = await rearmCheckpointTimerfds(imagesDir).catch((err: unknown) => {
+      throw new CommandError('MIGRATION_FAILED', `unreadable checkpoint on ${this.o.hostId}: ${(err as Error).message}`);
+    });
+    if (rearmed > 0) this.o.log.info({ migrationId, rearmed }, 'expired periodic timers re-armed in the checkpoint');
   }
 
   /** Thaw a frozen (not dumped) workload and remove CRIU's lock: it runs and answers again. */

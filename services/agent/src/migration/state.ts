@@ -25,6 +25,11 @@ export const MigrationSide = z.object({
   pageServer: ProcessRef.nullable(),
   lazyDaemon: ProcessRef.nullable(),
   restored: z.boolean(),
+  /**
+   * wall-clock ms after which the agent stops this side's daemons on its own (older agents wrote
+   * none: a sweep gives such a side one from when it first sees it)
+   */
+  deadlineAt: z.number().int().nullable().default(null),
   // source
   dumped: z.boolean(),
   checkpoint: ProcessRef.nullable(),
@@ -43,6 +48,7 @@ export function newSide(
     pageServer: null,
     lazyDaemon: null,
     restored: false,
+    deadlineAt: null,
     dumped: false,
     checkpoint: null,
     frozenAt: null,

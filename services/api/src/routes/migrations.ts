@@ -9,6 +9,7 @@ import {
   TERMINAL_MIGRATION_STATES,
   WorkloadParams,
   newMigrationId,
+  type MigrationDryRun,
   type MigrationJobData,
   type MigrationRecord,
 } from '@ferry/protocol';
@@ -36,7 +37,10 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
     if (active) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${active})`, { migrationId: active });
     const plan = planMigration(workload, await store.snapshot(), body, policy);
     if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
-    if (dryRun) return { dryRun: true, workloadId: id, source: workload.hostId, ...plan };
+    if (dryRun) {
+      const answer: MigrationDryRun = { dryRun: true, workloadId: id, source: workload.hostId, ...plan };
+      return answer;
+    }
 
     const record = newMigrationRecord(newMigrationId(id), workload, { ...plan, requested: { mode: body.mode, strategy: body.strategy ?? null } }, Date.now());
     const other = await store.beginMigration(record);

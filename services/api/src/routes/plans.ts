@@ -1,6 +1,6 @@
 import type { FlowProducer } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { buildEvacuationPlan, buildRebalancePlan, clusterRevision, compatibility, inMaintenance, modelFromSnapshot, maintenanceGroups, type PlacementPolicy } from '@ferry/core';
+import { buildEvacuationPlan, buildRebalancePlan, clusterRevision, compatibility, inMaintenance, modelFromSnapshot, maintenanceGroups, planExpired, type PlacementPolicy } from '@ferry/core';
 import {
   DryRunQuery,
   HostParams,
@@ -15,14 +15,29 @@ import {
   type PlanMove,
   type PlanRecord,
 } from '@ferry/protocol';
-import { executePlan, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
+import { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import { z } from 'zod';
 import { ApiError, parseRequest } from '../errors.ts';
 import type { ApiMetrics } from '../metrics.ts';
 
 const CompatQuery = z.strictObject({ workload: WorkloadId, host: HostId });
 
-export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string, policy: PlacementPolicy, metrics: ApiMetrics): void {
+const duration = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
+
+/** `planTtlMs`: a plan not executed this long after it was made expires (FERRY_PLAN_TTL_MS). */
+export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string, policy: PlacementPolicy, metrics: ApiMetrics, planTtlMs: number): void {
+  const expiry = `plans not executed within ${duration(planTtlMs)} of being made expire (FERRY_PLAN_TTL_MS)`;
+  /** The plan, or a 404 when there is none or it expired (an expired one is deleted on the way). */
+  const stored = async (id: string): Promise<PlanRecord> => {
+    const plan = await store.plans.get(id);
+    if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}; ${expiry}`, { id });
+    if (planExpired(plan, planTtlMs, Date.now())) {
+      await store.plans.remove(id);
+      throw new ApiError('NOT_FOUND', `plan ${id} expired: ${expiry}. Plan again`, { id, code: 'PLAN_EXPIRED', createdAt: plan.createdAt, ttlMs: planTtlMs });
+    }
+    return plan;
+  };
+
   /** A plan with the live status of each of its moves. */
   const view = async (plan: PlanRecord): Promise<PlanRecord> => {
     const moves: PlanMove[] = await Promise.all(
@@ -71,12 +86,15 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const body = parseRequest(RebalanceRequest, request.body ?? {}, 'body');
     const snapshot = await store.snapshot();
     const plan = await save(buildRebalancePlan(snapshot, { policy, maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000) }));
+    // every new plan sweeps the expired ones: dry runs never pile up, even if nobody lists them
+    await expirePlans(store, planTtlMs);
     if (dryRun || plan.moves.length === 0) return reply.status(200).send(plan);
     return reply.status(202).send(await execute(plan));
   });
 
   app.get('/v1/plans', async (request) => {
     const query = parseRequest(PlanListQuery, request.query, 'query');
+    await expirePlans(store, planTtlMs);
     const plans = (await store.plans.all()).filter((p) => (!query.state || p.state === query.state) && (!query.kind || p.kind === query.kind));
     plans.sort((a, b) => b.createdAt - a.createdAt);
     return { plans: await Promise.all(plans.map(view)) };
@@ -84,15 +102,12 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
 
   app.get('/v1/plans/:id', async (request) => {
     const { id } = parseRequest(PlanParams, request.params, 'params');
-    const plan = await store.plans.get(id);
-    if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}`, { id });
-    return view(plan);
+    return view(await stored(id));
   });
 
   app.post('/v1/plans/:id/execute', async (request, reply) => {
     const { id } = parseRequest(PlanParams, request.params, 'params');
-    const plan = await store.plans.get(id);
-    if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}`, { id });
+    const plan = await stored(id);
     if (plan.state !== 'planned') throw new ApiError('CONFLICT', `plan ${id} is ${plan.state}; only a planned plan can be executed`);
     return reply.status(202).send(await execute(plan));
   });

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { haAdmissionForStart, placeWorkload, validateWorkloadRequest, type PlacementPolicy } from '@ferry/core';
+import { haAdmissionForStart, placeWorkload, validateWorkloadRequest, workloadWarnings, type PlacementPolicy } from '@ferry/core';
 import {
   CreateWorkloadQuery,
   JobParams,
@@ -11,6 +11,7 @@ import {
   type HostRecord,
   type JobView,
   type WorkloadAccepted,
+  type WorkloadCreated,
   type WorkloadJobData,
   type WorkloadJobName,
   type WorkloadRecord,
@@ -90,7 +91,8 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
       const problem = { field: 'id', code: 'DUPLICATE_ID', message: `a workload named ${spec.id} already exists` };
       throw new ApiError('BAD_REQUEST', `1 problem(s) with this workload: id: ${problem.message}`, { problems: [problem] });
     }
-    return reply.status(202).send(await enqueue(record, 'create'));
+    const created: WorkloadCreated = { ...(await enqueue(record, 'create')), warnings: workloadWarnings(spec, snapshot) };
+    return reply.status(202).send(created);
   });
 
   app.get('/v1/workloads', async (request) => {

@@ -1,5 +1,5 @@
 import type { NatsConnection, Subscription } from 'nats';
-import { subjects, type CapacityReport, type FenceEvent, type HostRecord, type HostStateEvent, type LeaseAck } from '@ferry/protocol';
+import { subjects, type CapacityReport, type FenceEvent, type HostRecord, type HostStateEvent, type LeaseAck, type SupersededCopy } from '@ferry/protocol';
 import { encodeJson, type Logger } from '@ferry/runtime';
 import type { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from '../config.ts';
@@ -23,6 +23,8 @@ export class CapacityService {
   private subscription: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   private flushing: Promise<void> = Promise.resolve();
+  private supersededOn: (hostId: string) => SupersededCopy[] = () => [];
+  private dropsReportOf: (hostId: string) => boolean = () => false;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -42,6 +44,16 @@ export class CapacityService {
   /** Called with every host state change this replica decides. */
   onStateChange(listener: (event: HostStateEvent) => void): void {
     this.stateListeners.push(listener);
+  }
+
+  /** Where lease acknowledgements learn which of a host's copies it must stop (the reconciler). */
+  acknowledgeWith(supersededOn: (hostId: string) => SupersededCopy[]): void {
+    this.supersededOn = supersededOn;
+  }
+
+  /** Reports of hosts for which `drops` is true (removed hosts) are dropped: no lease, no record. */
+  dropReportsWith(drops: (hostId: string) => boolean): void {
+    this.dropsReportOf = drops;
   }
 
   /** Called with every accepted report (after the host table took it). */
@@ -80,12 +92,13 @@ export class CapacityService {
       }
       return;
     }
+    if (this.dropsReportOf(result.report.hostId)) return;
     this.counters.accepted();
     this.metrics?.reports.inc({ result: 'accepted', reason: '' });
     const report = result.report;
     // Renew the host's lease — only on its own lease subject, whatever reply address came along.
     if (reply === subjects.lease(report.hostId)) {
-      const ack: LeaseAck = { seq: report.seq, leaseMs: this.config.leaseMs };
+      const ack: LeaseAck = { seq: report.seq, leaseMs: this.config.leaseMs, superseded: this.supersededOn(report.hostId) };
       this.nc.publish(reply, encodeJson(ack));
     }
     const { record, event } = this.table.onReport(report, now);

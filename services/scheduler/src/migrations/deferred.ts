@@ -11,6 +11,9 @@ import type { AgentClient } from '../workloads/agent-client.ts';
  * clears what the migration left there.
  */
 export class DeferredSteps {
+  /** failed steps wait before their next try: 2 s, 4 s … at most a minute (this replica's memory) */
+  private readonly backoff = new Map<string, { failures: number; nextAt: number }>();
+
   constructor(
     private readonly store: ClusterStore,
     private readonly agents: AgentClient,
@@ -23,16 +26,25 @@ export class DeferredSteps {
     if (steps.length === 0) return 0;
     const up = new Set((await this.store.hosts.all()).filter((h) => h.state === 'up').map((h) => h.id));
     let done = 0;
+    const now = Date.now();
     for (const step of steps.filter((s) => up.has(s.hostId))) {
+      const key = `${step.migrationId}:${step.step}`;
+      const waiting = this.backoff.get(key);
+      if (waiting && now < waiting.nextAt) continue;
       try {
         const held = await withLock(this.store.redis, this.store.keys.workloadLock(step.workloadId), `deferred-${step.migrationId}`, this.lockMs, () => this.run(step));
         if (!held) continue; // busy: next tick
-        await this.store.deferredSteps.remove(`${step.migrationId}:${step.step}`);
+        await this.store.deferredSteps.remove(key);
+        this.backoff.delete(key);
         done++;
       } catch (err) {
-        this.log.warn({ ...step, err: (err as Error).message }, 'deferred migration step failed; will retry');
+        const failures = (waiting?.failures ?? 0) + 1;
+        const retryInMs = Math.min(60_000, 1_000 * 2 ** Math.min(failures, 6));
+        this.backoff.set(key, { failures, nextAt: Date.now() + retryInMs });
+        this.log.warn({ ...step, failures, retryInMs, err: (err as Error).message }, 'deferred migration step failed; will retry');
       }
     }
+    for (const key of this.backoff.keys()) if (!steps.some((s) => `${s.migrationId}:${s.step}` === key)) this.backoff.delete(key);
     return done;
   }
 

@@ -38,13 +38,30 @@ export interface MigrationTimeouts {
   dumpMs: number;
   restoreMs: number;
   finishMs: number;
+  /**
+   * how long a cleanup step (after the commit) is retried here, with backoff, before it is
+   * handed to the deferred steps (which retry it on every leader tick until done)
+   */
+  cleanupRetryMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: MigrationTimeouts = { prepareMs: 30_000, transferMs: 600_000, dumpMs: 120_000, restoreMs: 120_000, finishMs: 600_000 };
+export const DEFAULT_TIMEOUTS: MigrationTimeouts = {
+  prepareMs: 30_000,
+  transferMs: 600_000,
+  dumpMs: 120_000,
+  restoreMs: 120_000,
+  finishMs: 600_000,
+  cleanupRetryMs: 120_000,
+};
+
+/** Pause before the next try of a failed cleanup step: 1 s, 2 s, 4 s … at most 15 s. */
+export const cleanupBackoffMs = (attempt: number): number => Math.min(15_000, 1_000 * 2 ** Math.min(attempt, 10));
 
 const secretKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:secret:${id}`;
 const tlsKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:tls:${id}`;
 const SECRET_TTL_S = 24 * 3600;
+/** the destination's finish only stops its daemons and drops images: no reason to wait 10 min */
+const FINISH_DESTINATION_MS = 60_000;
 const CANCEL_POLL_MS = 250;
 
 export interface ProgressSink {
@@ -330,15 +347,20 @@ export class MigrationRunner {
     await this.save({ bytes: { sent: this.record.bytes.sent + bytes, total: Math.max(this.record.bytes.total, this.record.bytes.sent + bytes) } });
   }
 
-  /** After the commit: nothing fails back; each step repeats (job retries) until done. */
+  /**
+   * After the commit: nothing fails back. Each step is retried here with backoff until it is done,
+   * deferred when its host is (or becomes) down, and handed to the deferred steps when it keeps
+   * failing on a host that is up; the migration then ends `completed` all the same — the workload
+   * runs on the destination, only leftovers remain to clear, and the deferred steps clear them.
+   */
   private async cleanup(): Promise<MigrationRecord> {
     const r = this.record;
     await this.save({ state: 'running', phase: 'cleanup' });
     const startedAt = Date.now();
     this.publish('cleanup', 'started', null);
-    await this.unlessDown(r.source, 'finish-source', () => this.finishSource());
-    await this.unlessDown(r.destination, 'finish-destination', () =>
-      this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, this.timeouts.finishMs),
+    await this.cleanupStep(r.source, 'finish-source', () => this.finishSource());
+    await this.cleanupStep(r.destination, 'finish-destination', () =>
+      this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, Math.min(this.timeouts.finishMs, FINISH_DESTINATION_MS)),
     );
     await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     const now = Date.now();
@@ -349,6 +371,29 @@ export class MigrationRunner {
     this.publishFinished('completed');
     this.log.info({ freezeMs: this.record.freeze.agentMs, bytes: this.record.bytes.sent, ms: now - r.createdAt }, 'migration completed');
     return this.record;
+  }
+
+  /** One cleanup step, retried until done (see cleanup). */
+  private async cleanupStep(hostId: string, step: 'finish-source' | 'finish-destination', call: () => Promise<unknown>): Promise<void> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      if (await this.deferIfDown(hostId, step)) return;
+      try {
+        await call();
+        if (attempt > 0) this.log.info({ step, hostId, attempts: attempt + 1 }, 'cleanup step done after retries');
+        return;
+      } catch (err) {
+        const error = (err as Error).message;
+        if (Date.now() - started >= this.timeouts.cleanupRetryMs) {
+          this.log.warn({ step, hostId, attempts: attempt + 1, error }, 'cleanup step still failing: handed to the deferred steps, which retry it until done');
+          await this.defer(hostId, step);
+          return;
+        }
+        const delayMs = cleanupBackoffMs(attempt);
+        this.log.warn({ step, hostId, attempt: attempt + 1, retryInMs: delayMs, error }, 'cleanup step failed; retrying (after the commit nothing fails back)');
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
   }
 
   /**
@@ -385,14 +430,16 @@ export class MigrationRunner {
   /**
    * The source's finish waits for a lazy destination to pull its last page. Should the destination
    * die meanwhile, nobody would ever pull them: the source is told to stop serving, and the
-   * workload's lock goes to the failover that restarts it.
+   * workload's lock goes to the failover that restarts it. Only post-copy has pages to pull: for
+   * every other strategy a destination that is down changes nothing here (its own finish is
+   * deferred), and a failed request is a failed request, retried by the caller.
    */
   private async finishSource(): Promise<void> {
     const r = this.record;
     const finishing = this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
     let settled = false;
     void finishing.then(() => (settled = true), () => (settled = true));
-    while (!settled) {
+    while (r.strategy === 'lazy' && !settled) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       if (settled || (await this.store.hosts.get(r.destination))?.state !== 'down') continue;
       this.log.warn({ destination: r.destination }, 'the destination died while pulling pages: the source stops serving them');
@@ -411,13 +458,21 @@ export class MigrationRunner {
    * Retrying against a dead host would only hold the workload's lock away from the failover.
    */
   private async unlessDown(hostId: string, step: DeferredMigrationStep['step'], call: () => Promise<unknown>): Promise<void> {
-    if ((await this.store.hosts.get(hostId))?.state === 'down') {
-      const r = this.record;
-      this.log.warn({ step, hostId }, 'step deferred: the host is down');
-      await this.store.deferredSteps.put(`${r.id}:${step}`, { migrationId: r.id, workloadId: r.workloadId, hostId, step, epochFrom: r.epochFrom, at: Date.now() });
-      return;
-    }
+    if (await this.deferIfDown(hostId, step)) return;
     await call();
+  }
+
+  /** Defers `step` when `hostId` is declared down (see unlessDown); true if it did. */
+  private async deferIfDown(hostId: string, step: DeferredMigrationStep['step']): Promise<boolean> {
+    if ((await this.store.hosts.get(hostId))?.state !== 'down') return false;
+    this.log.warn({ step, hostId }, 'step deferred: the host is down');
+    await this.defer(hostId, step);
+    return true;
+  }
+
+  private async defer(hostId: string, step: DeferredMigrationStep['step']): Promise<void> {
+    const r = this.record;
+    await this.store.deferredSteps.put(`${r.id}:${step}`, { migrationId: r.id, workloadId: r.workloadId, hostId, step, epochFrom: r.epochFrom, at: Date.now() });
   }
 
   private async save(patch: Partial<MigrationRecord>): Promise<void> {

@@ -16,6 +16,8 @@ export interface ConcurrencyLimits {
 }
 
 const BUSY_RETRY_MS = 500;
+/** pause before a committed migration whose job ran out of attempts is queued again */
+const COMMITTED_RETRY_MS = 10_000;
 
 export interface MigrationWorkerOptions {
   keyPrefix: string;
@@ -64,6 +66,17 @@ export class MigrationWorker {
     if (!data.success) return;
     const record = await this.o.store.migrations.get(data.data.migrationId);
     if (!record || TERMINAL_MIGRATION_STATES.has(record.state)) return;
+    if (record.completed.includes('commit')) {
+      // After the commit nothing can fail back and "failed" would be a lie (the workload runs on
+      // the destination): the cleanup is queued again, with its attempts counted afresh.
+      this.o.log.error({ migrationId: record.id, err: err.message }, 'cleanup after the commit ran out of attempts: queued again');
+      setTimeout(() => {
+        job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).catch((retryErr: unknown) =>
+          this.o.log.error({ migrationId: record.id, err: (retryErr as Error).message }, 'queueing the cleanup again failed'),
+        );
+      }, COMMITTED_RETRY_MS).unref();
+      return;
+    }
     this.o.log.error({ migrationId: record.id, err: err.message }, 'migration gave up: an operator must look at it');
     const failed: MigrationRecord = {
       ...record,

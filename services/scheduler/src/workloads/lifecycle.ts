@@ -15,6 +15,10 @@ export class WorkloadRecords {
     return this.store.workloads.get(id);
   }
 
+  getMany(ids: string[]): Promise<Array<WorkloadRecord | null>> {
+    return this.store.workloads.getMany(ids);
+  }
+
   async update(record: WorkloadRecord, patch: Partial<WorkloadRecord>, jobId: string | null, reason?: string): Promise<WorkloadRecord> {
     const next: WorkloadRecord = { ...record, ...patch, updatedAt: Date.now() };
     await this.store.workloads.put(next.spec.id, next);

@@ -13,6 +13,7 @@ import type { Logger } from '@ferry/runtime';
 import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
 import { AgentCallError, type AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
+import { hostAway } from './discards.ts';
 
 const PLACEMENT_LOCK_TTL_MS = 30_000;
 const BUSY_RETRY_MS = 500;
@@ -148,7 +149,15 @@ export class WorkloadWorker {
         await progress(record);
         if (record.hostId) {
           const hostId = record.hostId;
-          await step('destroy', () => agents.call(hostId, 'container.destroy', { id: data.workloadId }, this.o.agentTimeoutMs));
+          const away = await hostAway(this.o.store, hostId);
+          if (away) {
+            // A dead or removed host must not hold the delete up: the record goes now, the host's
+            // copy when it reports again (CopyDiscards).
+            log.warn({ hostId, away }, 'host is away: workload record dropped, its copy discarded if the host ever reports it');
+            await this.o.store.copyDiscards.put(`${hostId}/${data.workloadId}`, { hostId, workloadId: data.workloadId, at: Date.now(), reason: `deleted while its host was ${away}` });
+          } else {
+            await step('destroy', () => agents.call(hostId, 'container.destroy', { id: data.workloadId }, this.o.agentTimeoutMs));
+          }
         }
         await records.remove(record, jobId);
         return { workloadId: data.workloadId, phase: 'destroyed', hostId: record.hostId };
