@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { MigrationEvent, subjects, type WorkloadSpecInput } from '@ferry/protocol';
 import { eventually } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
@@ -40,7 +40,7 @@ describe.skipIf(skipLab())('migration cleanup after the commit (real runc, CRIU,
     // A dead agent's host is declared down only after 5 minutes here: its cleanup step is never
     // deferred, the scheduler has to retry it against the silent agent until it answers again.
     t = await startLabCluster(['h1', 'h2'], [PROD], { FERRY_DOWN_AFTER_MS: '300000' });
-    nc = await connect({ servers: t.cluster.natsUrl });
+    nc = await t.cluster.connectNats('observer');
   });
 
   afterAll(async () => {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { isRunning, repoRoot } from '@ferry/deploy';
 import { MigrationEvent, MigrationProgressEvent, subjects, type WorkloadSpecInput } from '@ferry/protocol';
 import { eventually } from './helpers/cluster.ts';
@@ -35,7 +35,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
   beforeAll(async () => {
     // A scheduler that dies hands its jobs and workload locks over within 3 s.
     t = await startLabCluster(['h1', 'h2'], [PROD], { FERRY_JOB_LOCK_MS: '3000' });
-    nc = await connect({ servers: t.cluster.natsUrl });
+    nc = await t.cluster.connectNats('observer');
   });
 
   afterAll(async () => {
@@ -76,14 +76,16 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     const id = res.body.migration.id as string;
     const copying: MigrationProgressEvent[] = [];
-    nc.subscribe(subjects.migrationEvents(id), {
-      callback: (_e, msg) => {
-        const data = JSON.parse(new TextDecoder().decode(msg.data)) as { type: string };
-        // phases from the scheduler; the source agent's copy progress on the same subject
-        if (data.type === 'migration.progress') copying.push(MigrationProgressEvent.parse(data));
-        else events.push(MigrationEvent.parse(data));
-      },
-    });
+    // phases from the scheduler; the source agent's copy progress under the migration, by host
+    for (const subject of [subjects.migrationEvents(id), subjects.migrationProgress(id, '*')]) {
+      nc.subscribe(subject, {
+        callback: (_e, msg) => {
+          const data = JSON.parse(new TextDecoder().decode(msg.data)) as { type: string };
+          if (data.type === 'migration.progress') copying.push(MigrationProgressEvent.parse(data));
+          else events.push(MigrationEvent.parse(data));
+        },
+      });
+    }
     expect(res.body.migration).toMatchObject({ source: 'h1', destination: 'h2', strategy: 'lazy', state: 'queued' });
 
     // a second migration of a workload already migrating is refused

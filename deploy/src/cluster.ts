@@ -1,10 +1,14 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@ferry/runtime';
 import type { HostListResponse, HostView } from '@ferry/protocol';
-import { startNats, startRedis } from './infra.ts';
+import { connect, type NatsConnection } from 'nats';
+import { agentIdentity } from '@ferry/protocol';
+import { natsConnectOptions } from '@ferry/runtime';
+import { startNats, startRedis, type EmbeddedNats } from './infra.ts';
+import { ControlPlaneSecrets } from './security/control-plane.ts';
 import type { Lab } from './lab/lab.ts';
 import { freePort } from '@ferry/runtime';
 import { Supervisor, type ManagedProcess } from './supervisor.ts';
@@ -12,11 +16,15 @@ import { repoRoot, serviceEntry, type ServiceName } from './paths.ts';
 
 export { repoRoot } from './paths.ts';
 
+/** the schedulers a local cluster can run (each its own NATS identity) */
+export const SCHEDULER_NAMES = ['scheduler', 'scheduler-2', 'scheduler-3', 'scheduler-4'];
+
 export interface ClusterOptions {
   stateDir: string;
-  /** use these instead of starting embedded servers */
-  natsUrl?: string | undefined;
+  /** use this Redis instead of starting an embedded one (NATS is always the cluster's own: it holds its identities) */
   redisUrl?: string | undefined;
+  /** hosts whose agents may connect (a lab's hosts are admitted anyway); others with admitHost() */
+  hostIds?: string[];
   apiPort?: number | undefined;
   apiToken?: string | undefined;
   keyPrefix?: string;
@@ -54,6 +62,10 @@ export class LocalCluster {
   /** each scheduler's metrics URL, by process name */
   readonly schedulerMetrics = new Map<string, string>();
 
+  /** the CA, the NATS server certificate and the NATS identities (in <stateDir>/secrets) */
+  secrets!: ControlPlaneSecrets;
+  private nats: EmbeddedNats | null = null;
+
   constructor(private readonly options: ClusterOptions) {
     this.supervisor = new Supervisor(join(options.stateDir, 'run.json'), join(options.stateDir, 'logs'), options.log);
     this.token = options.apiToken ?? randomBytes(24).toString('base64url');
@@ -69,7 +81,20 @@ export class LocalCluster {
     const { options } = this;
     await this.supervisor.claim();
     const host = options.lab?.gateway ?? '127.0.0.1';
-    this.natsUrl = options.natsUrl ?? (await startNats(this.supervisor, host)).url;
+    this.secrets = await ControlPlaneSecrets.create(join(options.stateDir, 'secrets'), [host]);
+    for (const name of SCHEDULER_NAMES) this.secrets.admit({ name, role: 'scheduler' });
+    this.secrets.admit({ name: 'api', role: 'api' });
+    this.secrets.admit({ name: 'observer', role: 'observer' });
+    for (const id of [...(options.lab?.hosts.map((h) => h.id) ?? []), ...(options.hostIds ?? [])]) this.secrets.admit(agentIdentity(id));
+    this.nats = await startNats(this.supervisor, this.secrets, host);
+    this.natsUrl = this.nats.url;
+    // a lab host's agent config names its NATS identity, like an installed host's would (its
+    // teardown run reads the same file)
+    for (const labHost of options.lab?.hosts ?? []) {
+      const s = this.secrets.clientSettings(agentIdentity(labHost.id).name, this.natsUrl);
+      const current = JSON.parse(readFileSync(labHost.agentConfigFile, 'utf8')) as Record<string, unknown>;
+      writeFileSync(labHost.agentConfigFile, JSON.stringify({ ...current, natsUrl: s.url, natsIdentity: s.identity, natsSeedFile: s.seedFile, natsCaFile: s.caFile }, null, 2));
+    }
     this.redisUrl =
       options.redisUrl ??
       (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host })).url;
@@ -78,12 +103,12 @@ export class LocalCluster {
     const common = this.commonEnv();
     const port = options.apiPort ?? (await freePort());
     this.apiUrl = `http://127.0.0.1:${port}`;
-    const api = this.spawnService('api', 'api', { ...common, FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token, ...options.apiEnv });
+    const api = this.spawnService('api', 'api', { ...common, ...this.secrets.clientEnv('api', this.natsUrl), FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token, ...options.apiEnv });
     await this.waitForApi(api);
   }
 
   private commonEnv(): Record<string, string> {
-    return { FERRY_NATS_URL: this.natsUrl, FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
+    return { FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
   }
 
   /** Starts a scheduler (again: tests replace one that died). */
@@ -91,7 +116,8 @@ export class LocalCluster {
     const port = this.metricsPorts.shift();
     if (port === undefined) throw new Error('no free metrics port left for another scheduler');
     this.schedulerMetrics.set(name, `http://127.0.0.1:${port}/metrics`);
-    return this.spawnService(name, 'scheduler', { ...this.commonEnv(), FERRY_METRICS_PORT: String(port), ...this.options.schedulerEnv });
+    if (!this.secrets.has(name)) throw new Error(`no NATS identity for a scheduler named ${name}: use one of ${SCHEDULER_NAMES.join(', ')}`);
+    return this.spawnService(name, 'scheduler', { ...this.commonEnv(), ...this.secrets.clientEnv(name, this.natsUrl), FERRY_METRICS_PORT: String(port), ...this.options.schedulerEnv });
   }
 
   private async waitForApi(api: ManagedProcess, timeoutMs = 20_000): Promise<void> {
@@ -119,7 +145,7 @@ export class LocalCluster {
     const lab = this.options.lab;
     if (lab) {
       const [command, args] = lab.inHost(hostId, process.execPath, ['--import', 'tsx', serviceEntry('agent'), '--config', lab.host(hostId).agentConfigFile]);
-      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { FERRY_NATS_URL: this.natsUrl, ...options.env } });
+      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { ...this.agentNatsEnv(hostId), ...options.env } });
       this.agents.set(hostId, agent);
       return agent;
     }
@@ -143,9 +169,30 @@ export class LocalCluster {
     };
     const configFile = join(dir, 'agent.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));
-    const agent = this.spawnService(`agent-${hostId}`, 'agent', { FERRY_NATS_URL: this.natsUrl, ...options.env }, ['--config', configFile]);
+    const agent = this.spawnService(`agent-${hostId}`, 'agent', { ...this.agentNatsEnv(hostId), ...options.env }, ['--config', configFile]);
     this.agents.set(hostId, agent);
     return agent;
+  }
+
+  private agentNatsEnv(hostId: string): Record<string, string> {
+    const { name } = agentIdentity(hostId);
+    if (!this.secrets.has(name)) throw new Error(`host ${hostId} has no NATS identity: admit it first (admitHost)`);
+    return this.secrets.clientEnv(name, this.natsUrl);
+  }
+
+  /** Gives a host's agent its NATS identity (the server reloads its configuration once). */
+  async admitHost(hostId: string): Promise<void> {
+    if (this.secrets.admit(agentIdentity(hostId))) await this.nats!.reload();
+  }
+
+  /** Takes a host's NATS identity away: its agent is disconnected and cannot connect again. */
+  async revokeHost(hostId: string): Promise<void> {
+    if (this.secrets.revoke(agentIdentity(hostId).name)) await this.nats!.reload();
+  }
+
+  /** A NATS connection as one of this cluster's identities (tests: `observer`, or an admitted host's agent). */
+  connectNats(identity: string): Promise<NatsConnection> {
+    return connect({ ...natsConnectOptions(this.secrets.clientSettings(identity, this.natsUrl)), maxReconnectAttempts: 10, reconnectTimeWait: 250 });
   }
 
   agent(hostId: string): ManagedProcess | undefined {

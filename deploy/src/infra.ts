@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
-import { freePort } from '@ferry/runtime';
+import { freePort, natsConnectOptions } from '@ferry/runtime';
+import { renderNatsConfig } from './security/nats-config.ts';
+import type { ControlPlaneSecrets } from './security/control-plane.ts';
 import type { ManagedProcess, Supervisor } from './supervisor.ts';
 
 export interface Embedded {
@@ -22,21 +24,55 @@ async function waitFor(what: string, probe: () => Promise<boolean>, managed: Man
   throw new Error(`${what} did not become ready within ${timeoutMs} ms; see ${managed.logFile}`);
 }
 
-/** A private nats-server on a free port of `host` (loopback, or a lab's management address). */
-export async function startNats(supervisor: Supervisor, host = '127.0.0.1', name = 'nats'): Promise<Embedded> {
+export interface EmbeddedNats extends Embedded {
+  /** Rewrites the configuration with the identities admitted now and has the server reload it. */
+  reload(): Promise<void>;
+}
+
+const PROBE = { name: 'probe', role: 'probe' } as const;
+
+/**
+ * A private nats-server on a free port of `host` (loopback, or a lab's management address):
+ * TLS with the control plane's certificate, every client one of its admitted NKey identities.
+ */
+export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSecrets, host = '127.0.0.1', name = 'nats'): Promise<EmbeddedNats> {
   const port = await freePort(host);
-  const managed = supervisor.spawn(name, 'nats-server', ['-a', host, '-p', String(port)]);
   const url = `nats://${host}:${port}`;
+  secrets.admit(PROBE);
+  const configFile = join(secrets.dir, `${name}.conf`);
+  const writeConfig = () => {
+    // written aside and renamed: the server never reads half a file
+    writeFileSync(`${configFile}.tmp`, renderNatsConfig({ host, port, tls: secrets.natsTls, users: secrets.admitted() }), { mode: 0o600 });
+    renameSync(`${configFile}.tmp`, configFile);
+  };
+  writeConfig();
+  const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile]);
+  const probe = secrets.clientSettings(PROBE.name, url);
   await waitFor(
     'nats-server',
     async () => {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      const nc = await connect({ ...natsConnectOptions(probe), reconnect: false, timeout: 500 });
       await nc.close();
       return true;
     },
     managed,
   );
-  return { url, process: managed };
+  const reloads = () => (readFileSync(managed.logFile, 'utf8').match(/Reloaded server configuration|Failed to reload/g) ?? []).length;
+  return {
+    url,
+    process: managed,
+    async reload() {
+      const before = reloads();
+      writeConfig();
+      process.kill(managed.pid, 'SIGHUP');
+      const deadline = Date.now() + 5_000;
+      while (reloads() === before) {
+        if (Date.now() > deadline) throw new Error(`nats-server did not reload its configuration; see ${managed.logFile}`);
+        await sleep(20);
+      }
+      if (/Failed to reload[^\n]*$/.test(readFileSync(managed.logFile, 'utf8').trimEnd())) throw new Error(`nats-server refused its new configuration; see ${managed.logFile}`);
+    },
+  };
 }
 
 /**

@@ -8,11 +8,10 @@ import { Lab } from './lab/lab.ts';
 
 const log = createLogger('start');
 
-/** An empty variable (`FERRY_NATS_URL= npm start`) means unset. */
+/** An empty variable (`FERRY_REDIS_URL= npm start`) means unset. */
 const optional = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
 
 const StartEnv = z.object({
-  FERRY_NATS_URL: optional(z.string()),
   FERRY_REDIS_URL: optional(z.string()),
   FERRY_API_PORT: optional(z.coerce.number().int().min(1).max(65_535)),
   FERRY_API_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
@@ -75,7 +74,6 @@ async function main(): Promise<void> {
     console.log(`lab ${lab.id}: hosts ${lab.hosts.map((h) => `${h.id} (${h.address})`).join(', ')}; network ${DEMO_NETWORK.name} ${DEMO_NETWORK.subnet}`);
     cluster = new LocalCluster({
       stateDir: settings.FERRY_STATE_DIR,
-      natsUrl: settings.FERRY_NATS_URL,
       redisUrl: settings.FERRY_REDIS_URL,
       apiPort: settings.FERRY_API_PORT,
       apiToken: settings.FERRY_API_TOKEN,
@@ -86,7 +84,7 @@ async function main(): Promise<void> {
     await cluster.start();
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
-    console.log(`  NATS   ${cluster.natsUrl}${settings.FERRY_NATS_URL ? '' : ' (embedded)'}`);
+    console.log(`  NATS   ${cluster.natsUrl} (embedded; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
     console.log(`  Redis  ${cluster.redisUrl.replace(/\/\/:[^@]*@/, '//:***@')}${settings.FERRY_REDIS_URL ? '' : ' (embedded, password in its URL)'}`);
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);

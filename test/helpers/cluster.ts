@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { NatsConnection } from 'nats';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
-import { connect, type NatsConnection } from 'nats';
 import { LocalCluster, type ClusterOptions } from '@ferry/deploy';
 import { createLogger } from '@ferry/runtime';
 
@@ -17,21 +17,22 @@ export interface TestCluster {
 let counter = 0;
 
 /**
- * Scheduler and API as real child processes against the run's private NATS and Redis, with their
- * own Redis key prefix and state directory. Agents are started by each test.
+ * Scheduler and API as real child processes with their own NATS (TLS, NKey identities) against
+ * the run's private Redis, with their own Redis key prefix and state directory. Agents are
+ * started by each test (their hosts admitted through `hostIds` or admitHost). `nc` is the
+ * cluster's `observer` identity: it reads events and can publish nothing.
  */
 export async function startTestCluster(options: Partial<ClusterOptions> = {}): Promise<TestCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), 'ferry-test-'));
   const cluster = new LocalCluster({
     stateDir,
-    natsUrl: inject('natsUrl'),
     redisUrl: inject('redisUrl'),
     keyPrefix: `t${process.pid}x${counter++}`,
     log: createLogger('test-cluster').child({}, { level: 'warn' }),
     ...options,
   });
   await cluster.start();
-  const nc = await connect({ servers: cluster.natsUrl });
+  const nc = await cluster.connectNats('observer');
   return {
     cluster,
     nc,

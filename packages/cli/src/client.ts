@@ -29,6 +29,7 @@ export class ApiClient {
     const error = (json ?? {}) as ErrorBody;
     const message = error.message ?? `${res.status} ${res.statusText}`;
     if (res.status === 401) throw new CliError(`the API refused the token (${this.target.from}): ${message}. Set the right one with 'ferry context set NAME --url URL --token TOKEN'.`, EXIT.unreachable);
+    if (res.status === 403) throw new CliError(`the API refused: ${message}. Ask an admin for a token with that role ('ferry tokens create NAME --role ROLE').`, EXIT.unreachable);
     if (res.status === 404) throw new CliError(`${message}. List what exists with 'ferry hosts', 'ferry workloads', 'ferry migrations' or 'ferry plans'.`, EXIT.notFound);
     if (res.status === 400) throw new CliError(`the API rejected the request: ${message}`, EXIT.usage);
     if (res.status === 409) throw new CliError(`refused: ${message}`, EXIT.refused);

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { stringify } from 'yaml';
+import { accessCommands } from './commands/access.ts';
 import { contextCommands } from './commands/context.ts';
 import { hostAdminCommands } from './commands/host-admin.ts';
 import { operateCommands } from './commands/operate.ts';
@@ -27,6 +28,7 @@ function build(): Command {
   readCommands(program, session);
   hostAdminCommands(program, session);
   operateCommands(program, session);
+  accessCommands(program, session);
 
   // Offline: the same planners on a snapshot file (GET /v1/cluster/snapshot), no service needed.
   const plan = program.command('plan').description('plan offline on a cluster snapshot file');

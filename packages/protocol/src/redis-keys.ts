@@ -30,4 +30,12 @@ export const redisKeys = (prefix = 'ferry') => ({
   copyDiscards: `${prefix}:workloads:discard`,
   /** held while a placement decision is made and recorded */
   placementLock: `${prefix}:lock:placement`,
+  /** hash: SHA-256 (hex) of an API token -> TokenRecord JSON (never the token itself) */
+  tokens: `${prefix}:tokens`,
+  /** hash: token name -> SHA-256 (hex) of the token (names are unique; revoke by name) */
+  tokenNames: `${prefix}:tokens:names`,
+  /** hash: token name -> when it was last used (ms; written at most once a minute per API process) */
+  tokenUse: `${prefix}:tokens:used`,
+  /** stream, capped (~100,000): AuditEntry JSON of every mutating API request */
+  audit: `${prefix}:audit`,
 });

@@ -10,6 +10,11 @@ export const subjects = {
   hostEvents: 'ferry.events.hosts',
   workloadEvents: (workloadId: string) => `ferry.events.workloads.${workloadId}`,
   migrationEvents: (migrationId: string) => `ferry.events.migrations.${migrationId}`,
+  /**
+   * a source agent's copy progress for one migration: the host in the subject is the sender,
+   * which NATS proves (an agent may publish progress under its own host id only)
+   */
+  migrationProgress: (migrationId: string, hostId: string) => `ferry.events.migrations.${migrationId}.progress.${hostId}`,
   failoverEvents: 'ferry.events.failovers',
   /** every event above (what the API streams to clients) */
   allEvents: 'ferry.events.>',

@@ -2,3 +2,4 @@ export { ClusterStore } from './cluster-store.ts';
 export { HashRecords } from './records.ts';
 export { RedisLock, withLock } from './lock.ts';
 export { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError } from './plans.ts';
+export { AUDIT_CAP, AuditLog, TOKEN_PREFIX, TokenStore, hashToken, newToken } from './access.ts';

@@ -65,7 +65,7 @@ export class Agent {
     // the guard first: from here on, a dying agent leaves its HA containers guarded
     await agent.writeGuardState();
     await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
-    host.migrations.onProgress = (event) => nc.publish(subjects.migrationEvents(event.migrationId), encodeJson(event));
+    host.migrations.onProgress = (event) => nc.publish(subjects.migrationProgress(event.migrationId, config.hostId), encodeJson(event));
     // daemons of migrations past their deadline stop, also those an earlier agent left running
     host.migrations.watchDeadlines();
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);

@@ -12,11 +12,19 @@ const file = (name: string, body: unknown) => {
   return path;
 };
 
+/** what every service needs to reach NATS (paths only; nothing is read here) */
+const NATS = { FERRY_NATS_SEED_FILE: '/etc/ferry/nats/agent-h1.nk', FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt' };
+
 describe('agent config', () => {
+  it('refuses to run without a NATS identity and the cluster CA: there is no anonymous mode', () => {
+    expect(() => loadAgentConfig(file('bare.json', { hostId: 'h1' }), {})).toThrow(/natsSeedFile[\s\S]*natsCaFile/);
+  });
+
   it('fills defaults and lets the environment override the file', () => {
     const config = loadAgentConfig(file('ok.json', { hostId: 'h1', reportIntervalMs: 500 }), {
       FERRY_REPORT_INTERVAL_MS: '2000',
       FERRY_NATS_URL: 'nats://10.0.0.1:4222',
+      ...NATS,
     });
     expect(config).toMatchObject({ hostId: 'h1', reportIntervalMs: 2000, natsUrl: 'nats://10.0.0.1:4222', pools: [], criuPath: 'criu' });
   });
@@ -41,7 +49,7 @@ describe('agent config', () => {
   });
 
   it('reports duplicate pool ids', () => {
-    expect(() => loadAgentConfig(file('dup.json', { hostId: 'h1', pools: [{ id: 'p', path: '/a' }, { id: 'p', path: '/b' }] }), {})).toThrow(
+    expect(() => loadAgentConfig(file('dup.json', { hostId: 'h1', pools: [{ id: 'p', path: '/a' }, { id: 'p', path: '/b' }] }), NATS)).toThrow(
       /pools\.1\.id: duplicate pool id p/,
     );
   });

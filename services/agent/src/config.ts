@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CpuInfo, HostId, Name, NetworkReport } from '@ferry/protocol';
-import { loadConfig } from '@ferry/runtime';
+import { loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS } from '@ferry/runtime';
 
 export const PoolConfig = z.object({
   id: Name,
@@ -13,7 +13,7 @@ export type PoolConfig = z.infer<typeof PoolConfig>;
 export const AgentConfig = z
   .object({
     hostId: HostId,
-    natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
+    ...NATS_CONFIG_FIELDS,
     reportIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
     /** how often CRIU's version and features are probed again (they change only with upgrades) */
     criuProbeIntervalMs: z.coerce.number().int().min(1000).default(600_000),
@@ -83,7 +83,7 @@ export const cgroupParentOf = (config: AgentConfig): string => config.cgroupPare
 
 export const AGENT_ENV = {
   FERRY_HOST_ID: 'hostId',
-  FERRY_NATS_URL: 'natsUrl',
+  ...NATS_CONFIG_ENV,
   FERRY_REPORT_INTERVAL_MS: 'reportIntervalMs',
   FERRY_CRIU: 'criuPath',
   FERRY_MIGRATION_DAEMON_DEADLINE_MS: 'migrationDaemonDeadlineMs',

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { connectNats, createLogger, describeIssues, exitOnStartError, runUntilStopped } from '@ferry/runtime';
+import { connectNats, createLogger, describeIssues, exitOnStartError, natsSettingsOf, runUntilStopped } from '@ferry/runtime';
+import { agentIdentity } from '@ferry/protocol';
 import { Agent } from './agent.ts';
 import { loadAgentConfig } from './config.ts';
 import { openHostRuntime, removeCgroupParent } from './host.ts';
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
     hostLog.info({ count, migrations }, 'destroyed every container of this host');
     return;
   }
-  const nc = await connectNats(config.natsUrl, `ferry-agent-${config.hostId}`, hostLog);
+  const nc = await connectNats(natsSettingsOf(config, agentIdentity(config.hostId).name), hostLog);
   const agent = await Agent.start(config, hostLog, nc, host);
   runUntilStopped(hostLog, () => agent.stop());
 }

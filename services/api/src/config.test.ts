@@ -6,16 +6,18 @@ import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../t
 import { loadSchedulerConfig } from '../../scheduler/src/config.ts';
 import { loadApiConfig } from './config.ts';
 
-const TOKEN = { FERRY_API_TOKEN: 'x'.repeat(24) };
+/** what every service needs to reach NATS (paths only; nothing is read here) */
+const NATS = { FERRY_NATS_SEED_FILE: '/etc/ferry/nats/identity.nk', FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt' };
+const TOKEN = { FERRY_API_TOKEN: 'x'.repeat(24), ...NATS };
 
 describe('the API and the scheduler share one placement policy', () => {
   it('both read FERRY_PLACEMENT_MODE (and the other placement settings) into the same policy', () => {
     const env = { FERRY_PLACEMENT_MODE: 'binpack', FERRY_HA_ADMISSION: 'true', FERRY_CPU_BASELINE: '{"vendor":"GenuineIntel","family":6,"flags":["sse2"]}' };
     const api = placementPolicy(loadApiConfig(undefined, { ...env, ...TOKEN }));
-    const scheduler = placementPolicy(loadSchedulerConfig(undefined, env));
+    const scheduler = placementPolicy(loadSchedulerConfig(undefined, { ...env, ...NATS }));
     expect(api).toEqual(scheduler);
     expect(api).toMatchObject({ mode: 'binpack', haAdmission: true, cpuBaseline: { vendor: 'GenuineIntel' } });
-    expect(placementPolicy(loadApiConfig(undefined, TOKEN))).toEqual(placementPolicy(loadSchedulerConfig(undefined, {})));
+    expect(placementPolicy(loadApiConfig(undefined, TOKEN))).toEqual(placementPolicy(loadSchedulerConfig(undefined, NATS)));
     expect(placementPolicy(loadApiConfig(undefined, TOKEN)).mode).toBe('spread');
   });
 

@@ -5,6 +5,7 @@ import type { ApiErrorBody, ApiErrorCode } from '@ferry/protocol';
 const STATUS: Record<ApiErrorCode, number> = {
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
   UNAVAILABLE: 503,
@@ -67,7 +68,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      const code: ApiErrorCode = status === 404 ? 'NOT_FOUND' : status === 401 ? 'UNAUTHORIZED' : 'BAD_REQUEST';
+      const code: ApiErrorCode = status === 404 ? 'NOT_FOUND' : status === 401 ? 'UNAUTHORIZED' : status === 403 ? 'FORBIDDEN' : 'BAD_REQUEST';
       return reply.status(status).send({ code, message: error.message, details: { fastifyCode: error.code } });
     }
     request.log.error({ err: error }, 'request failed');

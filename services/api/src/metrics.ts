@@ -26,6 +26,11 @@ export class ApiMetrics {
     help: 'Workload creations refused by HA admission control',
     registers: [this.registry],
   });
+  readonly auditFailures = new Counter({
+    name: 'ferry_api_audit_write_failures_total',
+    help: 'Audit entries that could not be written to Redis (the request was answered; the entry is in the API log)',
+    registers: [this.registry],
+  });
   /** records the scores of a plan just made */
   readonly planMade = planScoreMetric(this.registry);
 

@@ -38,6 +38,14 @@ import {
   WorkloadView,
   HostId,
   WorkloadId,
+  AuditQuery,
+  AuditResponse,
+  CreateTokenRequest,
+  TokenCreated,
+  TokenListResponse,
+  TokenParams,
+  TokenRevoked,
+  type Role,
 } from '@ferry/protocol';
 import { EventsQuery } from './routes/events.ts';
 
@@ -57,55 +65,67 @@ export interface Operation {
   body?: z.ZodType;
   response?: z.ZodType;
   status?: number;
-  /** served without a token */
-  open?: boolean;
+  /**
+   * Who may call it: `open` (no token), or the least role a token needs (viewer < operator <
+   * admin). The one place that decides it: the access hook (auth.ts) reads this, the document
+   * and /docs show it.
+   */
+  access: Access;
   /** a text/event-stream instead of JSON */
   stream?: boolean;
   /** an HTML page */
   html?: boolean;
 }
 
+/** `open`: served without a token; otherwise the least role a token needs. */
+export type Access = 'open' | Role;
+
 const CompatResponse = z.object({ workload: WorkloadId, host: HostId, ok: z.boolean(), reasons: z.array(z.object({ code: z.string(), message: z.string() })) });
 const PlanStarted = z.object({ maintenance: MaintenanceRecord.nullable(), plan: PlanRecord });
 
 export const OPERATIONS: Operation[] = [
-  { method: 'GET', path: '/healthz', summary: 'Liveness: 200 when Redis answers', tag: 'system', response: HealthResponse, open: true },
-  { method: 'GET', path: '/metrics', summary: 'Prometheus metrics of this API process', tag: 'system', open: true },
-  { method: 'GET', path: '/v1/openapi.json', summary: 'This document', tag: 'system', open: true },
-  { method: 'GET', path: '/docs', summary: 'The API reference as a page', tag: 'system', open: true, html: true },
-  { method: 'GET', path: '/', summary: 'Redirects to the dashboard', tag: 'dashboard', open: true, html: true },
-  { method: 'GET', path: '/ui/', summary: 'The dashboard (asks for the token in the browser)', tag: 'dashboard', open: true, html: true },
-  { method: 'GET', path: '/ui/:file', summary: 'The dashboard’s script and style sheet', tag: 'dashboard', open: true },
-  { method: 'GET', path: '/v1/stats', summary: 'Capacity reports accepted and rejected, by reason', tag: 'system', response: StatsResponse },
-  { method: 'GET', path: '/v1/events', summary: 'Live cluster events as server-sent events (host, workload, migration, failover)', tag: 'events', query: EventsQuery, stream: true },
-  { method: 'GET', path: '/v1/hosts', summary: 'Hosts with their newest capacity report', tag: 'hosts', query: HostListQuery, response: HostListResponse },
-  { method: 'GET', path: '/v1/hosts/:id', summary: 'One host', tag: 'hosts', params: HostParams, response: HostView },
+  { method: 'GET', path: '/healthz', summary: 'Liveness: 200 when Redis answers', tag: 'system', response: HealthResponse, access: 'open' },
+  { method: 'GET', path: '/metrics', summary: 'Prometheus metrics of this API process', tag: 'system', access: 'open' },
+  { method: 'GET', path: '/v1/openapi.json', summary: 'This document', tag: 'system', access: 'open' },
+  { method: 'GET', path: '/docs', summary: 'The API reference as a page', tag: 'system', access: 'open', html: true },
+  { method: 'GET', path: '/', summary: 'Redirects to the dashboard', tag: 'dashboard', access: 'open', html: true },
+  { method: 'GET', path: '/ui/', summary: 'The dashboard (asks for the token in the browser)', tag: 'dashboard', access: 'open', html: true },
+  { method: 'GET', path: '/ui/:file', summary: 'The dashboard’s script and style sheet', tag: 'dashboard', access: 'open' },
+  { method: 'GET', path: '/v1/stats', summary: 'Capacity reports accepted and rejected, by reason', tag: 'system', response: StatsResponse, access: 'viewer' },
+  { method: 'GET', path: '/v1/events', summary: 'Live cluster events as server-sent events (host, workload, migration, failover)', tag: 'events', query: EventsQuery, stream: true, access: 'viewer' },
+  { method: 'GET', path: '/v1/hosts', summary: 'Hosts with their newest capacity report', tag: 'hosts', query: HostListQuery, response: HostListResponse, access: 'viewer' },
+  { method: 'GET', path: '/v1/hosts/:id', summary: 'One host', tag: 'hosts', params: HostParams, response: HostView, access: 'viewer' },
   // host removal (docs/operations.md): a dead host out of the cluster, and back
-  { method: 'DELETE', path: '/v1/hosts/:id', summary: 'Remove a host that is down (409 while it is up or owns workloads; ?force=true for a host gone for good: its workloads are recorded lost, its reports dropped until admitted)', tag: 'hosts', params: HostParams, query: RemoveHostQuery, response: RemoveHostResponse },
-  { method: 'POST', path: '/v1/hosts/:id/admit', summary: 'Admit a removed host again (409 when it is not removed)', tag: 'hosts', params: HostParams, response: AdmitHostResponse },
-  { method: 'GET', path: '/v1/hosts/:id/history', summary: 'State changes, fencing, failovers, restarts of a host (newest first)', tag: 'failover', params: HostParams, response: z.object({ history: z.array(HostHistoryEntry) }) },
-  { method: 'GET', path: '/v1/failovers', summary: 'Every failover and its restarts', tag: 'failover', response: z.object({ failovers: z.array(FailoverRecord) }) },
-  { method: 'POST', path: '/v1/hosts/:id/maintenance', summary: 'Enter maintenance: out of placement, every workload live-migrated away', tag: 'maintenance', params: HostParams, body: MaintenanceRequest, response: PlanStarted, status: 202 },
-  { method: 'DELETE', path: '/v1/hosts/:id/maintenance', summary: 'Leave maintenance', tag: 'maintenance', params: HostParams, response: z.object({ hostId: HostId, maintenance: z.null() }) },
-  { method: 'GET', path: '/v1/maintenance/groups', summary: 'Hosts that can be drained together (rolling maintenance)', tag: 'maintenance' },
-  { method: 'POST', path: '/v1/workloads', summary: 'Create a workload (409 HA_ADMISSION when admission control refuses it); `warnings` lists what it asks for that the cluster cannot give (e.g. HA on a local pool)', tag: 'workloads', query: CreateWorkloadQuery, body: WorkloadSpec, response: WorkloadCreated, status: 202 },
-  { method: 'GET', path: '/v1/workloads', summary: 'Workloads, where they run, their usage', tag: 'workloads', query: WorkloadListQuery, response: z.object({ workloads: z.array(WorkloadView) }) },
-  { method: 'GET', path: '/v1/workloads/:id', summary: 'One workload', tag: 'workloads', params: WorkloadParams, response: WorkloadView },
-  { method: 'POST', path: '/v1/workloads/:id/start', summary: 'Start a stopped workload', tag: 'workloads', params: WorkloadParams, response: WorkloadAccepted, status: 202 },
-  { method: 'POST', path: '/v1/workloads/:id/stop', summary: 'Stop a workload', tag: 'workloads', params: WorkloadParams, query: StopWorkloadQuery, response: WorkloadAccepted, status: 202 },
-  { method: 'DELETE', path: '/v1/workloads/:id', summary: 'Destroy a workload and its root filesystem', tag: 'workloads', params: WorkloadParams, response: WorkloadAccepted, status: 202 },
-  { method: 'GET', path: '/v1/jobs/:id', summary: 'A workload job: state, progress, result or failure', tag: 'workloads', params: JobParams, response: JobView },
-  { method: 'POST', path: '/v1/workloads/:id/migrate', summary: 'Migrate a workload (live unless asked otherwise); ?dryRun=true only checks', tag: 'migrations', params: WorkloadParams, query: MigrateQuery, body: MigrateRequest, response: z.union([z.object({ migration: MigrationRecord, job: z.object({ id: z.string(), name: z.literal('migrate') }) }), MigrationDryRun]), status: 202 },
-  { method: 'GET', path: '/v1/migrations', summary: 'Migrations', tag: 'migrations', query: MigrationListQuery, response: z.object({ migrations: z.array(MigrationRecord) }) },
-  { method: 'GET', path: '/v1/migrations/:id', summary: 'One migration with its timeline', tag: 'migrations', params: MigrationParams, response: MigrationRecord },
-  { method: 'DELETE', path: '/v1/migrations/:id', summary: 'Cancel a migration (409 after its commit)', tag: 'migrations', params: MigrationParams, response: MigrationRecord, status: 202 },
-  { method: 'GET', path: '/v1/compat', summary: 'Every reason a host cannot take a workload', tag: 'planning', query: z.object({ workload: WorkloadId, host: HostId }), response: CompatResponse },
-  { method: 'GET', path: '/v1/cluster/snapshot', summary: 'The cluster as the planners see it', tag: 'planning', response: ClusterSnapshotDocument },
-  { method: 'POST', path: '/v1/rebalance', summary: 'Plan a rebalance (and run it unless ?dryRun=true)', tag: 'planning', query: DryRunQuery, body: RebalanceRequest, response: PlanRecord, status: 202 },
-  { method: 'GET', path: '/v1/plans', summary: 'Plans', tag: 'planning', query: PlanListQuery, response: z.object({ plans: z.array(PlanRecord) }) },
-  { method: 'GET', path: '/v1/plans/:id', summary: 'One plan with the status of each move', tag: 'planning', params: PlanParams, response: PlanRecord },
-  { method: 'POST', path: '/v1/plans/:id/execute', summary: 'Run a planned plan (409 when the cluster changed since)', tag: 'planning', params: PlanParams, response: PlanRecord, status: 202 },
-  { method: 'DELETE', path: '/v1/plans/:id', summary: 'Cancel a plan: moves not started never start', tag: 'planning', params: PlanParams, response: PlanRecord, status: 202 },
+  { method: 'DELETE', path: '/v1/hosts/:id', summary: 'Remove a host that is down (409 while it is up or owns workloads; ?force=true for a host gone for good: its workloads are recorded lost, its reports dropped until admitted)', tag: 'hosts', params: HostParams, query: RemoveHostQuery, response: RemoveHostResponse, access: 'admin' },
+  { method: 'POST', path: '/v1/hosts/:id/admit', summary: 'Admit a removed host again (409 when it is not removed)', tag: 'hosts', params: HostParams, response: AdmitHostResponse, access: 'admin' },
+  { method: 'GET', path: '/v1/hosts/:id/history', summary: 'State changes, fencing, failovers, restarts of a host (newest first)', tag: 'failover', params: HostParams, response: z.object({ history: z.array(HostHistoryEntry) }), access: 'viewer' },
+  { method: 'GET', path: '/v1/failovers', summary: 'Every failover and its restarts', tag: 'failover', response: z.object({ failovers: z.array(FailoverRecord) }), access: 'viewer' },
+  { method: 'POST', path: '/v1/hosts/:id/maintenance', summary: 'Enter maintenance: out of placement, every workload live-migrated away', tag: 'maintenance', params: HostParams, body: MaintenanceRequest, response: PlanStarted, status: 202, access: 'operator' },
+  { method: 'DELETE', path: '/v1/hosts/:id/maintenance', summary: 'Leave maintenance', tag: 'maintenance', params: HostParams, response: z.object({ hostId: HostId, maintenance: z.null() }), access: 'operator' },
+  { method: 'GET', path: '/v1/maintenance/groups', summary: 'Hosts that can be drained together (rolling maintenance)', tag: 'maintenance', access: 'viewer' },
+  { method: 'POST', path: '/v1/workloads', summary: 'Create a workload (409 HA_ADMISSION when admission control refuses it); `warnings` lists what it asks for that the cluster cannot give (e.g. HA on a local pool)', tag: 'workloads', query: CreateWorkloadQuery, body: WorkloadSpec, response: WorkloadCreated, status: 202, access: 'admin' },
+  { method: 'GET', path: '/v1/workloads', summary: 'Workloads, where they run, their usage', tag: 'workloads', query: WorkloadListQuery, response: z.object({ workloads: z.array(WorkloadView) }), access: 'viewer' },
+  { method: 'GET', path: '/v1/workloads/:id', summary: 'One workload', tag: 'workloads', params: WorkloadParams, response: WorkloadView, access: 'viewer' },
+  { method: 'POST', path: '/v1/workloads/:id/start', summary: 'Start a stopped workload', tag: 'workloads', params: WorkloadParams, response: WorkloadAccepted, status: 202, access: 'operator' },
+  { method: 'POST', path: '/v1/workloads/:id/stop', summary: 'Stop a workload', tag: 'workloads', params: WorkloadParams, query: StopWorkloadQuery, response: WorkloadAccepted, status: 202, access: 'operator' },
+  { method: 'DELETE', path: '/v1/workloads/:id', summary: 'Destroy a workload and its root filesystem', tag: 'workloads', params: WorkloadParams, response: WorkloadAccepted, status: 202, access: 'admin' },
+  { method: 'GET', path: '/v1/jobs/:id', summary: 'A workload job: state, progress, result or failure', tag: 'workloads', params: JobParams, response: JobView, access: 'viewer' },
+  { method: 'POST', path: '/v1/workloads/:id/migrate', summary: 'Migrate a workload (live unless asked otherwise); ?dryRun=true only checks', tag: 'migrations', params: WorkloadParams, query: MigrateQuery, body: MigrateRequest, response: z.union([z.object({ migration: MigrationRecord, job: z.object({ id: z.string(), name: z.literal('migrate') }) }), MigrationDryRun]), status: 202, access: 'operator' },
+  { method: 'GET', path: '/v1/migrations', summary: 'Migrations', tag: 'migrations', query: MigrationListQuery, response: z.object({ migrations: z.array(MigrationRecord) }), access: 'viewer' },
+  { method: 'GET', path: '/v1/migrations/:id', summary: 'One migration with its timeline', tag: 'migrations', params: MigrationParams, response: MigrationRecord, access: 'viewer' },
+  { method: 'DELETE', path: '/v1/migrations/:id', summary: 'Cancel a migration (409 after its commit)', tag: 'migrations', params: MigrationParams, response: MigrationRecord, status: 202, access: 'operator' },
+  { method: 'GET', path: '/v1/compat', summary: 'Every reason a host cannot take a workload', tag: 'planning', query: z.object({ workload: WorkloadId, host: HostId }), response: CompatResponse, access: 'viewer' },
+  { method: 'GET', path: '/v1/cluster/snapshot', summary: 'The cluster as the planners see it', tag: 'planning', response: ClusterSnapshotDocument, access: 'viewer' },
+  { method: 'POST', path: '/v1/rebalance', summary: 'Plan a rebalance (and run it unless ?dryRun=true)', tag: 'planning', query: DryRunQuery, body: RebalanceRequest, response: PlanRecord, status: 202, access: 'operator' },
+  { method: 'GET', path: '/v1/plans', summary: 'Plans', tag: 'planning', query: PlanListQuery, response: z.object({ plans: z.array(PlanRecord) }), access: 'viewer' },
+  { method: 'GET', path: '/v1/plans/:id', summary: 'One plan with the status of each move', tag: 'planning', params: PlanParams, response: PlanRecord, access: 'viewer' },
+  { method: 'POST', path: '/v1/plans/:id/execute', summary: 'Run a planned plan (409 when the cluster changed since)', tag: 'planning', params: PlanParams, response: PlanRecord, status: 202, access: 'operator' },
+  { method: 'DELETE', path: '/v1/plans/:id', summary: 'Cancel a plan: moves not started never start', tag: 'planning', params: PlanParams, response: PlanRecord, status: 202, access: 'operator' },
+  // API tokens and the audit log (docs/operations.md, "Access")
+  { method: 'POST', path: '/v1/tokens', summary: 'Create a named token with a role; the answer holds the token, the only time it is shown (Ferry keeps only its SHA-256)', tag: 'access', body: CreateTokenRequest, response: TokenCreated, status: 201, access: 'admin' },
+  { method: 'GET', path: '/v1/tokens', summary: 'Named tokens: name, role, created, last used (never the token); the bootstrap token (FERRY_API_TOKEN) first', tag: 'access', response: TokenListResponse, access: 'admin' },
+  { method: 'DELETE', path: '/v1/tokens/:name', summary: 'Revoke a named token: refused (401) from the next request on', tag: 'access', params: TokenParams, response: TokenRevoked, access: 'admin' },
+  { method: 'GET', path: '/v1/audit', summary: 'The audit log, newest first: every POST and DELETE, allowed or refused (who, role, when, what, from where, the status answered); ?before= the previous page’s `next`', tag: 'access', query: AuditQuery, response: AuditResponse, access: 'operator' },
 ];
 
 const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') =>
@@ -136,16 +156,20 @@ export function openApiDocument(version: string): Record<string, unknown> {
         : { description: 'OK', content: { 'application/json': { schema: op.response ? jsonSchema(op.response, 'output') : { type: 'object' } } } };
     (paths[openapiPath(op.path)] ??= {})[op.method.toLowerCase()] = {
       summary: op.summary,
+      description: op.access === 'open' ? 'Open: no token needed.' : `Needs a token with the ${op.access} role or above (viewer < operator < admin).`,
+      'x-ferry-role': op.access,
       tags: [op.tag],
       parameters: [...parameters(op.params, 'path'), ...parameters(op.query, 'query')],
       ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(op.body, 'input') } } } } : {}),
       responses: { [String(op.status ?? 200)]: ok, default: error },
-      ...(op.open ? { security: [] } : {}),
+      ...(op.access === 'open' ? { security: [] } : {}),
     };
   }
   return {
     openapi: '3.0.3',
-    info: { title: 'Ferry API', version, description: 'Cluster migration and failover for OS containers. Every /v1 route needs `Authorization: Bearer <token>`.' },
+    info: { title: 'Ferry API', version, description:
+        'Cluster migration and failover for OS containers. Every /v1 route but this document needs `Authorization: Bearer <token>`, from a token whose role (viewer < operator < admin) is at least the one the operation names (`x-ferry-role`): 401 without a valid token, 403 when its role is too small.',
+    },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     security: [{ bearer: [] }],
     paths,

@@ -4,9 +4,9 @@ import { Redis } from 'ioredis';
 import { placementPolicy, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
-import { ClusterStore } from '@ferry/store';
+import { AuditLog, ClusterStore, TokenStore } from '@ferry/store';
 import type { ApiConfig } from './config.ts';
-import { installBearerAuth } from './auth.ts';
+import { accessGaps, installAccessControl } from './auth.ts';
 import { installErrorHandlers, installJsonParser } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { hostRemovalRoutes } from './routes/host-removal.ts';
@@ -16,10 +16,11 @@ import { planRoutes } from './routes/plans.ts';
 import { workloadRoutes } from './routes/workloads.ts';
 import { eventRoutes } from './routes/events.ts';
 import { uiRoutes } from './routes/ui.ts';
+import { accessRoutes } from './routes/access.ts';
 import { EventHub } from './events.ts';
 import { ApiMetrics } from './metrics.ts';
-import { OPERATIONS, routeDrift } from './openapi.ts';
-import { connectNats } from '@ferry/runtime';
+import { routeDrift } from './openapi.ts';
+import { connectNats, natsSettingsOf } from '@ferry/runtime';
 import type { NatsConnection } from 'nats';
 
 export interface ApiServer {
@@ -35,11 +36,14 @@ export interface Queues {
   flows: FlowProducer;
 }
 
-const OPEN_PATHS = new Set(OPERATIONS.filter((op) => op.open && !op.path.includes(':')).map((op) => op.path));
-const isOpen = (path: string) => OPEN_PATHS.has(path) || /^\/ui\/[A-Za-z0-9._-]+$/.test(path);
 const API_VERSION = '0.1.0';
 
-export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, hub: EventHub, metrics: ApiMetrics, log: Logger): Promise<FastifyInstance> {
+export interface AppOptions {
+  /** filled with every route as it is added (for tests) */
+  served?: Array<{ method: string; url: string }>;
+}
+
+export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, hub: EventHub, metrics: ApiMetrics, log: Logger, options: AppOptions = {}): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so route modules take a plain FastifyInstance.
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -48,13 +52,16 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
     logController: new LogController({ disableRequestLogging: true }),
   });
   const store = new ClusterStore(redis, config.keyPrefix, log);
-  const served: Array<{ method: string; url: string }> = [];
+  const tokens = new TokenStore(redis, config.keyPrefix, log);
+  const audit = new AuditLog(redis, config.keyPrefix, log);
+  const served: Array<{ method: string; url: string }> = options.served ?? [];
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) served.push({ method, url: route.url });
   });
   installErrorHandlers(app);
   installJsonParser(app);
-  installBearerAuth(app, config.token, isOpen);
+  // who may do what: the access column of OPERATIONS (openapi.ts); every mutating request audited
+  installAccessControl(app, { bootstrapToken: config.token, tokens, audit, log, onAuditFailure: () => metrics.auditFailures.inc() });
   systemRoutes(app, store);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   eventRoutes(app, hub);
@@ -66,6 +73,7 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   workloadRoutes(app, store, queues.workloads, policy, metrics);
   migrationRoutes(app, store, queues.migrations, policy);
   planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics, config.planTtlMs);
+  accessRoutes(app, tokens, audit);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
@@ -75,6 +83,8 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   await app.ready();
   const drift = routeDrift(served);
   if (drift.length > 0) throw new Error(`the OpenAPI document does not match the routes:\n  ${drift.join('\n  ')}`);
+  const gaps = accessGaps(served);
+  if (gaps.length > 0) throw new Error(`routes without an access rule (OPERATIONS in openapi.ts):\n  ${gaps.join('\n  ')}`);
   return app;
 }
 
@@ -87,7 +97,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
     migrations: new Queue(QUEUES.migrations, { connection: redis, prefix: queuePrefix(config.keyPrefix) }),
     flows: new FlowProducer({ connection: redis, prefix: queuePrefix(config.keyPrefix) }),
   };
-  const nc: NatsConnection = await connectNats(config.natsUrl, 'ferry-api', log);
+  const nc: NatsConnection = await connectNats(natsSettingsOf(config, 'api'), log);
   const metrics = new ApiMetrics(() => hub.clients);
   const hub = new EventHub(log.child({ part: 'events' }), () => metrics.eventsRejected.inc());
   hub.start(nc);

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { flag, loadConfig, PLACEMENT_ENV, PLACEMENT_SETTINGS } from '@ferry/runtime';
+import { flag, loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS, PLACEMENT_ENV, PLACEMENT_SETTINGS } from '@ferry/runtime';
 
 export const SchedulerConfig = z
   .object({
-    natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
+    ...NATS_CONFIG_FIELDS,
     redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
     /** prefix of every Redis key and BullMQ queue, so several clusters can share one Redis */
     keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
@@ -66,7 +66,7 @@ export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 
 export const SCHEDULER_ENV = {
   ...PLACEMENT_ENV,
-  FERRY_NATS_URL: 'natsUrl',
+  ...NATS_CONFIG_ENV,
   FERRY_REDIS_URL: 'redisUrl',
   FERRY_KEY_PREFIX: 'keyPrefix',
   FERRY_SUSPECT_AFTER_MS: 'suspectAfterMs',

@@ -1,7 +1,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
-import { connectNats, encodeJson, serveMetricsIfPossible, type Logger } from '@ferry/runtime';
+import { connectNats, encodeJson, natsSettingsOf, serveMetricsIfPossible, type Logger } from '@ferry/runtime';
 import { placementPolicy } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
@@ -38,7 +38,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const queueRedis = redisConnection(config.redisUrl, log, true);
   await Promise.all([redis.connect(), queueRedis.connect()]);
   const store = new ClusterStore(redis, config.keyPrefix, log);
-  const nc = await connectNats(config.natsUrl, 'ferry-scheduler', log);
+  const nc = await connectNats(natsSettingsOf(config, 'scheduler'), log);
 
   // queues only counted here (their workers have their own connections)
   const counted = Object.values(QUEUES).map((name) => new Queue(name, { connection: redis, prefix: queuePrefix(config.keyPrefix) }));

@@ -25,12 +25,12 @@ function docsPage(doc: Record<string, unknown>): string {
         const [status, response] = Object.entries(spec.responses)[0]!;
         const schema = response.content ? Object.values(response.content)[0]!.schema : null;
         const answer = schema ? `<details><summary>${status} response</summary><pre>${esc(JSON.stringify(schema, null, 2))}</pre></details>` : '';
-        return `<article><h3><code>${op.method} ${esc(path)}</code>${op.open ? ' <small>(no token)</small>' : ''}</h3><p>${esc(op.summary)}</p>${params ? `<ul>${params}</ul>` : ''}${body}${answer}</article>`;
+        return `<article><h3><code>${op.method} ${esc(path)}</code>${op.access === 'open' ? ' <small>(no token)</small>' : ` <small>(${op.access})</small>`}</h3><p>${esc(op.summary)}</p>${params ? `<ul>${params}</ul>` : ''}${body}${answer}</article>`;
       })
       .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Ferry API</title><link rel="icon" href="data:,">
 <style>body{font:14px/1.45 system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#1d2430}h3{font-size:.95rem;margin:1.2rem 0 .2rem}pre{background:#f4f6f8;padding:.5rem;overflow:auto;font-size:12px}small{color:#6b7380}</style></head>
-<body><h1>Ferry API ${esc(String((doc.info as { version: string }).version))}</h1><p>Every <code>/v1</code> route needs <code>Authorization: Bearer &lt;token&gt;</code>. Errors are <code>{code, message, details}</code>. Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.0). <a href="/ui/">Dashboard</a>.</p>
+<body><h1>Ferry API ${esc(String((doc.info as { version: string }).version))}</h1><p>Every <code>/v1</code> route needs <code>Authorization: Bearer &lt;token&gt;</code> from a token whose role (viewer &lt; operator &lt; admin) is at least the one shown with the operation: 401 without a valid token, 403 when its role is too small. Errors are <code>{code, message, details}</code>. Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.0). <a href="/ui/">Dashboard</a>.</p>
 ${tags.map((tag) => `<h2>${esc(tag)}</h2>${section(tag)}`).join('')}</body></html>`;
 }
 
