@@ -14,7 +14,7 @@ import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } fro
 import { AGENT_VERSION } from './version.ts';
 import { AgentMetrics } from './metrics.ts';
 import { serveMetricsIfPossible, type MetricsServer } from '@ferry/runtime';
-import { cgroupParentOf } from './config.ts';
+import { cgroupParentOf, metricsHostOf } from './config.ts';
 import { PoolProbes } from './inventory/probes.ts';
 
 /**
@@ -69,7 +69,7 @@ export class Agent {
     // daemons of migrations past their deadline stop, also those an earlier agent left running
     host.migrations.watchDeadlines();
     agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);
-    agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, config.metricsHost, config.metricsPort, log.child({ part: 'metrics' }));
+    agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, metricsHostOf(config), config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
     await agent.fencer.importGuardEvents(config.dataDir);
     agent.listenForAcks();

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@ferry/runtime';
-import { loadAgentConfig } from './config.ts';
+import { loadAgentConfig, metricsHostOf } from './config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-config-'));
 const file = (name: string, body: unknown) => {
@@ -27,6 +27,13 @@ describe('agent config', () => {
       ...NATS,
     });
     expect(config).toMatchObject({ hostId: 'h1', reportIntervalMs: 2000, natsUrl: 'nats://10.0.0.1:4222', pools: [], criuPath: 'criu' });
+  });
+
+  it('serves metrics on the management address (else loopback), never on every address by default', () => {
+    const withAddress = loadAgentConfig(file('m1.json', { hostId: 'h1', address: '10.250.0.11' }), NATS);
+    expect(metricsHostOf(withAddress)).toBe('10.250.0.11');
+    expect(metricsHostOf(loadAgentConfig(file('m2.json', { hostId: 'h1' }), NATS))).toBe('127.0.0.1');
+    expect(metricsHostOf(loadAgentConfig(file('m3.json', { hostId: 'h1', address: '10.250.0.11' }), { ...NATS, FERRY_METRICS_HOST: '0.0.0.0' }))).toBe('0.0.0.0');
   });
 
   it('names every bad field and where it came from', () => {

@@ -59,8 +59,12 @@ export const AgentConfig = z
     fenceGuardGraceMs: z.coerce.number().int().min(0).max(60_000).default(500),
     /** containers' network namespaces are named <prefix>-<workload>-<random> */
     netnsPrefix: z.string().regex(/^[a-z0-9]{1,16}$/).default('fc'),
-    /** Prometheus metrics at http://<metricsHost>:<metricsPort>/metrics; port 0 = any free port */
-    metricsHost: z.string().min(1).default('0.0.0.0'),
+    /**
+     * Prometheus metrics at http://<metricsHost>:<metricsPort>/metrics; port 0 = any free port.
+     * Default: the management address (`address`), else loopback — never every address, where
+     * containers would find it on their gateway.
+     */
+    metricsHost: z.string().min(1).optional(),
     metricsPort: z.coerce.number().int().min(0).max(65_535).default(9465),
   })
   .superRefine((config, ctx) => {
@@ -80,6 +84,9 @@ export const AgentConfig = z
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
 export const cgroupParentOf = (config: AgentConfig): string => config.cgroupParent ?? `/ferry/${config.hostId}`;
+
+/** Where the agent serves its metrics: as configured, else its management address, else loopback. */
+export const metricsHostOf = (config: AgentConfig): string => config.metricsHost ?? config.address ?? '127.0.0.1';
 
 export const AGENT_ENV = {
   FERRY_HOST_ID: 'hostId',
