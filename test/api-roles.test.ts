@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { repoRoot } from '@ferry/deploy';
 import { redisKeys, type AuditEntry, type AuditResponse, type TokenCreated, type TokenListResponse } from '@ferry/protocol';
 import { hashToken } from '@ferry/store';
@@ -18,7 +18,7 @@ describe('API roles, named tokens and the audit log', () => {
 
   beforeAll(async () => {
     t = await startTestCluster();
-    redis = new Redis(inject('redisUrl'));
+    redis = t.cluster.redisAdmin();
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { FailoverRecord, HostHistoryEntry, HostView, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { isRunning } from '@ferry/deploy';
 import { eventually, http } from './helpers/cluster.ts';
@@ -46,7 +46,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
       FERRY_LEADER_TTL_MS: '3000',
     });
     t.cluster.startScheduler('scheduler-2'); // a standby replica
-    redis = new Redis(t.cluster.redisUrl);
+    redis = t.cluster.redisAdmin();
   });
 
   afterAll(async () => {

@@ -6,7 +6,6 @@ import { execa } from 'execa';
 import { repoRoot } from '@ferry/deploy';
 import { parseCpuInfo, parseMemInfo } from '@ferry/agent';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { HostStateEvent, QUEUES, queuePrefix, subjects, type HostListResponse, type HostView, type StatsResponse } from '@ferry/protocol';
 import { eventually, http, startTestCluster, type TestCluster } from './helpers/cluster.ts';
 
@@ -182,7 +181,7 @@ describe('walking skeleton: capacity from real agents through NATS, scheduler an
   });
 
   it('fails malformed workload jobs on the real queue without harming the worker', async () => {
-    const connection = new Redis(t.cluster.redisUrl, { maxRetriesPerRequest: null });
+    const connection = t.cluster.redisAdmin({ maxRetriesPerRequest: null });
     const queue = new Queue(QUEUES.workloads, { connection, prefix: queuePrefix(t.cluster.keyPrefix) });
     try {
       const bad = [

@@ -6,8 +6,10 @@ import type { Logger } from '@ferry/runtime';
 import type { HostListResponse, HostView } from '@ferry/protocol';
 import { connect, type NatsConnection } from 'nats';
 import { agentIdentity } from '@ferry/protocol';
-import { natsConnectOptions } from '@ferry/runtime';
-import { startNats, startRedis, type EmbeddedNats } from './infra.ts';
+import { natsConnectOptions, readRedisPassword } from '@ferry/runtime';
+import { Redis, type RedisOptions } from 'ioredis';
+import { startNats, startRedis, type EmbeddedNats, type RedisCredentials } from './infra.ts';
+import { aclUserArgs, passwordHash, redisAclRules, RedisPasswords, redisUserName, type RedisAclUser, type RedisRole } from './security/redis-acl.ts';
 import { ControlPlaneSecrets } from './security/control-plane.ts';
 import type { Lab } from './lab/lab.ts';
 import { freePort } from '@ferry/runtime';
@@ -21,8 +23,14 @@ export const SCHEDULER_NAMES = ['scheduler', 'scheduler-2', 'scheduler-3', 'sche
 
 export interface ClusterOptions {
   stateDir: string;
-  /** use this Redis instead of starting an embedded one (NATS is always the cluster's own: it holds its identities) */
+  /**
+   * use this Redis (a URL without credentials) instead of starting an embedded one; the cluster's
+   * users are then created through `redisAdmin` (ACL SETUSER). NATS is always the cluster's own:
+   * it holds its identities.
+   */
   redisUrl?: string | undefined;
+  /** an administrator of that Redis (required with redisUrl) */
+  redisAdmin?: RedisCredentials | undefined;
   /** hosts whose agents may connect (a lab's hosts are admitted anyway); others with admitHost() */
   hostIds?: string[];
   apiPort?: number | undefined;
@@ -65,6 +73,9 @@ export class LocalCluster {
   /** the CA, the NATS server certificate and the NATS identities (in <stateDir>/secrets) */
   secrets!: ControlPlaneSecrets;
   private nats: EmbeddedNats | null = null;
+  /** the Redis users' passwords (<stateDir>/secrets/redis, one 0600 file each) */
+  private redisPasswords!: RedisPasswords;
+  private redisAdminCredentials!: RedisCredentials;
 
   constructor(private readonly options: ClusterOptions) {
     this.supervisor = new Supervisor(join(options.stateDir, 'run.json'), join(options.stateDir, 'logs'), options.log);
@@ -95,20 +106,60 @@ export class LocalCluster {
       const current = JSON.parse(readFileSync(labHost.agentConfigFile, 'utf8')) as Record<string, unknown>;
       writeFileSync(labHost.agentConfigFile, JSON.stringify({ ...current, natsUrl: s.url, natsIdentity: s.identity, natsSeedFile: s.seedFile, natsCaFile: s.caFile }, null, 2));
     }
-    this.redisUrl =
-      options.redisUrl ??
-      (await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host })).url;
+    await this.startRedis(host);
     this.metricsPorts = await Promise.all(Array.from({ length: 4 }, () => freePort()));
     this.startScheduler();
-    const common = this.commonEnv();
+    const common = this.commonEnv('api');
     const port = options.apiPort ?? (await freePort());
     this.apiUrl = `http://127.0.0.1:${port}`;
     const api = this.spawnService('api', 'api', { ...common, ...this.secrets.clientEnv('api', this.natsUrl), FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token, ...options.apiEnv });
     await this.waitForApi(api);
   }
 
-  private commonEnv(): Record<string, string> {
-    return { FERRY_REDIS_URL: this.redisUrl, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
+  /**
+   * The cluster's Redis users (one per role, named after the key prefix): written into the
+   * embedded server's configuration, or created through the administrator of a Redis it was given.
+   */
+  private async startRedis(host: string): Promise<void> {
+    const { options } = this;
+    this.redisPasswords = new RedisPasswords(join(this.secrets.dir, 'redis'));
+    const users: RedisAclUser[] = (['scheduler', 'api'] as const).map((role) => {
+      const name = redisUserName(this.keyPrefix, role);
+      return { name, passwordHash: passwordHash(this.redisPasswords.password(name)), rules: redisAclRules(role, this.keyPrefix) };
+    });
+    if (options.redisUrl === undefined) {
+      const redis = await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host, passwords: this.redisPasswords, users });
+      this.redisUrl = redis.url;
+      this.redisAdminCredentials = redis.admin;
+      return;
+    }
+    if (!options.redisAdmin) throw new Error('a Redis given by URL needs an administrator (redisAdmin: user and password file) to create the cluster\'s users');
+    this.redisUrl = options.redisUrl;
+    this.redisAdminCredentials = options.redisAdmin;
+    const admin = this.redisAdmin({ maxRetriesPerRequest: 2 });
+    try {
+      for (const user of users) await admin.call('ACL', 'SETUSER', user.name, ...aclUserArgs(user));
+    } finally {
+      admin.disconnect();
+    }
+  }
+
+  /** How a role connects to Redis: its user and password file (tests use it to act as one). */
+  redisCredentials(role: RedisRole): RedisCredentials {
+    const user = redisUserName(this.keyPrefix, role);
+    return { user, passwordFile: this.redisPasswords.file(user) };
+  }
+
+  /** A connection as Redis' administrator (tests, tools): every key and command. The caller disconnects it. */
+  redisAdmin(extra: RedisOptions = {}): Redis {
+    const { user, passwordFile } = this.redisAdminCredentials;
+    return new Redis(this.redisUrl, { username: user, password: readRedisPassword(passwordFile), ...extra });
+  }
+
+  /** The settings of a role's services (paths only: no password in the environment). */
+  private commonEnv(role: RedisRole): Record<string, string> {
+    const { user, passwordFile } = this.redisCredentials(role);
+    return { FERRY_REDIS_URL: this.redisUrl, FERRY_REDIS_USER: user, FERRY_REDIS_PASSWORD_FILE: passwordFile, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
   }
 
   /** Starts a scheduler (again: tests replace one that died). */
@@ -117,7 +168,7 @@ export class LocalCluster {
     if (port === undefined) throw new Error('no free metrics port left for another scheduler');
     this.schedulerMetrics.set(name, `http://127.0.0.1:${port}/metrics`);
     if (!this.secrets.has(name)) throw new Error(`no NATS identity for a scheduler named ${name}: use one of ${SCHEDULER_NAMES.join(', ')}`);
-    return this.spawnService(name, 'scheduler', { ...this.commonEnv(), ...this.secrets.clientEnv(name, this.natsUrl), FERRY_METRICS_PORT: String(port), ...this.options.schedulerEnv });
+    return this.spawnService(name, 'scheduler', { ...this.commonEnv('scheduler'), ...this.secrets.clientEnv(name, this.natsUrl), FERRY_METRICS_PORT: String(port), ...this.options.schedulerEnv });
   }
 
   private async waitForApi(api: ManagedProcess, timeoutMs = 20_000): Promise<void> {

@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
-import { freePort, natsConnectOptions } from '@ferry/runtime';
+import { freePort, natsConnectOptions, readRedisPassword } from '@ferry/runtime';
 import { renderNatsConfig } from './security/nats-config.ts';
 import type { ControlPlaneSecrets } from './security/control-plane.ts';
+import { passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, renderRedisConfig, type RedisAclUser, type RedisPasswords } from './security/redis-acl.ts';
 import type { ManagedProcess, Supervisor } from './supervisor.ts';
 
 export interface Embedded {
@@ -75,36 +75,46 @@ export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSec
   };
 }
 
+export interface RedisCredentials {
+  user: string;
+  /** the user's password file (0600) */
+  passwordFile: string;
+}
+
+export interface EmbeddedRedis extends Embedded {
+  /** the server's administrator (every key and command): the readiness probe, tests, tools */
+  admin: RedisCredentials;
+}
+
 /**
- * A private redis-server on a free port of `host`, without persistence (the cluster it serves is
- * as ephemeral as the lab it runs on). It gets a random password: on a lab's management address
- * other namespaces can reach it.
+ * A private redis-server on a free port of `host` (loopback, or a lab's management address),
+ * without persistence (the cluster it serves is as ephemeral as the lab it runs on). Its settings
+ * are in a generated file (0600, next to the passwords), not on its command line: the `default`
+ * user off, an administrator (`ferry-admin`) and the given users, each with the SHA-256 of its
+ * password — so neither the file, the command line nor any URL holds a password. The passwords
+ * are in `passwords`' directory, one 0600 file each.
  */
 export async function startRedis(
   supervisor: Supervisor,
   dataDir: string,
-  options: { host?: string; name?: string } = {},
-): Promise<Embedded> {
+  options: { host?: string; name?: string; passwords: RedisPasswords; users?: RedisAclUser[] },
+): Promise<EmbeddedRedis> {
   const host = options.host ?? '127.0.0.1';
+  const name = options.name ?? 'redis';
   const port = await freePort(host);
   mkdirSync(dataDir, { recursive: true });
-  const password = randomBytes(18).toString('base64url');
-  const managed = supervisor.spawn(options.name ?? 'redis', 'redis-server', [
-    '--requirepass', password,
-    '--bind', host,
-    '--port', String(port),
-    '--dir', dataDir,
-    '--dbfilename', 'dump.rdb',
-    '--logfile', join(dataDir, 'redis.log'),
-    '--protected-mode', 'yes',
-    '--appendonly', 'no',
-    '--save', '',
-  ]);
-  const url = `redis://:${password}@${host}:${port}`;
+  const admin: RedisCredentials = { user: REDIS_ADMIN_USER, passwordFile: options.passwords.ensure(REDIS_ADMIN_USER) };
+  const adminPassword = readRedisPassword(admin.passwordFile);
+  const users: RedisAclUser[] = [{ name: REDIS_ADMIN_USER, passwordHash: passwordHash(adminPassword), rules: REDIS_ADMIN_RULES }, ...(options.users ?? [])];
+  const configFile = join(options.passwords.dir, `${name}.conf`);
+  writeFileSync(configFile, renderRedisConfig({ host, port, dataDir, logFile: join(dataDir, 'redis.log'), users }), { mode: 0o600 });
+  chmodSync(configFile, 0o600); // an earlier run's file keeps its mode otherwise
+  const managed = supervisor.spawn(name, 'redis-server', [configFile]);
+  const url = `redis://${host}:${port}`;
   await waitFor(
     'redis-server',
     async () => {
-      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const redis = new Redis(url, { username: admin.user, password: adminPassword, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       redis.on('error', () => {}); // refused connections are expected until it listens
       try {
         await redis.connect();
@@ -115,5 +125,5 @@ export async function startRedis(
     },
     managed,
   );
-  return { url, process: managed };
+  return { url, process: managed, admin };
 }

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { createLogger, describeIssues } from '@ferry/runtime';
 import type { HostView, WorkloadView } from '@ferry/protocol';
@@ -11,8 +11,13 @@ const log = createLogger('start');
 /** An empty variable (`FERRY_REDIS_URL= npm start`) means unset. */
 const optional = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
 
-const StartEnv = z.object({
-  FERRY_REDIS_URL: optional(z.string()),
+const StartEnv = z
+  .object({
+  /** an existing Redis (no credentials in the URL) instead of the embedded one… */
+  FERRY_REDIS_URL: optional(z.string().refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), 'must not contain credentials: name the administrator with FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE')),
+  /** …and its administrator, who creates this cluster's users (ACL SETUSER) */
+  FERRY_REDIS_ADMIN_USER: optional(z.string().min(1)),
+  FERRY_REDIS_ADMIN_PASSWORD_FILE: optional(z.string().startsWith('/', 'must be an absolute path')),
   FERRY_API_PORT: optional(z.coerce.number().int().min(1).max(65_535)),
   FERRY_API_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
   FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
@@ -20,7 +25,11 @@ const StartEnv = z.object({
   FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
   /** HA admission control (N+1): on in the demo unless turned off */
   FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
-});
+  })
+  .refine((env) => !env.FERRY_REDIS_URL || (env.FERRY_REDIS_ADMIN_USER && env.FERRY_REDIS_ADMIN_PASSWORD_FILE), {
+    path: ['FERRY_REDIS_ADMIN_USER'],
+    message: 'FERRY_REDIS_URL needs FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE (an administrator who creates the cluster\'s Redis users)',
+  });
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -75,6 +84,7 @@ async function main(): Promise<void> {
     cluster = new LocalCluster({
       stateDir: settings.FERRY_STATE_DIR,
       redisUrl: settings.FERRY_REDIS_URL,
+      redisAdmin: settings.FERRY_REDIS_ADMIN_USER && settings.FERRY_REDIS_ADMIN_PASSWORD_FILE ? { user: settings.FERRY_REDIS_ADMIN_USER, passwordFile: settings.FERRY_REDIS_ADMIN_PASSWORD_FILE } : undefined,
       apiPort: settings.FERRY_API_PORT,
       apiToken: settings.FERRY_API_TOKEN,
       policyEnv: { FERRY_HA_ADMISSION: settings.FERRY_HA_ADMISSION },
@@ -85,7 +95,7 @@ async function main(): Promise<void> {
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
     console.log(`  NATS   ${cluster.natsUrl} (embedded; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
-    console.log(`  Redis  ${cluster.redisUrl.replace(/\/\/:[^@]*@/, '//:***@')}${settings.FERRY_REDIS_URL ? '' : ' (embedded, password in its URL)'}`);
+    console.log(`  Redis  ${cluster.redisUrl} (${settings.FERRY_REDIS_URL ? 'given' : 'embedded'}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);
     console.log(`  token  ${cluster.token}`);

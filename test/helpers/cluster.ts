@@ -18,7 +18,8 @@ let counter = 0;
 
 /**
  * Scheduler and API as real child processes with their own NATS (TLS, NKey identities) against
- * the run's private Redis, with their own Redis key prefix and state directory. Agents are
+ * the run's private Redis, with their own Redis key prefix, Redis users (confined to that prefix)
+ * and state directory. Agents are
  * started by each test (their hosts admitted through `hostIds` or admitHost). `nc` is the
  * cluster's `observer` identity: it reads events and can publish nothing.
  */
@@ -27,6 +28,7 @@ export async function startTestCluster(options: Partial<ClusterOptions> = {}): P
   const cluster = new LocalCluster({
     stateDir,
     redisUrl: inject('redisUrl'),
+    redisAdmin: { user: inject('redisAdminUser'), passwordFile: inject('redisAdminPasswordFile') },
     keyPrefix: `t${process.pid}x${counter++}`,
     log: createLogger('test-cluster').child({}, { level: 'warn' }),
     ...options,

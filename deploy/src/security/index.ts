@@ -2,3 +2,18 @@ export { ensureClusterCa, issueServerCertificate, type CertificatePair } from '.
 export { ControlPlaneSecrets } from './control-plane.ts';
 export { NatsIdentityStore } from './identities.ts';
 export { renderNatsConfig, type NatsServerConfig, type NatsUser } from './nats-config.ts';
+export {
+  REDIS_ADMIN_RULES,
+  REDIS_ADMIN_USER,
+  REDIS_SERVICE_COMMANDS,
+  RedisPasswords,
+  aclUserArgs,
+  apiWritableKeys,
+  passwordHash,
+  redisAclRules,
+  redisUserName,
+  renderRedisConfig,
+  type RedisAclUser,
+  type RedisRole,
+  type RedisServerConfig,
+} from './redis-acl.ts';

@@ -7,3 +7,4 @@ export * from './proc.ts';
 export * from './ports.ts';
 export * from './limiter.ts';
 export * from './metrics.ts';
+export * from './redis.ts';

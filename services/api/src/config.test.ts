@@ -6,8 +6,13 @@ import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../t
 import { loadSchedulerConfig } from '../../scheduler/src/config.ts';
 import { loadApiConfig } from './config.ts';
 
-/** what every service needs to reach NATS (paths only; nothing is read here) */
-const NATS = { FERRY_NATS_SEED_FILE: '/etc/ferry/nats/identity.nk', FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt' };
+/** what every service needs to reach NATS and Redis (paths only; nothing is read here) */
+const NATS = {
+  FERRY_NATS_SEED_FILE: '/etc/ferry/nats/identity.nk',
+  FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt',
+  FERRY_REDIS_USER: 'ferry-api',
+  FERRY_REDIS_PASSWORD_FILE: '/etc/ferry/redis/api.password',
+};
 const TOKEN = { FERRY_API_TOKEN: 'x'.repeat(24), ...NATS };
 
 describe('the API and the scheduler share one placement policy', () => {

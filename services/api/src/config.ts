@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import { loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS, PLACEMENT_ENV, PLACEMENT_SETTINGS } from '@ferry/runtime';
+import { loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS, PLACEMENT_ENV, PLACEMENT_SETTINGS, REDIS_CONFIG_ENV, REDIS_CONFIG_FIELDS } from '@ferry/runtime';
 
 export const ApiConfig = z.object({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.coerce.number().int().min(0).max(65_535).default(8080),
   /** the bootstrap token: always valid, the `admin` token named `bootstrap` (named tokens with roles: POST /v1/tokens) */
   token: z.string().min(16, 'must be at least 16 characters'),
-  redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
+  /** redisUrl (no credentials in it), redisUser, redisPasswordFile */
+  ...REDIS_CONFIG_FIELDS,
   /** where cluster events come from (GET /v1/events) */
   ...NATS_CONFIG_FIELDS,
   keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
@@ -25,7 +26,7 @@ export const API_ENV = {
   FERRY_API_HOST: 'host',
   FERRY_API_PORT: 'port',
   FERRY_API_TOKEN: 'token',
-  FERRY_REDIS_URL: 'redisUrl',
+  ...REDIS_CONFIG_ENV,
   ...NATS_CONFIG_ENV,
   FERRY_KEY_PREFIX: 'keyPrefix',
 };

@@ -3,7 +3,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { placementPolicy, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
-import type { Logger } from '@ferry/runtime';
+import { redisAuthOptions, type Logger } from '@ferry/runtime';
 import { AuditLog, ClusterStore, TokenStore } from '@ferry/store';
 import type { ApiConfig } from './config.ts';
 import { accessGaps, installAccessControl } from './auth.ts';
@@ -89,7 +89,7 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
 }
 
 export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServer> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+  const redis = new Redis(config.redisUrl, { ...redisAuthOptions(config), maxRetriesPerRequest: 2, lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
   await redis.connect();
   const queues: Queues = {

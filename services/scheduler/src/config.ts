@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { flag, loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS, PLACEMENT_ENV, PLACEMENT_SETTINGS } from '@ferry/runtime';
+import { flag, loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS, PLACEMENT_ENV, PLACEMENT_SETTINGS, REDIS_CONFIG_ENV, REDIS_CONFIG_FIELDS } from '@ferry/runtime';
 
 export const SchedulerConfig = z
   .object({
     ...NATS_CONFIG_FIELDS,
-    redisUrl: z.string().min(1).default('redis://127.0.0.1:6379'),
+    /** redisUrl (no credentials in it), redisUser, redisPasswordFile */
+    ...REDIS_CONFIG_FIELDS,
     /** prefix of every Redis key and BullMQ queue, so several clusters can share one Redis */
     keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
     suspectAfterMs: z.coerce.number().int().min(100).default(3_000),
@@ -67,7 +68,7 @@ export type SchedulerConfig = z.infer<typeof SchedulerConfig>;
 export const SCHEDULER_ENV = {
   ...PLACEMENT_ENV,
   ...NATS_CONFIG_ENV,
-  FERRY_REDIS_URL: 'redisUrl',
+  ...REDIS_CONFIG_ENV,
   FERRY_KEY_PREFIX: 'keyPrefix',
   FERRY_SUSPECT_AFTER_MS: 'suspectAfterMs',
   FERRY_DOWN_AFTER_MS: 'downAfterMs',

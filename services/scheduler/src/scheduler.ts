@@ -1,7 +1,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
-import { connectNats, encodeJson, natsSettingsOf, serveMetricsIfPossible, type Logger } from '@ferry/runtime';
+import { connectNats, encodeJson, natsSettingsOf, redisAuthOptions, serveMetricsIfPossible, type Logger, type RedisSettings } from '@ferry/runtime';
 import { placementPolicy } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
@@ -26,16 +26,17 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
-function redisConnection(url: string, log: Logger, forBullmq: boolean): Redis {
-  // BullMQ's blocking commands need maxRetriesPerRequest: null.
-  const redis = new Redis(url, { maxRetriesPerRequest: forBullmq ? null : 3, lazyConnect: true });
+function redisConnection(settings: RedisSettings, log: Logger, forBullmq: boolean): Redis {
+  // BullMQ's blocking commands need maxRetriesPerRequest: null. The password comes from its file
+  // (redisPasswordFile), never from the URL.
+  const redis = new Redis(settings.redisUrl, { ...redisAuthOptions(settings), maxRetriesPerRequest: forBullmq ? null : 3, lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
   return redis;
 }
 
 export async function startScheduler(config: SchedulerConfig, log: Logger): Promise<Scheduler> {
-  const redis = redisConnection(config.redisUrl, log, false);
-  const queueRedis = redisConnection(config.redisUrl, log, true);
+  const redis = redisConnection(config, log, false);
+  const queueRedis = redisConnection(config, log, true);
   await Promise.all([redis.connect(), queueRedis.connect()]);
   const store = new ClusterStore(redis, config.keyPrefix, log);
   const nc = await connectNats(natsSettingsOf(config, 'scheduler'), log);
