@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { connect, nkeyAuthenticator, type NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { NAME_PATTERN } from '@ferry/protocol';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -16,7 +17,7 @@ export const decodeText = (data: Uint8Array): string => decoder.decode(data);
 export const NatsClientSettings = z.object({
   url: z.string().min(1),
   /** the identity's name: it names this connection's private inbox prefix (_INBOX_<name>) */
-  identity: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1-63 lowercase letters, digits or dashes'),
+  identity: z.string().regex(NAME_PATTERN, 'must be 1-63 lowercase letters, digits or dashes'),
   /** file holding the identity's NKey seed (mode 0600, owned by the service's user) */
   seedFile: z.string().startsWith('/', 'must be an absolute path'),
   /** the cluster CA certificate that signed the NATS server's certificate */

@@ -47,13 +47,13 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }), metrics);
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
   const agents = new AgentClient(nc);
-  const reconciler = new WorkloadReconciler(store, records, agents, log.child({ part: 'reconciler' }));
+  // deleted workloads' copies on hosts that were away are discarded when reported again
+  const discards = new CopyDiscards(store, agents, log.child({ part: 'reconciler' }));
+  const reconciler = new WorkloadReconciler(store, records, agents, discards, log.child({ part: 'reconciler' }));
   capacity.onReport((report) => reconciler.onReport(report));
-  // removed hosts (DELETE /v1/hosts/:id): reports dropped; deleted workloads' copies discarded
+  // removed hosts (DELETE /v1/hosts/:id): their reports are dropped
   const removedHosts = new RemovedHosts(store, log.child({ part: 'capacity' }));
   capacity.dropReportsWith((hostId) => removedHosts.dropsReportOf(hostId));
-  const discards = new CopyDiscards(store, agents, log.child({ part: 'reconciler' }));
-  capacity.onReport((report) => discards.onReport(report));
   capacity.acknowledgeWith((hostId) => reconciler.supersededOn(hostId));
   const policy = placementPolicy(config);
   const worker = new WorkloadWorker({

@@ -1,4 +1,4 @@
-import type { CapacityReport, CopyToDiscard } from '@ferry/protocol';
+import type { CopyToDiscard } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { withLock, type ClusterStore } from '@ferry/store';
 import type { AgentClient } from './agent-client.ts';
@@ -15,8 +15,8 @@ export async function hostAway(store: ClusterStore, hostId: string): Promise<'re
 /**
  * Copies of workloads deleted while their host was down or removed. The delete drops the record
  * at once (a dead host must not hold a delete up); the host's copy — container and root
- * filesystem — is discarded when that host reports it again. The reconciler would only log such a
- * container (no record: a stray it never touches), so the delete leaves this note behind for it.
+ * filesystem — is discarded when that host reports it again. The reconciler finds such a container
+ * without a record (a stray) and hands it here, where the delete left this note behind for it.
  */
 export class CopyDiscards {
   private readonly acting = new Set<string>();
@@ -32,15 +32,15 @@ export class CopyDiscards {
     await this.store.copyDiscards.put(key(hostId, workloadId), entry);
   }
 
-  onReport(report: CapacityReport): void {
-    if (report.containers.length === 0) return;
-    void this.check(report).catch((err: unknown) => this.log.error({ err, hostId: report.hostId }, 'checking copies to discard failed'));
-  }
-
-  private async check(report: CapacityReport): Promise<void> {
-    const ids = report.containers.map((c) => c.id);
-    const pending = await this.store.copyDiscards.getMany(ids.map((id) => key(report.hostId, id)));
-    for (const entry of pending) if (entry) void this.discard(entry);
+  /**
+   * Called by the reconciler with a host's containers that have no workload record (rare): those
+   * a delete left a note for are discarded. Reports without such containers cost nothing here.
+   */
+  checkStrays(hostId: string, workloadIds: string[]): void {
+    void (async () => {
+      const pending = await this.store.copyDiscards.getMany(workloadIds.map((id) => key(hostId, id)));
+      for (const entry of pending) if (entry) void this.discard(entry);
+    })().catch((err: unknown) => this.log.error({ err, hostId }, 'checking copies to discard failed'));
   }
 
   private async discard(entry: CopyToDiscard): Promise<void> {

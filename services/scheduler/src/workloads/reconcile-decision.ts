@@ -6,7 +6,7 @@ import type { ContainerStatus, WorkloadRecord } from '@ferry/protocol';
  */
 export type CopyDecision =
   | { kind: 'in-line' }
-  /** no record: a container of no known workload (logged once, never touched) */
+  /** no record: logged once and otherwise left alone, unless a delete left a note to discard it (CopyDiscards) */
   | { kind: 'stray' }
   /** a copy the cluster has superseded (another owner, or an older epoch): stop and discard it */
   | { kind: 'discard'; why: string }

@@ -3,6 +3,7 @@ import type { Logger } from '@ferry/runtime';
 import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
 import type { AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
+import type { CopyDiscards } from './discards.ts';
 import { decideCopy, type CopyDecision } from './reconcile-decision.ts';
 
 /**
@@ -33,6 +34,7 @@ export class WorkloadReconciler {
     private readonly store: ClusterStore,
     private readonly records: WorkloadRecords,
     private readonly agents: AgentClient,
+    private readonly discards: Pick<CopyDiscards, 'checkStrays'>,
     private readonly log: Logger,
   ) {}
 
@@ -64,11 +66,13 @@ export class WorkloadReconciler {
     const { hostId, containers } = report;
     const records = await this.records.getMany(containers.map((c) => c.id));
     const actions: Array<{ container: ContainerStatus; record: WorkloadRecord; decision: CopyDecision }> = [];
+    const strays: string[] = [];
     containers.forEach((container, i) => {
       const record = records[i] ?? null;
       const decision = decideCopy(hostId, container, record);
       if (decision.kind === 'in-line') return;
       if (decision.kind === 'stray') {
+        strays.push(container.id);
         const key = `${hostId}/${container.id}`;
         if (!this.strays.has(key)) this.log.warn({ hostId, workload: container.id }, 'host runs a container of no known workload');
         this.strays.add(key);
@@ -76,6 +80,7 @@ export class WorkloadReconciler {
       }
       actions.push({ container, record: record!, decision });
     });
+    if (strays.length) this.discards.checkStrays(hostId, strays);
     // a job (migration, failover, lifecycle) holding a workload decides about it; look again at the next report
     const held = await Promise.all(actions.map((a) => RedisLock.isHeld(this.store.redis, this.store.keys.workloadLock(a.container.id))));
     const free = actions.filter((_, i) => !held[i]);
