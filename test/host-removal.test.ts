@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { repoRoot } from '@ferry/deploy';
+import { repoRoot, serviceEntry } from '@ferry/deploy';
 import type { HostHistoryEntry, HostListResponse, HostView, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
@@ -34,9 +34,8 @@ describe.skipIf(skipLab())('removing a dead host (real agents in lab hosts)', ()
   // the CLI with this lab's API (no context file)
   const ferry = (args: string[]) =>
     execa(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), args, { reject: false, cwd: repoRoot, env: { FERRY_API_URL: t.cluster.apiUrl, FERRY_API_TOKEN: t.cluster.token } });
-  const schedulerLog = () => readFileSync(t.cluster.supervisor.list().find((p) => p.name === 'scheduler')!.logFile, 'utf8');
 
-  it('refuses while the host is up or owns workloads, records its workloads lost with force, refuses its agent until admitted', async () => {
+  it('refuses while the host is up or owns workloads, records its workloads lost with force, revokes its identity until it joins again', async () => {
     for (const [id, address] of [['keeper', '10.77.0.91'], ['goner', '10.77.0.92']] as const) {
       const res = await api('POST', '/v1/workloads', workload(id, address));
       expect(res.status, JSON.stringify(res.body)).toBe(202);
@@ -86,20 +85,21 @@ describe.skipIf(skipLab())('removing a dead host (real agents in lab hosts)', ()
     expect((await t.cluster.get<HostListResponse>('/v1/hosts?state=removed')).hosts.map((h) => h.id)).toEqual(['h3']);
     expect((await api('DELETE', '/v1/hosts/h3?force=true')).status).toBe(409); // already removed
 
-    // its agent comes back: refused (reports dropped and logged), the host stays removed
-    const before = (await host('h3')).lastReportAt;
-    t.cluster.startAgent('h3');
-    await eventually('the drop logged', async () => schedulerLog().includes('report from a removed host dropped'), 30_000);
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const still = await host('h3');
-    expect(still.state).toBe('removed');
-    expect(still.lastReportAt).toBe(before);
+    // its NATS identity went with it: its credentials stop working (test/join.test.ts tries them)
+    expect((removed.body as { identityRevoked?: boolean }).identityRevoked).toBe(true);
+    expect(t.cluster.secrets.has('agent-h3')).toBe(false);
     expect(existsSync(containerRecord('h3', 'keeper'))).toBe(true); // nothing touched its copies meanwhile
 
-    // admitted: its reports count again, and reconciliation discards the copies the cluster gave up
-    const admit = await ferry(['hosts', 'admit', 'h3']);
-    expect(admit.exitCode, admit.stderr).toBe(0);
-    expect(admit.stdout).toContain('h3: admitted');
+    // it comes back by joining again with a new token: its reports count again, and
+    // reconciliation discards the copies the cluster gave up
+    const token = (await api('POST', '/v1/join-tokens', {})).body.token as string;
+    const labHost = t.lab.host('h3');
+    const joined = await execa(process.execPath, ['--import', 'tsx', serviceEntry('agent'), 'join', t.cluster.apiUrl, token, '--host-id', 'h3', '--config', labHost.agentConfigFile, '--secrets-dir', join(labHost.dir, 'secrets')], {
+      cwd: repoRoot,
+      reject: false,
+    });
+    expect(joined.exitCode, joined.stderr).toBe(0);
+    t.cluster.startAgent('h3');
     await t.cluster.waitForHostsUp(['h3'], 30_000);
     await eventually('the lost and the deleted copies discarded', async () => !existsSync(containerRecord('h3', 'keeper')) && !existsSync(containerRecord('h3', 'goner')), 60_000);
     const history = (await t.cluster.get<{ history: HostHistoryEntry[] }>('/v1/hosts/h3/history')).history;

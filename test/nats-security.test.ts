@@ -1,8 +1,12 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { connect, nkeyAuthenticator, nkeys, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subjects, type StatsResponse } from '@ferry/protocol';
 import { encodeJson } from '@ferry/runtime';
 import { eventually, startTestCluster, type TestCluster } from './helpers/cluster.ts';
+import { refusedConnect } from './helpers/nats.ts';
 
 /** What the server said no to on one connection: "publish <subject>" / "subscription <subject>". */
 function refusals(nc: NatsConnection): string[] {
@@ -14,16 +18,6 @@ function refusals(nc: NatsConnection): string[] {
     }
   })();
   return seen;
-}
-
-async function refusedConnect(options: Parameters<typeof connect>[0]): Promise<string> {
-  try {
-    const nc = await connect({ ...options, reconnect: false, timeout: 3000 });
-    await nc.close();
-    return 'connected';
-  } catch (err) {
-    return (err as { code?: string }).code ?? (err as Error).message;
-  }
 }
 
 describe('NATS: TLS only, one NKey identity per process, least privilege', () => {
@@ -45,13 +39,24 @@ describe('NATS: TLS only, one NKey identity per process, least privilege', () =>
   });
 
   const tls = () => ({ caFile: t.cluster.secrets.clientSettings('observer', t.cluster.natsUrl).caFile });
+  /** a client certificate of the cluster CA (the observer's), without its NKey */
+  const certTls = () => {
+    const s = t.cluster.secrets.clientSettings('observer', t.cluster.natsUrl);
+    return { caFile: s.caFile, certFile: s.certFile, keyFile: s.keyFile };
+  };
 
   it('refuses anonymous, plain-text and unknown clients', async () => {
-    // no credentials at all
-    expect(await refusedConnect({ servers: t.cluster.natsUrl, tls: tls() })).toBe('AUTHORIZATION_VIOLATION');
+    // no credentials at all: no client certificate, refused in the TLS handshake
+    expect(await refusedConnect({ servers: t.cluster.natsUrl, tls: tls() })).toMatch(/CERTIFICATE|ECONNRESET|handshake/i);
+    // a certificate of the cluster but no NKey
+    expect(await refusedConnect({ servers: t.cluster.natsUrl, tls: certTls() })).toBe('AUTHORIZATION_VIOLATION');
     // a well-formed NKey the cluster never admitted (a made-up host)
     const stranger = nkeys.createUser().getSeed();
-    expect(await refusedConnect({ servers: t.cluster.natsUrl, tls: tls(), authenticator: nkeyAuthenticator(stranger) })).toBe('AUTHORIZATION_VIOLATION');
+    expect(await refusedConnect({ servers: t.cluster.natsUrl, tls: certTls(), authenticator: nkeyAuthenticator(stranger) })).toBe('AUTHORIZATION_VIOLATION');
+    // an admitted NKey without a client certificate (a stolen seed alone is not enough)
+    const h1Seed = t.cluster.secrets.clientSettings('agent-h1', t.cluster.natsUrl).seedFile;
+    const { readSeed: seedOf } = await import('@ferry/runtime');
+    expect(await refusedConnect({ servers: t.cluster.natsUrl, tls: tls(), authenticator: nkeyAuthenticator(seedOf(h1Seed)) })).toMatch(/CERTIFICATE|ECONNRESET|handshake/i);
     // an admitted identity that does not check the server against the cluster CA
     const seedFile = t.cluster.secrets.clientSettings('agent-h1', t.cluster.natsUrl).seedFile;
     const { readSeed } = await import('@ferry/runtime');
@@ -115,11 +120,20 @@ describe('NATS: TLS only, one NKey identity per process, least privilege', () =>
   });
 
   it("closes a revoked host's connection at once, and its credentials stop working", async () => {
-    const h3 = await t.cluster.connectNats('agent-h3');
+    const { natsConnectOptions } = await import('@ferry/runtime');
     const settings = t.cluster.secrets.clientSettings('agent-h3', t.cluster.natsUrl);
+    // its credentials as the host holds them (revocation removes the control plane's copies)
+    const kept = mkdtempSync(join(tmpdir(), 'ferry-revoked-'));
+    const copy = (file: string) => {
+      const to = join(kept, basename(file));
+      copyFileSync(file, to);
+      return to;
+    };
+    const old = { ...settings, seedFile: copy(settings.seedFile), certFile: copy(settings.certFile), keyFile: copy(settings.keyFile) };
+    const h3 = await connect({ ...natsConnectOptions(old), reconnect: false });
     await t.cluster.revokeHost('h3');
     await eventually('the old connection closed', async () => h3.isClosed(), 10_000);
-    const { natsConnectOptions } = await import('@ferry/runtime');
-    expect(await refusedConnect(natsConnectOptions(settings))).toBe('AUTHORIZATION_VIOLATION');
+    expect(await refusedConnect(natsConnectOptions(old))).toBe('AUTHORIZATION_VIOLATION');
+    rmSync(kept, { recursive: true, force: true });
   });
 });

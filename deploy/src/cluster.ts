@@ -5,12 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@ferry/runtime';
 import type { HostListResponse, HostView } from '@ferry/protocol';
 import { connect, type NatsConnection } from 'nats';
-import { agentIdentity } from '@ferry/protocol';
+import { agentIdentity, type NatsIdentity } from '@ferry/protocol';
 import { natsConnectOptions, readRedisPassword } from '@ferry/runtime';
 import { Redis, type RedisOptions } from 'ioredis';
 import { startNats, startRedis, type EmbeddedNats, type RedisCredentials } from './infra.ts';
-import { aclUserArgs, passwordHash, redisAclRules, RedisPasswords, redisUserName, type RedisAclUser, type RedisRole } from './security/redis-acl.ts';
-import { ControlPlaneSecrets } from './security/control-plane.ts';
+import { aclUserArgs, passwordHash, redisAclRules, RedisPasswords, redisUserName, type RedisAclUser, type RedisRole } from '@ferry/security';
+import { ControlPlaneSecrets } from '@ferry/security';
 import type { Lab } from './lab/lab.ts';
 import { freePort } from '@ferry/runtime';
 import { Supervisor, type ManagedProcess } from './supervisor.ts';
@@ -93,10 +93,13 @@ export class LocalCluster {
     await this.supervisor.claim();
     const host = options.lab?.gateway ?? '127.0.0.1';
     this.secrets = await ControlPlaneSecrets.create(join(options.stateDir, 'secrets'), [host]);
-    for (const name of SCHEDULER_NAMES) this.secrets.admit({ name, role: 'scheduler' });
-    this.secrets.admit({ name: 'api', role: 'api' });
-    this.secrets.admit({ name: 'observer', role: 'observer' });
-    for (const id of [...(options.lab?.hosts.map((h) => h.id) ?? []), ...(options.hostIds ?? [])]) this.secrets.admit(agentIdentity(id));
+    const identities: NatsIdentity[] = [
+      ...SCHEDULER_NAMES.map((name) => ({ name, role: 'scheduler' as const })),
+      { name: 'api', role: 'api' },
+      { name: 'observer', role: 'observer' },
+      ...[...(options.lab?.hosts.map((h) => h.id) ?? []), ...(options.hostIds ?? [])].map(agentIdentity),
+    ];
+    await Promise.all(identities.map((identity) => this.secrets.admit(identity)));
     this.nats = await startNats(this.supervisor, this.secrets, host);
     this.natsUrl = this.nats.url;
     // a lab host's agent config names its NATS identity, like an installed host's would (its
@@ -104,7 +107,8 @@ export class LocalCluster {
     for (const labHost of options.lab?.hosts ?? []) {
       const s = this.secrets.clientSettings(agentIdentity(labHost.id).name, this.natsUrl);
       const current = JSON.parse(readFileSync(labHost.agentConfigFile, 'utf8')) as Record<string, unknown>;
-      writeFileSync(labHost.agentConfigFile, JSON.stringify({ ...current, natsUrl: s.url, natsIdentity: s.identity, natsSeedFile: s.seedFile, natsCaFile: s.caFile }, null, 2));
+      const nats = { natsUrl: s.url, natsIdentity: s.identity, natsSeedFile: s.seedFile, natsCaFile: s.caFile, natsCertFile: s.certFile, natsKeyFile: s.keyFile };
+      writeFileSync(labHost.agentConfigFile, JSON.stringify({ ...current, ...nats }, null, 2));
     }
     await this.startRedis(host);
     this.metricsPorts = await Promise.all(Array.from({ length: 4 }, () => freePort()));
@@ -112,7 +116,15 @@ export class LocalCluster {
     const common = this.commonEnv('api');
     const port = options.apiPort ?? (await freePort());
     this.apiUrl = `http://127.0.0.1:${port}`;
-    const api = this.spawnService('api', 'api', { ...common, ...this.secrets.clientEnv('api', this.natsUrl), FERRY_API_PORT: String(port), FERRY_API_TOKEN: this.token, ...options.apiEnv });
+    // the API admits joining hosts and revokes removed ones in this control plane's directory
+    const api = this.spawnService('api', 'api', {
+      ...common,
+      ...this.secrets.clientEnv('api', this.natsUrl),
+      FERRY_API_PORT: String(port),
+      FERRY_API_TOKEN: this.token,
+      FERRY_CONTROL_DIR: this.secrets.dir,
+      ...options.apiEnv,
+    });
     await this.waitForApi(api);
   }
 
@@ -196,7 +208,8 @@ export class LocalCluster {
     const lab = this.options.lab;
     if (lab) {
       const [command, args] = lab.inHost(hostId, process.execPath, ['--import', 'tsx', serviceEntry('agent'), '--config', lab.host(hostId).agentConfigFile]);
-      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { ...this.agentNatsEnv(hostId), ...options.env } });
+      // its NATS identity is in its config file (written at start, or by `ferry-agent join`)
+      const agent = this.supervisor.spawn(`agent-${hostId}`, command, args, { cwd: repoRoot, env: { ...options.env } });
       this.agents.set(hostId, agent);
       return agent;
     }
@@ -233,12 +246,12 @@ export class LocalCluster {
 
   /** Gives a host's agent its NATS identity (the server reloads its configuration once). */
   async admitHost(hostId: string): Promise<void> {
-    if (this.secrets.admit(agentIdentity(hostId))) await this.nats!.reload();
+    await this.secrets.changeIdentities(() => this.secrets.admit(agentIdentity(hostId)));
   }
 
   /** Takes a host's NATS identity away: its agent is disconnected and cannot connect again. */
   async revokeHost(hostId: string): Promise<void> {
-    if (this.secrets.revoke(agentIdentity(hostId).name)) await this.nats!.reload();
+    await this.secrets.changeIdentities(() => this.secrets.revoke(agentIdentity(hostId).name));
   }
 
   /** A NATS connection as one of this cluster's identities (tests: `observer`, or an admitted host's agent). */

@@ -1,12 +1,11 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
 import { freePort, natsConnectOptions, readRedisPassword } from '@ferry/runtime';
-import { renderNatsConfig } from './security/nats-config.ts';
-import type { ControlPlaneSecrets } from './security/control-plane.ts';
-import { passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, renderRedisConfig, type RedisAclUser, type RedisPasswords } from './security/redis-acl.ts';
+import type { ControlPlaneSecrets } from '@ferry/security';
+import { passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, renderRedisConfig, type RedisAclUser, type RedisPasswords } from '@ferry/security';
 import type { ManagedProcess, Supervisor } from './supervisor.ts';
 
 export interface Embedded {
@@ -24,28 +23,21 @@ async function waitFor(what: string, probe: () => Promise<boolean>, managed: Man
   throw new Error(`${what} did not become ready within ${timeoutMs} ms; see ${managed.logFile}`);
 }
 
-export interface EmbeddedNats extends Embedded {
-  /** Rewrites the configuration with the identities admitted now and has the server reload it. */
-  reload(): Promise<void>;
-}
+export type EmbeddedNats = Embedded;
 
 const PROBE = { name: 'probe', role: 'probe' } as const;
 
 /**
  * A private nats-server on a free port of `host` (loopback, or a lab's management address):
- * TLS with the control plane's certificate, every client one of its admitted NKey identities.
+ * the control plane's configuration (TLS both ways, every client one of its admitted NKey
+ * identities). Admitting or revoking an identity later goes through
+ * `secrets.changeIdentities`, which has it reload — the same path the API takes when a host joins.
  */
 export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSecrets, host = '127.0.0.1', name = 'nats'): Promise<EmbeddedNats> {
   const port = await freePort(host);
   const url = `nats://${host}:${port}`;
-  secrets.admit(PROBE);
-  const configFile = join(secrets.dir, `${name}.conf`);
-  const writeConfig = () => {
-    // written aside and renamed: the server never reads half a file
-    writeFileSync(`${configFile}.tmp`, renderNatsConfig({ host, port, tls: secrets.natsTls, users: secrets.admitted() }), { mode: 0o600 });
-    renameSync(`${configFile}.tmp`, configFile);
-  };
-  writeConfig();
+  await secrets.admit(PROBE);
+  const configFile = secrets.writeNatsConfig(host, port);
   const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile]);
   const probe = secrets.clientSettings(PROBE.name, url);
   await waitFor(
@@ -57,22 +49,7 @@ export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSec
     },
     managed,
   );
-  const reloads = () => (readFileSync(managed.logFile, 'utf8').match(/Reloaded server configuration|Failed to reload/g) ?? []).length;
-  return {
-    url,
-    process: managed,
-    async reload() {
-      const before = reloads();
-      writeConfig();
-      process.kill(managed.pid, 'SIGHUP');
-      const deadline = Date.now() + 5_000;
-      while (reloads() === before) {
-        if (Date.now() > deadline) throw new Error(`nats-server did not reload its configuration; see ${managed.logFile}`);
-        await sleep(20);
-      }
-      if (/Failed to reload[^\n]*$/.test(readFileSync(managed.logFile, 'utf8').trimEnd())) throw new Error(`nats-server refused its new configuration; see ${managed.logFile}`);
-    },
-  };
+  return { url, process: managed };
 }
 
 export interface RedisCredentials {

@@ -1,5 +1,6 @@
 import { EXIT, CliError } from './errors.ts';
 import type { Target } from './config.ts';
+import { send, type HttpAnswer } from './transport.ts';
 
 interface ErrorBody {
   code?: string;
@@ -12,13 +13,14 @@ export class ApiClient {
   constructor(readonly target: Target) {}
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(`${this.target.url}${path}`, {
+      res = await send(`${this.target.url}${path}`, {
         method,
         headers: { authorization: `Bearer ${this.target.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(30_000),
+        ...(this.target.ca ? { ca: this.target.ca } : {}),
       });
     } catch (err) {
       throw new CliError(`cannot reach the Ferry API at ${this.target.url} (${this.target.from}): ${(err as Error).cause ?? (err as Error).message}. Is it running? Check the URL with 'ferry context list'.`, EXIT.unreachable);
@@ -43,9 +45,14 @@ export class ApiClient {
    * aborts; a dropped stream ends it too (callers poll as well).
    */
   async *events(query: string, signal: AbortSignal, onOpen: () => void = () => undefined): AsyncGenerator<{ type: string; [key: string]: unknown }> {
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(`${this.target.url}/v1/events${query ? `?${query}` : ''}`, { headers: { authorization: `Bearer ${this.target.token}`, accept: 'text/event-stream' }, signal });
+      res = await send(`${this.target.url}/v1/events${query ? `?${query}` : ''}`, {
+        method: 'GET',
+        headers: { authorization: `Bearer ${this.target.token}`, accept: 'text/event-stream' },
+        signal,
+        ...(this.target.ca ? { ca: this.target.ca } : {}),
+      });
     } catch (err) {
       if (signal.aborted) return;
       throw new CliError(`cannot reach the Ferry API at ${this.target.url}: ${(err as Error).message}`, EXIT.unreachable);

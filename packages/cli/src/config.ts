@@ -5,7 +5,12 @@ import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import { EXIT, CliError } from './errors.ts';
 
-export const Context = z.strictObject({ url: z.url(), token: z.string().min(1) });
+export const Context = z.strictObject({
+  url: z.url(),
+  token: z.string().min(1),
+  /** the cluster CA certificate an https API's certificate is checked against (a path) */
+  ca: z.string().startsWith('/', 'must be an absolute path').optional(),
+});
 export const CliConfig = z.strictObject({
   current: z.string().nullable().default(null),
   contexts: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), Context).default({}),
@@ -42,6 +47,23 @@ export interface Target {
   token: string;
   /** where it came from, for error messages */
   from: string;
+  /** the cluster CA (PEM) to verify an https API against; undefined: the system's CAs */
+  ca?: string;
+}
+
+/** where `ferry-admin init` and `ferry-agent join` leave the cluster CA's certificate */
+export const INSTALLED_CA_FILE = '/etc/ferry/ca.crt';
+
+/** The cluster CA for an https API: FERRY_CA_FILE, else the context's, else an installed one. */
+function clusterCa(url: string, contextCa: string | undefined): string | undefined {
+  if (!url.startsWith('https:')) return undefined;
+  const file = process.env.FERRY_CA_FILE || contextCa || (existsSync(INSTALLED_CA_FILE) ? INSTALLED_CA_FILE : undefined);
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read the cluster CA certificate ${file}: ${(err as Error).message}`, EXIT.usage);
+  }
 }
 
 /** Flags, then environment, then the chosen (or current) context. */
@@ -61,5 +83,6 @@ export function resolveTarget(options: { url?: string; token?: string; context?:
       EXIT.usage,
     );
   }
-  return { url: url.replace(/\/$/, ''), token, from: options.url ? '--url' : process.env.FERRY_API_URL ? 'FERRY_API_URL' : `context ${name}` };
+  const ca = clusterCa(url, context?.ca);
+  return { url: url.replace(/\/$/, ''), token, from: options.url ? '--url' : process.env.FERRY_API_URL ? 'FERRY_API_URL' : `context ${name}`, ...(ca ? { ca } : {}) };
 }

@@ -69,7 +69,7 @@ export const ANONYMOUS = 'anonymous';
 export const INVALID_TOKEN = 'invalid token';
 
 /** What a route's path parameter names, when it names something. */
-export const AUDIT_TARGETS = ['workload', 'host', 'migration', 'plan', 'token', 'job'] as const;
+export const AUDIT_TARGETS = ['workload', 'host', 'migration', 'plan', 'token', 'job', 'join-token'] as const;
 export type AuditTarget = (typeof AUDIT_TARGETS)[number];
 
 /** One mutating request (POST, PUT, PATCH, DELETE), allowed or refused, and how it ended. */

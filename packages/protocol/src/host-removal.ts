@@ -23,7 +23,12 @@ export const RemoveHostQuery = z.strictObject({
 });
 export type RemoveHostQuery = z.infer<typeof RemoveHostQuery>;
 
-export const RemoveHostResponse = z.object({ hostId: HostId, removed: RemovedHost });
+export const RemoveHostResponse = z.object({
+  hostId: HostId,
+  removed: RemovedHost,
+  /** its NATS identity was revoked (its agent is cut off now; it joins again with a new join token) */
+  identityRevoked: z.boolean(),
+});
 export type RemoveHostResponse = z.infer<typeof RemoveHostResponse>;
 
 export const AdmitHostResponse = z.object({ hostId: HostId, admitted: z.literal(true), removed: RemovedHost });

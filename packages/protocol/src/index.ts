@@ -14,3 +14,4 @@ export * from './migrations.ts';
 export * from './plans.ts';
 export * from './cpu.ts';
 export * from './nats-identities.ts';
+export * from './join.ts';

@@ -38,4 +38,8 @@ export const redisKeys = (prefix = 'ferry') => ({
   tokenUse: `${prefix}:tokens:used`,
   /** stream, capped (~100,000): AuditEntry JSON of every mutating API request */
   audit: `${prefix}:audit`,
+  /** hash: join token id -> JoinTokenRecord JSON (never the secret) */
+  joinTokens: `${prefix}:join-tokens`,
+  /** hash: join token id -> JoinTokenUse JSON (a token is used once: HSETNX) */
+  joinTokenUse: `${prefix}:join-tokens:used`,
 });

@@ -8,3 +8,4 @@ export * from './ports.ts';
 export * from './limiter.ts';
 export * from './metrics.ts';
 export * from './redis.ts';
+export * from './https-json.ts';

@@ -22,6 +22,9 @@ export const NatsClientSettings = z.object({
   seedFile: z.string().startsWith('/', 'must be an absolute path'),
   /** the cluster CA certificate that signed the NATS server's certificate */
   caFile: z.string().startsWith('/', 'must be an absolute path'),
+  /** this identity's client certificate of the cluster CA, and its key (0600): NATS verifies both ends */
+  certFile: z.string().startsWith('/', 'must be an absolute path'),
+  keyFile: z.string().startsWith('/', 'must be an absolute path'),
 });
 export type NatsClientSettings = z.infer<typeof NatsClientSettings>;
 
@@ -41,7 +44,7 @@ export function natsConnectOptions(settings: NatsClientSettings) {
     servers: settings.url.split(','),
     name: settings.identity,
     authenticator: nkeyAuthenticator(seed),
-    tls: { caFile: settings.caFile },
+    tls: { caFile: settings.caFile, certFile: settings.certFile, keyFile: settings.keyFile },
     inboxPrefix: `_INBOX_${settings.identity}`,
   };
 }
@@ -73,17 +76,29 @@ export const NATS_CONFIG_FIELDS = {
   natsSeedFile: NatsClientSettings.shape.seedFile,
   /** the cluster CA's certificate (required: NATS speaks only TLS) */
   natsCaFile: NatsClientSettings.shape.caFile,
+  /** the identity's client certificate and key (required: NATS verifies clients' certificates) */
+  natsCertFile: NatsClientSettings.shape.certFile,
+  natsKeyFile: NatsClientSettings.shape.keyFile,
 };
 export const NATS_CONFIG_ENV = {
   FERRY_NATS_URL: 'natsUrl',
   FERRY_NATS_IDENTITY: 'natsIdentity',
   FERRY_NATS_SEED_FILE: 'natsSeedFile',
   FERRY_NATS_CA_FILE: 'natsCaFile',
+  FERRY_NATS_CERT_FILE: 'natsCertFile',
+  FERRY_NATS_KEY_FILE: 'natsKeyFile',
 };
 
 export function natsSettingsOf(
-  config: { natsUrl: string; natsIdentity?: string | undefined; natsSeedFile: string; natsCaFile: string },
+  config: { natsUrl: string; natsIdentity?: string | undefined; natsSeedFile: string; natsCaFile: string; natsCertFile: string; natsKeyFile: string },
   defaultIdentity: string,
 ): NatsClientSettings {
-  return { url: config.natsUrl, identity: config.natsIdentity ?? defaultIdentity, seedFile: config.natsSeedFile, caFile: config.natsCaFile };
+  return {
+    url: config.natsUrl,
+    identity: config.natsIdentity ?? defaultIdentity,
+    seedFile: config.natsSeedFile,
+    caFile: config.natsCaFile,
+    certFile: config.natsCertFile,
+    keyFile: config.natsKeyFile,
+  };
 }

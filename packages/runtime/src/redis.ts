@@ -41,11 +41,16 @@ function hasCredentials(url: string): boolean {
 
 /** Reads a Redis password, refusing a file that other users could read (like an NKey seed). */
 export function readRedisPassword(file: string): string {
+  return readSecretFile(file, 'Redis password');
+}
+
+/** A secret from its file (trimmed), refusing a file other users could read or one that is empty. */
+export function readSecretFile(file: string, what: string): string {
   const mode = statSync(file).mode & 0o777;
-  if (mode & 0o077) throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): a Redis password file must be 0600`);
-  const password = readFileSync(file, 'utf8').trim();
-  if (password === '') throw new Error(`${file} holds no Redis password`);
-  return password;
+  if (mode & 0o077) throw new Error(`${file} is readable by others (mode ${mode.toString(8)}): a ${what} file must be 0600`);
+  const secret = readFileSync(file, 'utf8').trim();
+  if (secret === '') throw new Error(`${file} holds no ${what}`);
+  return secret;
 }
 
 /** ioredis options for these settings: `{ username, password }`, the password read from its file. */

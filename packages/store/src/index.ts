@@ -3,3 +3,4 @@ export { HashRecords } from './records.ts';
 export { RedisLock, withLock } from './lock.ts';
 export { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError } from './plans.ts';
 export { AUDIT_CAP, AuditLog, TOKEN_PREFIX, TokenStore, hashToken, newToken } from './access.ts';
+export { JoinTokenStore, type JoinTokenRefusal } from './join-tokens.ts';

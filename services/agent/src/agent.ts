@@ -4,7 +4,7 @@ import { LeaseAck, subjects } from '@ferry/protocol';
 import { decodeText, encodeJson, type Logger } from '@ferry/runtime';
 import { join } from 'node:path';
 import { Fencer } from './fencing.ts';
-import { ensureGuard } from './guard/launcher.ts';
+import { checkUnitGuard, ensureGuard } from './guard/launcher.ts';
 import { bootId, monotonicMs, readGuardState, writeGuardState } from './guard/state.ts';
 import { Lease } from './lease.ts';
 import { serveCommands, type CommandServer } from './commands.ts';
@@ -64,7 +64,9 @@ export class Agent {
     const agent = new Agent(config, log, nc, cpu, host, boot, previous?.bootId === boot ? previous.validUntilMs : undefined);
     // the guard first: from here on, a dying agent leaves its HA containers guarded
     await agent.writeGuardState();
-    await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
+    // the lab starts its own guard; under systemd ferry-fence-guard.service is the guard (fenceGuard: unit)
+    if (config.fenceGuard === 'unit') await checkUnitGuard(config.dataDir, log.child({ part: 'fence-guard' }));
+    else await ensureGuard(config.dataDir, config.fenceGuardGraceMs, log.child({ part: 'fence-guard' }));
     host.migrations.onProgress = (event) => nc.publish(subjects.migrationProgress(event.migrationId, config.hostId), encodeJson(event));
     // daemons of migrations past their deadline stop, also those an earlier agent left running
     host.migrations.watchDeadlines();
@@ -190,6 +192,7 @@ export class Agent {
         action: this.config.fenceAction,
         containersDir: join(this.config.dataDir, 'containers'),
         cgroupParent: cgroupParentOf(this.config),
+        graceMs: this.config.fenceGuardGraceMs,
       });
       this.guardWritten = validUntilMs;
     });

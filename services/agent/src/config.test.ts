@@ -13,7 +13,7 @@ const file = (name: string, body: unknown) => {
 };
 
 /** what every service needs to reach NATS (paths only; nothing is read here) */
-const NATS = { FERRY_NATS_SEED_FILE: '/etc/ferry/nats/agent-h1.nk', FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt' };
+const NATS = { FERRY_NATS_SEED_FILE: '/etc/ferry/nats/agent-h1.nk', FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt', FERRY_NATS_CERT_FILE: '/etc/ferry/agent.crt', FERRY_NATS_KEY_FILE: '/etc/ferry/agent.key' };
 
 describe('agent config', () => {
   it('refuses to run without a NATS identity and the cluster CA: there is no anonymous mode', () => {

@@ -10,10 +10,9 @@ export const PoolConfig = z.object({
 });
 export type PoolConfig = z.infer<typeof PoolConfig>;
 
-export const AgentConfig = z
-  .object({
+/** Everything but how the agent reaches NATS: what the host side needs (decommissioning with --destroy-all too). */
+const AgentHostFields = z.object({
     hostId: HostId,
-    ...NATS_CONFIG_FIELDS,
     reportIntervalMs: z.coerce.number().int().min(50).max(60_000).default(1000),
     /** how often CRIU's version and features are probed again (they change only with upgrades) */
     criuProbeIntervalMs: z.coerce.number().int().min(1000).default(600_000),
@@ -57,6 +56,14 @@ export const AgentConfig = z
      * scheduler's margin (down-after minus lease).
      */
     fenceGuardGraceMs: z.coerce.number().int().min(0).max(60_000).default(500),
+    /**
+     * who runs the fence guard: `spawn` — the agent starts one (detached, it outlives the agent)
+     * unless one already runs (the lab, a checkout); `unit` — systemd runs it as
+     * ferry-fence-guard.service (`--persistent`, for the data directory /var/lib/ferry/agent) and
+     * the agent only checks that it runs, logging an error when it does not. The packaged
+     * ferry-agent.service sets FERRY_FENCE_GUARD=unit.
+     */
+    fenceGuard: z.enum(['spawn', 'unit']).default('spawn'),
     /** containers' network namespaces are named <prefix>-<workload>-<random> */
     netnsPrefix: z.string().regex(/^[a-z0-9]{1,16}$/).default('fc'),
     /**
@@ -66,8 +73,10 @@ export const AgentConfig = z
      */
     metricsHost: z.string().min(1).optional(),
     metricsPort: z.coerce.number().int().min(0).max(65_535).default(9465),
-  })
-  .superRefine((config, ctx) => {
+});
+
+/** Pool ids and network names are unique. */
+const uniqueNames = (config: z.infer<typeof AgentHostFields>, ctx: z.RefinementCtx): void => {
     const seen = new Set<string>();
     config.pools.forEach((pool, index) => {
       if (seen.has(pool.id)) ctx.addIssue({ code: 'custom', path: ['pools', index, 'id'], message: `duplicate pool id ${pool.id}` });
@@ -80,10 +89,16 @@ export const AgentConfig = z
       }
       names.add(network.name);
     });
-  });
+  };
+
+export const AgentHostConfig = AgentHostFields.superRefine(uniqueNames);
+export type AgentHostConfig = z.infer<typeof AgentHostConfig>;
+
+/** The agent's whole configuration: the host's, and its NATS identity. */
+export const AgentConfig = AgentHostFields.extend(NATS_CONFIG_FIELDS).superRefine(uniqueNames);
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
-export const cgroupParentOf = (config: AgentConfig): string => config.cgroupParent ?? `/ferry/${config.hostId}`;
+export const cgroupParentOf = (config: Pick<AgentHostConfig, 'cgroupParent' | 'hostId'>): string => config.cgroupParent ?? `/ferry/${config.hostId}`;
 
 /** Where the agent serves its metrics: as configured, else its management address, else loopback. */
 export const metricsHostOf = (config: AgentConfig): string => config.metricsHost ?? config.address ?? '127.0.0.1';
@@ -98,10 +113,16 @@ export const AGENT_ENV = {
   FERRY_LEASE_MS: 'leaseMs',
   FERRY_FENCE_ACTION: 'fenceAction',
   FERRY_FENCE_GUARD_GRACE_MS: 'fenceGuardGraceMs',
+  FERRY_FENCE_GUARD: 'fenceGuard',
   FERRY_METRICS_HOST: 'metricsHost',
   FERRY_METRICS_PORT: 'metricsPort',
 };
 
 export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   return loadConfig(AgentConfig, { file, env, envMap: AGENT_ENV });
+}
+
+/** The host's part only: decommissioning a host that never joined (or whose identity is gone) needs no NATS. */
+export function loadAgentHostConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentHostConfig {
+  return loadConfig(AgentHostConfig, { file, env, envMap: AGENT_ENV });
 }

@@ -2,7 +2,7 @@ import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NetworkReport } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
-import { cgroupParentOf, type AgentConfig } from './config.ts';
+import { cgroupParentOf, type AgentHostConfig } from './config.ts';
 import { cgroupVersion } from './containers/cgroups.ts';
 import { ContainerManager } from './containers/manager.ts';
 import { interfaceExists } from './containers/network.ts';
@@ -51,7 +51,7 @@ export interface HostRuntime {
 }
 
 /** The pieces that run containers on this host, ready to use. */
-export async function openHostRuntime(config: AgentConfig, log: Logger): Promise<HostRuntime> {
+export async function openHostRuntime(config: AgentHostConfig, log: Logger): Promise<HostRuntime> {
   const containersDir = join(config.dataDir, 'containers');
   const runcRoot = join(config.dataDir, 'runc');
   await mkdir(containersDir, { recursive: true });
@@ -86,7 +86,7 @@ export async function openHostRuntime(config: AgentConfig, log: Logger): Promise
 }
 
 /** Removes the (empty) cgroup directories above this host's containers, bottom up. */
-export async function removeCgroupParent(config: AgentConfig): Promise<void> {
+export async function removeCgroupParent(config: AgentHostConfig): Promise<void> {
   const parts = cgroupParentOf(config).split('/').filter(Boolean);
   const roots =
     cgroupVersion() === 2 ? ['/sys/fs/cgroup'] : ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'devices', 'freezer', 'blkio', 'systemd'].map((c) => `/sys/fs/cgroup/${c}`);

@@ -46,7 +46,7 @@ describe('the route → role table', () => {
 
   it('says who may do what: reads for viewers, moves for operators, creation, removal and tokens for admins', () => {
     const role = (key: string) => ACCESS.get(key);
-    const reads = { '/v1/tokens': 'admin', '/v1/audit': 'operator' } as Record<string, string>;
+    const reads = { '/v1/tokens': 'admin', '/v1/join-tokens': 'admin', '/v1/audit': 'operator' } as Record<string, string>;
     for (const op of OPERATIONS.filter((o) => o.method === 'GET' && o.access !== 'open')) expect(op.access, op.path).toBe(reads[op.path] ?? 'viewer');
     expect(role('POST /v1/workloads/:id/migrate')).toBe('operator');
     expect(role('DELETE /v1/migrations/:id')).toBe('operator');
@@ -63,8 +63,21 @@ describe('the route → role table', () => {
     expect(role('POST /v1/hosts/:id/admit')).toBe('admin');
     expect(role('POST /v1/tokens')).toBe('admin');
     expect(role('DELETE /v1/tokens/:name')).toBe('admin');
-    // open: health, metrics, the API reference and the dashboard's files; nothing under /v1 but the document
-    expect(OPERATIONS.filter((o) => o.access === 'open').map((o) => o.path)).toEqual(['/healthz', '/metrics', '/v1/openapi.json', '/docs', '/', '/ui/', '/ui/:file']);
+    expect(role('POST /v1/join-tokens')).toBe('admin');
+    expect(role('DELETE /v1/join-tokens/:id')).toBe('admin');
+    // open: health, metrics, the API reference and the dashboard's files; under /v1 only the
+    // document, the cluster CA (public) and joining (the join token is the credential)
+    expect(OPERATIONS.filter((o) => o.access === 'open').map((o) => o.path)).toEqual([
+      '/healthz',
+      '/metrics',
+      '/v1/openapi.json',
+      '/docs',
+      '/',
+      '/ui/',
+      '/ui/:file',
+      '/v1/cluster/ca',
+      '/v1/join',
+    ]);
   });
 });
 

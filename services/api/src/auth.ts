@@ -53,6 +53,8 @@ const TARGETS: Record<string, AuditTarget> = {
   plans: 'plan',
   tokens: 'token',
   jobs: 'job',
+  'join-tokens': 'join-token',
+  join: 'host',
 };
 
 const clip = (text: string, max: number) => (text.length > max ? text.slice(0, max) : text);
@@ -64,7 +66,7 @@ function targetOf(request: FastifyRequest, route: string | undefined): AuditEntr
   if (!kind) return null;
   const params = (request.params ?? {}) as Record<string, unknown>;
   const body = (request.body ?? {}) as Record<string, unknown>;
-  const id = params.id ?? params.name ?? (route.split('/').length === 3 ? (body.id ?? body.name) : undefined);
+  const id = params.id ?? params.name ?? (route.split('/').length === 3 ? (body.id ?? body.name ?? body.hostId) : undefined);
   return typeof id === 'string' && id.length > 0 ? { kind, id: clip(id, 200) } : null;
 }
 

@@ -10,6 +10,8 @@ import { loadApiConfig } from './config.ts';
 const NATS = {
   FERRY_NATS_SEED_FILE: '/etc/ferry/nats/identity.nk',
   FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt',
+  FERRY_NATS_CERT_FILE: '/etc/ferry/nats/identity.crt',
+  FERRY_NATS_KEY_FILE: '/etc/ferry/nats/identity.key',
   FERRY_REDIS_USER: 'ferry-api',
   FERRY_REDIS_PASSWORD_FILE: '/etc/ferry/redis/api.password',
 };

@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import {
+  ClusterCaResponse,
+  CreateJoinTokenRequest,
+  JoinRequest,
+  JoinResponse,
+  JoinTokenCreated,
+  JoinTokenListResponse,
+  JoinTokenParams,
+  JoinTokenRevoked,
   AdmitHostResponse,
   RemoveHostQuery,
   RemoveHostResponse,
@@ -125,6 +133,12 @@ export const OPERATIONS: Operation[] = [
   { method: 'POST', path: '/v1/tokens', summary: 'Create a named token with a role; the answer holds the token, the only time it is shown (Ferry keeps only its SHA-256)', tag: 'access', body: CreateTokenRequest, response: TokenCreated, status: 201, access: 'admin' },
   { method: 'GET', path: '/v1/tokens', summary: 'Named tokens: name, role, created, last used (never the token); the bootstrap token (FERRY_API_TOKEN) first', tag: 'access', response: TokenListResponse, access: 'admin' },
   { method: 'DELETE', path: '/v1/tokens/:name', summary: 'Revoke a named token: refused (401) from the next request on', tag: 'access', params: TokenParams, response: TokenRevoked, access: 'admin' },
+  // joining hosts (docs/install.md)
+  { method: 'POST', path: '/v1/join-tokens', summary: 'Make a one-time join token for a new host (default valid 1 h); the answer holds the token, the only time it is shown', tag: 'access', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201, access: 'admin' },
+  { method: 'GET', path: '/v1/join-tokens', summary: 'Join tokens: valid, used (by which host, when) or expired (never the token)', tag: 'access', response: JoinTokenListResponse, access: 'admin' },
+  { method: 'DELETE', path: '/v1/join-tokens/:id', summary: 'Revoke a join token', tag: 'access', params: JoinTokenParams, response: JoinTokenRevoked, access: 'admin' },
+  { method: 'GET', path: '/v1/cluster/ca', summary: 'The cluster CA certificate and its pin (what a joining host checks its token against)', tag: 'access', response: ClusterCaResponse, access: 'open' },
+  { method: 'POST', path: '/v1/join', summary: 'A new host joins with a join token: its NATS identity is admitted and its certificate signed (the token is the credential; used once)', tag: 'access', body: JoinRequest, response: JoinResponse, status: 201, access: 'open' },
   { method: 'GET', path: '/v1/audit', summary: 'The audit log, newest first: every POST and DELETE, allowed or refused (who, role, when, what, from where, the status answered); ?before= the previous page’s `next`', tag: 'access', query: AuditQuery, response: AuditResponse, access: 'operator' },
 ];
 

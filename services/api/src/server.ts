@@ -3,8 +3,10 @@ import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { placementPolicy, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
-import { redisAuthOptions, type Logger } from '@ferry/runtime';
-import { AuditLog, ClusterStore, TokenStore } from '@ferry/store';
+import { readFileSync } from 'node:fs';
+import { readSecretFile, redisAuthOptions, type Logger } from '@ferry/runtime';
+import { ControlPlaneSecrets } from '@ferry/security';
+import { AuditLog, ClusterStore, JoinTokenStore, TokenStore } from '@ferry/store';
 import type { ApiConfig } from './config.ts';
 import { accessGaps, installAccessControl } from './auth.ts';
 import { installErrorHandlers, installJsonParser } from './errors.ts';
@@ -17,6 +19,7 @@ import { workloadRoutes } from './routes/workloads.ts';
 import { eventRoutes } from './routes/events.ts';
 import { uiRoutes } from './routes/ui.ts';
 import { accessRoutes } from './routes/access.ts';
+import { joinRoutes, type HostAdmission } from './routes/join.ts';
 import { EventHub } from './events.ts';
 import { ApiMetrics } from './metrics.ts';
 import { routeDrift } from './openapi.ts';
@@ -46,6 +49,8 @@ export interface AppOptions {
 export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, hub: EventHub, metrics: ApiMetrics, log: Logger, options: AppOptions = {}): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so route modules take a plain FastifyInstance.
   const app = Fastify({
+    // HTTPS with the cluster CA's certificate (required off loopback: see ApiConfig)
+    ...(config.tlsCertFile && config.tlsKeyFile ? { https: { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } } : {}),
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
     // Request lines at debug level (below) instead of Fastify's two info lines per request.
@@ -61,19 +66,23 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   installErrorHandlers(app);
   installJsonParser(app);
   // who may do what: the access column of OPERATIONS (openapi.ts); every mutating request audited
-  installAccessControl(app, { bootstrapToken: config.token, tokens, audit, log, onAuditFailure: () => metrics.auditFailures.inc() });
+  const bootstrapToken = config.token ?? readSecretFile(config.tokenFile!, 'API token');
+  installAccessControl(app, { bootstrapToken, tokens, audit, log, onAuditFailure: () => metrics.auditFailures.inc() });
+  // with the control plane's directory this API admits joining hosts and revokes removed ones
+  const admission: HostAdmission | null = config.controlDir ? { secrets: ControlPlaneSecrets.open(config.controlDir), natsUrl: config.natsAdvertiseUrl ?? config.natsUrl } : null;
   systemRoutes(app, store);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   eventRoutes(app, hub);
   uiRoutes(app, API_VERSION);
   hostRoutes(app, store);
-  hostRemovalRoutes(app, store);
+  hostRemovalRoutes(app, store, admission);
   // the scheduler's policy too (placementMode included): what the API plans is what it would do
   const policy: PlacementPolicy = placementPolicy(config);
   workloadRoutes(app, store, queues.workloads, policy, metrics);
   migrationRoutes(app, store, queues.migrations, policy);
   planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics, config.planTtlMs);
   accessRoutes(app, tokens, audit);
+  joinRoutes(app, store, new JoinTokenStore(redis, config.keyPrefix, log), admission);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
@@ -105,7 +114,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host}:${port}`;
+  const url = `${config.tlsCertFile ? 'https' : 'http'}://${config.host}:${port}`;
   log.info({ url }, 'API listening');
   return {
     app,

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Context, defaultConfigFile, loadConfig, saveConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
@@ -14,12 +15,13 @@ export function contextCommands(program: Command): void {
     .command('set <name>')
     .description('add or change a context (and make it current unless --no-use)')
     .option('--no-use', 'do not make it the current context')
+    .option('--ca <file>', 'the cluster CA certificate to check an https API against (default /etc/ferry/ca.crt when there)')
     .addHelpText('after', '\nGive the context its API with --url URL --token TOKEN.')
-    .action((name: string, options: { use: boolean }) => {
+    .action((name: string, options: { use: boolean; ca?: string }) => {
       // --url and --token are the global options, here naming what to save
       const { url, token } = program.opts<GlobalOptions>();
       if (!url || !token) throw new UsageError(`ferry context set ${name} needs --url URL --token TOKEN (npm start prints both)`);
-      const parsed = Context.safeParse({ url, token });
+      const parsed = Context.safeParse({ url, token, ...(options.ca ? { ca: resolve(options.ca) } : {}) });
       if (!parsed.success) throw new UsageError(`bad context: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new UsageError(`a context name is letters, digits, '_', '.', '-' (at most 64), not ${name}`);
       const config = loadConfig(file());

@@ -7,6 +7,13 @@ import { z } from 'zod';
 import { isSameProcessAlive, type Logger } from '@ferry/runtime';
 import { guardPaths } from './state.ts';
 
+/**
+ * The guard's entry point next to this file: main.ts when the agent runs from source (under tsx,
+ * whose loader process.execArgv passes on), main.js when it runs as the built JavaScript
+ * (tsconfig.build.json, the Debian package) with plain node.
+ */
+const GUARD_MAIN = import.meta.url.endsWith('.ts') ? './main.ts' : './main.js';
+
 const PidFile = z.object({ pid: z.number().int().positive(), startTime: z.string().nullable() });
 
 async function runningGuard(dataDir: string): Promise<z.infer<typeof PidFile> | null> {
@@ -31,7 +38,7 @@ export async function ensureGuard(dataDir: string, graceMs: number, log: Logger)
   }
   const paths = guardPaths(dataDir);
   const out = openSync(paths.log, 'a');
-  const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+  const main = fileURLToPath(new URL(GUARD_MAIN, import.meta.url));
   const child = spawn(process.execPath, [...process.execArgv, main, '--data-dir', dataDir, '--grace-ms', String(graceMs)], {
     detached: true,
     stdio: ['ignore', out, out],
@@ -49,6 +56,30 @@ export async function ensureGuard(dataDir: string, graceMs: number, log: Logger)
     await sleep(50);
   }
   throw new Error(`the fence guard did not start (see ${paths.log})`);
+}
+
+/**
+ * With `fenceGuard: unit` the guard is ferry-fence-guard.service, started by systemd (ferry-agent.service
+ * wants it and starts after it): the agent starts none of its own, it only checks that one runs for
+ * its data directory — waiting up to waitMs for it to come up — and says loudly when none does.
+ * Returns the guard's pid, or null when no guard runs (the agent keeps running: its own fencing
+ * still works while it lives).
+ */
+export async function checkUnitGuard(dataDir: string, log: Logger, waitMs = 10_000): Promise<number | null> {
+  for (let waited = 0; ; waited += 200) {
+    const running = await runningGuard(dataDir);
+    if (running) {
+      log.info({ pid: running.pid }, 'fence guard (ferry-fence-guard.service) running');
+      return running.pid;
+    }
+    if (waited >= waitMs) break;
+    await sleep(200);
+  }
+  log.error(
+    { dataDir, pidFile: guardPaths(dataDir).pidFile },
+    'no fence guard runs for this data directory (fenceGuard: unit): if this agent dies, nobody fences its HA containers — start ferry-fence-guard.service (its --data-dir must be this dataDir)',
+  );
+  return null;
 }
 
 /** Stops the guard (decommissioning, lab teardown) and forgets the lease it guarded. */

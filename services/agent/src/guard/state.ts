@@ -20,6 +20,8 @@ export const GuardState = z.object({
   action: z.enum(['stop', 'freeze', 'none']),
   containersDir: z.string().startsWith('/'),
   cgroupParent: z.string().startsWith('/'),
+  /** the agent's fenceGuardGraceMs: a guard it did not start itself (the systemd unit) takes it from here */
+  graceMs: z.number().int().min(0).max(60_000).optional(),
 });
 export type GuardState = z.infer<typeof GuardState>;
 

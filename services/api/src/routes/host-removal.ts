@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HostParams, RemoveHostQuery, TERMINAL_MIGRATION_STATES, type AdmitHostResponse, type RemovedHost, type RemoveHostResponse, type WorkloadRecord } from '@ferry/protocol';
+import { agentIdentity, HostParams, RemoveHostQuery, TERMINAL_MIGRATION_STATES, type AdmitHostResponse, type RemovedHost, type RemoveHostResponse, type WorkloadRecord } from '@ferry/protocol';
 import { withLock, type ClusterStore } from '@ferry/store';
 import { ApiError, parseRequest } from '../errors.ts';
+import type { HostAdmission } from './join.ts';
 
 const LOCK_MS = 10_000;
 const LOCK_TRIES = 20;
@@ -15,9 +16,12 @@ const LOCK_TRIES = 20;
  *   (no host, the reason in `error`): nothing restarts it, and a copy its host still holds is
  *   discarded by reconciliation if the host is ever admitted again;
  * - a removed host's reports are dropped by the scheduler (no lease, so it fences itself) until
- *   `POST /v1/hosts/:id/admit`.
+ *   `POST /v1/hosts/:id/admit`;
+ * - where this API admits hosts (it has the control plane's secrets), the host's NATS identity is
+ *   revoked at once: nats-server reloads and closes its agent's connection, and its credentials
+ *   stop working. It comes back only by joining again with a new join token.
  */
-export function hostRemovalRoutes(app: FastifyInstance, store: ClusterStore): void {
+export function hostRemovalRoutes(app: FastifyInstance, store: ClusterStore, admission: HostAdmission | null): void {
   app.delete('/v1/hosts/:id', async (request): Promise<RemoveHostResponse> => {
     const { id } = parseRequest(HostParams, request.params, 'params');
     const { force = false } = parseRequest(RemoveHostQuery, request.query, 'query');
@@ -70,8 +74,10 @@ export function hostRemovalRoutes(app: FastifyInstance, store: ClusterStore): vo
       message: force ? `removed by an operator (gone for good); ${lost.length} workload(s) recorded lost: ${lost.join(', ') || 'none'}` : 'removed by an operator',
       data: { force, lost },
     });
-    request.log.warn({ hostId: id, force, lost }, 'host removed');
-    return { hostId: id, removed: { ...removed, lost } };
+    const name = agentIdentity(id).name;
+    const identityRevoked = admission ? await admission.secrets.changeIdentities(() => admission.secrets.revoke(name)) : false;
+    request.log.warn({ hostId: id, force, lost, identityRevoked }, 'host removed');
+    return { hostId: id, removed: { ...removed, lost }, identityRevoked };
   });
 
   app.post('/v1/hosts/:id/admit', async (request): Promise<AdmitHostResponse> => {

@@ -62,6 +62,8 @@ export function apiWritableKeys(keyPrefix: string): string[] {
     k.tokenNames,
     k.tokenUse,
     k.audit,
+    k.joinTokens,
+    k.joinTokenUse,
   ];
 }
 
@@ -127,12 +129,18 @@ export interface RedisServerConfig {
   host: string;
   port: number;
   dataDir: string;
-  logFile: string;
+  /** null: to standard output (a systemd unit's journal) */
+  logFile: string | null;
   users: RedisAclUser[];
+  /**
+   * keep the data across restarts (an installed control plane: append-only file, fsync every
+   * second, plus snapshots); the lab's embedded Redis is as ephemeral as the lab
+   */
+  persistent?: boolean;
 }
 
 /**
- * The embedded redis-server's configuration: no persistence, protected mode, the `default` user
+ * redis-server's configuration: persistence only when asked (an installed control plane), protected mode, the `default` user
  * off (a client without credentials gets NOAUTH), and the ACL users with their password hashes.
  */
 export function renderRedisConfig(config: RedisServerConfig): string {
@@ -141,10 +149,9 @@ export function renderRedisConfig(config: RedisServerConfig): string {
     `port ${config.port}`,
     `dir ${config.dataDir}`,
     'dbfilename dump.rdb',
-    `logfile ${config.logFile}`,
+    `logfile ${config.logFile ?? '""'}`,
     'protected-mode yes',
-    'appendonly no',
-    'save ""',
+    ...(config.persistent ? ['appendonly yes', 'appendfsync everysec', 'save 3600 1 300 100 60 10000'] : ['appendonly no', 'save ""']),
     'user default off',
     ...config.users.map((u) => `user ${u.name} ${aclUserArgs(u).join(' ')}`),
   ];

@@ -1,0 +1,29 @@
+export {
+  certificatePin,
+  ensureClusterCa,
+  issueCertificate,
+  issueServerCertificate,
+  makeKeyAndRequest,
+  signCertificateRequest,
+  type CertificateNames,
+  type CertificatePair,
+  type CertificateUsage,
+} from './ca.ts';
+export { ControlPlaneSecrets, controlPlanePaths, type ControlPlanePaths } from './control-plane.ts';
+export { NatsIdentityStore } from './identities.ts';
+export { renderNatsAuthorization, renderNatsServerConfig, type NatsServerConfig, type NatsUser } from './nats-config.ts';
+export {
+  REDIS_ADMIN_RULES,
+  REDIS_ADMIN_USER,
+  REDIS_SERVICE_COMMANDS,
+  RedisPasswords,
+  aclUserArgs,
+  apiWritableKeys,
+  passwordHash,
+  redisAclRules,
+  redisUserName,
+  renderRedisConfig,
+  type RedisAclUser,
+  type RedisRole,
+  type RedisServerConfig,
+} from './redis-acl.ts';

@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { z } from 'zod';
+import { ControlPlaneSecrets, passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, redisAclRules, RedisPasswords, redisUserName, renderRedisConfig } from '@ferry/security';
+import type { NatsIdentity } from '@ferry/protocol';
+
+/** Where `init` writes, and what it sets up (defaults: an installed control plane). */
+export const InitOptions = z.object({
+  /** the control plane's management address: NATS and the API listen on it, agents reach it there */
+  address: z.ipv4({ message: 'must be the IPv4 address hosts reach the control plane on' }),
+  apiPort: z.coerce.number().int().min(1).max(65_535).default(7443),
+  natsPort: z.coerce.number().int().min(1).max(65_535).default(4222),
+  redisPort: z.coerce.number().int().min(1).max(65_535).default(6379),
+  /** secrets, NATS and Redis configuration (0700, the service user's) */
+  controlDir: z.string().startsWith('/').default('/var/lib/ferry/control'),
+  /** Redis' data (inside the control directory: the one place the control-plane units may write) */
+  redisDir: z.string().startsWith('/').default('/var/lib/ferry/control/redis-data'),
+  /** the services' environment files, control.json and the cluster CA certificate (public) */
+  configDir: z.string().startsWith('/').default('/etc/ferry'),
+  /** the system user the control-plane units run as (ferry-control's postinst makes it); files become its own */
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default('ferry'),
+  keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+});
+export type InitOptions = z.input<typeof InitOptions>;
+
+/** What ferry-admin reads back later (join-token): where the API is, where the secrets are. */
+export const ControlFile = z.object({ apiUrl: z.string().url(), controlDir: z.string().startsWith('/'), caFile: z.string().startsWith('/') });
+export type ControlFile = z.infer<typeof ControlFile>;
+
+export interface InitResult {
+  apiUrl: string;
+  natsUrl: string;
+  /** the bootstrap admin token: shown once by the command, kept only in <controlDir>/api-token (0600) */
+  adminToken: string;
+  files: string[];
+}
+
+const CONTROL_IDENTITIES: NatsIdentity[] = [
+  { name: 'scheduler', role: 'scheduler' },
+  { name: 'scheduler-2', role: 'scheduler' },
+  { name: 'scheduler-3', role: 'scheduler' },
+  { name: 'api', role: 'api' },
+  { name: 'observer', role: 'observer' },
+  { name: 'probe', role: 'probe' },
+];
+
+const envFile = (vars: Record<string, string>) =>
+  `# Written by ferry-admin init: paths and addresses only, no secret.\n${Object.entries(vars)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n')}\n`;
+
+async function userIds(user: string): Promise<{ uid: number; gid: number } | null> {
+  const run = (flag: string) => execa('id', [flag, user], { reject: false });
+  const [u, g] = await Promise.all([run('-u'), run('-g')]);
+  return u.exitCode === 0 && g.exitCode === 0 ? { uid: Number(u.stdout), gid: Number(g.stdout) } : null;
+}
+
+function chownTree(path: string, ids: { uid: number; gid: number }): void {
+  chownSync(path, ids.uid, ids.gid);
+  if (statSync(path).isDirectory()) for (const entry of readdirSync(path)) chownTree(join(path, entry), ids);
+}
+
+/**
+ * Sets up a control plane on this machine: the cluster CA, the NATS and API server certificates,
+ * the control plane's NATS identities, nats-server's configuration (TLS both ways, least
+ * privilege), Redis with its ACL users (passwords in 0600 files, the default user off) and
+ * persistence, the bootstrap admin token, and the environment files the units read. Refuses a
+ * directory that holds a control plane already: nothing is overwritten.
+ */
+export async function initControlPlane(input: InitOptions): Promise<InitResult> {
+  const o = InitOptions.parse(input);
+  if (existsSync(join(o.controlDir, 'ca.crt'))) {
+    throw new Error(`${o.controlDir} holds a control plane already (its CA is there): nothing changed. To start over, move that directory away first.`);
+  }
+  const ids = userInfo().uid === 0 ? await userIds(o.user) : null;
+  if (userInfo().uid === 0 && !ids) throw new Error(`no system user ${o.user}: install the ferry-control package (its postinst makes it) or pass --user`);
+
+  const secrets = await ControlPlaneSecrets.create(o.controlDir, [o.address]);
+  const names = { ips: [...new Set([o.address, '127.0.0.1'])], dns: ['localhost', hostname()].filter((d) => /^[a-z0-9.-]{1,253}$/i.test(d)) };
+  const api = await secrets.issueServerCertificate('api-server', names);
+  for (const identity of CONTROL_IDENTITIES) await secrets.admit(identity);
+  const natsUrl = `nats://${o.address}:${o.natsPort}`;
+  const apiUrl = `https://${o.address}:${o.apiPort}`;
+  secrets.writeNatsConfig(o.address, o.natsPort);
+
+  // Redis: loopback only (the scheduler and the API run here), its users by role
+  const passwords = new RedisPasswords(secrets.paths.redisPasswords);
+  const user = (name: string, rules: string[]) => ({ name, passwordHash: passwordHash(passwords.password(name)), rules });
+  const redisUsers = [
+    user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES),
+    user(redisUserName(o.keyPrefix, 'scheduler'), redisAclRules('scheduler', o.keyPrefix)),
+    user(redisUserName(o.keyPrefix, 'api'), redisAclRules('api', o.keyPrefix)),
+  ];
+  mkdirSync(o.redisDir, { recursive: true, mode: 0o700 });
+  writeFileSync(secrets.paths.redisConfig, renderRedisConfig({ host: '127.0.0.1', port: o.redisPort, dataDir: o.redisDir, logFile: null, users: redisUsers, persistent: true }), { mode: 0o600 });
+
+  const adminToken = `ferry_${randomBytes(32).toString('base64url')}`;
+  writeFileSync(secrets.paths.apiToken, `${adminToken}\n`, { mode: 0o600 });
+
+  mkdirSync(o.configDir, { recursive: true, mode: 0o755 });
+  const caFile = join(o.configDir, 'ca.crt');
+  copyFileSync(secrets.ca.cert, caFile); // public: what clients (ferry, browsers) trust
+  chmodSync(caFile, 0o644);
+  const redisEnv = (role: 'scheduler' | 'api') => {
+    const name = redisUserName(o.keyPrefix, role);
+    return { FERRY_REDIS_URL: `redis://127.0.0.1:${o.redisPort}`, FERRY_REDIS_USER: name, FERRY_REDIS_PASSWORD_FILE: passwords.file(name), FERRY_KEY_PREFIX: o.keyPrefix };
+  };
+  const schedulerEnv = join(o.configDir, 'scheduler.env');
+  const apiEnv = join(o.configDir, 'api.env');
+  writeFileSync(schedulerEnv, envFile({ ...redisEnv('scheduler'), ...secrets.clientEnv('scheduler', natsUrl), FERRY_METRICS_HOST: '127.0.0.1' }), { mode: 0o644 });
+  writeFileSync(
+    apiEnv,
+    envFile({
+      ...redisEnv('api'),
+      ...secrets.clientEnv('api', natsUrl),
+      FERRY_API_HOST: o.address,
+      FERRY_API_PORT: String(o.apiPort),
+      FERRY_API_TOKEN_FILE: secrets.paths.apiToken,
+      FERRY_API_TLS_CERT_FILE: api.cert,
+      FERRY_API_TLS_KEY_FILE: api.key,
+      FERRY_CONTROL_DIR: o.controlDir,
+      FERRY_NATS_ADVERTISE_URL: natsUrl,
+    }),
+    { mode: 0o644 },
+  );
+  const controlFile = join(o.configDir, 'control.json');
+  const control: ControlFile = { apiUrl, controlDir: o.controlDir, caFile };
+  writeFileSync(controlFile, `${JSON.stringify(control, null, 2)}\n`, { mode: 0o644 });
+
+  if (ids) {
+    chownTree(o.controlDir, ids);
+    chownTree(o.redisDir, ids);
+  }
+  return { apiUrl, natsUrl, adminToken, files: [o.controlDir, o.redisDir, caFile, schedulerEnv, apiEnv, controlFile] };
+}
