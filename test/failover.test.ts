@@ -152,12 +152,15 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect((await get('ha-local')).hostId).toBe('h1'); // reported, not dropped
   }, 240_000);
 
-  it('(b, c) a partitioned host fences itself before anything restarts elsewhere, and its stale copies are discarded when it returns', async () => {
+  it('(b, c) a host cut off from the control plane and from storage fences itself before anything restarts elsewhere, and its stale copies are discarded when it returns', async () => {
     await createOn('h2', [spec('split', '10.77.0.130', { ha: { enabled: true, priority: 5 } })]);
     const { epoch } = await get('split');
     await eventually('h2 reporting split', async () => (await t.cluster.get<HostView>('/v1/hosts/h2')).capacity.containers.find((c) => c.id === 'split' && c.epoch === epoch));
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    await t.lab.setConnected('h2', false); // the agent lives on, cut off
+    // the agent lives on, cut off from everything: cut off from the control plane only, it would
+    // be isolated, not failed (test/isolation.test.ts)
+    await t.lab.setConnected('h2', false);
+    await t.lab.setStorageConnected('h2', false);
 
     const failover = await failoverOf('h2');
     const restart = failover.restarts.find((r) => r.workload === 'split')!;
@@ -166,6 +169,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await eventually('split answering on its new host', async () => /^\d+$/.test(await talk(restart.to!, '10.77.0.130', 'get')), 20_000);
     await expectTimersFire(t.lab, restart.to!, '10.77.0.130');
 
+    await t.lab.setStorageConnected('h2', true);
     await t.lab.setConnected('h2', true);
     // it tells what it did while cut off: fencing, before the restart elsewhere
     const fenced = await eventually('the fencing report', async () => (await history('h2')).find((e) => e.kind === 'fencing'), 30_000);
@@ -231,6 +235,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const failoversBefore = ((await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] }).failovers.length;
     await t.lab.setConnected('h2', false);
+    await t.lab.setStorageConnected('h2', false); // its storage heartbeat stops: the cluster may declare it failed
 
     const failover = await eventually('the failover of h2', async () => {
       const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
@@ -243,6 +248,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(isRunning(stalePid)).toBe(true); // not fenced: two copies while h2 is cut off
 
     const healedAt = Date.now();
+    await t.lab.setStorageConnected('h2', true);
     await t.lab.setConnected('h2', true);
     let goneAt = 0;
     await eventually('the stale copy to stop', async () => !isRunning(stalePid) && (goneAt = Date.now()), 60_000, 20);

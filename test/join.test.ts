@@ -36,7 +36,9 @@ describe('hosts join with a one-time token and leave with their identity revoked
   };
 
   beforeAll(async () => {
-    t = await startTestCluster();
+    // short liveness thresholds: the last test waits for its one host to be declared down (with no
+    // other host heard, that takes four down-after periods: docs/failover.md)
+    t = await startTestCluster({ schedulerEnv: { FERRY_SUSPECT_AFTER_MS: '1000', FERRY_LEASE_MS: '2000', FERRY_DOWN_AFTER_MS: '3000' } });
     work = mkdtempSync(join(tmpdir(), 'ferry-join-'));
   });
 

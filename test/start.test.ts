@@ -22,8 +22,8 @@ afterAll(() => {
 });
 
 /** The main job exactly as `npm start` runs it (minus deploy/ensure), with its embedded NATS and Redis. */
-async function startMainJob() {
-  const stateDir = mkdtempSync(join(tmpdir(), 'ferry-start-'));
+async function startMainJob(previousStateDir?: string) {
+  const stateDir = previousStateDir ?? mkdtempSync(join(tmpdir(), 'ferry-start-'));
   dirs.push(stateDir);
   const port = await freePort();
   const token = 'start-test-token-0123456789';
@@ -108,6 +108,29 @@ describe.skipIf(skipLab())('npm start (the main job)', () => {
     expect(job.output()).toMatch(/lab [0-9a-f]{4} removed/);
     for (const p of job.run.processes) expect(isRunning(p.pid), `${p.name} (${p.pid})`).toBe(false);
     for (const pid of containerPids) expect(isRunning(pid), `container ${pid}`).toBe(false);
+  });
+
+  it('keeps the cluster state across a restart from the same state directory (persistent Redis), and recreates the demo containers of the old lab', async () => {
+    const first = await startMainJob();
+    expect(first.output()).toContain('persistent: AOF (appendfsync everysec)');
+    const made = await http(`${first.url}/v1/tokens`, { token: first.token, method: 'POST', body: { name: 'kept-token', role: 'viewer' } });
+    expect(made.status).toBe(201);
+    first.child.kill('SIGTERM');
+    expect((await first.child).exitCode).toBe(0);
+    expect(existsSync(join(first.stateDir, 'redis', 'appendonlydir'))).toBe(true);
+
+    const second = await startMainJob(first.stateDir);
+    try {
+      const tokens = ((await http(`${second.url}/v1/tokens`, { token: second.token })).body as { tokens: Array<{ name: string }> }).tokens;
+      expect(tokens.map((x) => x.name)).toContain('kept-token');
+      expect(second.output()).toContain('state kept from the previous run');
+      const workloads = ((await http(`${second.url}/v1/workloads`, { token: second.token })).body as { workloads: WorkloadView[] }).workloads;
+      expect(workloads).toHaveLength(6);
+      for (const w of workloads) expect([w.spec.id, w.phase, w.observed?.state]).toEqual([w.spec.id, 'running', 'running']);
+    } finally {
+      second.child.kill('SIGTERM');
+      expect((await second.child).exitCode).toBe(0);
+    }
   });
 
   it('leaves no process behind even when the supervisor itself is killed with SIGKILL, and the next lab removes the old one', async () => {

@@ -13,7 +13,7 @@ import { aclUserArgs, passwordHash, redisAclRules, RedisPasswords, redisUserName
 import { ControlPlaneSecrets } from '@ferry/security';
 import type { Lab } from './lab/lab.ts';
 import { freePort } from '@ferry/runtime';
-import { Supervisor, type ManagedProcess } from './supervisor.ts';
+import { Supervisor, type ManagedProcess, type RestartPolicy } from './supervisor.ts';
 import { repoRoot, serviceEntry, type ServiceName } from './paths.ts';
 
 export { repoRoot } from './paths.ts';
@@ -31,6 +31,13 @@ export interface ClusterOptions {
   redisUrl?: string | undefined;
   /** an administrator of that Redis (required with redisUrl) */
   redisAdmin?: RedisCredentials | undefined;
+  /**
+   * the embedded Redis keeps its data (AOF, appendfsync everysec) in <stateDir>/redis, so a
+   * restart of Redis or of the cluster keeps its state; default true (false: a throwaway test cluster)
+   */
+  persistentRedis?: boolean;
+  /** the embedded Redis' restart policy (default INFRA_RESTART; tests slow it down to watch the outage) */
+  redisRestart?: RestartPolicy;
   /** hosts whose agents may connect (a lab's hosts are admitted anyway); others with admitHost() */
   hostIds?: string[];
   apiPort?: number | undefined;
@@ -140,7 +147,7 @@ export class LocalCluster {
       return { name, passwordHash: passwordHash(this.redisPasswords.password(name)), rules: redisAclRules(role, this.keyPrefix) };
     });
     if (options.redisUrl === undefined) {
-      const redis = await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host, passwords: this.redisPasswords, users });
+      const redis = await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host, passwords: this.redisPasswords, users, persistent: options.persistentRedis ?? true, ...(options.redisRestart ? { restart: options.redisRestart } : {}) });
       this.redisUrl = redis.url;
       this.redisAdminCredentials = redis.admin;
       return;

@@ -24,9 +24,30 @@ export function demoWorkloads(hostIds: string[], perHost = 2): WorkloadSpecInput
   );
 }
 
-/** Creates the workloads through the API and waits until every one runs. */
+/**
+ * `npm start` keeps the cluster's state (Redis persists in the state directory) but builds a new
+ * lab each time, and the previous lab's containers went with it. Records of workloads on these
+ * hosts that no host reports (checked after every host's first report) are deleted, so the demo
+ * can create them again; every other record (tokens, audit, plans, migrations, history) stays.
+ * Returns the ids deleted.
+ */
+export async function dropWorkloadsOfPreviousLab(cluster: LocalCluster, hostIds: string[], timeoutMs = 60_000): Promise<string[]> {
+  const { workloads } = await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads');
+  const gone = workloads.filter((w) => w.hostId !== null && hostIds.includes(w.hostId) && w.observed === null && w.phase !== 'destroying').map((w) => w.spec.id);
+  for (const id of gone) await cluster.request('DELETE', `/v1/workloads/${id}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = (await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads.filter((w) => gone.includes(w.spec.id));
+    if (left.length === 0) return gone;
+    if (Date.now() > deadline) throw new Error(`records of the previous lab's workloads not deleted within ${timeoutMs} ms: ${left.map((w) => w.spec.id).join(', ')}`);
+    await sleep(250);
+  }
+}
+
+/** Creates the workloads through the API (those not there already) and waits until every one runs. */
 export async function createAndWaitRunning(cluster: LocalCluster, specs: WorkloadSpecInput[], timeoutMs = 120_000): Promise<WorkloadView[]> {
-  for (const spec of specs) await cluster.request<WorkloadAccepted>('POST', '/v1/workloads', spec);
+  const existing = new Set((await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads.map((w) => w.spec.id));
+  for (const spec of specs) if (!existing.has(spec.id)) await cluster.request<WorkloadAccepted>('POST', '/v1/workloads', spec);
   const ids = new Set(specs.map((s) => s.id));
   const deadline = Date.now() + timeoutMs;
   for (;;) {

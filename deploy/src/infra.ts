@@ -6,7 +6,13 @@ import { connect } from 'nats';
 import { freePort, natsConnectOptions, readRedisPassword } from '@ferry/runtime';
 import type { ControlPlaneSecrets } from '@ferry/security';
 import { passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, renderRedisConfig, type RedisAclUser, type RedisPasswords } from '@ferry/security';
-import type { ManagedProcess, Supervisor } from './supervisor.ts';
+import type { ManagedProcess, RestartPolicy, Supervisor } from './supervisor.ts';
+
+/**
+ * The control plane's embedded servers are restarted when they die (same port, same
+ * configuration): quickly at first, backing off to 5 s while they keep failing.
+ */
+export const INFRA_RESTART: RestartPolicy = { policy: 'on-failure', minBackoffMs: 200, maxBackoffMs: 5_000, resetAfterMs: 30_000 };
 
 export interface Embedded {
   url: string;
@@ -38,7 +44,7 @@ export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSec
   const url = `nats://${host}:${port}`;
   await secrets.admit(PROBE);
   const configFile = secrets.writeNatsConfig(host, port);
-  const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile]);
+  const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile], { restart: INFRA_RESTART });
   const probe = secrets.clientSettings(PROBE.name, url);
   await waitFor(
     'nats-server',
@@ -65,7 +71,11 @@ export interface EmbeddedRedis extends Embedded {
 
 /**
  * A private redis-server on a free port of `host` (loopback, or a lab's management address),
- * without persistence (the cluster it serves is as ephemeral as the lab it runs on). Its settings
+ * supervised (restarted on the same port with the same file when it dies). `persistent`: an
+ * append-only file with `appendfsync everysec` (and RDB snapshots) in `dataDir`, so a restart —
+ * of redis-server, or of the whole cluster from the same state directory — keeps the cluster's
+ * state (docs/failover.md, "Durable state"); without it (the test run's shared Redis) nothing is
+ * written to disk. Its settings
  * are in a generated file (0600, next to the passwords), not on its command line: the `default`
  * user off, an administrator (`ferry-admin`) and the given users, each with the SHA-256 of its
  * password — so neither the file, the command line nor any URL holds a password. The passwords
@@ -74,7 +84,7 @@ export interface EmbeddedRedis extends Embedded {
 export async function startRedis(
   supervisor: Supervisor,
   dataDir: string,
-  options: { host?: string; name?: string; passwords: RedisPasswords; users?: RedisAclUser[] },
+  options: { host?: string; name?: string; passwords: RedisPasswords; users?: RedisAclUser[]; persistent?: boolean; restart?: RestartPolicy },
 ): Promise<EmbeddedRedis> {
   const host = options.host ?? '127.0.0.1';
   const name = options.name ?? 'redis';
@@ -84,9 +94,9 @@ export async function startRedis(
   const adminPassword = readRedisPassword(admin.passwordFile);
   const users: RedisAclUser[] = [{ name: REDIS_ADMIN_USER, passwordHash: passwordHash(adminPassword), rules: REDIS_ADMIN_RULES }, ...(options.users ?? [])];
   const configFile = join(options.passwords.dir, `${name}.conf`);
-  writeFileSync(configFile, renderRedisConfig({ host, port, dataDir, logFile: join(dataDir, 'redis.log'), users }), { mode: 0o600 });
+  writeFileSync(configFile, renderRedisConfig({ host, port, dataDir, logFile: join(dataDir, 'redis.log'), users, persistent: options.persistent ?? false }), { mode: 0o600 });
   chmodSync(configFile, 0o600); // an earlier run's file keeps its mode otherwise
-  const managed = supervisor.spawn(name, 'redis-server', [configFile]);
+  const managed = supervisor.spawn(name, 'redis-server', [configFile], { restart: options.restart ?? INFRA_RESTART });
   const url = `redis://${host}:${port}`;
   await waitFor(
     'redis-server',

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createLogger, describeIssues } from '@ferry/runtime';
 import type { HostView, WorkloadView } from '@ferry/protocol';
 import { LocalCluster, repoRoot } from './cluster.ts';
-import { createAndWaitRunning, DEMO_NETWORK, demoWorkloads } from './demo.ts';
+import { createAndWaitRunning, DEMO_NETWORK, demoWorkloads, dropWorkloadsOfPreviousLab } from './demo.ts';
 import { Lab } from './lab/lab.ts';
 
 const log = createLogger('start');
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
     console.log(`  NATS   ${cluster.natsUrl} (embedded; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
-    console.log(`  Redis  ${cluster.redisUrl} (${settings.FERRY_REDIS_URL ? 'given' : 'embedded'}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
+    console.log(`  Redis  ${cluster.redisUrl} (${settings.FERRY_REDIS_URL ? 'given' : `embedded, supervised; persistent: AOF (appendfsync everysec) in ${join(settings.FERRY_STATE_DIR, 'redis')}`}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);
     console.log(`  token  ${cluster.token}`);
@@ -103,6 +103,8 @@ async function main(): Promise<void> {
     console.log(`  CLI    packages/cli/bin/ferry context set local --url ${cluster.apiUrl} --token ${cluster.token}`);
     console.log(`  try    curl -H 'Authorization: Bearer ${cluster.token}' ${cluster.apiUrl}/v1/hosts`);
     await cluster.waitForHostsUp(hostIds, 30_000);
+    const dropped = await dropWorkloadsOfPreviousLab(cluster, hostIds);
+    if (dropped.length > 0) console.log(`state kept from the previous run; its lab's containers are gone: deleted their records (${dropped.join(', ')}) to create them again`);
     const workloads = await createAndWaitRunning(cluster, demoWorkloads(hostIds, settings.FERRY_DEMO_PER_HOST));
     const hosts = (await cluster.get<{ hosts: HostView[] }>('/v1/hosts')).hosts.filter((h) => hostIds.includes(h.id));
     console.log(`${hostIds.length} hosts up:\n${hostTable(hosts)}`);

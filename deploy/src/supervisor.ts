@@ -23,11 +23,26 @@ export interface ManagedProcess {
   exited: boolean;
   /** set when the supervisor itself stops it, so its exit is not reported as a failure */
   stopRequested: boolean;
+  /** how often the restart policy started it again (pid, startTime, child and done are then the new run's) */
+  restarts: number;
+}
+
+/**
+ * `on-failure`: started again (same command, arguments and environment: same port, same
+ * configuration) whenever it exits without the supervisor having asked, after a back-off that
+ * doubles from `minBackoffMs` to `maxBackoffMs` and starts over once a run lasted `resetAfterMs`.
+ */
+export interface RestartPolicy {
+  policy: 'on-failure';
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  resetAfterMs?: number;
 }
 
 export interface SpawnOptions {
   env?: Record<string, string>;
   cwd?: string;
+  restart?: RestartPolicy;
 }
 
 /**
@@ -82,10 +97,20 @@ export class Supervisor {
 
   spawn(name: string, command: string, args: string[], options: SpawnOptions = {}): ManagedProcess {
     const logFile = join(this.logDir, `${name}.log`);
+    const managed = { name, logFile, exited: false, stopRequested: false, restarts: 0 } as ManagedProcess;
+    this.launch(managed, command, args, options);
+    this.processes.push(managed);
+    this.save();
+    this.log.debug({ name, pid: managed.pid, logFile }, 'started');
+    return managed;
+  }
+
+  /** Starts (or starts again) one run of a managed process. */
+  private launch(managed: ManagedProcess, command: string, args: string[], options: SpawnOptions): void {
     // The child writes its output straight to the log file (an inherited fd), not through a pipe
     // to this process: if the supervisor dies, a pipe would break and take the child with it.
     // That is why this uses node's spawn rather than execa, which pipes `{file}` outputs.
-    const fd = openSync(logFile, 'a');
+    const fd = openSync(managed.logFile, 'a');
     let child: ChildProcess;
     try {
       // setpriv asks the kernel to SIGTERM the child when this supervisor dies, even by SIGKILL,
@@ -99,32 +124,43 @@ export class Supervisor {
       closeSync(fd);
     }
     const pid = child.pid;
-    if (pid === undefined) throw new Error(`could not start ${name} (${command})`);
+    if (pid === undefined) throw new Error(`could not start ${managed.name} (${command})`);
     const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.on('exit', (code, signal) => resolve({ code, signal }));
       child.on('error', () => resolve({ code: null, signal: null }));
     });
-    const managed: ManagedProcess = {
-      name,
-      pid,
-      startTime: processStartTime(pid) ?? '',
-      logFile,
-      child,
-      done,
-      exited: false,
-      stopRequested: false,
-    };
+    const startedAt = Date.now();
+    Object.assign(managed, { pid, startTime: processStartTime(pid) ?? '', child, done, exited: false });
     void done.then((result) => {
+      if (managed.child !== child) return; // an earlier run
       managed.exited = true;
-      if (!managed.stopRequested) {
-        this.log.error({ name, pid, exitCode: result.code, signal: result.signal, logFile }, 'process exited unexpectedly');
-      }
+      if (managed.stopRequested) return;
+      const { name, logFile } = managed;
+      this.log.error({ name, pid, exitCode: result.code, signal: result.signal, logFile }, 'process exited unexpectedly');
+      const restart = options.restart;
+      if (!restart) return;
+      const min = restart.minBackoffMs ?? 200;
+      const ranFor = Date.now() - startedAt;
+      const failures = ranFor >= (restart.resetAfterMs ?? 30_000) ? 0 : (this.failures.get(managed) ?? 0);
+      this.failures.set(managed, failures + 1);
+      const backoffMs = Math.min(restart.maxBackoffMs ?? 10_000, min * 2 ** failures);
+      this.log.warn({ name, backoffMs, restarts: managed.restarts + 1 }, 'restarting it (restart policy on-failure)');
+      setTimeout(() => {
+        if (managed.stopRequested || managed.child !== child) return;
+        try {
+          this.launch(managed, command, args, options);
+          managed.restarts += 1;
+          this.save();
+          this.log.warn({ name, pid: managed.pid, restarts: managed.restarts }, 'restarted');
+        } catch (err) {
+          this.log.error({ name, err: (err as Error).message }, 'restart failed');
+        }
+      }, backoffMs).unref();
     });
-    this.processes.push(managed);
-    this.save();
-    this.log.debug({ name, pid, logFile }, 'started');
-    return managed;
   }
+
+  /** consecutive quick failures per restartable process (the back-off's exponent) */
+  private readonly failures = new WeakMap<ManagedProcess, number>();
 
   /**
    * Stops one process this supervisor started and waits until its pid is gone: SIGTERM, then

@@ -2,7 +2,7 @@ import { execSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, LocalCluster, type LabNetwork } from '@ferry/deploy';
+import { Lab, LocalCluster, type ClusterOptions, type LabNetwork } from '@ferry/deploy';
 import { createLogger } from '@ferry/runtime';
 
 /** Why lab tests cannot run here, or null when they can. */
@@ -42,11 +42,17 @@ export interface LabCluster {
 }
 
 /** A lab of network-namespace hosts running real agents, with its own NATS, Redis, scheduler and API. */
-export async function startLabCluster(hostIds: string[], networks: LabNetwork[] = [PROD], schedulerEnv: Record<string, string> = {}, apiEnv: Record<string, string> = {}): Promise<LabCluster> {
+export async function startLabCluster(
+  hostIds: string[],
+  networks: LabNetwork[] = [PROD],
+  schedulerEnv: Record<string, string> = {},
+  apiEnv: Record<string, string> = {},
+  clusterOptions: Partial<ClusterOptions> = {},
+): Promise<LabCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), 'ferry-lab-test-'));
   const log = createLogger('test-lab').child({}, { level: 'warn' });
   const lab = await Lab.create({ stateDir, hostIds, networks, reportIntervalMs: 500, log });
-  const cluster = new LocalCluster({ stateDir, lab, log, schedulerEnv, apiEnv });
+  const cluster = new LocalCluster({ stateDir, lab, log, schedulerEnv, apiEnv, ...clusterOptions });
   let closed = false;
   const close = async () => {
     if (closed) return;

@@ -198,6 +198,22 @@ export class Lab {
   }
 
   /**
+   * Cuts a host off the shared pool's heartbeat channel (or reconnects it). The lab's shared pool
+   * is a directory every lab host reaches, so what a real host loses with its storage network is
+   * made the one way that matters to the heartbeat: the host's heartbeat directory in the pool
+   * becomes a file, and every write of its heartbeat there fails (ENOTDIR/EEXIST) — as writes to an
+   * unreachable NFS export do. With setConnected(…, false): a host cut off from everything.
+   */
+  async setStorageConnected(hostId: string, connected: boolean): Promise<void> {
+    const dir = join(this.sharedPool, '.ferry', 'heartbeats', this.host(hostId).id);
+    rmSync(dir, { recursive: true, force: true });
+    if (!connected) {
+      mkdirSync(join(this.sharedPool, '.ferry', 'heartbeats'), { recursive: true });
+      writeFileSync(dir, 'the lab cut this host off the shared pool\n');
+    }
+  }
+
+  /**
    * Kills every process of a host but its agent: the fence guard (first, so it cannot react) and
    * every container process (its cgroup subtree). With its agent, a host dying.
    */

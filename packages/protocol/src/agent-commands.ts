@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { HostId } from './ids.ts';
 import { MigrationStrategy } from './migrations.ts';
 import { ContainerStatus, WorkloadId, WorkloadSpec } from './workloads.ts';
+import { ConfirmFailedRequest, ConfirmFailedResult } from './storage-liveness.ts';
 
 /** Commands the scheduler sends an agent by NATS request/reply on ferry.agent.<hostId>.<command>. */
 export const AGENT_COMMANDS = [
@@ -13,6 +14,7 @@ export const AGENT_COMMANDS = [
   'container.list',
   'container.thaw',
   'container.adopt',
+  'container.stamp',
   'migration.prepare',
   'migration.presync',
   'migration.dump',
@@ -21,6 +23,7 @@ export const AGENT_COMMANDS = [
   'migration.resume',
   'migration.abort',
   'migration.finish',
+  'storage.confirm-failed',
 ] as const;
 export type AgentCommand = (typeof AGENT_COMMANDS)[number];
 
@@ -46,6 +49,9 @@ export const DestroyContainerRequest = z.strictObject({
  * copy, no memory): a new container record at the new epoch, then start.
  */
 export const AdoptContainerRequest = z.strictObject({ spec: WorkloadSpec, epoch: z.number().int().positive(), fromHost: HostId });
+
+/** Marks these copies as confirmed by the cluster generation `generation` (kept in their records). */
+export const StampContainersRequest = z.strictObject({ generation: z.string().min(1).max(64), ids: z.array(WorkloadId).max(1500) });
 
 const MigrationId = z.string().regex(/^m-[a-z0-9-]{1,80}$/);
 /** one-time secret of a migration: the destination's rsync daemon admits only its holder */
@@ -144,6 +150,7 @@ export const agentRequestSchemas = {
   'container.list': ListContainersRequest,
   'container.thaw': ContainerIdRequest,
   'container.adopt': AdoptContainerRequest,
+  'container.stamp': StampContainersRequest,
   'migration.prepare': PrepareMigrationRequest,
   'migration.presync': PresyncRequest,
   'migration.dump': DumpRequest,
@@ -152,6 +159,7 @@ export const agentRequestSchemas = {
   'migration.resume': MigrationIdRequest,
   'migration.abort': MigrationIdRequest,
   'migration.finish': FinishMigrationRequest,
+  'storage.confirm-failed': ConfirmFailedRequest,
 } as const satisfies Record<AgentCommand, z.ZodType>;
 
 export type AgentRequest<C extends AgentCommand> = z.input<(typeof agentRequestSchemas)[C]>;
@@ -165,6 +173,7 @@ export const agentResultSchemas = {
   'container.list': z.array(ContainerStatus),
   'container.thaw': ContainerStatus,
   'container.adopt': ContainerStatus,
+  'container.stamp': z.object({ stamped: z.array(WorkloadId) }),
   'migration.prepare': PrepareMigrationResult,
   'migration.presync': TransferResult,
   'migration.dump': DumpResult,
@@ -173,6 +182,7 @@ export const agentResultSchemas = {
   'migration.resume': ContainerStatus,
   'migration.abort': FinishMigrationResult,
   'migration.finish': FinishMigrationResult,
+  'storage.confirm-failed': ConfirmFailedResult,
 } as const satisfies Record<AgentCommand, z.ZodType>;
 
 export type AgentResult<C extends AgentCommand> = z.infer<(typeof agentResultSchemas)[C]>;

@@ -40,6 +40,8 @@ export type StatsResponse = z.infer<typeof StatsResponse>;
 export const HealthResponse = z.object({
   status: z.enum(['ok', 'degraded']),
   redis: z.boolean(),
+  /** why it is degraded (Redis unreachable: every other route answers 503 UNAVAILABLE meanwhile) */
+  message: z.string().optional(),
 });
 
 const booleanParam = z.enum(['true', 'false']).transform((v) => v === 'true');

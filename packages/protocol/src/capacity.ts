@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { HostId, Name } from './ids.ts';
 import { CpuInfo } from './cpu.ts';
+import { StorageLiveness } from './storage-liveness.ts';
 import { ContainerStatus, TemplateReport, WorkloadId } from './workloads.ts';
 
 /** Reports above this size are dropped unread: no host needs more, a hostile one must not cost more. */
@@ -129,5 +130,7 @@ export const CapacityReport = z.object({
   containers: z.array(ContainerStatus).max(1500),
   /** fencing the agent did and no scheduler has acknowledged yet */
   fencing: z.array(FenceEvent).max(50).default([]),
+  /** the storage heartbeat channel (hosts with shared pools) */
+  storage: StorageLiveness.optional(),
 });
 export type CapacityReport = z.infer<typeof CapacityReport>;

@@ -20,6 +20,12 @@ export const HostRecord = z.object({
   /** scheduler's clock when the newest valid report arrived */
   lastReportAt: z.number().int().nonnegative(),
   capacity: CapacityReport,
+  /**
+   * silent on the control plane for longer than down-after, but alive on storage (its peers see
+   * its heartbeat in their shared pools change): isolated, not failed — kept `suspect`, and its
+   * workloads are not restarted elsewhere (docs/failover.md)
+   */
+  isolated: z.boolean().optional(),
 });
 export type HostRecord = z.infer<typeof HostRecord>;
 
@@ -49,7 +55,7 @@ export type MaintenanceRecord = z.infer<typeof MaintenanceRecord>;
 /** One line of a host's history: GET /v1/hosts/:id/history. */
 export const HostHistoryEntry = z.object({
   at: z.number().int().nonnegative(),
-  kind: z.enum(['state', 'fencing', 'failover', 'restart', 'unrecoverable', 'stale-copy', 'removed', 'admitted']),
+  kind: z.enum(['state', 'fencing', 'failover', 'restart', 'unrecoverable', 'stale-copy', 'removed', 'admitted', 'rebuilt']),
   message: z.string(),
   data: z.unknown().optional(),
 });

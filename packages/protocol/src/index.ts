@@ -15,3 +15,4 @@ export * from './plans.ts';
 export * from './cpu.ts';
 export * from './nats-identities.ts';
 export * from './join.ts';
+export * from './storage-liveness.ts';

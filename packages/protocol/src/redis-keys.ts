@@ -28,6 +28,11 @@ export const redisKeys = (prefix = 'ferry') => ({
   removedHosts: `${prefix}:hosts:removed`,
   /** hash: `<host id>/<workload id>` -> CopyToDiscard JSON (copies of deleted workloads on hosts that were away) */
   copyDiscards: `${prefix}:workloads:discard`,
+  /**
+   * string, written once (SET NX) by the first scheduler that finds it missing: ClusterGeneration
+   * JSON. Missing while hosts report copies of another generation = Redis lost its data.
+   */
+  generation: `${prefix}:cluster:generation`,
   /** held while a placement decision is made and recorded */
   placementLock: `${prefix}:lock:placement`,
   /** hash: SHA-256 (hex) of an API token -> TokenRecord JSON (never the token itself) */

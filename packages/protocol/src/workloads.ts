@@ -115,6 +115,14 @@ export const ContainerStatus = z.object({
   startedAt: z.number().int().nonnegative().nullable(),
   exit: ContainerExit.nullable(),
   usage: ContainerUsage.nullable(),
+  /**
+   * the cluster generation (see ClusterGeneration) whose records last confirmed this copy as the
+   * workload's own; absent until one did. After Redis lost its data, a copy of an earlier
+   * generation without a record is rebuilt from its host, never discarded (docs/failover.md).
+   */
+  generation: z.string().max(64).optional(),
+  /** the workload's spec as the host keeps it: only in `container.status` replies (rebuilding a lost record) */
+  spec: WorkloadSpec.optional(),
 });
 export type ContainerStatus = z.infer<typeof ContainerStatus>;
 
@@ -166,6 +174,10 @@ export const WorkloadRecord = z.object({
   migratingTo: HostId.nullable().default(null),
   /** the CPU its processes started (or were last restored) under: a destination must offer as much */
   cpu: CpuInfo.nullable().default(null),
+  /** set when the record was rebuilt from a host's copy after the cluster state was lost */
+  recovered: z
+    .object({ at: z.number().int().nonnegative(), from: HostId, epoch: z.number().int().positive(), generation: z.string().max(64) })
+    .nullish(),
   createdAt: z.number().int().nonnegative(),
   updatedAt: z.number().int().nonnegative(),
 });

@@ -75,8 +75,12 @@ export function loadConfig<S extends z.ZodType>(schema: S, options: LoadConfigOp
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const origin = (path: string) =>
-      fromEnv.has(path) ? `from ${fromEnv.get(path)}` : options.file ? `in ${options.file}` : 'default';
+    // a problem inside a value an environment variable gave (cpuBaseline.vendor of
+    // FERRY_CPU_BASELINE's JSON) is that variable's; one nobody gave is a setting not set
+    const origin = (path: string) => {
+      const variable = [...fromEnv.entries()].find(([given]) => path === given || path.startsWith(`${given}.`))?.[1];
+      return variable ? `from ${variable}` : options.file ? `in ${options.file}` : 'not set';
+    };
     const problems = describeIssues(result.error, origin);
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
   }

@@ -130,11 +130,18 @@ export class ClusterStore {
     return { accepted: count('accepted'), rejected: rejected as StatsResponse['capacityReports']['rejected'] };
   }
 
-  async ping(): Promise<boolean> {
+  /** Whether Redis answers within `timeoutMs` (health checks must not hang while it is away). */
+  async ping(timeoutMs = 1_000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return (await this.redis.ping()) === 'PONG';
+      const timeout = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('TIMEOUT'), timeoutMs);
+      });
+      return (await Promise.race([this.redis.ping(), timeout])) === 'PONG';
     } catch {
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

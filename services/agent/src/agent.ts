@@ -16,6 +16,7 @@ import { AgentMetrics } from './metrics.ts';
 import { serveMetricsIfPossible, type MetricsServer } from '@ferry/runtime';
 import { cgroupParentOf, metricsHostOf } from './config.ts';
 import { PoolProbes } from './inventory/probes.ts';
+import { StorageHeartbeats } from './storage/heartbeats.ts';
 
 /**
  * The host agent: runs containers on command and publishes a capacity report every interval.
@@ -39,6 +40,9 @@ export class Agent {
   readonly metrics = new AgentMetrics();
   private metricsServer: MetricsServer | null = null;
   private guardWritten = -1;
+  /** the second heartbeat channel: this host's heartbeat in its shared pools */
+  private readonly storage: StorageHeartbeats;
+  private storageTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly config: AgentConfig,
@@ -51,8 +55,18 @@ export class Agent {
   ) {
     this.probes = new PoolProbes(config.hostId);
     this.lease = new Lease(monotonicMs, config.leaseMs, leaseValidUntil);
-    this.fencer = new Fencer(host.containers, this.lease, config.fenceAction, join(config.dataDir, 'fencing.json'), log.child({ part: 'fencing' }), (by) =>
-      this.metrics.fencing.inc({ by }),
+    const sharedPools = config.pools.filter((p) => p.shared);
+    this.storage = new StorageHeartbeats(config.hostId, boot, sharedPools, monotonicMs, log.child({ part: 'storage-heartbeat' }));
+    this.fencer = new Fencer(
+      host.containers,
+      this.lease,
+      config.fenceAction,
+      join(config.dataDir, 'fencing.json'),
+      log.child({ part: 'fencing' }),
+      (by) => this.metrics.fencing.inc({ by }),
+      this.storage,
+      () => this.lease.periodMs(),
+      (pool) => sharedPools.some((p) => p.id === pool),
     );
     this.metrics.observe({ containerStates: () => host.containers.states(), leaseRemainingMs: () => this.lease.validUntilMs() - monotonicMs() });
   }
@@ -70,12 +84,16 @@ export class Agent {
     host.migrations.onProgress = (event) => nc.publish(subjects.migrationProgress(event.migrationId, config.hostId), encodeJson(event));
     // daemons of migrations past their deadline stop, also those an earlier agent left running
     host.migrations.watchDeadlines();
-    agent.commands = serveCommands(nc, config.hostId, host, log.child({ part: 'commands' }), agent.metrics);
+    agent.commands = serveCommands(nc, config.hostId, { containers: host.containers, migrations: host.migrations, storage: agent.storage }, log.child({ part: 'commands' }), agent.metrics);
     agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, metricsHostOf(config), config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
     await agent.fencer.importGuardEvents(config.dataDir);
     agent.listenForAcks();
     agent.leaseTimer = setInterval(() => void agent.fencer.check().catch((err: unknown) => log.error({ err }, 'fencing check failed')), 200);
+    if (agent.storage.active) {
+      await agent.storage.beat();
+      agent.storageTimer = setInterval(() => void agent.beat(), Math.min(config.reportIntervalMs, 1000));
+    }
     await agent.refreshCriu();
     log.info(
       { cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu },
@@ -111,7 +129,7 @@ export class Agent {
             .catch((err: unknown) => this.log.error({ err }, 'stopping superseded copies failed'));
         }
         void this.fencer.acknowledged(ack.data.seq);
-        if (this.lease.validUntilMs() !== this.guardWritten) void this.writeGuardState().catch((err: unknown) => this.log.error({ err }, 'writing the fence guard state failed'));
+        if (this.guardDeadline() !== this.guardWritten) void this.writeGuardState().catch((err: unknown) => this.log.error({ err }, 'writing the fence guard state failed'));
       },
     });
   }
@@ -178,13 +196,36 @@ export class Agent {
       templates: templates.list(),
       containers: statuses,
       fencing: this.fencer.forReport(this.seq - 1),
+      ...(this.storage.active ? { storage: { heartbeatOk: this.storage.okWithin(this.lease.periodMs()), peers: this.storage.peersReport() } } : {}),
     };
+  }
+
+  /** One storage heartbeat; while it gets through, the fence guard's deadline moves with it. */
+  private async beat(): Promise<void> {
+    try {
+      await this.storage.beat();
+      await this.writeGuardState();
+    } catch (err) {
+      this.log.error({ err }, 'storage heartbeat failed');
+    }
+  }
+
+  /**
+   * Until when the fence guard lets this host's HA containers run if the agent dies now: the
+   * lease, or — while the heartbeat reaches storage and nobody declared this host failed — a lease
+   * period after the last heartbeat (the agent is alive; its peers see it so). An agent that dies
+   * stops both, and the guard fences a lease period after the later of the two.
+   */
+  private guardDeadline(): number {
+    const lastOk = this.storage.lastOk();
+    const byStorage = lastOk !== null && !this.storage.declaredFailed() ? lastOk + this.lease.periodMs() : -Infinity;
+    return Math.max(this.lease.validUntilMs(), byStorage);
   }
 
   /** Tells the fence guard how long the lease holds (writes are serialized, the newest wins). */
   private writeGuardState(): Promise<void> {
     this.guardWrite = this.guardWrite.then(async () => {
-      const validUntilMs = this.lease.validUntilMs();
+      const validUntilMs = this.guardDeadline();
       if (validUntilMs === this.guardWritten) return;
       await writeGuardState(this.config.dataDir, {
         bootId: this.boot,
@@ -193,6 +234,7 @@ export class Agent {
         containersDir: join(this.config.dataDir, 'containers'),
         cgroupParent: cgroupParentOf(this.config),
         graceMs: this.config.fenceGuardGraceMs,
+        fencePools: this.config.pools.filter((p) => p.shared).map((p) => p.id),
       });
       this.guardWritten = validUntilMs;
     });
@@ -216,6 +258,7 @@ export class Agent {
     await this.commands?.drain();
     clearTimeout(this.timer);
     clearInterval(this.leaseTimer);
+    clearInterval(this.storageTimer);
     clearInterval(this.criuTimer);
     this.host.migrations.unwatchDeadlines();
     await this.metricsServer?.close();

@@ -6,12 +6,15 @@ import { CommandError } from './containers/errors.ts';
 import type { ContainerManager } from './containers/manager.ts';
 import type { MigrationManager } from './migration/manager.ts';
 import type { AgentMetrics } from './metrics.ts';
+import type { StorageHeartbeats } from './storage/heartbeats.ts';
 
 const KNOWN_COMMANDS = new Set<string>(AGENT_COMMANDS);
 
 export interface CommandTargets {
   containers: ContainerManager;
   migrations: MigrationManager;
+  /** the storage heartbeat channel (absent: this host answers storage commands with not-shared) */
+  storage?: StorageHeartbeats;
 }
 
 const MAX_REQUEST_BYTES = 256 * 1024;
@@ -61,6 +64,10 @@ export async function handleCommand(targets: CommandTargets, command: string, da
         const { spec, epoch, fromHost } = parseRequest(command, body);
         return { ok: true, result: await manager.adopt(spec, epoch, fromHost) };
       }
+      case 'container.stamp': {
+        const { generation, ids } = parseRequest(command, body);
+        return { ok: true, result: await manager.stamp(generation, ids) };
+      }
       case 'container.status': {
         const { id } = parseRequest(command, body);
         return { ok: true, result: await manager.status(id) };
@@ -100,6 +107,11 @@ export async function handleCommand(targets: CommandTargets, command: string, da
         const { migrationId, role, abandon } = parseRequest(command, body);
         if (abandon && role === 'source') return { ok: true, result: await migrations.abandonPages(migrationId) };
         return { ok: true, result: await migrations.finish(migrationId, role) };
+      }
+      case 'storage.confirm-failed': {
+        const { hostId, pool, staleAfterMs } = parseRequest(command, body);
+        if (!targets.storage) return { ok: true, result: { confirmed: false, reason: 'not-shared', unchangedForMs: null } };
+        return { ok: true, result: await targets.storage.confirmFailed(hostId, pool, staleAfterMs) };
       }
     }
   } catch (err) {

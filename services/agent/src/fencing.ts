@@ -6,14 +6,19 @@ import type { Logger } from '@ferry/runtime';
 import type { ContainerManager } from './containers/manager.ts';
 import type { Lease } from './lease.ts';
 import { takeGuardEvents } from './guard/state.ts';
+import { fencingVerdict, type FencingVerdict } from './fencing-decision.ts';
+import type { StorageHeartbeats } from './storage/heartbeats.ts';
 
 const Persisted = z.object({ events: z.array(FenceEvent.extend({ reportedInSeq: z.number().int().nullable() })) });
 type Pending = z.infer<typeof Persisted>['events'][number];
 
 /**
- * Self-fencing: when this host's lease runs out it stops (or freezes) its HA-protected
- * containers before any scheduler may restart them elsewhere, and keeps reporting what it did
- * (persisted, so a restart does not forget) until a scheduler acknowledged a report carrying it.
+ * Self-fencing: when this host may have been declared failed (fencingVerdict: its lease ran out
+ * and its storage heartbeat no longer gets through, or it reads a declaration of its failure) it
+ * stops (or freezes) its HA-protected containers on shared pools — the ones another host could
+ * restart — before any may be restarted elsewhere, and keeps reporting what it did (persisted, so
+ * a restart does not forget) until a scheduler acknowledged a report carrying it. A host that only
+ * lost the control plane but still writes its heartbeat keeps running: isolated, not failed.
  */
 export class Fencer {
   private pending: Pending[] = [];
@@ -27,7 +32,24 @@ export class Fencer {
     private readonly log: Logger,
     /** told of every fencing, by who acted (metrics) */
     private readonly onFence: (by: 'agent' | 'guard') => void = () => undefined,
+    /** the second channel (its heartbeat in the shared pools) */
+    private readonly storage: StorageHeartbeats | null = null,
+    /** a heartbeat older than this no longer shows the host alive on storage (the lease period the schedulers tell) */
+    private readonly storageWindowMs: () => number = () => 5_000,
+    /** the pools whose HA containers another host could restart (shared): only those are fenced */
+    private readonly fenceablePool: (poolId: string) => boolean = () => true,
   ) {}
+
+  private lastVerdict: FencingVerdict['why'] | null = null;
+
+  verdict(): FencingVerdict {
+    return fencingVerdict({
+      leaseValid: this.lease.valid(),
+      storageChannel: this.storage?.active ?? false,
+      storageOk: this.storage?.okWithin(this.storageWindowMs()) ?? false,
+      declaredFailed: this.storage?.declaredFailed() ?? false,
+    });
+  }
 
   async load(): Promise<void> {
     try {
@@ -44,9 +66,18 @@ export class Fencer {
 
   /** Called often (every few hundred ms): fences once per lapse of the lease. */
   async check(): Promise<void> {
-    if (this.lease.valid()) {
-      if (this.fenced) this.log.info('lease renewed');
-      this.fenced = false;
+    const verdict = this.verdict();
+    if (verdict.why !== this.lastVerdict) {
+      if (verdict.why === 'isolated') this.log.warn('lease expired, but the storage heartbeat gets through and no declaration of failure: isolated from the control plane, HA containers keep running');
+      else if (verdict.why === 'lease-valid' && this.lastVerdict !== null) this.log.info('lease renewed');
+      this.lastVerdict = verdict.why;
+    }
+    if (!verdict.fence) {
+      if (verdict.why === 'lease-valid') {
+        this.fenced = false;
+        this.storage?.setFenced(false);
+        await this.storage?.clearOwnDeclaration();
+      }
       return;
     }
     if (this.fenced) return;
@@ -57,7 +88,10 @@ export class Fencer {
       return;
     }
     const action = this.action;
-    const victims = (await this.containers.list()).filter((c) => c.state === 'running' && this.containers.record(c.id)?.spec.ha.enabled);
+    const victims = (await this.containers.list()).filter((c) => {
+      const spec = this.containers.record(c.id)?.spec;
+      return c.state === 'running' && spec?.ha.enabled === true && this.fenceablePool(spec.pool);
+    });
     for (const c of victims) {
       try {
         if (action === 'freeze') await this.containers.freeze(c.id);
@@ -66,8 +100,9 @@ export class Fencer {
         this.log.error({ workload: c.id, err: (err as Error).message }, 'fencing a container failed');
       }
     }
+    this.storage?.setFenced(true); // its next heartbeat tells the peers: out of the game
     if (victims.length === 0) {
-      this.log.warn({ lateMs }, 'lease expired: no HA container to fence');
+      this.log.warn({ lateMs, why: verdict.why }, 'fencing: no HA container on a shared pool to fence');
       return;
     }
     const event: Pending = { id: randomBytes(6).toString('hex'), at: Date.now(), action, containers: victims.map((c) => c.id), lateMs, by: 'agent', reportedInSeq: null };
@@ -75,7 +110,7 @@ export class Fencer {
     this.onFence('agent');
     this.pending = this.pending.slice(-50);
     await this.persist();
-    this.log.error({ action, containers: event.containers, lateMs }, 'lease expired: fenced the HA-protected containers');
+    this.log.error({ action, containers: event.containers, lateMs, why: verdict.why }, 'fenced the HA-protected containers');
   }
 
   /** Takes over what the fence guard did while no agent ran, to report it like our own. */

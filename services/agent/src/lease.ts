@@ -26,6 +26,11 @@ export class Lease {
     return this.validUntil;
   }
 
+  /** the lease period: the one the schedulers tell (the storage channel's window is the same) */
+  periodMs(): number {
+    return this.leaseMs;
+  }
+
   sent(seq: number): void {
     this.sentAt.set(seq, this.now());
     // keep only recent reports: an acknowledgement older than a lease period renews nothing

@@ -20,6 +20,7 @@ import { FailoverWorker } from './failover/worker.ts';
 import { SchedulerMetrics } from './metrics.ts';
 import { RemovedHosts } from './hosts/removed.ts';
 import { CopyDiscards } from './workloads/discards.ts';
+import { ClusterGeneration } from './workloads/generation.ts';
 
 export interface Scheduler {
   capacity: CapacityService;
@@ -49,7 +50,10 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const agents = new AgentClient(nc);
   // deleted workloads' copies on hosts that were away are discarded when reported again
   const discards = new CopyDiscards(store, agents, log.child({ part: 'reconciler' }));
-  const reconciler = new WorkloadReconciler(store, records, agents, discards, log.child({ part: 'reconciler' }));
+  // the cluster generation: written once; a loss of Redis' data starts a new one (see ClusterGeneration)
+  const generation = new ClusterGeneration(store, log.child({ part: 'reconciler' }));
+  await generation.current();
+  const reconciler = new WorkloadReconciler(store, records, agents, discards, log.child({ part: 'reconciler' }), generation);
   capacity.onReport((report) => reconciler.onReport(report));
   // removed hosts (DELETE /v1/hosts/:id): their reports are dropped
   const removedHosts = new RemovedHosts(store, log.child({ part: 'capacity' }));
@@ -109,6 +113,8 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const failovers = new FailoverWorker(store, agents, config.keyPrefix, queueRedis, config.jobLockMs, policy, log.child({ part: 'failover' }), config.failoverConcurrency, {
     onUpdate: (failover) => nc.publish(subjects.failoverEvents, encodeJson({ type: 'failover.updated', at: Date.now(), failover } satisfies FailoverEvent)),
     onFinished: (failover) => metrics.failoverFinished(failover),
+    // the storage channel's proof of death: as the liveness table's (docs/failover.md)
+    storageStaleMs: config.leaseMs + 1000,
   });
   // the down state reaches Redis with the next batch of host records (every flushMs): look right after it
   capacity.onStateChange((event) => {

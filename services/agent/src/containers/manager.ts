@@ -354,8 +354,29 @@ export class ContainerManager {
     return created.state === 'running' ? this.statusOf(created) : this.start(spec.id);
   }
 
-  status(id: string): Promise<ContainerStatus> {
-    return this.statusOf(this.require(id));
+  /** One copy's status, with its spec (what the cluster rebuilds a lost workload record from). */
+  async status(id: string): Promise<ContainerStatus> {
+    const record = this.require(id);
+    return { ...(await this.statusOf(record)), spec: record.spec };
+  }
+
+  /**
+   * Records that the cluster generation `generation` confirmed these copies as current (the
+   * scheduler sends it when a report shows a copy in line with its record but stamped otherwise).
+   * A copy with a command under way is skipped: the next report brings it again.
+   */
+  async stamp(generation: string, ids: string[]): Promise<{ stamped: string[] }> {
+    const stamped: string[] = [];
+    for (const id of ids) {
+      if (this.mutex.busy(id)) continue;
+      await this.mutex.run(id, async () => {
+        const record = this.records.get(id);
+        if (!record || record.generation === generation) return;
+        await this.save({ ...record, generation });
+        stamped.push(id);
+      });
+    }
+    return { stamped };
   }
 
   /** Every container's recorded state (metrics). */
@@ -444,7 +465,7 @@ export class ContainerManager {
         };
       }
     }
-    return { id, state: record.state, epoch: record.epoch, pid: record.pid, startedAt: record.startedAt, exit: record.exit, usage };
+    return { id, state: record.state, epoch: record.epoch, pid: record.pid, startedAt: record.startedAt, exit: record.exit, usage, ...(record.generation ? { generation: record.generation } : {}) };
   }
 
   /** Destroys every container this agent knows (lab teardown, decommissioning); returns how many. */

@@ -17,6 +17,12 @@ export const ContainerRecord = z.object({
   startedAt: z.number().int().nullable(),
   exit: ContainerExit.nullable(),
   createdAt: z.number().int(),
+  /**
+   * the cluster generation whose records last confirmed this copy as the workload's own
+   * (`container.stamp`): with the spec and epoch, what lets the cluster rebuild the workload's
+   * record after Redis lost its data — and tell that apart from a copy of a deleted workload.
+   */
+  generation: z.string().max(64).optional(),
 });
 export type ContainerRecord = z.infer<typeof ContainerRecord>;
 

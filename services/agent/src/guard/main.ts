@@ -58,7 +58,8 @@ async function main(): Promise<void> {
         fencedFor = state.validUntilMs;
         const fenced: string[] = [];
         const records = await new RecordStore(state.containersDir, log).loadAll();
-        for (const r of records.filter((x) => x.spec.ha.enabled && (x.state === 'running' || x.state === 'created'))) {
+        const fenceable = (pool: string) => state.fencePools === undefined || state.fencePools.includes(pool);
+        for (const r of records.filter((x) => x.spec.ha.enabled && fenceable(x.spec.pool) && (x.state === 'running' || x.state === 'created'))) {
           const cgroup = `${state.cgroupParent}/${r.spec.id}`;
           const pids = await cgroupPids(cgroup);
           if (!pids || pids.length === 0) continue; // not running

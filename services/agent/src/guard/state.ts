@@ -22,6 +22,11 @@ export const GuardState = z.object({
   cgroupParent: z.string().startsWith('/'),
   /** the agent's fenceGuardGraceMs: a guard it did not start itself (the systemd unit) takes it from here */
   graceMs: z.number().int().min(0).max(60_000).optional(),
+  /**
+   * only HA containers on these pools are fenced (the shared ones: another host could restart
+   * them); absent: every HA container
+   */
+  fencePools: z.array(z.string()).max(64).optional(),
 });
 export type GuardState = z.infer<typeof GuardState>;
 

@@ -88,7 +88,9 @@ export function joinRoutes(app: FastifyInstance, store: ClusterStore, tokens: Jo
     } catch (err) {
       await tokens.release(used.id); // nothing was admitted: the token may be used again
       const message = err instanceof Error ? err.message : String(err);
-      if (/certificate signing request|admitted already/.test(message)) throw new ApiError('BAD_REQUEST', `cannot admit host ${body.hostId}: ${message}`, { hostId: body.hostId });
+      // another join of the same host id won the race (both passed the check above)
+      if (/admitted already/.test(message)) throw new ApiError('CONFLICT', `cannot admit host ${body.hostId}: ${message}`, { hostId: body.hostId });
+      if (/certificate signing request/.test(message)) throw new ApiError('BAD_REQUEST', `cannot admit host ${body.hostId}: ${message}`, { hostId: body.hostId });
       throw err;
     }
     const removed = await store.removedHosts.get(body.hostId);

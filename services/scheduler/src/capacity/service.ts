@@ -33,7 +33,15 @@ export class CapacityService {
     private readonly log: Logger,
     private readonly metrics?: SchedulerMetrics,
   ) {
-    this.table = new HostTable(config);
+    this.table = new HostTable({
+      suspectAfterMs: config.suspectAfterMs,
+      downAfterMs: config.downAfterMs,
+      // a host that lost both channels fenced a lease (plus the guard's grace) after its last
+      // heartbeat; one second more and its heartbeat's silence proves it (docs/failover.md)
+      storageStaleMs: config.leaseMs + 1000,
+      // liveness ticks every livenessCheckMs: ticks this far apart mean the scheduler was away
+      stallAfterMs: Math.max(2000, config.livenessCheckMs * 8),
+    });
     this.rejectLog = new PerKeyLimiter(config.rejectLogWindowMs);
   }
 
@@ -128,7 +136,15 @@ export class CapacityService {
     for (const { record, event } of this.table.tick(Date.now())) {
       this.dirty.set(record.id, record);
       if (event) this.publishEvent(event);
+      if (record.isolated && (!event || event.to === 'suspect')) this.noteIsolated(record);
     }
+  }
+
+  private noteIsolated(record: HostRecord): void {
+    this.log.warn({ hostId: record.id }, 'host silent on the control plane but alive on storage: isolated, not failed (its workloads stay where they are)');
+    void this.store
+      .addHistory(record.id, { at: Date.now(), kind: 'state', message: 'isolated: silent on the control plane, but its peers see its storage heartbeat: not declared down, nothing restarted elsewhere' })
+      .catch((err: unknown) => this.log.error({ err }, 'recording host history failed'));
   }
 
   private publishEvent(event: HostStateEvent): void {

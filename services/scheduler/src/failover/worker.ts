@@ -27,7 +27,7 @@ export class FailoverWorker {
     private readonly log: Logger,
     concurrency: number,
     /** told of every change of a failover record (events) and of every failover that ended (metrics) */
-    private readonly hooks: { onUpdate?: (record: FailoverRecord) => void; onFinished?: (record: FailoverRecord) => void } = {},
+    private readonly hooks: { onUpdate?: (record: FailoverRecord) => void; onFinished?: (record: FailoverRecord) => void; storageStaleMs?: number } = {},
   ) {
     this.slots = createLimiter(concurrency);
   }
@@ -100,7 +100,8 @@ export class FailoverWorker {
               return;
             }
             await setEntry(i, held.value.entry, held.value.unrecoverable);
-            if (held.value.entry.status === 'failed') failures++;
+            // failed, or waiting for the storage channel's proof: the job tries again
+            if (held.value.entry.status === 'failed' || held.value.entry.status === 'pending') failures++;
           } catch (err) {
             failures++;
             log.error({ workload: entry.workload, err: (err as Error).message }, 'restart step failed');
@@ -118,6 +119,28 @@ export class FailoverWorker {
     this.hooks.onFinished?.(record);
     log.info({ restarted: record.restarts.filter((r) => r.status === 'restarted').length, unrecoverable: record.unrecoverable.length }, 'failover finished');
     return record;
+  }
+
+  /**
+   * The storage channel's word before a restart (docs/failover.md): the host that is to restart
+   * the workload shares its pool with the dead host; it writes the declaration of failure there
+   * and confirms only when the dead host fenced or its heartbeat there stopped long enough that it
+   * has fenced by itself. A host alive on storage is isolated, not failed: its workload waits.
+   */
+  private async confirmFailed(on: string, deadHost: string, pool: string, log: Logger): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const staleAfterMs = this.hooks.storageStaleMs ?? 6_000;
+    try {
+      const answer = await this.agents.call(on, 'storage.confirm-failed', { hostId: deadHost, pool, staleAfterMs }, 15_000);
+      if (answer.confirmed) return { ok: true };
+      const reason =
+        answer.reason === 'alive'
+          ? `waiting: ${deadHost} is alive on storage (its heartbeat in ${pool} changed ${answer.unchangedForMs} ms ago, as ${on} sees it): isolated, not failed`
+          : `waiting: ${on} cannot vouch for ${deadHost} on ${pool} (${answer.reason})`;
+      log.warn({ on, deadHost, pool, answer }, 'restart held back: no proof of death from storage');
+      return { ok: false, reason };
+    } catch (err) {
+      return { ok: false, reason: `waiting: ${on} could not check ${deadHost}'s storage heartbeat: ${(err as Error).message}` };
+    }
   }
 
   private async restart(
@@ -145,6 +168,8 @@ export class FailoverWorker {
         };
       }
       to = decision.to;
+      const proof = await this.confirmFailed(to, record.hostId, workload.spec.pool, log);
+      if (!proof.ok) return { entry: { ...entry, status: 'pending', reason: proof.reason, at: Date.now() } };
       epoch = workload.epoch + 1;
       // the intent is recorded before the ownership changes, so whoever resumes this knows the move was its own
       await intend({ ...entry, to, epoch, status: 'pending', reason: `restarting on ${to}` });

@@ -3,7 +3,7 @@ import type { CapacityReport } from '@ferry/protocol';
 import { HostTable, stateForSilence } from './liveness.ts';
 
 const thresholds = { suspectAfterMs: 3000, downAfterMs: 10_000 };
-const report = (hostId: string) => ({ hostId }) as CapacityReport;
+const report = (hostId: string, storage?: CapacityReport['storage']) => ({ hostId, ...(storage ? { storage } : {}) }) as CapacityReport;
 
 describe('host liveness', () => {
   it('classifies silence', () => {
@@ -15,13 +15,19 @@ describe('host liveness', () => {
 
   it('walks up -> suspect -> down -> up with one event per change', () => {
     const table = new HostTable(thresholds);
+    // h2 keeps reporting: the scheduler hears the cluster, h1's silence is h1's
+    const heard = (at: number) => table.onReport(report('h2'), at);
+    heard(0);
     expect(table.onReport(report('h1'), 1000).event).toMatchObject({ from: null, to: 'up' });
     expect(table.onReport(report('h1'), 2000).event).toBeNull();
+    heard(4000);
     expect(table.tick(4000)).toEqual([]);
+    heard(5000);
     expect(table.tick(5001).map((c) => c.event)).toEqual([
       { type: 'host.state', hostId: 'h1', from: 'up', to: 'suspect', at: 5001, silentForMs: 3001 },
     ]);
     expect(table.tick(6000)).toEqual([]);
+    heard(12_000);
     const down = table.tick(12_001);
     expect(down.map((c) => [c.event?.from, c.event?.to, c.record.stateSince])).toEqual([['suspect', 'down', 12_001]]);
     const back = table.onReport(report('h1'), 20_000);
@@ -37,6 +43,59 @@ describe('host liveness', () => {
     restarted.load([record!], 60_000);
     expect(restarted.tick(60_001)).toEqual([]);
     expect(restarted.tick(63_001).map((c) => c.event?.to)).toEqual(['suspect']);
-    expect(restarted.tick(70_001).map((c) => c.event?.to)).toEqual(['down']);
+    // nobody heard at all: down only after four down-after periods
+    expect(restarted.tick(70_001)).toEqual([]);
+    expect(restarted.tick(100_001).map((c) => c.event?.to)).toEqual(['down']);
+  });
+
+  it('does not take its own stall for the hosts\' silence (a stopped or starved scheduler)', () => {
+    const table = new HostTable({ ...thresholds, stallAfterMs: 2000 });
+    table.onReport(report('h1'), 0);
+    table.onReport(report('h2'), 0);
+    expect(table.tick(250)).toEqual([]);
+    // 20 s without a tick: stopped; on resume, nobody is down or suspect yet
+    expect(table.tick(20_250)).toEqual([]);
+    table.onReport(report('h1'), 20_300);
+    table.onReport(report('h2'), 20_300);
+    expect(table.tick(20_500)).toEqual([]);
+    // stopped before its first tick: the count starts at its start
+    const early = new HostTable({ ...thresholds, stallAfterMs: 2000 });
+    early.load([table.get('h1')!], 21_000);
+    expect(early.tick(41_000)).toEqual([]);
+  });
+
+  it('declares nobody down while it hears nobody, for four down-after periods (NATS down, or this scheduler cut off)', () => {
+    const table = new HostTable(thresholds);
+    table.onReport(report('h1'), 0);
+    table.onReport(report('h2'), 0);
+    expect(table.tick(3001).map((c) => c.event?.to)).toEqual(['suspect', 'suspect']);
+    expect(table.tick(15_000)).toEqual([]);
+    expect(table.tick(40_000)).toEqual([]);
+    expect(table.tick(40_001).map((c) => c.event?.to)).toEqual(['down', 'down']);
+  });
+
+  it('keeps a silent host suspect and isolated while a peer sees its storage heartbeat change', () => {
+    const table = new HostTable({ ...thresholds, storageStaleMs: 6000 });
+    table.onReport(report('h1'), 0);
+    const peerSees = (at: number, unchangedForMs: number) =>
+      table.onReport(report('h2', { heartbeatOk: true, peers: [{ hostId: 'h1', pool: 'shared', unchangedForMs, fenced: false }] }), at);
+    for (let at = 1000; at <= 11_000; at += 1000) {
+      peerSees(at, 300);
+      table.tick(at);
+    }
+    expect(table.get('h1')).toMatchObject({ state: 'suspect', isolated: true });
+    // its heartbeat stops too: once the peer has seen it unchanged for storageStaleMs, down
+    let at = 11_000;
+    for (let stale = 1000; stale <= 7000; stale += 1000) {
+      at += 1000;
+      peerSees(at, stale);
+      table.tick(at);
+    }
+    expect(table.get('h1')).toMatchObject({ state: 'down' });
+    // a peer's word about a host that fenced is no sign of life
+    const fencedTable = new HostTable({ ...thresholds, storageStaleMs: 6000 });
+    fencedTable.onReport(report('h1'), 0);
+    fencedTable.onReport(report('h2', { heartbeatOk: true, peers: [{ hostId: 'h1', pool: 'shared', unchangedForMs: 0, fenced: true }] }), 10_500);
+    expect(fencedTable.tick(10_501).map((c) => c.event?.to)).toEqual(['down']);
   });
 });

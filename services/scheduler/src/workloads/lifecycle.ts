@@ -29,6 +29,13 @@ export class WorkloadRecords {
     return next;
   }
 
+  /** Writes a record rebuilt from a host after the cluster state was lost, and announces it. */
+  async rebuild(record: WorkloadRecord, reason: string): Promise<void> {
+    await this.store.workloads.put(record.spec.id, record);
+    this.log.info({ workload: record.spec.id, phase: record.phase, hostId: record.hostId, reason }, 'workload phase');
+    this.publish({ type: 'workload.phase', workloadId: record.spec.id, phase: record.phase, hostId: record.hostId, at: record.updatedAt, jobId: null, reason });
+  }
+
   async remove(record: WorkloadRecord, jobId: string | null): Promise<void> {
     await this.store.workloads.remove(record.spec.id);
     this.log.info({ workload: record.spec.id, jobId }, 'workload destroyed');

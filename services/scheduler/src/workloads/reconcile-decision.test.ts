@@ -1,35 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ContainerStatus, WorkloadRecord } from '@ferry/protocol';
+import { copy, record } from '../../../../test/fixtures/reconcile.ts';
 import { decideCopy } from './reconcile-decision.ts';
 
-const copy = (patch: Partial<ContainerStatus> = {}): ContainerStatus => ({
-  id: 'w1',
-  state: 'running',
-  epoch: 3,
-  pid: 100,
-  startedAt: 1,
-  exit: null,
-  usage: null,
-  ...patch,
-});
-
-const record = (patch: Partial<WorkloadRecord> = {}): WorkloadRecord =>
-  ({
-    spec: { id: 'w1' },
-    hostId: 'h1',
-    epoch: 3,
-    desired: 'running',
-    phase: 'running',
-    placement: null,
-    lastExit: null,
-    error: null,
-    lastJob: null,
-    migratingTo: null,
-    cpu: null,
-    createdAt: 1,
-    updatedAt: 1,
-    ...patch,
-  }) as WorkloadRecord;
 
 describe('what the reconciler does about a reported copy', () => {
   it('leaves the current copy alone, however often it is reported', () => {

@@ -4,7 +4,8 @@ import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
 import type { AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
 import type { CopyDiscards } from './discards.ts';
-import { decideCopy, type CopyDecision } from './reconcile-decision.ts';
+import { rebuiltRecord, reviewCopy, type CopyDecision, type GenerationView } from './reconcile-decision.ts';
+import type { ClusterGeneration } from './generation.ts';
 
 /**
  * Brings hosts and records in line. Level-triggered: every report is compared with the records
@@ -19,7 +20,11 @@ import { decideCopy, type CopyDecision } from './reconcile-decision.ts';
  *   host also hears of it in its next lease acknowledgement and stops the copy itself (see
  *   supersededOn), should the destroy command not reach it;
  * - a copy frozen by fencing that is still the current one is thawed; one stopped by fencing is
- *   started again, one generation on (its host lost its lease but was never declared down).
+ *   started again, one generation on (its host lost its lease but was never declared down);
+ * - after Redis lost its data (see ClusterGeneration and reviewCopy): a copy stamped with an earlier
+ *   cluster generation and without a record has its record rebuilt from the host (spec, epoch,
+ *   HA), the higher epoch winning between hosts; copies the records confirm are stamped with the
+ *   current generation.
  */
 export class WorkloadReconciler {
   private readonly strays = new Set<string>();
@@ -36,7 +41,11 @@ export class WorkloadReconciler {
     private readonly agents: AgentClient,
     private readonly discards: Pick<CopyDiscards, 'checkStrays'>,
     private readonly log: Logger,
+    private readonly generation: Pick<ClusterGeneration, 'current'> | null = null,
   ) {}
+
+  /** hosts with a container.stamp under way */
+  private readonly stamping = new Set<string>();
 
   onReport(report: CapacityReport): void {
     const pass = this.passes.get(report.hostId);
@@ -64,13 +73,22 @@ export class WorkloadReconciler {
 
   private async pass(report: CapacityReport): Promise<void> {
     const { hostId, containers } = report;
+    const generation = await this.currentGeneration();
     const records = await this.records.getMany(containers.map((c) => c.id));
     const actions: Array<{ container: ContainerStatus; record: WorkloadRecord; decision: CopyDecision }> = [];
     const strays: string[] = [];
+    const toStamp: string[] = [];
+    const adoptions: ContainerStatus[] = [];
+    const now = Date.now();
     containers.forEach((container, i) => {
       const record = records[i] ?? null;
-      const decision = decideCopy(hostId, container, record);
+      const { decision, stamp } = reviewCopy(hostId, container, record, generation, now);
+      if (stamp) toStamp.push(container.id);
       if (decision.kind === 'in-line') return;
+      if (decision.kind === 'adopt') {
+        adoptions.push(container);
+        return;
+      }
       if (decision.kind === 'stray') {
         strays.push(container.id);
         const key = `${hostId}/${container.id}`;
@@ -81,6 +99,8 @@ export class WorkloadReconciler {
       actions.push({ container, record: record!, decision });
     });
     if (strays.length) this.discards.checkStrays(hostId, strays);
+    if (generation && toStamp.length) void this.stampCopies(hostId, generation.id, toStamp);
+    if (generation) for (const container of adoptions) void this.adopt(hostId, container, generation);
     // a job (migration, failover, lifecycle) holding a workload decides about it; look again at the next report
     const held = await Promise.all(actions.map((a) => RedisLock.isHeld(this.store.redis, this.store.keys.workloadLock(a.container.id))));
     const free = actions.filter((_, i) => !held[i]);
@@ -88,6 +108,94 @@ export class WorkloadReconciler {
     if (superseded.length) this.superseded.set(hostId, superseded);
     else this.superseded.delete(hostId);
     for (const a of free) void this.act(hostId, a.container, a.record, a.decision);
+  }
+
+  private async currentGeneration(): Promise<GenerationView | null> {
+    if (!this.generation) return null;
+    try {
+      return await this.generation.current();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot read the cluster generation: neither rebuilding nor stamping this round');
+      return null;
+    }
+  }
+
+  /** Tells a host which of its copies this generation's records confirm (one command per host at a time). */
+  private async stampCopies(hostId: string, generation: string, ids: string[]): Promise<void> {
+    if (this.stamping.has(hostId)) return;
+    this.stamping.add(hostId);
+    try {
+      await this.agents.call(hostId, 'container.stamp', { generation, ids }, 10_000);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, hostId }, 'stamping copies failed; again with the next report');
+    } finally {
+      this.stamping.delete(hostId);
+    }
+  }
+
+  /**
+   * Rebuilds a workload's record from its host's copy after the cluster state was lost: spec
+   * (HA included) from the host, the copy's epoch, phase from its state; history on the host.
+   */
+  private async adopt(hostId: string, container: ContainerStatus, generation: GenerationView): Promise<void> {
+    const key = `${hostId}/${container.id}`;
+    if (this.acting.has(key)) return;
+    this.acting.add(key);
+    try {
+      await withLock(this.store.redis, this.store.keys.workloadLock(container.id), `reconciler-${process.pid}`, 60_000, async () => {
+        if (await this.records.get(container.id)) return; // rebuilt from another host meanwhile: the next report decides
+        if (await this.store.copyDiscards.get(key)) return; // deleted in this generation: the delete's note decides
+        const status = await this.agents.call(hostId, 'container.status', { id: container.id }, 30_000);
+        if (!status.spec) {
+          this.log.warn({ hostId, workload: container.id }, 'cannot rebuild the workload record: the host did not send its spec (older agent)');
+          return;
+        }
+        if (status.epoch !== container.epoch) return; // it changed meanwhile: the next report decides
+        const cpu = (await this.store.hosts.get(hostId))?.capacity.cpu ?? null;
+        const record = rebuiltRecord(hostId, { ...status, spec: status.spec }, generation.id, cpu, Date.now());
+        await this.records.rebuild(record, `rebuilt from host ${hostId} after the cluster state was lost`);
+        const ha = record.spec.ha.enabled ? `HA-protected, priority ${record.spec.ha.priority}` : 'not HA-protected';
+        this.log.warn({ hostId, workload: container.id, epoch: record.epoch, phase: record.phase }, 'rebuilt a workload record from its host after the cluster state was lost');
+        await this.store.addHistory(hostId, {
+          at: Date.now(),
+          kind: 'rebuilt',
+          message: `rebuilt ${container.id} from host ${hostId} after the cluster state was lost (epoch ${record.epoch}, ${status.state}, ${ha})`,
+          data: { workload: container.id, epoch: record.epoch, generation: generation.id, from: container.generation },
+        });
+      });
+    } catch (err) {
+      this.log.error({ err, key }, 'rebuilding a workload record failed; trying again with the next report');
+    } finally {
+      this.acting.delete(key);
+    }
+  }
+
+  /** A newer copy from before the loss than the one a record was rebuilt from: the record follows it. */
+  private async takeOver(hostId: string, container: ContainerStatus, record: WorkloadRecord, why: string): Promise<void> {
+    await withLock(this.store.redis, this.store.keys.workloadLock(container.id), `reconciler-${process.pid}`, 60_000, async () => {
+      const fresh = await this.records.get(container.id);
+      if (!fresh?.recovered || fresh.hostId !== record.hostId || fresh.epoch !== record.epoch) return; // moved on meanwhile
+      const running = container.state === 'running' || container.state === 'frozen' || container.state === 'migrating';
+      const previous = fresh.hostId;
+      this.log.warn({ hostId, workload: container.id, from: previous, epoch: container.epoch }, why);
+      await this.records.update(
+        fresh,
+        {
+          hostId,
+          epoch: container.epoch,
+          phase: running || container.exit?.reason === 'fenced' ? 'running' : 'stopped',
+          desired: running || container.exit?.reason === 'fenced' ? 'running' : 'stopped',
+          lastExit: container.exit,
+          placement: { hostId, reason: `rebuilt from host ${hostId} after the cluster state was lost (newest copy)`, refused: {} },
+          recovered: { ...fresh.recovered, at: Date.now(), from: hostId, epoch: container.epoch },
+        },
+        null,
+        why,
+      );
+      const message = `rebuilt ${container.id} from host ${hostId} after the cluster state was lost: ${why}; the copy on ${previous} is discarded`;
+      await this.store.addHistory(hostId, { at: Date.now(), kind: 'rebuilt', message });
+      if (previous) await this.store.addHistory(previous, { at: Date.now(), kind: 'rebuilt', message });
+    });
   }
 
   private async act(hostId: string, container: ContainerStatus, record: WorkloadRecord, decision: CopyDecision): Promise<void> {
@@ -109,6 +217,9 @@ export class WorkloadReconciler {
           break;
         case 'restart-fenced':
           await this.restartFenced(hostId, container.id, record.epoch);
+          break;
+        case 'take-over':
+          await this.takeOver(hostId, container, record, decision.why);
           break;
         case 'record-stopped':
           await this.records.update(record, { phase: 'stopped', lastExit: container.exit }, null, `container ${decision.reason} on ${hostId}`);
