@@ -67,6 +67,12 @@ export class Fencer {
   /** Called often (every few hundred ms): fences once per lapse of the lease. */
   async check(): Promise<void> {
     const verdict = this.verdict();
+    // declared failed, fenced for it, and heard by a scheduler again: back in service — the
+    // declaration goes (else the host would fence every HA container placed on it from now on)
+    if (verdict.why === 'declared-failed' && this.fenced && this.lease.valid()) {
+      await this.storage?.clearOwnDeclaration();
+      return;
+    }
     if (verdict.why !== this.lastVerdict) {
       if (verdict.why === 'isolated') this.log.warn('lease expired, but the storage heartbeat gets through and no declaration of failure: isolated from the control plane, HA containers keep running');
       else if (verdict.why === 'lease-valid' && this.lastVerdict !== null) this.log.info('lease renewed');

@@ -51,7 +51,7 @@ function renderHosts() {
       const c = h.capacity;
       const mem = allocated.get(h.id) ?? 0;
       const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
-      return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}</td>
+      return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? " <span title=\"silent on the control plane, alive on storage: nothing restarted elsewhere\">isolated</span>" : ""}</td>
         <td>${bar(c.load.one / c.cpu.count, `${c.load.one.toFixed(2)} / ${c.cpu.count} CPUs`)}</td>
         <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
         <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>

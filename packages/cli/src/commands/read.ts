@@ -14,7 +14,7 @@ export function readCommands(program: Command, session: () => Session): void {
       const data = await s.api.get<HostListResponse>('/v1/hosts');
       print(s.format, data, data.hosts, [
         { header: 'host', value: (h) => h.id },
-        { header: 'state', value: (h) => h.state },
+        { header: 'state', value: (h) => (h.isolated ? `${h.state} (isolated)` : h.state) },
         { header: 'address', value: (h) => h.capacity.address ?? '' },
         { header: 'cpus', value: (h) => h.capacity.cpu.count },
         { header: 'load', value: (h) => h.capacity.load.one.toFixed(2) },
