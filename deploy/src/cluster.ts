@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,9 +8,9 @@ import { connect, type NatsConnection } from 'nats';
 import { agentIdentity, type NatsIdentity } from '@ferry/protocol';
 import { natsConnectOptions, readRedisPassword } from '@ferry/runtime';
 import { Redis, type RedisOptions } from 'ioredis';
-import { startNats, startRedis, type EmbeddedNats, type RedisCredentials } from './infra.ts';
+import { natsClusterView, startNats, startNatsCluster, startRedis, waitForNatsCluster, type RedisCredentials } from './infra.ts';
 import { aclUserArgs, passwordHash, redisAclRules, RedisPasswords, redisUserName, type RedisAclUser, type RedisRole } from '@ferry/security';
-import { ControlPlaneSecrets } from '@ferry/security';
+import { ControlPlaneSecrets, natsNodePaths } from '@ferry/security';
 import type { Lab } from './lab/lab.ts';
 import { freePort } from '@ferry/runtime';
 import { Supervisor, type ManagedProcess, type RestartPolicy } from './supervisor.ts';
@@ -51,6 +51,13 @@ export interface ClusterOptions {
   policyEnv?: Record<string, string>;
   /** run agents in this lab's hosts; embedded NATS and Redis then listen on its management address */
   lab?: Lab;
+  /**
+   * embedded nats-servers: one (`nats`, default) or a cluster of three (`nats-1`…`nats-3`, on free
+   * ports of the same address, routes over TLS), every service given all their URLs
+   */
+  natsNodes?: 1 | 3;
+  /** the embedded nats-servers' restart policy (default INFRA_RESTART; tests slow it down to watch the outage) */
+  natsRestart?: RestartPolicy;
   log: Logger;
 }
 
@@ -79,7 +86,8 @@ export class LocalCluster {
 
   /** the CA, the NATS server certificate and the NATS identities (in <stateDir>/secrets) */
   secrets!: ControlPlaneSecrets;
-  private nats: EmbeddedNats | null = null;
+  /** the embedded nats-servers (one, or a cluster's nodes): their process names, URLs and processes */
+  natsServers: Array<{ name: string; url: string; process: ManagedProcess; routeAddress?: string }> = [];
   /** the Redis users' passwords (<stateDir>/secrets/redis, one 0600 file each) */
   private redisPasswords!: RedisPasswords;
   private redisAdminCredentials!: RedisCredentials;
@@ -107,8 +115,17 @@ export class LocalCluster {
       ...[...(options.lab?.hosts.map((h) => h.id) ?? []), ...(options.hostIds ?? [])].map(agentIdentity),
     ];
     await Promise.all(identities.map((identity) => this.secrets.admit(identity)));
-    this.nats = await startNats(this.supervisor, this.secrets, host);
-    this.natsUrl = this.nats.url;
+    // pid files of an earlier run's servers (claim() stopped them): a reload must not signal their pids
+    for (const node of this.secrets.natsNodes()) rmSync(natsNodePaths(this.secrets.dir, node).pid, { force: true });
+    if ((options.natsNodes ?? 1) === 3) {
+      const nats = await startNatsCluster(this.supervisor, this.secrets, host, 3, options.natsRestart);
+      this.natsServers = nats.nodes;
+      this.natsUrl = nats.url;
+    } else {
+      const nats = await startNats(this.supervisor, this.secrets, host, 'nats', options.natsRestart);
+      this.natsServers = [{ name: 'nats', url: nats.url, process: nats.process }];
+      this.natsUrl = nats.url;
+    }
     // a lab host's agent config names its NATS identity, like an installed host's would (its
     // teardown run reads the same file)
     for (const labHost of options.lab?.hosts ?? []) {
@@ -261,9 +278,23 @@ export class LocalCluster {
     await this.secrets.changeIdentities(() => this.secrets.revoke(agentIdentity(hostId).name));
   }
 
-  /** A NATS connection as one of this cluster's identities (tests: `observer`, or an admitted host's agent). */
-  connectNats(identity: string): Promise<NatsConnection> {
-    return connect({ ...natsConnectOptions(this.secrets.clientSettings(identity, this.natsUrl)), maxReconnectAttempts: 10, reconnectTimeWait: 250 });
+  /**
+   * A NATS connection as one of this cluster's identities (tests: `observer`, or an admitted
+   * host's agent), to every server (or to the servers of `url`: one node of a NATS cluster).
+   */
+  connectNats(identity: string, url = this.natsUrl): Promise<NatsConnection> {
+    return connect({ ...natsConnectOptions(this.secrets.clientSettings(identity, url)), maxReconnectAttempts: 10, reconnectTimeWait: 250 });
+  }
+
+  /** What each embedded nats-server knows of the NATS cluster: the client URLs of the nodes it is routed to, its own included (null: not answering). */
+  async natsClusterView(): Promise<Map<string, string[] | null>> {
+    const views = await Promise.all(this.natsServers.map(async (n) => [n.name, await natsClusterView(this.secrets, n.url)] as const));
+    return new Map(views);
+  }
+
+  /** Waits until every embedded nats-server answers and is routed to every other one (after a node was restarted). */
+  async waitForNatsCluster(timeoutMs = 20_000): Promise<void> {
+    await waitForNatsCluster(this.secrets, this.natsServers, timeoutMs);
   }
 
   agent(hostId: string): ManagedProcess | undefined {

@@ -31,6 +31,12 @@ async function waitFor(what: string, probe: () => Promise<boolean>, managed: Man
 
 export type EmbeddedNats = Embedded;
 
+/** A NATS cluster's nodes: every client gets `url`, all of them comma-separated. */
+export interface EmbeddedNatsCluster {
+  url: string;
+  nodes: Array<EmbeddedNats & { name: string; routeAddress: string }>;
+}
+
 const PROBE = { name: 'probe', role: 'probe' } as const;
 
 /**
@@ -39,12 +45,12 @@ const PROBE = { name: 'probe', role: 'probe' } as const;
  * identities). Admitting or revoking an identity later goes through
  * `secrets.changeIdentities`, which has it reload — the same path the API takes when a host joins.
  */
-export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSecrets, host = '127.0.0.1', name = 'nats'): Promise<EmbeddedNats> {
+export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSecrets, host = '127.0.0.1', name = 'nats', restart: RestartPolicy = INFRA_RESTART): Promise<EmbeddedNats> {
   const port = await freePort(host);
   const url = `nats://${host}:${port}`;
   await secrets.admit(PROBE);
   const configFile = secrets.writeNatsConfig(host, port);
-  const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile], { restart: INFRA_RESTART });
+  const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile], { restart });
   const probe = secrets.clientSettings(PROBE.name, url);
   await waitFor(
     'nats-server',
@@ -56,6 +62,74 @@ export async function startNats(supervisor: Supervisor, secrets: ControlPlaneSec
     managed,
   );
   return { url, process: managed };
+}
+
+async function probeConnect(secrets: ControlPlaneSecrets, url: string) {
+  const nc = await connect({ ...natsConnectOptions(secrets.clientSettings(PROBE.name, url)), reconnect: false, timeout: 500 });
+  try {
+    return nc.info;
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * The cluster members a node knows now: the client URLs it tells clients about (`connect_urls`,
+ * its own included), which it learns from its routes. A node that lists every node's URL has a
+ * route to each of them. Null when it does not answer.
+ */
+export async function natsClusterView(secrets: ControlPlaneSecrets, url: string): Promise<string[] | null> {
+  const info = await probeConnect(secrets, url).catch(() => null);
+  return info ? [...(info.connect_urls ?? [])].sort() : null;
+}
+
+/**
+ * `count` supervised nats-servers on free ports of `host`, clustered (`nats-1`, `nats-2`, …):
+ * each with its own configuration, pid file and log in the control plane's directory, all
+ * including the one authorization file (so `secrets.changeIdentities` reloads every one of them),
+ * routes over TLS with the cluster CA and the route certificate (docs/security.md). Resolves once
+ * every node answers and lists every other one.
+ */
+export async function startNatsCluster(supervisor: Supervisor, secrets: ControlPlaneSecrets, host = '127.0.0.1', count = 3, restart: RestartPolicy = INFRA_RESTART): Promise<EmbeddedNatsCluster> {
+  await secrets.admit(PROBE);
+  await secrets.issueRouteCertificate({ ips: [host], dns: ['localhost'] });
+  const ports = await distinctFreePorts(host, 2 * count);
+  const clientPorts = ports.slice(0, count);
+  const routePorts = ports.slice(count);
+  const routeAddresses = routePorts.map((p) => `${host}:${p}`);
+  const nodes: EmbeddedNatsCluster['nodes'] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `nats-${i + 1}`;
+    const configFile = secrets.writeNatsConfig(host, clientPorts[i]!, { node: name, clusterPort: routePorts[i]!, routes: routeAddresses.filter((_, j) => j !== i) });
+    const managed = supervisor.spawn(name, 'nats-server', ['-c', configFile], { restart });
+    nodes.push({ name, url: `nats://${host}:${clientPorts[i]}`, routeAddress: routeAddresses[i]!, process: managed });
+  }
+  for (const node of nodes) await waitFor(`nats-server ${node.name}`, async () => (await probeConnect(secrets, node.url), true), node.process);
+  await waitForNatsCluster(secrets, nodes);
+  return { url: nodes.map((n) => n.url).join(','), nodes };
+}
+
+/**
+ * Waits until every node answers and lists every node (it has its routes); a single server only
+ * has to answer. A node restarted by the supervisor meanwhile is waited for, not a failure.
+ */
+export async function waitForNatsCluster(secrets: ControlPlaneSecrets, nodes: Array<{ name: string; url: string; process: ManagedProcess }>, timeoutMs = 15_000): Promise<void> {
+  const want = JSON.stringify(nodes.map((n) => new URL(n.url).host).sort());
+  const deadline = Date.now() + timeoutMs;
+  for (const node of nodes) {
+    for (;;) {
+      const view = await natsClusterView(secrets, node.url);
+      if (view && (nodes.length === 1 || JSON.stringify(view) === want)) break;
+      if (Date.now() > deadline) throw new Error(`${node.name} is not routed to every NATS node within ${timeoutMs} ms (it lists ${JSON.stringify(view)}); see ${node.process.logFile}`);
+      await sleep(100);
+    }
+  }
+}
+
+async function distinctFreePorts(host: string, count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort(host));
+  return [...ports];
 }
 
 export interface RedisCredentials {

@@ -25,6 +25,8 @@ const StartEnv = z
   FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
   /** HA admission control (N+1): on in the demo unless turned off */
   FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
+  /** embedded nats-servers: one, or a cluster of three */
+  FERRY_NATS_NODES: z.enum(['1', '3']).default('1'),
   })
   .refine((env) => !env.FERRY_REDIS_URL || (env.FERRY_REDIS_ADMIN_USER && env.FERRY_REDIS_ADMIN_PASSWORD_FILE), {
     path: ['FERRY_REDIS_ADMIN_USER'],
@@ -88,13 +90,14 @@ async function main(): Promise<void> {
       apiPort: settings.FERRY_API_PORT,
       apiToken: settings.FERRY_API_TOKEN,
       policyEnv: { FERRY_HA_ADMISSION: settings.FERRY_HA_ADMISSION },
+      natsNodes: settings.FERRY_NATS_NODES === '3' ? 3 : 1,
       lab,
       log,
     });
     await cluster.start();
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
-    console.log(`  NATS   ${cluster.natsUrl} (embedded; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
+    console.log(`  NATS   ${cluster.natsUrl} (embedded${cluster.natsServers.length > 1 ? `: a cluster of ${cluster.natsServers.length} (FERRY_NATS_NODES), routes over TLS` : ''}; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
     console.log(`  Redis  ${cluster.redisUrl} (${settings.FERRY_REDIS_URL ? 'given' : `embedded, supervised; persistent: AOF (appendfsync everysec) in ${join(settings.FERRY_STATE_DIR, 'redis')}`}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);

@@ -1,20 +1,58 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsIdentity } from '@ferry/protocol';
 import type { NatsClientSettings } from '@ferry/runtime';
 import { ensureClusterCa, issueCertificate, issueServerCertificate, signCertificateRequest, type CertificateNames, type CertificatePair } from './ca.ts';
 import { NatsIdentityStore } from './identities.ts';
-import { renderNatsAuthorization, renderNatsServerConfig, type NatsUser } from './nats-config.ts';
+import { NATS_ROUTE_SUBJECT, renderNatsAuthorization, renderNatsServerConfig, type NatsUser } from './nats-config.ts';
+
+/** a nats-server's name in the control plane's directory: `nats` (the single server), `nats-1`, `nats-2`, … (a cluster's nodes) */
+const NATS_NODE = /^nats(-[a-z0-9]{1,16})?$/;
+const NATS_PID_FILE = /^(nats(?:-[a-z0-9]{1,16})?)\.pid$/;
+
+/** One nats-server's own files: its configuration, its pid file (what a reload signals) and its log (where a reload shows). */
+export const natsNodePaths = (dir: string, node = 'nats') => {
+  if (!NATS_NODE.test(node)) throw new Error(`not a NATS node name: ${node} (nats, or nats-<letters and digits>)`);
+  return { config: join(dir, `${node}.conf`), pid: join(dir, `${node}.pid`), log: join(dir, `${node}.log`) };
+};
+
+/** the name of the route certificate's subject (CN): only NATS nodes get a certificate of it */
+const ROUTE_CERT_NAME = NATS_ROUTE_SUBJECT.replace(/^CN=/, '');
+
+export interface NatsNodeOptions {
+  /** the node's name (its files: <node>.conf, .pid, .log); default `nats`, the single server */
+  node?: string;
+  /**
+   * a node of a cluster: the port it takes routes on (on the same host as its clients' port
+   * unless clusterHost), the other nodes' route addresses (host:port), and the cluster's name
+   * (default `ferry`). Needs the route certificate (issueRouteCertificate).
+   */
+  clusterPort?: number;
+  clusterHost?: string;
+  routes?: string[];
+  clusterName?: string;
+  /** the server's name in the cluster (`server_name`, unique per node); default the node name */
+  serverName?: string;
+  /**
+   * write the configuration here instead of `<node>.conf`: another machine's, to be copied there
+   * (its pid, log and certificate paths are this directory's: the same layout on every machine)
+   */
+  file?: string;
+}
 
 /** Where a control plane keeps what it owns, all in one directory (0700). */
 export const controlPlanePaths = (dir: string) => ({
   dir,
   ca: { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') },
   natsServer: { cert: join(dir, 'nats-server.crt'), key: join(dir, 'nats-server.key') },
+  /** the certificate NATS nodes route with (serverAuth and clientAuth, CN=nats-route): a cluster's only */
+  natsRoute: { cert: join(dir, `${ROUTE_CERT_NAME}.crt`), key: join(dir, `${ROUTE_CERT_NAME}.key`) },
   apiServer: { cert: join(dir, 'api-server.crt'), key: join(dir, 'api-server.key') },
   identities: join(dir, 'nats-identities'),
+  /** the single server's files (a cluster's nodes: natsNodePaths(dir, 'nats-1'), …) */
   natsConfig: join(dir, 'nats.conf'),
+  /** the admitted identities: one file, included by every node's configuration */
   natsAuthorization: join(dir, 'nats-authorization.conf'),
   natsPid: join(dir, 'nats.pid'),
   natsLog: join(dir, 'nats.log'),
@@ -78,10 +116,21 @@ export class ControlPlaneSecrets {
   }
 
   /**
+   * The certificate the nodes of a NATS cluster route with: serverAuth *and* clientAuth (a node
+   * is the TLS client of the routes it dials and the TLS server of those dialled to it), for every
+   * node's route address, subject `CN=nats-route` — which the nodes require of a route
+   * (verify_and_map), so the client certificates of the same CA cannot open a route.
+   */
+  issueRouteCertificate(names: CertificateNames): Promise<CertificatePair> {
+    return issueCertificate(this.ca, this.dir, ROUTE_CERT_NAME, { ips: [...new Set(['127.0.0.1', ...names.ips])], dns: names.dns }, ['serverAuth', 'clientAuth']);
+  }
+
+  /**
    * Admits an identity of this machine (idempotent): its NKey seed and a NATS client certificate
    * made here. True when it is new (nats-server must reload to know it).
    */
   async admit(identity: NatsIdentity): Promise<boolean> {
+    reserved(identity.name);
     const { created } = this.store.ensure(identity);
     const cert = join(this.paths.identities, `${identity.name}.crt`);
     if (created || !existsSync(cert)) await issueCertificate(this.ca, this.paths.identities, identity.name, { ips: [], dns: [] }, ['clientAuth']);
@@ -94,6 +143,7 @@ export class ControlPlaneSecrets {
    * its management address. Returns the certificate. Refused when the name is admitted already.
    */
   async admitRemote(identity: NatsIdentity, publicKey: string, csrPem: string, names: CertificateNames): Promise<string> {
+    reserved(identity.name);
     if (this.store.get(identity.name)) throw new Error(`NATS identity ${identity.name} is admitted already`);
     const certPem = await signCertificateRequest(this.ca, csrPem, identity.name, names, ['clientAuth', 'serverAuth']);
     this.store.register(identity, publicKey);
@@ -133,20 +183,36 @@ export class ControlPlaneSecrets {
     };
   }
 
-  /** nats-server's configuration for this address, with the identities admitted now. */
-  writeNatsConfig(host: string, port: number): string {
+  /**
+   * A nats-server's configuration for this address, with the identities admitted now: the single
+   * server's (`nats.conf`, `nats.pid`, `nats.log`), or with `node` and `clusterPort` one node of a
+   * cluster (`<node>.conf`, `.pid`, `.log`, its routes). Every node includes the same
+   * authorization file. Returns the configuration file.
+   */
+  writeNatsConfig(host: string, port: number, options: NatsNodeOptions = {}): string {
     const { paths } = this;
+    const node = natsNodePaths(this.dir, options.node);
+    const clustered = options.clusterPort !== undefined;
+    if (clustered && !existsSync(paths.natsRoute.cert)) throw new Error('a NATS cluster node needs the route certificate: issueRouteCertificate first');
+    if (!clustered && options.routes?.length) throw new Error('routes without a clusterPort');
     const text = renderNatsServerConfig({
       host,
       port,
       tls: { ...paths.natsServer, ca: paths.ca.cert },
       authorizationFile: paths.natsAuthorization,
-      pidFile: paths.natsPid,
-      logFile: paths.natsLog,
+      pidFile: node.pid,
+      logFile: node.log,
+      ...(clustered
+        ? {
+            serverName: options.serverName ?? options.node ?? 'nats',
+            cluster: { name: options.clusterName ?? 'ferry', host: options.clusterHost ?? host, port: options.clusterPort!, routes: options.routes ?? [], tls: { ...paths.natsRoute, ca: paths.ca.cert } },
+          }
+        : {}),
     });
-    writeAtomically(paths.natsConfig, text);
+    const file = options.file ?? node.config;
+    writeAtomically(file, text);
     this.writeNatsAuthorization();
-    return paths.natsConfig;
+    return file;
   }
 
   private writeNatsAuthorization(): void {
@@ -154,10 +220,11 @@ export class ControlPlaneSecrets {
   }
 
   /**
-   * Changes the admitted identities and has a running nats-server take the change: one process
-   * at a time (a lock directory), the authorization file rewritten from what is admitted then,
-   * nats-server signalled (SIGHUP, its pid file) and its log read until it reports the reload.
-   * Without a running server the files are only rewritten.
+   * Changes the admitted identities and has every running nats-server of this directory take the
+   * change: one process at a time (a lock directory), the authorization file rewritten from what
+   * is admitted then, each server signalled (SIGHUP, its pid file: `nats.pid`, and a cluster's
+   * `nats-<n>.pid`) and its log read until it reports the reload. A server that is not running is
+   * skipped (it reads the file when it starts); without any, the files are only rewritten.
    */
   async changeIdentities<T>(change: () => Promise<T> | T): Promise<T> {
     await this.lock();
@@ -186,19 +253,50 @@ export class ControlPlaneSecrets {
     }
   }
 
+  /** the nats-servers of this directory, by their pid files */
+  natsNodes(): string[] {
+    return readdirSync(this.dir)
+      .map((f) => NATS_PID_FILE.exec(f)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .sort();
+  }
+
   private async reloadNats(): Promise<void> {
-    const { natsPid, natsLog } = this.paths;
-    const pid = existsSync(natsPid) ? Number(readFileSync(natsPid, 'utf8').trim()) : NaN;
-    if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
-    const offset = existsSync(natsLog) ? statSync(natsLog).size : 0;
-    process.kill(pid, 'SIGHUP');
-    for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
-      const news = readFrom(natsLog, offset);
-      if (/Failed to reload/.test(news)) throw new Error(`nats-server refused its new configuration; see ${natsLog}`);
-      if (/Reloaded server configuration/.test(news)) return;
-      await sleep(20);
-    }
-    throw new Error(`nats-server did not reload its configuration; see ${natsLog}`);
+    const results = await Promise.allSettled(this.natsNodes().map((node) => reloadNode(natsNodePaths(this.dir, node))));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) throw failed.length === 1 ? failed[0]!.reason : new Error(failed.map((f) => (f.reason as Error).message).join('; '));
+  }
+}
+
+function reserved(name: string): void {
+  if (name === ROUTE_CERT_NAME || name === 'nats-server') throw new Error(`${name} is reserved for NATS servers: not an identity name`);
+}
+
+async function reloadNode(node: { pid: string; log: string }): Promise<void> {
+  const { pid: natsPid, log: natsLog } = node;
+  const pid = existsSync(natsPid) ? Number(readFileSync(natsPid, 'utf8').trim()) : NaN;
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid) || !isNatsServer(pid)) return;
+  const offset = existsSync(natsLog) ? statSync(natsLog).size : 0;
+  process.kill(pid, 'SIGHUP');
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+    const news = readFrom(natsLog, offset);
+    if (/Failed to reload/.test(news)) throw new Error(`nats-server refused its new configuration; see ${natsLog}`);
+    if (/Reloaded server configuration/.test(news)) return;
+    await sleep(20);
+  }
+  throw new Error(`nats-server did not reload its configuration; see ${natsLog}`);
+}
+
+/**
+ * A pid file outlives a server killed with SIGKILL: its pid may be another process' by now. Only
+ * a process that is alive is asked; one whose name cannot be read (no procfs, or hidden by
+ * ProtectProc) is trusted to be what its pid file says.
+ */
+function isNatsServer(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'nats-server';
+  } catch {
+    return true;
   }
 }
 

@@ -9,9 +9,9 @@ export {
   type CertificatePair,
   type CertificateUsage,
 } from './ca.ts';
-export { ControlPlaneSecrets, controlPlanePaths, type ControlPlanePaths } from './control-plane.ts';
+export { ControlPlaneSecrets, controlPlanePaths, natsNodePaths, type ControlPlanePaths, type NatsNodeOptions } from './control-plane.ts';
 export { NatsIdentityStore } from './identities.ts';
-export { renderNatsAuthorization, renderNatsServerConfig, type NatsServerConfig, type NatsUser } from './nats-config.ts';
+export { NATS_ROUTE_SUBJECT, renderNatsAuthorization, renderNatsServerConfig, type NatsClusterConfig, type NatsServerConfig, type NatsUser } from './nats-config.ts';
 export {
   REDIS_ADMIN_RULES,
   REDIS_ADMIN_USER,

@@ -23,6 +23,26 @@ export const InitOptions = z.object({
   /** the system user the control-plane units run as (ferry-control's postinst makes it); files become its own */
   user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default('ferry'),
   keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+  /**
+   * a NATS cluster: every node's client address (`IP:port`, this machine's `address` among them,
+   * one node per machine); this machine runs its node from nats.conf, the others' configurations
+   * are written to <controlDir>/nats-cluster/<IP>.conf, to be copied there (docs/install.md)
+   */
+  natsCluster: z
+    .string()
+    .transform((v, ctx) => {
+      const nodes = v.split(',').map((n) => /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(n.trim()));
+      if (nodes.some((n) => !n || !z.ipv4().safeParse(n[1]).success || Number(n[2]) < 1 || Number(n[2]) > 65_535)) {
+        ctx.addIssue({ code: 'custom', message: 'must be IPv4:port,IPv4:port,… (every NATS node\'s client address)' });
+        return z.NEVER;
+      }
+      return nodes.map((n) => ({ host: n![1]!, port: Number(n![2]) }));
+    })
+    .refine((nodes) => nodes.length >= 3 && nodes.length % 2 === 1, 'a NATS cluster has 3 (or 5, 7) nodes')
+    .refine((nodes) => new Set(nodes.map((n) => n.host)).size === nodes.length, 'one node per machine: every address once')
+    .optional(),
+  /** the port the NATS cluster's nodes route on (with natsCluster) */
+  natsRoutePort: z.coerce.number().int().min(1).max(65_535).default(6222),
 });
 export type InitOptions = z.input<typeof InitOptions>;
 
@@ -78,13 +98,29 @@ export async function initControlPlane(input: InitOptions): Promise<InitResult> 
   const ids = userInfo().uid === 0 ? await userIds(o.user) : null;
   if (userInfo().uid === 0 && !ids) throw new Error(`no system user ${o.user}: install the ferry-control package (its postinst makes it) or pass --user`);
 
-  const secrets = await ControlPlaneSecrets.create(o.controlDir, [o.address]);
+  const cluster = o.natsCluster;
+  if (cluster && !cluster.some((n) => n.host === o.address)) throw new Error(`--nats-cluster must name this machine's address ${o.address} among its nodes`);
+  const secrets = await ControlPlaneSecrets.create(o.controlDir, [o.address, ...(cluster ?? []).map((n) => n.host)]);
   const names = { ips: [...new Set([o.address, '127.0.0.1'])], dns: ['localhost', hostname()].filter((d) => /^[a-z0-9.-]{1,253}$/i.test(d)) };
   const api = await secrets.issueServerCertificate('api-server', names);
   for (const identity of CONTROL_IDENTITIES) await secrets.admit(identity);
-  const natsUrl = `nats://${o.address}:${o.natsPort}`;
   const apiUrl = `https://${o.address}:${o.apiPort}`;
-  secrets.writeNatsConfig(o.address, o.natsPort);
+  const written: string[] = [];
+  let natsUrl = `nats://${o.address}:${o.natsPort}`;
+  if (!cluster) secrets.writeNatsConfig(o.address, o.natsPort);
+  else {
+    // every node's configuration from here: the same authorization, certificates and layout
+    await secrets.issueRouteCertificate({ ips: cluster.map((n) => n.host), dns: [] });
+    const others = join(o.controlDir, 'nats-cluster');
+    mkdirSync(others, { recursive: true, mode: 0o700 });
+    cluster.forEach((node, i) => {
+      const routes = cluster.filter((n) => n !== node).map((n) => `${n.host}:${o.natsRoutePort}`);
+      const file = node.host === o.address ? undefined : join(others, `${node.host}.conf`);
+      secrets.writeNatsConfig(node.host, node.port, { clusterPort: o.natsRoutePort, routes, serverName: `nats-${i + 1}`, ...(file ? { file } : {}) });
+      if (file) written.push(file);
+    });
+    natsUrl = cluster.map((n) => `nats://${n.host}:${n.port}`).join(',');
+  }
 
   // Redis: loopback only (the scheduler and the API run here), its users by role
   const passwords = new RedisPasswords(secrets.paths.redisPasswords);
@@ -134,5 +170,5 @@ export async function initControlPlane(input: InitOptions): Promise<InitResult> 
     chownTree(o.controlDir, ids);
     chownTree(o.redisDir, ids);
   }
-  return { apiUrl, natsUrl, adminToken, files: [o.controlDir, o.redisDir, caFile, schedulerEnv, apiEnv, controlFile] };
+  return { apiUrl, natsUrl, adminToken, files: [o.controlDir, o.redisDir, caFile, schedulerEnv, apiEnv, controlFile, ...written] };
 }

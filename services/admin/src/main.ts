@@ -3,6 +3,7 @@
  *
  *   ferry-admin init --address IP [--api-port 7443] [--nats-port 4222] [--redis-port 6379]
  *                    [--control-dir DIR] [--redis-dir DIR] [--config-dir DIR] [--user ferry]
+ *                    [--nats-cluster IP:PORT,IP:PORT,IP:PORT [--nats-route-port 6222]]
  *   ferry-admin join-token [--ttl 1h] [--quiet] [--config /etc/ferry/control.json]
  *   ferry-admin join-token --list | --revoke ID
  */
@@ -14,8 +15,10 @@ const USAGE = `usage:
   ferry-admin init --address IP [--api-port 7443] [--nats-port 4222] [--redis-port 6379]
                    [--control-dir /var/lib/ferry/control] [--redis-dir /var/lib/ferry/redis]
                    [--config-dir /etc/ferry] [--user ferry]
+                   [--nats-cluster IP:PORT,IP:PORT,IP:PORT [--nats-route-port 6222]]
       sets up this machine's control plane: CA, certificates, NATS identities, NATS and Redis
-      configuration, the first admin token
+      configuration, the first admin token; with --nats-cluster, NATS as a cluster of those
+      nodes (this machine's among them; the others' files to copy: docs/install.md)
   ferry-admin join-token [--ttl 1h] [--quiet] [--config /etc/ferry/control.json]
       prints the command a new host runs to join (a one-time token, valid --ttl)
   ferry-admin join-token --list | --revoke ID`;
@@ -34,6 +37,8 @@ async function init(args: string[]): Promise<void> {
       'redis-dir': { type: 'string' },
       'config-dir': { type: 'string' },
       user: { type: 'string' },
+      'nats-cluster': { type: 'string' },
+      'nats-route-port': { type: 'string' },
     },
     strict: true,
   });
@@ -47,10 +52,12 @@ async function init(args: string[]): Promise<void> {
     redisDir: values['redis-dir'],
     configDir: values['config-dir'],
     user: values.user,
+    natsCluster: values['nats-cluster'],
+    natsRoutePort: values['nats-route-port'],
   } as Parameters<typeof initControlPlane>[0]);
   console.log(`Ferry control plane initialised.
   API:   ${result.apiUrl}   (HTTPS, certificate of the cluster CA)
-  NATS:  ${result.natsUrl}   (TLS both ways, one NKey identity per process)
+  NATS:  ${result.natsUrl}   (TLS both ways, one NKey identity per process${result.natsUrl.includes(',') ? '; a cluster: copy the other nodes\' files, docs/install.md' : ''})
   wrote: ${result.files.join(', ')}
 
 The bootstrap admin token (shown this once; kept 0600 in the control directory as api-token):
