@@ -5,33 +5,9 @@ import type { Redis } from 'ioredis';
 import type { FailoverRecord, HostHistoryEntry, HostView, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { isRunning } from '@ferry/deploy';
 import { eventually, http } from './helpers/cluster.ts';
+import { InvariantChecker, runsOf } from './helpers/invariants.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { expectTimersFire } from './helpers/workload.ts';
-
-/**
- * The workload's tick log on shared storage: one line per 10 ms, "<microseconds> <tick>", ticks
- * counting from 1 in every run. Two copies running at once would interleave their lines; this
- * returns the runs and every place where that happened (or time went backwards between runs).
- */
-function runsOf(file: string): { runs: Array<{ from: number; to: number; ticks: number }>; overlaps: string[] } {
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
-  const runs: Array<{ from: number; to: number; ticks: number }> = [];
-  const overlaps: string[] = [];
-  let previous: [number, number] | null = null;
-  for (const [ts, tick] of lines) {
-    if (!previous || tick === 1) {
-      if (previous && ts <= previous[0]) overlaps.push(`a run starting at ${ts} began before the previous line (${previous[0]})`);
-      runs.push({ from: ts, to: ts, ticks: 1 });
-    } else if (tick !== previous[1] + 1) {
-      overlaps.push(`tick ${tick} after tick ${previous[1]}: two writers at once`);
-    }
-    const run = runs[runs.length - 1]!;
-    run.to = ts;
-    run.ticks = tick;
-    previous = [ts, tick];
-  }
-  return { runs, overlaps };
-}
 
 describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never two copies', () => {
   let t: LabCluster;
@@ -109,6 +85,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     ]);
     const linesBefore = readFileSync(ticksFile('ha-a'), 'utf8').split('\n').length;
     const epochBefore = Object.fromEntries(await Promise.all(['ha-a', 'ha-b'].map(async (id) => [id, (await get(id)).epoch] as const)));
+    const checker = await InvariantChecker.start(t);
     const killedAt = Date.now();
     // the host dies: agent, containers and links
     await t.cluster.supervisor.stop(t.cluster.agent('h1')!, 0);
@@ -150,6 +127,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(runsOf(ticksFile('ha-a')).overlaps).toEqual([]);
     expect((await history('h1')).map((e) => e.kind)).toEqual(expect.arrayContaining(['state', 'failover', 'restart', 'unrecoverable']));
     expect((await get('ha-local')).hostId).toBe('h1'); // reported, not dropped
+    await checker.check();
   }, 240_000);
 
   it('(b, c) a host cut off from the control plane and from storage fences itself before anything restarts elsewhere, and its stale copies are discarded when it returns', async () => {
@@ -157,6 +135,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     const { epoch } = await get('split');
     await eventually('h2 reporting split', async () => (await t.cluster.get<HostView>('/v1/hosts/h2')).capacity.containers.find((c) => c.id === 'split' && c.epoch === epoch));
     await new Promise((resolve) => setTimeout(resolve, 1000));
+    const checker = await InvariantChecker.start(t);
     // the agent lives on, cut off from everything: cut off from the control plane only, it would
     // be isolated, not failed (test/isolation.test.ts)
     await t.lab.setConnected('h2', false);
@@ -186,6 +165,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(runs.length).toBe(2);
     expect(runs[0]!.to).toBeLessThan(runs[1]!.from);
     expect((await get('split')).hostId).toBe(restart.to);
+    await checker.check();
   }, 240_000);
 
   it('(b) the agent alone dies (containers alive, links up): its fence guard fences before the restart elsewhere', async () => {
@@ -194,6 +174,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await eventually('h3 reporting guarded', async () => (await t.cluster.get<HostView>('/v1/hosts/h3')).capacity.containers.find((c) => c.id === 'guarded' && c.epoch === epoch));
     const guardPid = t.lab.fenceGuardPid('h3');
     expect(guardPid).not.toBeNull();
+    const checker = await InvariantChecker.start(t);
     await t.cluster.supervisor.stop(t.cluster.agent('h3')!, 0); // SIGKILL: nothing of the agent runs any more
 
     const failover = await failoverOf('h3');
@@ -217,6 +198,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(runs[0]!.to).toBeLessThan(runs[1]!.from);
     console.log(`fence guard: last tick on h3 ${((runs[1]!.from - runs[0]!.to) / 1000).toFixed(0)} ms before the first on ${restart.to}`);
     expect(agent.exited).toBeFalsy();
+    await checker.check();
   }, 240_000);
 
   it('a partitioned host that does not fence: its copy, superseded meanwhile, stops within a report of its return', async () => {
@@ -231,6 +213,9 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
       (await t.cluster.get<HostView>('/v1/hosts/h2')).capacity.containers.find((c) => c.id === 'unfenced' && c.epoch === epoch && c.pid),
     );
     const stalePid = reported.pid!;
+    // every HA workload of h2 runs twice while it is cut off (fencing off), not only this one
+    const onH2 = (await t.cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads.filter((w) => w.hostId === 'h2').map((w) => w.spec.id);
+    const checker = await InvariantChecker.start(t);
     // it runs a while, settled, before the cut: several reports show it in line with its record
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const failoversBefore = ((await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] }).failovers.length;
@@ -277,6 +262,8 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await t.cluster.supervisor.stop(t.cluster.agent('h2')!);
     t.cluster.startAgent('h2');
     await t.cluster.waitForHostsUp(['h2'], 30_000);
+    // two copies of h2's workloads on purpose (fencing off); none of anything else
+    await checker.check({ duplicatesAllowed: onH2 });
   }, 240_000);
 
   it('(e) not enough room: higher priorities are placed first, the rest is reported with reasons', async () => {
@@ -300,7 +287,10 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
       expect((await api('POST', '/v1/workloads', filler)).status).toBe(202);
       await eventually(`${filler.id} running`, async () => (await get(filler.id)).phase === 'running', 30_000);
     }
+    const checker = await InvariantChecker.start(t);
+    // cut off from the control plane and from storage: failed, not only isolated
     await t.lab.setConnected('h2', false);
+    await t.lab.setStorageConnected('h2', false);
     const failover = await eventually('the second failover of h2', async () => {
       const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
       const f = failovers.find((x) => x.hostId === 'h2' && x.restarts.some((r) => r.workload === 'big-1'));
@@ -309,6 +299,8 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     const status = Object.fromEntries(failover.restarts.map((r) => [r.workload, r.status]));
     expect(status).toMatchObject({ 'big-1': 'restarted', 'big-2': 'restarted', 'big-3': 'unplaceable' });
     expect(failover.restarts.find((r) => r.workload === 'big-3')!.reason).toContain('MEMORY_INSUFFICIENT');
+    await t.lab.setStorageConnected('h2', true);
     await t.lab.setConnected('h2', true);
+    await checker.check({ recoverMs: 60_000 });
   }, 240_000);
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FailoverRecord, HostHistoryEntry, HostView, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
+import { InvariantChecker } from './helpers/invariants.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { expectTimersFire, workloadStats } from './helpers/workload.ts';
 
@@ -83,6 +84,7 @@ describe.skipIf(skipLab())('isolation is not failure: control-plane faults fence
   it('every scheduler stopped for 20 s (SIGSTOP): no HA workload fenced or restarted, no host declared down on resume', async () => {
     const before = await snapshot();
     const since = Date.now();
+    const checker = await InvariantChecker.start(t);
     const schedulers = t.cluster.supervisor.list().filter((p) => p.name.startsWith('scheduler') && !p.exited);
     expect(schedulers.length).toBe(2);
     for (const s of schedulers) process.kill(s.pid, 'SIGSTOP');
@@ -90,6 +92,7 @@ describe.skipIf(skipLab())('isolation is not failure: control-plane faults fence
     for (const s of schedulers) process.kill(s.pid, 'SIGCONT');
     await new Promise((resolve) => setTimeout(resolve, 6_000)); // past down-after once more, reports flowing
     await expectUntouched(before, since);
+    await checker.check();
     for (const host of ['h1', 'h2', 'h3']) {
       const states = (await history(host)).filter((e) => e.kind === 'state' && e.at >= since);
       expect(states.filter((e) => e.message.includes('→ down'))).toEqual([]);
@@ -99,17 +102,20 @@ describe.skipIf(skipLab())('isolation is not failure: control-plane faults fence
   it('NATS unreachable for 10 s: no HA workload fenced or restarted', async () => {
     const before = await snapshot();
     const since = Date.now();
+    const checker = await InvariantChecker.start(t);
     const nats = t.cluster.supervisor.list().find((p) => p.name === 'nats' && !p.exited)!;
     process.kill(nats.pid, 'SIGSTOP'); // up but answering nobody: reports and acknowledgements stop
     await new Promise((resolve) => setTimeout(resolve, 10_000));
     process.kill(nats.pid, 'SIGCONT');
     await new Promise((resolve) => setTimeout(resolve, 6_000));
     await expectUntouched(before, since);
+    await checker.check();
   }, 120_000);
 
   it('a host cut off from the control plane but not from storage is isolated: its HA workloads stay, nothing restarts elsewhere', async () => {
     const before = await snapshot();
     const since = Date.now();
+    const checker = await InvariantChecker.start(t);
     const host = before.get('iso-a')!.hostId;
     await t.lab.setConnected(host, false);
     // well past down-after: its peers see its storage heartbeat, so it is isolated, not down
@@ -123,5 +129,6 @@ describe.skipIf(skipLab())('isolation is not failure: control-plane faults fence
     expect((await history(host)).some((e) => e.at >= since && e.message.startsWith('isolated'))).toBe(true);
     await t.lab.setConnected(host, true);
     await expectUntouched(before, since);
+    await checker.check();
   }, 120_000);
 });

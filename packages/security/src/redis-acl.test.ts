@@ -32,7 +32,7 @@ describe('Redis ACL users', () => {
       logFile: '/d/redis.log',
       users: [{ name: 'c1-api', passwordHash: passwordHash('secret'), rules: redisAclRules('api', 'c1') }],
     });
-    expect(text).toContain('user default off\n');
+    expect(text).toContain('user default off resetpass ~* &* +@all\n'); // off; its rights are for the AOF replay only
     expect(text).toContain(`user c1-api reset on #${passwordHash('secret')} resetchannels %R~c1:* ~c1:q:*`);
     expect(text).not.toContain('secret');
     expect(text).not.toContain('requirepass');

@@ -152,7 +152,10 @@ export function renderRedisConfig(config: RedisServerConfig): string {
     `logfile ${config.logFile ?? '""'}`,
     'protected-mode yes',
     ...(config.persistent ? ['appendonly yes', 'appendfsync everysec', 'save 3600 1 300 100 60 10000'] : ['appendonly no', 'save ""']),
-    'user default off',
+    // off: nobody can sign in as it. Its permissions are for redis-server's own replay of the AOF, which runs
+    // MULTI/EXEC blocks (BullMQ's scripts' effects among them) as the default user: without them a
+    // restart drops every transaction (redis/redis#14541, fixed upstream by #14545)
+    'user default off resetpass ~* &* +@all',
     ...config.users.map((u) => `user ${u.name} ${aclUserArgs(u).join(' ')}`),
   ];
   return `${lines.join('\n')}\n`;
