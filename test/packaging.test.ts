@@ -19,7 +19,7 @@ const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as
 const withAdmin = existsSync(join(repo, 'services', 'admin', 'src', 'main.ts'));
 const UNITS = {
   'ferry-agent': ['ferry-agent.service', 'ferry-fence-guard.service'],
-  'ferry-control': ['ferry-nats.service', 'ferry-redis.service', 'ferry-scheduler.service', 'ferry-api.service'],
+  'ferry-control': ['ferry-nats.service', 'ferry-redis.service', 'ferry-redis-sentinel.service', 'ferry-scheduler.service', 'ferry-api.service'],
 };
 const ALL_UNITS = Object.values(UNITS).flat();
 const DEV_TOOLS = ['tsx', 'typescript', 'vitest', 'esbuild', 'playwright-core', '@types/node', '@vitest'];

@@ -212,7 +212,7 @@ put('ferry-cli', '/usr/bin/ferry', wrapper(`${LIB}/cli/ferry.mjs`), 0o755);
 // units (bookworm's packages still ship them in /lib/systemd/system) and maintainer scripts
 const UNITS: Record<string, string[]> = {
   'ferry-agent': ['ferry-agent.service', 'ferry-fence-guard.service'],
-  'ferry-control': ['ferry-nats.service', 'ferry-redis.service', 'ferry-scheduler.service', 'ferry-api.service'],
+  'ferry-control': ['ferry-nats.service', 'ferry-redis.service', 'ferry-redis-sentinel.service', 'ferry-scheduler.service', 'ferry-api.service'],
 };
 for (const [deb, units] of Object.entries(UNITS)) {
   for (const unit of units) put(deb, `/lib/systemd/system/${unit}`, readFileSync(join(here, 'units', unit), 'utf8'));

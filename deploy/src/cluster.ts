@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from 'nats';
 import { agentIdentity, type NatsIdentity } from '@ferry/protocol';
 import { natsConnectOptions, readRedisPassword } from '@ferry/runtime';
 import { Redis, type RedisOptions } from 'ioredis';
-import { natsClusterView, startNats, startNatsCluster, startRedis, waitForNatsCluster, type RedisCredentials } from './infra.ts';
+import { natsClusterView, startNats, startNatsCluster, startRedis, startRedisSentinel, waitForNatsCluster, type EmbeddedRedisSentinel, type RedisCredentials } from './infra.ts';
 import { aclUserArgs, passwordHash, redisAclRules, RedisPasswords, redisUserName, type RedisAclUser, type RedisRole } from '@ferry/security';
 import { ControlPlaneSecrets, natsNodePaths } from '@ferry/security';
 import type { Lab } from './lab/lab.ts';
@@ -38,6 +38,15 @@ export interface ClusterOptions {
   persistentRedis?: boolean;
   /** the embedded Redis' restart policy (default INFRA_RESTART; tests slow it down to watch the outage) */
   redisRestart?: RestartPolicy;
+  /**
+   * the embedded Redis with a standby: 0 (default) one server; 1-4 a primary, that many
+   * replicas and three Sentinels (`redis-1`…, `sentinel-1`…`sentinel-3`, on loopback), every
+   * service connecting through the Sentinels (FERRY_REDIS_SENTINELS): when the primary dies a
+   * replica takes over (docs/failover.md, "Redis availability"). Not with redisUrl.
+   */
+  redisReplicas?: number;
+  /** Sentinel's down-after-milliseconds with redisReplicas (default 1000) */
+  redisSentinelDownAfterMs?: number;
   /** hosts whose agents may connect (a lab's hosts are admitted anyway); others with admitHost() */
   hostIds?: string[];
   apiPort?: number | undefined;
@@ -88,6 +97,8 @@ export class LocalCluster {
   secrets!: ControlPlaneSecrets;
   /** the embedded nats-servers (one, or a cluster's nodes): their process names, URLs and processes */
   natsServers: Array<{ name: string; url: string; process: ManagedProcess; routeAddress?: string }> = [];
+  /** with redisReplicas: the servers and Sentinels (the primary moves: ask the Sentinels) */
+  redisSentinel: EmbeddedRedisSentinel | null = null;
   /** the Redis users' passwords (<stateDir>/secrets/redis, one 0600 file each) */
   private redisPasswords!: RedisPasswords;
   private redisAdminCredentials!: RedisCredentials;
@@ -163,6 +174,20 @@ export class LocalCluster {
       const name = redisUserName(this.keyPrefix, role);
       return { name, passwordHash: passwordHash(this.redisPasswords.password(name)), rules: redisAclRules(role, this.keyPrefix) };
     });
+    if ((options.redisReplicas ?? 0) > 0) {
+      if (options.redisUrl !== undefined) throw new Error('redisReplicas starts an embedded Redis with replicas and Sentinels: not with redisUrl');
+      this.redisSentinel = await startRedisSentinel(this.supervisor, join(options.stateDir, 'redis'), {
+        passwords: this.redisPasswords,
+        users,
+        replicas: options.redisReplicas!,
+        persistent: options.persistentRedis ?? true,
+        ...(options.redisRestart ? { restart: options.redisRestart } : {}),
+        ...(options.redisSentinelDownAfterMs ? { downAfterMs: options.redisSentinelDownAfterMs } : {}),
+      });
+      this.redisUrl = this.redisSentinel.primaryUrl;
+      this.redisAdminCredentials = this.redisSentinel.admin;
+      return;
+    }
     if (options.redisUrl === undefined) {
       const redis = await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host, passwords: this.redisPasswords, users, persistent: options.persistentRedis ?? true, ...(options.redisRestart ? { restart: options.redisRestart } : {}) });
       this.redisUrl = redis.url;
@@ -186,16 +211,29 @@ export class LocalCluster {
     return { user, passwordFile: this.redisPasswords.file(user) };
   }
 
-  /** A connection as Redis' administrator (tests, tools): every key and command. The caller disconnects it. */
+  /**
+   * A connection as Redis' administrator (tests, tools): every key and command. With Sentinels,
+   * to whichever server is the primary (asked of the Sentinels, as the administrator). The caller
+   * disconnects it.
+   */
   redisAdmin(extra: RedisOptions = {}): Redis {
     const { user, passwordFile } = this.redisAdminCredentials;
-    return new Redis(this.redisUrl, { username: user, password: readRedisPassword(passwordFile), ...extra });
+    const password = readRedisPassword(passwordFile);
+    const set = this.redisSentinel;
+    if (set) {
+      const sentinels = set.sentinelNodes.map(({ host, port }) => ({ host, port }));
+      return new Redis({ sentinels, name: set.masterName, role: 'master', sentinelUsername: user, sentinelPassword: password, username: user, password, ...extra });
+    }
+    return new Redis(this.redisUrl, { username: user, password, ...extra });
   }
 
   /** The settings of a role's services (paths only: no password in the environment). */
   private commonEnv(role: RedisRole): Record<string, string> {
     const { user, passwordFile } = this.redisCredentials(role);
-    return { FERRY_REDIS_URL: this.redisUrl, FERRY_REDIS_USER: user, FERRY_REDIS_PASSWORD_FILE: passwordFile, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
+    const where: Record<string, string> = this.redisSentinel
+      ? { FERRY_REDIS_SENTINELS: this.redisSentinel.sentinels, FERRY_REDIS_SENTINEL_NAME: this.redisSentinel.masterName }
+      : { FERRY_REDIS_URL: this.redisUrl };
+    return { ...where, FERRY_REDIS_USER: user, FERRY_REDIS_PASSWORD_FILE: passwordFile, FERRY_KEY_PREFIX: this.keyPrefix, ...this.options.policyEnv };
   }
 
   /** Starts a scheduler (again: tests replace one that died). */

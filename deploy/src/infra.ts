@@ -1,11 +1,26 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
+import { z } from 'zod';
 import { freePort, natsConnectOptions, readRedisPassword } from '@ferry/runtime';
 import type { ControlPlaneSecrets } from '@ferry/security';
-import { passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, renderRedisConfig, type RedisAclUser, type RedisPasswords } from '@ferry/security';
+import {
+  passwordHash,
+  REDIS_ADMIN_RULES,
+  REDIS_ADMIN_USER,
+  REDIS_REPLICA_RULES,
+  REDIS_REPLICA_USER,
+  REDIS_SENTINEL_RULES,
+  REDIS_SENTINEL_USER,
+  renderRedisConfig,
+  renderSentinelConfig,
+  SENTINEL_CLIENT_RULES,
+  SENTINEL_PEER_RULES,
+  type RedisAclUser,
+  type RedisPasswords,
+} from '@ferry/security';
 import type { ManagedProcess, RestartPolicy, Supervisor } from './supervisor.ts';
 
 /**
@@ -187,4 +202,227 @@ export async function startRedis(
     managed,
   );
   return { url, process: managed, admin };
+}
+
+/** One server or Sentinel of a replicated Redis: its process name, address and process. */
+export interface EmbeddedRedisNode {
+  name: string;
+  host: string;
+  port: number;
+  process: ManagedProcess;
+}
+
+export interface EmbeddedRedisSentinel {
+  /** the name the Sentinels monitor the primary under (FERRY_REDIS_SENTINEL_NAME) */
+  masterName: string;
+  /** the Sentinels' addresses, comma-separated (FERRY_REDIS_SENTINELS) */
+  sentinels: string;
+  /** the servers (`redis-1`, `redis-2`, …); the first was the primary at start */
+  servers: EmbeddedRedisNode[];
+  /** the three Sentinels (`sentinel-1` … `sentinel-3`) */
+  sentinelNodes: EmbeddedRedisNode[];
+  /** the primary when it started (a failover moves it: ask the Sentinels) */
+  primaryUrl: string;
+  /** the administrator of every server and Sentinel (every key and command) */
+  admin: RedisCredentials;
+}
+
+/** Where the previous run's Sentinels last saw the primary: the name of that server, or null. */
+export function previousRedisPrimary(layoutFile: string, sentinelConfigs: string[], masterName: string): string | null {
+  let ports: Record<string, number>;
+  try {
+    ports = z.object({ ports: z.record(z.string(), z.number()) }).parse(JSON.parse(readFileSync(layoutFile, 'utf8'))).ports;
+  } catch {
+    return null;
+  }
+  const votes = new Map<string, number>();
+  for (const file of sentinelConfigs) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const m = new RegExp(`^sentinel monitor ${masterName} \\S+ (\\d+) \\d+$`, 'm').exec(text);
+    const name = m ? Object.entries(ports).find(([, port]) => port === Number(m[1]))?.[0] : undefined;
+    if (name) votes.set(name, (votes.get(name) ?? 0) + 1);
+  }
+  return [...votes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+}
+
+/**
+ * Redis with a standby: a primary, `replicas` replicas and three Sentinels (quorum 2), each a
+ * supervised redis-server on a free port of `host` (loopback in the lab), as secure as the single
+ * server of startRedis: the default user off everywhere, password hashes in the servers' and
+ * Sentinels' own ACLs, the replicas signed in to the primary as `ferry-replica` (replication
+ * only) and the Sentinels to the servers and to each other as `ferry-sentinel` (what Sentinel
+ * needs, docs/failover.md "Redis availability"), the services to the Sentinels as themselves
+ * (where the primary is, nothing else). The files that must hold a password in clear —
+ * `masterauth` of every server, `auth-pass`/`sentinel-pass` of every Sentinel — are 0600 in the
+ * passwords' 0700 directory, and the processes run with umask 077, because Redis rewrites them
+ * (CONFIG REWRITE at a failover, a Sentinel whenever it learns something) with 0644 minus the umask.
+ * Nothing secret is on a command line: `redis-server <file> [--sentinel]`.
+ *
+ * After a restart of the whole set (`npm start` again), the server the Sentinels last named
+ * primary starts as the primary again, the others as its replicas, so nothing it has is replaced
+ * by an older copy.
+ */
+export async function startRedisSentinel(
+  supervisor: Supervisor,
+  dataDir: string,
+  options: {
+    host?: string;
+    passwords: RedisPasswords;
+    /** the services' users: on the servers with their rules, on the Sentinels with SENTINEL_CLIENT_RULES */
+    users?: RedisAclUser[];
+    persistent?: boolean;
+    restart?: RestartPolicy;
+    replicas?: number;
+    masterName?: string;
+    /** Sentinel's down-after-milliseconds: how long the primary may not answer before a failover starts */
+    downAfterMs?: number;
+    failoverTimeoutMs?: number;
+  },
+): Promise<EmbeddedRedisSentinel> {
+  const host = options.host ?? '127.0.0.1';
+  const replicas = options.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 4) throw new Error(`replicas must be 1-4, not ${replicas}`);
+  const masterName = options.masterName ?? 'ferry';
+  const restart = options.restart ?? INFRA_RESTART;
+  const { passwords } = options;
+  const password = (user: string) => readRedisPassword(passwords.ensure(user));
+  const admin: RedisCredentials = { user: REDIS_ADMIN_USER, passwordFile: passwords.ensure(REDIS_ADMIN_USER) };
+  const adminPassword = password(REDIS_ADMIN_USER);
+  const user = (name: string, rules: string[]): RedisAclUser => ({ name, passwordHash: passwordHash(password(name)), rules });
+  const serverUsers = [user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES), user(REDIS_REPLICA_USER, REDIS_REPLICA_RULES), user(REDIS_SENTINEL_USER, REDIS_SENTINEL_RULES), ...(options.users ?? [])];
+  const sentinelUsers = [
+    user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES),
+    user(REDIS_SENTINEL_USER, SENTINEL_PEER_RULES),
+    ...(options.users ?? []).map((u) => ({ ...u, rules: SENTINEL_CLIENT_RULES })),
+  ];
+
+  const names = Array.from({ length: replicas + 1 }, (_, i) => `redis-${i + 1}`);
+  const sentinelNames = ['sentinel-1', 'sentinel-2', 'sentinel-3'];
+  const configOf = (name: string) => join(passwords.dir, `${name}.conf`);
+  mkdirSync(dataDir, { recursive: true });
+  const layoutFile = join(dataDir, 'sentinel-layout.json');
+  const previous = previousRedisPrimary(layoutFile, sentinelNames.map(configOf), masterName);
+  const primaryName = previous && names.includes(previous) ? previous : names[0]!;
+  const ports = await distinctFreePorts(host, names.length + sentinelNames.length);
+  const serverPorts = new Map(names.map((n, i) => [n, ports[i]!]));
+  writeFileSync(layoutFile, `${JSON.stringify({ ports: Object.fromEntries(serverPorts) }, null, 2)}\n`);
+  const primaryPort = serverPorts.get(primaryName)!;
+
+  // a process whose files Redis may rewrite: umask 077 first (sh execs it in place: same pid)
+  const spawnRedis = (name: string, args: string[]) => supervisor.spawn(name, 'sh', ['-c', 'umask 077 && exec "$0" "$@"', 'redis-server', ...args], { restart });
+  const writeConfig = (name: string, text: string) => {
+    writeFileSync(configOf(name), text, { mode: 0o600 });
+    chmodSync(configOf(name), 0o600);
+  };
+
+  // the primary first, then its replicas (in the order they were named, the primary's place skipped)
+  const ordered = [primaryName, ...names.filter((n) => n !== primaryName)];
+  const servers: EmbeddedRedisNode[] = [];
+  for (const name of ordered) {
+    const port = serverPorts.get(name)!;
+    const dir = join(dataDir, name);
+    mkdirSync(dir, { recursive: true });
+    const replicaOf = name === primaryName ? undefined : { host, port: primaryPort };
+    writeConfig(
+      name,
+      renderRedisConfig({
+        host,
+        port,
+        dataDir: dir,
+        logFile: join(dir, 'redis.log'),
+        users: serverUsers,
+        persistent: options.persistent ?? false,
+        replication: { user: REDIS_REPLICA_USER, password: password(REDIS_REPLICA_USER), ...(replicaOf ? { replicaOf } : {}) },
+      }),
+    );
+    servers.push({ name, host, port, process: spawnRedis(name, [configOf(name)]) });
+  }
+  for (const server of servers) {
+    await waitFor(`redis-server ${server.name}`, async () => (await withAdmin(host, server.port, adminPassword, (r) => r.ping())) === 'PONG', server.process);
+  }
+  // every replica has its copy before the Sentinels start: the first look a Sentinel takes at
+  // the primary then lists them (it would otherwise only ask again 10 s later)
+  for (const server of servers.slice(1)) {
+    await waitFor(`${server.name} replicating`, async () => /master_link_status:up/.test(await withAdmin(host, server.port, adminPassword, (r) => r.info('replication'))), server.process, 30_000);
+  }
+
+  const sentinelNodes: EmbeddedRedisNode[] = [];
+  sentinelNames.forEach((name, i) => {
+    const port = ports[names.length + i]!;
+    const dir = join(dataDir, name);
+    mkdirSync(dir, { recursive: true });
+    writeConfig(
+      name,
+      renderSentinelConfig({
+        host,
+        port,
+        dir,
+        logFile: join(dir, 'sentinel.log'),
+        masterName,
+        master: { host, port: primaryPort },
+        quorum: 2,
+        downAfterMs: options.downAfterMs ?? 1_000,
+        failoverTimeoutMs: options.failoverTimeoutMs ?? 10_000,
+        auth: { user: REDIS_SENTINEL_USER, password: password(REDIS_SENTINEL_USER) },
+        users: sentinelUsers,
+      }),
+    );
+    sentinelNodes.push({ name, host, port, process: spawnRedis(name, [configOf(name), '--sentinel']) });
+  });
+  const set: EmbeddedRedisSentinel = {
+    masterName,
+    sentinels: sentinelNodes.map((s) => `${s.host}:${s.port}`).join(','),
+    servers,
+    sentinelNodes,
+    primaryUrl: `redis://${host}:${primaryPort}`,
+    admin,
+  };
+  await waitForSentinels(set, adminPassword, replicas, 30_000);
+  return set;
+}
+
+/** Runs one thing as the administrator of a server or Sentinel, on a connection of its own. */
+async function withAdmin<T>(host: string, port: number, password: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis({ host, port, username: REDIS_ADMIN_USER, password, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
+  redis.on('error', () => {}); // refused connections are expected until it listens
+  try {
+    await redis.connect();
+    return await fn(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** What one Sentinel says of the primary: where it is, its flags, how many replicas and other Sentinels it knows. */
+export async function sentinelView(node: { host: string; port: number }, masterName: string, adminPassword: string) {
+  return withAdmin(node.host, node.port, adminPassword, async (r) => {
+    const flat = (await r.call('SENTINEL', 'MASTER', masterName)) as string[];
+    const m = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
+    return { primary: `${m.get('ip')}:${m.get('port')}`, flags: m.get('flags') ?? '', replicas: Number(m.get('num-slaves')), otherSentinels: Number(m.get('num-other-sentinels')) };
+  });
+}
+
+/**
+ * Waits until every Sentinel that runs agrees on one primary, flagged only `master` (not down),
+ * and knows `replicas` replicas and the other Sentinels: a failover can then happen.
+ */
+export async function waitForSentinels(set: EmbeddedRedisSentinel, adminPassword: string, replicas: number, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    const running = set.sentinelNodes.filter((s) => !s.process.exited);
+    const views = await Promise.all(running.map((s) => sentinelView(s, set.masterName, adminPassword).catch((err: Error) => err.message)));
+    last = views;
+    const ok = views.every((v) => typeof v === 'object' && v.flags === 'master' && v.replicas >= replicas && v.otherSentinels >= running.length - 1);
+    const primaries = new Set(views.map((v) => (typeof v === 'object' ? v.primary : v)));
+    if (ok && primaries.size === 1) return [...primaries][0] as string;
+    if (Date.now() > deadline) throw new Error(`the Redis Sentinels do not agree on a healthy primary with ${replicas} replicas within ${timeoutMs} ms: ${JSON.stringify(last)}; see ${set.sentinelNodes[0]!.process.logFile}`);
+    await sleep(200);
+  }
 }

@@ -27,10 +27,16 @@ const StartEnv = z
   FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
   /** embedded nats-servers: one, or a cluster of three */
   FERRY_NATS_NODES: z.enum(['1', '3']).default('1'),
+  /** the embedded Redis: one server (0), or a primary with that many replicas and three Sentinels */
+  FERRY_REDIS_REPLICAS: z.enum(['0', '1', '2'], { message: 'must be 0 (one Redis server), 1 or 2 (a primary with that many replicas, and three Sentinels)' }).default('0'),
   })
   .refine((env) => !env.FERRY_REDIS_URL || (env.FERRY_REDIS_ADMIN_USER && env.FERRY_REDIS_ADMIN_PASSWORD_FILE), {
     path: ['FERRY_REDIS_ADMIN_USER'],
     message: 'FERRY_REDIS_URL needs FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE (an administrator who creates the cluster\'s Redis users)',
+  })
+  .refine((env) => !env.FERRY_REDIS_URL || env.FERRY_REDIS_REPLICAS === '0', {
+    path: ['FERRY_REDIS_REPLICAS'],
+    message: 'replicas and Sentinels are for the embedded Redis: not with FERRY_REDIS_URL',
   });
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
@@ -91,6 +97,7 @@ async function main(): Promise<void> {
       apiToken: settings.FERRY_API_TOKEN,
       policyEnv: { FERRY_HA_ADMISSION: settings.FERRY_HA_ADMISSION },
       natsNodes: settings.FERRY_NATS_NODES === '3' ? 3 : 1,
+      redisReplicas: Number(settings.FERRY_REDIS_REPLICAS),
       lab,
       log,
     });
@@ -98,7 +105,11 @@ async function main(): Promise<void> {
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
     console.log(`  NATS   ${cluster.natsUrl} (embedded${cluster.natsServers.length > 1 ? `: a cluster of ${cluster.natsServers.length} (FERRY_NATS_NODES), routes over TLS` : ''}; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
-    console.log(`  Redis  ${cluster.redisUrl} (${settings.FERRY_REDIS_URL ? 'given' : `embedded, supervised; persistent: AOF (appendfsync everysec) in ${join(settings.FERRY_STATE_DIR, 'redis')}`}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
+    const sentinel = cluster.redisSentinel;
+    const where = sentinel
+      ? `Sentinels ${sentinel.sentinels} (name ${sentinel.masterName}; primary now ${sentinel.primaryUrl}, ${sentinel.servers.length - 1} replica${sentinel.servers.length > 2 ? 's' : ''}: FERRY_REDIS_REPLICAS)`
+      : cluster.redisUrl;
+    console.log(`  Redis  ${where} (${settings.FERRY_REDIS_URL ? 'given' : `embedded, supervised; persistent: AOF (appendfsync everysec) in ${join(settings.FERRY_STATE_DIR, 'redis')}`}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);
     console.log(`  token  ${cluster.token}`);

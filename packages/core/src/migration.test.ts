@@ -73,13 +73,19 @@ describe('resuming a migration from its record', () => {
 
   it('never fails back after the commit, and honours cancels before it', () => {
     expect(decideResume(record({ phase: 'commit', completed: ['validate', 'reserve', 'prepare', 'presync', 'freeze', 'transfer', 'restore', 'verify'] }), true)).toEqual({ action: 'cleanup' });
+    // verified on the destination, the commit's write lost (Redis restarted): the commit again, even if cancelled meanwhile
+    const verified = record({ phase: 'commit', completed: ['validate', 'reserve', 'prepare', 'presync', 'freeze', 'transfer', 'restore', 'verify'], cancelRequested: true });
+    expect(decideResume(verified, false)).toEqual({ action: 'continue', from: 'commit' });
+    expect(decideResume({ ...verified, state: 'rolling-back' }, false)).toEqual({ action: 'rollback', reason: 'a rollback was under way' });
     expect(decideResume(record({ phase: 'presync', cancelRequested: true }), false)).toEqual({ action: 'rollback', reason: 'cancelled' });
     expect(decideResume(record({ state: 'completed' }), true)).toEqual({ action: 'done' });
   });
 
   it('plans rollback steps from how far it got', () => {
     expect(rollbackSteps(['validate', 'reserve'])).toEqual([]);
-    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync'])).toEqual(['abort-destination']);
+    expect(rollbackSteps(['validate', 'reserve', 'prepare'])).toEqual(['abort-destination']);
+    // the presync staged the move on the source: its side is cleared too
+    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync'])).toEqual(['resume-source', 'abort-destination']);
     expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'freeze'])).toEqual(['resume-source', 'abort-destination']);
   });
 

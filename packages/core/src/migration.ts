@@ -140,10 +140,19 @@ export type ResumeDecision =
 const phaseIndex = (phase: MigrationPhase) => MIGRATION_PHASES.indexOf(phase);
 
 /**
+ * Past the point of no return but not yet committed: the destination verified that it runs the
+ * workload, and the commit (one Redis write) has not landed. Such a migration only goes forward.
+ */
+export function committing(record: Pick<MigrationRecord, 'phase' | 'completed'>): boolean {
+  return record.phase === 'commit' && record.completed.includes('verify') && !record.completed.includes('commit');
+}
+
+/**
  * What a worker that picks up a migration (first run, retry, or after another worker died) does,
  * from the recorded state alone. Steps before the freeze are idempotent and simply run again; a
  * phase at or after the freeze that did not finish cannot be trusted, so it rolls back, unless
- * the commit is recorded: after it nothing fails back, cleanup runs until done.
+ * the destination verified the workload (the commit is then tried again) or the commit is
+ * recorded: after it nothing fails back, cleanup runs until done.
  */
 export function decideResume(
   record: Pick<MigrationRecord, 'state' | 'phase' | 'completed' | 'cancelRequested' | 'strategy'>,
@@ -152,6 +161,10 @@ export function decideResume(
   if (record.state === 'completed' || record.state === 'rolled-back' || record.state === 'failed') return { action: 'done' };
   if (committed || record.completed.includes('commit')) return { action: 'cleanup' };
   if (record.state === 'rolling-back') return { action: 'rollback', reason: 'a rollback was under way' };
+  // The destination verified it runs the workload; what was left is one Redis write. Undoing
+  // would stop a running workload to bring it back from images (impossible once a lazy source
+  // has sent its last page): the commit is retried instead — a cancel comes too late here.
+  if (committing(record)) return { action: 'continue', from: 'commit' };
   if (record.cancelRequested) return { action: 'rollback', reason: 'cancelled' };
   const interrupted = record.state === 'running' && !record.completed.includes(record.phase);
   if (interrupted && phaseIndex(record.phase) >= phaseIndex(FIRST_FROZEN_PHASE)) {
@@ -165,8 +178,9 @@ export function decideResume(
 export function rollbackSteps(started: MigrationPhase[]): Array<'resume-source' | 'abort-destination'> {
   const steps: Array<'resume-source' | 'abort-destination'> = [];
   const reached = (phase: MigrationPhase) => started.some((p) => phaseIndex(p) >= phaseIndex(phase));
-  // The source is resumed first: the workload must run again as soon as possible.
-  if (reached(FIRST_FROZEN_PHASE)) steps.push('resume-source');
+  // The source is resumed first: the workload must run again as soon as possible. Before the
+  // freeze the source only keeps what the presync staged, and the same step removes it.
+  if (reached('presync')) steps.push('resume-source');
   if (reached('prepare')) steps.push('abort-destination');
   return steps;
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { passwordHash, redisAclRules, RedisPasswords, renderRedisConfig } from './redis-acl.ts';
+import { passwordHash, REDIS_REPLICA_RULES, redisAclRules, RedisPasswords, renderRedisConfig, renderSentinelConfig, SENTINEL_CLIENT_RULES } from './redis-acl.ts';
 
 describe('Redis ACL users', () => {
   const dirs: string[] = [];
@@ -51,5 +51,40 @@ describe('Redis ACL users', () => {
     chmodSync(passwords.file('c1-api'), 0o644);
     expect(() => passwords.password('c1-api')).toThrow(/readable by others/);
     expect(() => passwords.file('../x')).toThrow(/bad Redis user/);
+  });
+
+  it('renders a replica: replication user and password, the primary to copy; a primary only the former (for after a failover)', () => {
+    const base = { host: '127.0.0.1', port: 6391, dataDir: '/d', logFile: null, users: [] };
+    const replica = renderRedisConfig({ ...base, replication: { user: 'ferry-replica', password: 'rpw', replicaOf: { host: '127.0.0.1', port: 6390 } } });
+    expect(replica).toContain('masteruser ferry-replica\nmasterauth "rpw"\n');
+    expect(replica).toContain('replicaof 127.0.0.1 6390\n');
+    const primary = renderRedisConfig({ ...base, replication: { user: 'ferry-replica', password: 'rpw' } });
+    expect(primary).toContain('masterauth "rpw"');
+    expect(primary).not.toContain('replicaof');
+    expect(renderRedisConfig(base)).not.toContain('masterauth');
+    expect(() => renderRedisConfig({ ...base, replication: { user: 'r', password: 'a"b' } })).toThrow(/without quotes/);
+    expect(REDIS_REPLICA_RULES).toEqual(['resetchannels', '+psync', '+replconf', '+ping']);
+  });
+
+  it('renders a Sentinel: the primary it watches, how it signs in, its own users by hash, the default user off', () => {
+    const text = renderSentinelConfig({
+      host: '127.0.0.1',
+      port: 26390,
+      dir: '/s',
+      logFile: '/s/sentinel.log',
+      masterName: 'ferry',
+      master: { host: '127.0.0.1', port: 6390 },
+      quorum: 2,
+      downAfterMs: 1000,
+      failoverTimeoutMs: 10_000,
+      auth: { user: 'ferry-sentinel', password: 'spw' },
+      users: [{ name: 'c1-api', passwordHash: passwordHash('secret'), rules: SENTINEL_CLIENT_RULES }],
+    });
+    expect(text).toContain('sentinel monitor ferry 127.0.0.1 6390 2\n');
+    expect(text).toContain('sentinel down-after-milliseconds ferry 1000\n');
+    expect(text).toContain('sentinel auth-user ferry ferry-sentinel\nsentinel auth-pass ferry "spw"\nsentinel sentinel-user ferry-sentinel\nsentinel sentinel-pass "spw"\n');
+    expect(text).toContain('user default off\n');
+    expect(text).toContain(`user c1-api reset on #${passwordHash('secret')} resetchannels +ping +sentinel|get-master-addr-by-name +sentinel|sentinels\n`);
+    expect(text).not.toContain('secret');
   });
 });

@@ -137,6 +137,14 @@ export interface RedisServerConfig {
    * second, plus snapshots); the lab's embedded Redis is as ephemeral as the lab
    */
   persistent?: boolean;
+  /**
+   * a server of a replicated set (primary and replicas under Sentinel): how it signs in to
+   * whichever server is the primary (`masteruser`/`masterauth`: the replication user, whose
+   * password therefore is in this file, which is why it is 0600 in a 0700 directory), and, for
+   * a replica, the primary it starts from (`replicaof`). Every server of the set gets the
+   * replication settings — after a failover, Sentinel turns any of them into a replica.
+   */
+  replication?: { user: string; password: string; replicaOf?: { host: string; port: number } };
 }
 
 /**
@@ -157,6 +165,124 @@ export function renderRedisConfig(config: RedisServerConfig): string {
     // restart drops every transaction (redis/redis#14541, fixed upstream by #14545)
     'user default off resetpass ~* &* +@all',
     ...config.users.map((u) => `user ${u.name} ${aclUserArgs(u).join(' ')}`),
+    ...(config.replication ? replicationLines(config.replication) : []),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function replicationLines(r: NonNullable<RedisServerConfig['replication']>): string[] {
+  return [
+    `masteruser ${r.user}`,
+    `masterauth ${quoted(r.password)}`,
+    // a replica answers reads with data it has while the link is down (Ferry's services only talk to the primary)
+    'replica-serve-stale-data yes',
+    'replica-read-only yes',
+    // the replica's first full copy streams at once instead of 5 s later (the default delay
+    // waits for more replicas to share one transfer)
+    'repl-diskless-sync yes',
+    'repl-diskless-sync-delay 0',
+    ...(r.replicaOf ? [`replicaof ${r.replicaOf.host} ${r.replicaOf.port}`] : []),
+  ];
+}
+
+/** a value for a redis.conf line: quoted (our passwords are base64url, but be exact) */
+const quoted = (value: string) => {
+  if (!/^[\x21-\x7e]+$/.test(value) || /["'\\]/.test(value)) throw new Error('a Redis secret must be printable ASCII without quotes or backslashes');
+  return `"${value}"`;
+};
+
+/**
+ * Redis with replication under Sentinel (docs/failover.md, "Redis availability"): the users the
+ * servers and Sentinels need besides the services'.
+ *
+ * - `ferry-replica`: how a replica signs in to the primary — nothing but the replication
+ *   handshake and stream (PSYNC, REPLCONF, PING), no key, no channel.
+ * - `ferry-sentinel`: how a Sentinel signs in to the servers (what Redis' documentation, "ACL rules
+ *   for Sentinel and Replicas", lists: it watches with PING/INFO/ROLE, announces itself on the
+ *   `__sentinel__:hello` channel — the only channel it gets — and fails over with
+ *   MULTI/SLAVEOF/CONFIG REWRITE/CLIENT KILL/EXEC), and how Sentinels sign in to each other.
+ */
+export const REDIS_REPLICA_USER = 'ferry-replica';
+export const REDIS_SENTINEL_USER = 'ferry-sentinel';
+export const REDIS_REPLICA_RULES = ['resetchannels', '+psync', '+replconf', '+ping'];
+export const REDIS_SENTINEL_RULES = [
+  'resetchannels',
+  '&__sentinel__:hello',
+  '+multi',
+  '+slaveof',
+  '+ping',
+  '+exec',
+  '+subscribe',
+  '+config|rewrite',
+  '+role',
+  '+publish',
+  '+info',
+  '+client|setname',
+  '+client|kill',
+  '+script|kill',
+];
+
+/**
+ * Users *of a Sentinel* (a Sentinel has its own ACL, apart from the servers'):
+ * - the other Sentinels (`ferry-sentinel`): PING, the hello messages they publish to each other,
+ *   and the vote (SENTINEL IS-MASTER-DOWN-BY-ADDR);
+ * - the services (`<prefix>-scheduler`, `<prefix>-api`, the same names and passwords as on the
+ *   servers): only where the primary is (what ioredis asks: SENTINEL GET-MASTER-ADDR-BY-NAME, and
+ *   SENTINEL SENTINELS to learn the other Sentinels) — not SENTINEL SET, RESET, FAILOVER,
+ *   REMOVE, MONITOR, CONFIG, nor the names of the replicas.
+ * - `ferry-admin`: everything (tests, tools, the readiness probe).
+ */
+export const SENTINEL_PEER_RULES = ['resetchannels', '&__sentinel__:hello', '+ping', '+publish', '+sentinel|is-master-down-by-addr', '+client|setname', '+info', '+role'];
+export const SENTINEL_CLIENT_RULES = ['resetchannels', '+ping', '+sentinel|get-master-addr-by-name', '+sentinel|sentinels'];
+
+export interface SentinelConfig {
+  /** where this Sentinel listens */
+  host: string;
+  port: number;
+  /** its working directory (it rewrites its own configuration file as it learns) */
+  dir: string;
+  /** null: to standard output */
+  logFile: string | null;
+  /** the name clients ask for (FERRY_REDIS_SENTINEL_NAME) */
+  masterName: string;
+  /** the primary to start from (Sentinel discovers the replicas and the other Sentinels from it) */
+  master: { host: string; port: number };
+  /** Sentinels that must agree the primary is down (a majority of them: 2 of 3) */
+  quorum: number;
+  /** the primary is considered down after this long without a valid reply */
+  downAfterMs: number;
+  /** a failover not finished by then is retried (by another Sentinel, twice this long later) */
+  failoverTimeoutMs: number;
+  /** how this Sentinel signs in to the servers and to the other Sentinels (REDIS_SENTINEL_USER and its password) */
+  auth: { user: string; password: string };
+  /** this Sentinel's own users (the other Sentinels', the services', the administrator's), password hashes only */
+  users: RedisAclUser[];
+}
+
+/**
+ * A Sentinel's configuration. It holds one password in clear (`auth-pass`/`sentinel-pass`: what it
+ * signs in with), and Sentinel rewrites this file as it learns (replicas, the other Sentinels, a
+ * new primary after a failover): keep it in a 0700 directory and run Sentinel with umask 077 —
+ * redis-server writes its rewritten configuration with mode 0644 minus the umask.
+ */
+export function renderSentinelConfig(c: SentinelConfig): string {
+  const lines = [
+    `bind ${c.host}`,
+    `port ${c.port}`,
+    `dir ${c.dir}`,
+    `logfile ${c.logFile ?? '""'}`,
+    'protected-mode no', // not reachable without signing in: the default user is off
+    'sentinel resolve-hostnames no',
+    `sentinel monitor ${c.masterName} ${c.master.host} ${c.master.port} ${c.quorum}`,
+    `sentinel down-after-milliseconds ${c.masterName} ${c.downAfterMs}`,
+    `sentinel failover-timeout ${c.masterName} ${c.failoverTimeoutMs}`,
+    `sentinel parallel-syncs ${c.masterName} 1`,
+    `sentinel auth-user ${c.masterName} ${c.auth.user}`,
+    `sentinel auth-pass ${c.masterName} ${quoted(c.auth.password)}`,
+    `sentinel sentinel-user ${c.auth.user}`,
+    `sentinel sentinel-pass ${quoted(c.auth.password)}`,
+    'user default off',
+    ...c.users.map((u) => `user ${u.name} ${aclUserArgs(u).join(' ')}`),
   ];
   return `${lines.join('\n')}\n`;
 }

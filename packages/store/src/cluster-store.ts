@@ -16,6 +16,8 @@ import {
   type StatsResponse,
 } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
+import { FencedWrites, type WorkloadWrites } from './fenced.ts';
+import type { LockFence } from './lock.ts';
 import { HashRecords } from './records.ts';
 
 /** The cluster state every service reads and the scheduler (and API, for new workloads) writes. */
@@ -100,15 +102,12 @@ export class ClusterStore {
   }
 
   /**
-   * The commit: ownership of the workload and the migration's record change together, in one
-   * MULTI, so no reader ever sees one without the other.
+   * The writes a migration makes while it holds its workload's lock, each landing only while the
+   * lock is still this holder's (one writer per record: a holder paused past its TTL writes nothing
+   * after another took over).
    */
-  async commitMigration(workload: WorkloadRecord, migration: MigrationRecord): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(this.keys.workloads, workload.spec.id, JSON.stringify(workload))
-      .hset(this.keys.migrations, migration.id, JSON.stringify(migration))
-      .exec();
+  writesUnder(fence: LockFence): WorkloadWrites {
+    return new FencedWrites(this.redis, { workloads: this.keys.workloads, migrations: this.keys.migrations }, fence);
   }
 
   async snapshot(): Promise<ClusterSnapshot> {

@@ -4,7 +4,23 @@ import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
-import { ControlPlaneSecrets, passwordHash, REDIS_ADMIN_RULES, REDIS_ADMIN_USER, redisAclRules, RedisPasswords, redisUserName, renderRedisConfig } from '@ferry/security';
+import {
+  ControlPlaneSecrets,
+  passwordHash,
+  REDIS_ADMIN_RULES,
+  REDIS_ADMIN_USER,
+  REDIS_REPLICA_RULES,
+  REDIS_REPLICA_USER,
+  REDIS_SENTINEL_RULES,
+  REDIS_SENTINEL_USER,
+  redisAclRules,
+  RedisPasswords,
+  redisUserName,
+  renderRedisConfig,
+  renderSentinelConfig,
+  SENTINEL_CLIENT_RULES,
+  SENTINEL_PEER_RULES,
+} from '@ferry/security';
 import type { NatsIdentity } from '@ferry/protocol';
 
 /** Where `init` writes, and what it sets up (defaults: an installed control plane). */
@@ -43,6 +59,29 @@ export const InitOptions = z.object({
     .optional(),
   /** the port the NATS cluster's nodes route on (with natsCluster) */
   natsRoutePort: z.coerce.number().int().min(1).max(65_535).default(6222),
+  /**
+   * Redis with a standby: the three machines' management addresses (this machine's `address`
+   * among them, `IP,IP,IP`). This machine's Redis starts as the primary, the others' as its
+   * replicas, and each machine runs a Sentinel; the other machines' files are written to
+   * <controlDir>/redis-sentinel/<IP>/, to be copied there (docs/install.md)
+   */
+  redisSentinel: z
+    .string()
+    .transform((v, ctx) => {
+      const hosts = v.split(',').map((h) => h.trim());
+      if (hosts.some((h) => !z.ipv4().safeParse(h).success)) {
+        ctx.addIssue({ code: 'custom', message: 'must be IPv4,IPv4,IPv4 (the management addresses of the three machines that run Redis and a Sentinel each)' });
+        return z.NEVER;
+      }
+      return hosts;
+    })
+    .refine((hosts) => hosts.length === 3, 'Redis with Sentinel runs on 3 machines (a Sentinel each: 2 of 3 decide a failover)')
+    .refine((hosts) => new Set(hosts).size === hosts.length, 'one Redis and one Sentinel per machine: every address once')
+    .optional(),
+  /** the Sentinels' port (with redisSentinel) */
+  sentinelPort: z.coerce.number().int().min(1).max(65_535).default(26379),
+  /** how long the primary may not answer before the Sentinels fail over (with redisSentinel) */
+  sentinelDownAfterMs: z.coerce.number().int().min(500).max(600_000).default(5_000),
 });
 export type InitOptions = z.input<typeof InitOptions>;
 
@@ -53,6 +92,8 @@ export type ControlFile = z.infer<typeof ControlFile>;
 export interface InitResult {
   apiUrl: string;
   natsUrl: string;
+  /** with redisSentinel: the Sentinels' addresses (FERRY_REDIS_SENTINELS) */
+  redisSentinels: string | null;
   /** the bootstrap admin token: shown once by the command, kept only in <controlDir>/api-token (0600) */
   adminToken: string;
   files: string[];
@@ -100,6 +141,9 @@ export async function initControlPlane(input: InitOptions): Promise<InitResult> 
 
   const cluster = o.natsCluster;
   if (cluster && !cluster.some((n) => n.host === o.address)) throw new Error(`--nats-cluster must name this machine's address ${o.address} among its nodes`);
+  const sentinelHosts = o.redisSentinel;
+  if (sentinelHosts && !sentinelHosts.includes(o.address)) throw new Error(`--redis-sentinel must name this machine's address ${o.address} among its three`);
+  if (sentinelHosts && o.sentinelPort === o.redisPort) throw new Error('--sentinel-port must differ from --redis-port');
   const secrets = await ControlPlaneSecrets.create(o.controlDir, [o.address, ...(cluster ?? []).map((n) => n.host)]);
   const names = { ips: [...new Set([o.address, '127.0.0.1'])], dns: ['localhost', hostname()].filter((d) => /^[a-z0-9.-]{1,253}$/i.test(d)) };
   const api = await secrets.issueServerCertificate('api-server', names);
@@ -131,7 +175,62 @@ export async function initControlPlane(input: InitOptions): Promise<InitResult> 
     user(redisUserName(o.keyPrefix, 'api'), redisAclRules('api', o.keyPrefix)),
   ];
   mkdirSync(o.redisDir, { recursive: true, mode: 0o700 });
-  writeFileSync(secrets.paths.redisConfig, renderRedisConfig({ host: '127.0.0.1', port: o.redisPort, dataDir: o.redisDir, logFile: null, users: redisUsers, persistent: true }), { mode: 0o600 });
+  let redisWhere: Record<string, string> = { FERRY_REDIS_URL: `redis://127.0.0.1:${o.redisPort}` };
+  if (!sentinelHosts) {
+    writeFileSync(secrets.paths.redisConfig, renderRedisConfig({ host: '127.0.0.1', port: o.redisPort, dataDir: o.redisDir, logFile: null, users: redisUsers, persistent: true }), { mode: 0o600 });
+  } else {
+    // every machine: Redis (this one the primary, the others its replicas) and a Sentinel, on its
+    // management address and loopback; the same users everywhere (a replica promoted by a
+    // failover must admit the services as the primary did), the replication and Sentinel users
+    // besides; the services' users on the Sentinels may only ask where the primary is
+    const serverUsers = [...redisUsers, user(REDIS_REPLICA_USER, REDIS_REPLICA_RULES), user(REDIS_SENTINEL_USER, REDIS_SENTINEL_RULES)];
+    const sentinelUsers = [
+      user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES),
+      user(REDIS_SENTINEL_USER, SENTINEL_PEER_RULES),
+      ...(['scheduler', 'api'] as const).map((role) => user(redisUserName(o.keyPrefix, role), SENTINEL_CLIENT_RULES)),
+    ];
+    const others = join(o.controlDir, 'redis-sentinel');
+    mkdirSync(others, { recursive: true, mode: 0o700 });
+    for (const host of sentinelHosts) {
+      const own = host === o.address;
+      const dir = own ? o.controlDir : join(others, host);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const redisConfig = own ? secrets.paths.redisConfig : join(dir, 'redis.conf');
+      const sentinelConfig = join(dir, 'sentinel.conf');
+      writeFileSync(
+        redisConfig,
+        renderRedisConfig({
+          host: `${host} 127.0.0.1`,
+          port: o.redisPort,
+          dataDir: o.redisDir,
+          logFile: null,
+          users: serverUsers,
+          persistent: true,
+          replication: { user: REDIS_REPLICA_USER, password: passwords.password(REDIS_REPLICA_USER), ...(own ? {} : { replicaOf: { host: o.address, port: o.redisPort } }) },
+        }),
+        { mode: 0o600 },
+      );
+      writeFileSync(
+        sentinelConfig,
+        renderSentinelConfig({
+          host: `${host} 127.0.0.1`,
+          port: o.sentinelPort,
+          dir: o.controlDir,
+          logFile: null,
+          masterName: o.keyPrefix,
+          master: { host: o.address, port: o.redisPort },
+          quorum: 2,
+          downAfterMs: o.sentinelDownAfterMs,
+          failoverTimeoutMs: Math.max(10_000, 4 * o.sentinelDownAfterMs),
+          auth: { user: REDIS_SENTINEL_USER, password: passwords.password(REDIS_SENTINEL_USER) },
+          users: sentinelUsers,
+        }),
+        { mode: 0o600 },
+      );
+      written.push(...(own ? [sentinelConfig] : [redisConfig, sentinelConfig]));
+    }
+    redisWhere = { FERRY_REDIS_SENTINELS: sentinelHosts.map((h) => `${h}:${o.sentinelPort}`).join(','), FERRY_REDIS_SENTINEL_NAME: o.keyPrefix };
+  }
 
   const adminToken = `ferry_${randomBytes(32).toString('base64url')}`;
   writeFileSync(secrets.paths.apiToken, `${adminToken}\n`, { mode: 0o600 });
@@ -142,7 +241,7 @@ export async function initControlPlane(input: InitOptions): Promise<InitResult> 
   chmodSync(caFile, 0o644);
   const redisEnv = (role: 'scheduler' | 'api') => {
     const name = redisUserName(o.keyPrefix, role);
-    return { FERRY_REDIS_URL: `redis://127.0.0.1:${o.redisPort}`, FERRY_REDIS_USER: name, FERRY_REDIS_PASSWORD_FILE: passwords.file(name), FERRY_KEY_PREFIX: o.keyPrefix };
+    return { ...redisWhere, FERRY_REDIS_USER: name, FERRY_REDIS_PASSWORD_FILE: passwords.file(name), FERRY_KEY_PREFIX: o.keyPrefix };
   };
   const schedulerEnv = join(o.configDir, 'scheduler.env');
   const apiEnv = join(o.configDir, 'api.env');
@@ -170,5 +269,5 @@ export async function initControlPlane(input: InitOptions): Promise<InitResult> 
     chownTree(o.controlDir, ids);
     chownTree(o.redisDir, ids);
   }
-  return { apiUrl, natsUrl, adminToken, files: [o.controlDir, o.redisDir, caFile, schedulerEnv, apiEnv, controlFile, ...written] };
+  return { apiUrl, natsUrl, redisSentinels: redisWhere.FERRY_REDIS_SENTINELS ?? null, adminToken, files: [o.controlDir, o.redisDir, caFile, schedulerEnv, apiEnv, controlFile, ...written] };
 }

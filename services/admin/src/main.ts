@@ -4,6 +4,7 @@
  *   ferry-admin init --address IP [--api-port 7443] [--nats-port 4222] [--redis-port 6379]
  *                    [--control-dir DIR] [--redis-dir DIR] [--config-dir DIR] [--user ferry]
  *                    [--nats-cluster IP:PORT,IP:PORT,IP:PORT [--nats-route-port 6222]]
+ *                    [--redis-sentinel IP,IP,IP [--sentinel-port 26379] [--sentinel-down-after 5000]]
  *   ferry-admin join-token [--ttl 1h] [--quiet] [--config /etc/ferry/control.json]
  *   ferry-admin join-token --list | --revoke ID
  */
@@ -16,9 +17,12 @@ const USAGE = `usage:
                    [--control-dir /var/lib/ferry/control] [--redis-dir /var/lib/ferry/redis]
                    [--config-dir /etc/ferry] [--user ferry]
                    [--nats-cluster IP:PORT,IP:PORT,IP:PORT [--nats-route-port 6222]]
+                   [--redis-sentinel IP,IP,IP [--sentinel-port 26379] [--sentinel-down-after MS]]
       sets up this machine's control plane: CA, certificates, NATS identities, NATS and Redis
       configuration, the first admin token; with --nats-cluster, NATS as a cluster of those
-      nodes (this machine's among them; the others' files to copy: docs/install.md)
+      nodes (this machine's among them; the others' files to copy: docs/install.md); with
+      --redis-sentinel, Redis as a primary (here) with a replica and a Sentinel on each of the
+      three machines (the others' files to copy: docs/install.md)
   ferry-admin join-token [--ttl 1h] [--quiet] [--config /etc/ferry/control.json]
       prints the command a new host runs to join (a one-time token, valid --ttl)
   ferry-admin join-token --list | --revoke ID`;
@@ -39,6 +43,9 @@ async function init(args: string[]): Promise<void> {
       user: { type: 'string' },
       'nats-cluster': { type: 'string' },
       'nats-route-port': { type: 'string' },
+      'redis-sentinel': { type: 'string' },
+      'sentinel-port': { type: 'string' },
+      'sentinel-down-after': { type: 'string' },
     },
     strict: true,
   });
@@ -54,17 +61,21 @@ async function init(args: string[]): Promise<void> {
     user: values.user,
     natsCluster: values['nats-cluster'],
     natsRoutePort: values['nats-route-port'],
+    redisSentinel: values['redis-sentinel'],
+    sentinelPort: values['sentinel-port'],
+    sentinelDownAfterMs: values['sentinel-down-after'],
   } as Parameters<typeof initControlPlane>[0]);
   console.log(`Ferry control plane initialised.
   API:   ${result.apiUrl}   (HTTPS, certificate of the cluster CA)
   NATS:  ${result.natsUrl}   (TLS both ways, one NKey identity per process${result.natsUrl.includes(',') ? '; a cluster: copy the other nodes\' files, docs/install.md' : ''})
+  Redis: ${result.redisSentinels ? `primary here, a replica and a Sentinel on each machine; Sentinels ${result.redisSentinels} (copy the other machines' files, docs/install.md)` : 'one server, loopback only'}
   wrote: ${result.files.join(', ')}
 
 The bootstrap admin token (shown this once; kept 0600 in the control directory as api-token):
   ${result.adminToken}
 
 Next:
-  systemctl enable --now ferry-nats ferry-redis ferry-scheduler ferry-api
+  systemctl enable --now ferry-nats ferry-redis ${result.redisSentinels ? 'ferry-redis-sentinel ' : ''}ferry-scheduler ferry-api
   ferry context set prod --url ${result.apiUrl} --token <the token above>
   ferry-admin join-token          # then run what it prints on each new host`);
 }

@@ -13,6 +13,9 @@ describe('Redis being unreachable', () => {
     expect(isRedisUnavailable(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' }))).toBe(true);
     expect(isRedisUnavailable(new Error('LOADING Redis is loading the dataset in memory'))).toBe(true);
     expect(isRedisUnavailable(new Error('could not add job', { cause: new Error('Connection is closed.') }))).toBe(true);
+    // behind Sentinel, during a failover
+    expect(isRedisUnavailable(new Error("READONLY You can't write against a read only replica."))).toBe(true);
+    expect(isRedisUnavailable(new Error('All sentinels are unreachable. Retrying from scratch after 10ms. Last error: connect ECONNREFUSED 127.0.0.1:26379'))).toBe(true);
     expect(isRedisUnavailable(new Error('Cannot read properties of undefined'))).toBe(false);
     expect(isRedisUnavailable(null)).toBe(false);
   });

@@ -72,6 +72,11 @@ const REDIS_DOWN_MESSAGES = [
   /^LOADING\b/, // redis-server reading its AOF/RDB after a restart
   /^BUSY\b/,
   /^MASTERDOWN\b|^TRYAGAIN\b|^CLUSTERDOWN\b/,
+  // behind Sentinel: a primary demoted under a live connection (the client reconnects to the new
+  // one), no Sentinel answering, or a primary refusing writes without its replicas
+  /^READONLY\b/,
+  /All sentinels are unreachable/i,
+  /^NOREPLICAS\b/,
 ];
 
 /**

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { placementPolicy, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/protocol';
 import { readFileSync } from 'node:fs';
-import { readSecretFile, redisAuthOptions, type Logger } from '@ferry/runtime';
+import { readSecretFile, redisConnectionOptions, type Logger } from '@ferry/runtime';
 import { ControlPlaneSecrets } from '@ferry/security';
 import { AuditLog, ClusterStore, JoinTokenStore, TokenStore } from '@ferry/store';
 import type { ApiConfig } from './config.ts';
@@ -118,7 +118,9 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
 export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServer> {
   // While Redis is away (restarting, down) a request fails after two reconnection attempts at most
   // ~0.5 s apart — a 503 UNAVAILABLE within about a second (errors.ts), not a request hanging on.
-  const redis = new Redis(config.redisUrl, { ...redisAuthOptions(config), maxRetriesPerRequest: 2, retryStrategy: (times) => Math.min(times * 100, 500), lazyConnect: true });
+  // Behind Sentinel (redisSentinels) the same holds during a failover: 503 until the Sentinels
+  // name the new primary, then the connection is there again.
+  const redis = new Redis({ ...redisConnectionOptions(config), maxRetriesPerRequest: 2, retryStrategy: (times) => Math.min(times * 100, 500), lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
   await redis.connect();
   const queues: Queues = {

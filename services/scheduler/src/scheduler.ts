@@ -1,7 +1,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
-import { connectNats, encodeJson, natsSettingsOf, redisAuthOptions, serveMetricsIfPossible, type Logger, type RedisSettings } from '@ferry/runtime';
+import { connectNats, encodeJson, natsSettingsOf, redisConnectionOptions, serveMetricsIfPossible, type Logger, type RedisSettings } from '@ferry/runtime';
 import { placementPolicy } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
@@ -29,8 +29,9 @@ export interface Scheduler {
 
 function redisConnection(settings: RedisSettings, log: Logger, forBullmq: boolean): Redis {
   // BullMQ's blocking commands need maxRetriesPerRequest: null. The password comes from its file
-  // (redisPasswordFile), never from the URL.
-  const redis = new Redis(settings.redisUrl, { ...redisAuthOptions(settings), maxRetriesPerRequest: forBullmq ? null : 3, lazyConnect: true });
+  // (redisPasswordFile), never from the URL. With Sentinels (redisSentinels) the connection asks
+  // them where the primary is, and again after a failover.
+  const redis = new Redis({ ...redisConnectionOptions(settings), maxRetriesPerRequest: forBullmq ? null : 3, lazyConnect: true });
   redis.on('error', (err) => log.error({ err: err.message }, 'Redis error'));
   return redis;
 }

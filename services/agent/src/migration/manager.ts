@@ -460,7 +460,10 @@ export class MigrationManager {
     return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
   }
 
-  /** Source, rollback: the workload runs here again, from memory (thaw) or from its kept images. */
+  /**
+   * Source, rollback: the workload runs here again, from memory (thaw) or from its kept images;
+   * before the freeze it never stopped, and only the migration's staging is removed.
+   */
   async resume(migrationId: string): Promise<ContainerStatus> {
     const workloadId = this.workloadOf(migrationId);
     return this.o.containers.exclusive(workloadId, async () => {
@@ -469,8 +472,16 @@ export class MigrationManager {
       const side = await this.sides.load(migrationId);
       const runc = this.o.containers.runc;
       const state = await runc.state(workloadId);
-      if (!side && record.state === 'running' && state?.status === 'running') {
-        return this.o.containers.statusOfRecord(record); // resumed already (a retried rollback)
+      if (record.state !== 'migrating' && (!side || (!side.dumped && side.checkpoint === null))) {
+        // Never frozen here (rolled back before the freeze, or resumed already by an earlier try):
+        // the workload keeps the state it has (a cold move's stays stopped); only this
+        // migration's staging, if the presync left one, goes.
+        if (side) {
+          await rm(side.imagesDir, { recursive: true, force: true });
+          await this.sides.remove(migrationId);
+          this.o.log.info({ migrationId, workload: workloadId }, 'migration rolled back before the freeze: source staging removed');
+        }
+        return this.o.containers.statusOfRecord(record);
       }
       const plan = planNetwork(record.netns ?? side?.netns ?? '', record.spec.networks, this.o.containers.networks());
       if (!side?.dumped || state?.status === 'running' || state?.status === 'paused') {

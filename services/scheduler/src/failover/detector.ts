@@ -50,7 +50,8 @@ export class FailoverDetector {
     this.again = false;
     try {
       const snapshot = await this.store.snapshot();
-      for (const failover of (await this.store.failovers.all()).filter((f) => f.state === 'running')) {
+      const failovers = await this.store.failovers.all();
+      for (const failover of failovers.filter((f) => f.state === 'running')) {
         const state = await this.queue.getJobState(failover.id);
         if (state === 'failed') await (await this.queue.getJob(failover.id))?.retry('failed');
         else if (state === 'unknown') await this.queue.add('failover', { failoverId: failover.id } satisfies FailoverJobData, { jobId: failover.id, ...FAILOVER_JOB });
@@ -59,6 +60,10 @@ export class FailoverDetector {
       for (const host of snapshot.hosts.filter((h) => h.state === 'down')) {
         const ha = haWorkloadsOf(snapshot, host.id);
         if (ha.length === 0) continue;
+        // One failover per death: every replica declares the host down by its own clock and writes
+        // the host record, so `stateSince` (and the id made of it) can change under a failover
+        // already running — a failover detected after the host's last report is of this silence.
+        if (failovers.some((f) => f.hostId === host.id && f.detectedAt > host.lastReportAt)) continue;
         const id = `f-${host.id}-${host.stateSince.toString(36)}`;
         if (await this.store.failovers.get(id)) continue;
         const now = Date.now();

@@ -3,7 +3,7 @@ import type { NatsConnection } from 'nats';
 import type { DeferredMigrationStep, HostRecord, MigrationRecord, WorkloadRecord } from '@ferry/protocol';
 import { pino } from 'pino';
 import type { Logger } from '@ferry/runtime';
-import type { ClusterStore } from '@ferry/store';
+import { LockLostError, type ClusterStore, type WorkloadWrites } from '@ferry/store';
 import { AgentCallError, type AgentClient } from '../workloads/agent-client.ts';
 import { cleanupBackoffMs, DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
 
@@ -55,6 +55,9 @@ function fakeStore(states: Record<string, HostRecord['state']>) {
 
 const nc = { publish: () => undefined } as unknown as NatsConnection;
 
+/** Writes under a lock that is always held. */
+const held: WorkloadWrites = { check: async () => undefined, putMigration: async () => undefined, putWorkload: async () => undefined, commitMigration: async () => undefined };
+
 /** A logger whose lines the test reads. */
 function capture() {
   const lines: string[] = [];
@@ -79,7 +82,7 @@ describe('the cleanup after the commit', () => {
       },
     } as unknown as AgentClient;
     const { log, text } = capture();
-    const done = await new MigrationRunner(committed('stop-and-copy'), store, agents, nc, log, async () => undefined).run();
+    const done = await new MigrationRunner(committed('stop-and-copy'), store, held, agents, nc, log, async () => undefined).run();
     expect(done.state).toBe('completed');
     expect(done.completed).toContain('cleanup');
     expect(ended()).toBe(true);
@@ -95,7 +98,7 @@ describe('the cleanup after the commit', () => {
         return { done: true };
       },
     } as unknown as AgentClient;
-    const done = await new MigrationRunner(committed('stop-and-copy'), store, agents, nc, capture().log, async () => undefined, { ...DEFAULT_TIMEOUTS, cleanupRetryMs: 0 }).run();
+    const done = await new MigrationRunner(committed('stop-and-copy'), store, held, agents, nc, capture().log, async () => undefined, { ...DEFAULT_TIMEOUTS, cleanupRetryMs: 0 }).run();
     expect(done.state).toBe('completed');
     expect(deferred).toEqual([expect.objectContaining({ migrationId: 'm-w1-abc', hostId: 'h2', step: 'finish-destination' })]);
   });
@@ -111,10 +114,80 @@ describe('the cleanup after the commit', () => {
       },
     } as unknown as AgentClient;
     const { log, text } = capture();
-    const done = await new MigrationRunner(committed('stop-and-copy'), store, agents, nc, log, async () => undefined).run();
+    const done = await new MigrationRunner(committed('stop-and-copy'), store, held, agents, nc, log, async () => undefined).run();
     expect(done.state).toBe('completed');
     expect(text()).not.toContain('pulling pages');
     expect(calls).toEqual(['h1 migration.finish source']); // no abandon; the destination's finish is deferred
     expect(deferred.map((d) => d.step)).toEqual(['finish-destination']);
   }, 10_000);
+});
+
+describe('a runner that lost its workload lock', () => {
+  /** Writes under a lock another holder takes over after `allowed` checks and writes. */
+  function lapsing(allowed: number) {
+    let left = allowed;
+    const step = async () => {
+      if (left-- <= 0) throw new LockLostError('ferry:lock:workload:w1');
+    };
+    const writes: WorkloadWrites = { check: step, putMigration: step, putWorkload: step, commitMigration: step };
+    return writes;
+  }
+
+  it('stops at its next step: no further agent request, no rollback, no event', async () => {
+    const { store, ended } = fakeStore({});
+    const calls: string[] = [];
+    const published: string[] = [];
+    const agents = {
+      call: async (hostId: string, command: string) => {
+        calls.push(`${hostId} ${command}`);
+        return { done: true };
+      },
+    } as unknown as AgentClient;
+    const watching = { publish: (subject: string) => void published.push(subject) } as unknown as NatsConnection;
+    // the cleanup's first save lands; the lock is gone before the source's finish is asked for
+    const run = new MigrationRunner(committed('stop-and-copy'), store, lapsing(1), agents, watching, capture().log, async () => undefined).run();
+    await expect(run).rejects.toBeInstanceOf(LockLostError);
+    expect(calls).toEqual([]);
+    expect(ended()).toBe(false);
+    expect(published.length).toBe(1); // "cleanup started", after the one write that landed
+  });
+
+  it('does not roll back a migration it no longer drives', async () => {
+    const { store } = fakeStore({});
+    const calls: string[] = [];
+    const agents = {
+      call: async (hostId: string, command: string) => {
+        calls.push(`${hostId} ${command}`);
+        throw new AgentCallError('MIGRATION_FAILED', 'the dump failed', false);
+      },
+    } as unknown as AgentClient;
+    const frozen: MigrationRecord = { ...committed('stop-and-copy'), phase: 'freeze', completed: ['validate', 'reserve', 'prepare', 'presync'], state: 'rolling-back', transfer: null };
+    // a rollback under way, picked up by a runner whose lock lapses before its first request
+    const run = new MigrationRunner(frozen, store, lapsing(1), agents, nc, capture().log, async () => undefined).run();
+    await expect(run).rejects.toBeInstanceOf(LockLostError);
+    expect(calls).toEqual([]);
+  });
+});
+
+describe('a commit whose write fails', () => {
+  it('is neither recorded nor rolled back: the job is tried again (decideResume commits then)', async () => {
+    const { store } = fakeStore({});
+    const onSource = { spec: { id: 'w1' }, hostId: 'h1', epoch: 1, phase: 'migrating', cpu: { flags: [] } } as unknown as WorkloadRecord;
+    (store as unknown as { workloads: { get: () => Promise<WorkloadRecord> } }).workloads.get = async () => onSource;
+    const saved: MigrationRecord[] = [];
+    const calls: string[] = [];
+    const writes: WorkloadWrites = {
+      ...held,
+      putMigration: async (record) => void saved.push(record),
+      commitMigration: async () => {
+        throw new Error('Reached the max retries per request limit (which is 3)');
+      },
+    };
+    const agents = { call: async (hostId: string, command: string) => void calls.push(`${hostId} ${command}`) } as unknown as AgentClient;
+    const verified: MigrationRecord = { ...committed('lazy'), phase: 'verify', completed: ['validate', 'reserve', 'prepare', 'presync', 'freeze', 'transfer', 'restore', 'verify'] };
+    const run = new MigrationRunner(verified, store, writes, agents, nc, capture().log, async () => undefined).run();
+    await expect(run).rejects.toThrow(/max retries/);
+    expect(calls).toEqual([]); // no resume of the source, no abort of the destination
+    expect(saved.every((r) => !r.completed.includes('commit') && r.state === 'running')).toBe(true);
+  });
 });

@@ -6,12 +6,15 @@ import {
   subjects,
   type MigrationEvent,
   type MigrationPhase,
+  type AgentCommand,
+  type AgentRequest,
+  type AgentResult,
   type DeferredMigrationStep,
   type MigrationRecord,
   type WorkloadRecord,
 } from '@ferry/protocol';
 import { encodeJson, type Logger } from '@ferry/runtime';
-import type { ClusterStore } from '@ferry/store';
+import { LockLostError, type ClusterStore, type WorkloadWrites } from '@ferry/store';
 import { AgentCallError, type AgentClient } from '../workloads/agent-client.ts';
 
 /** A reason to stop the migration (and roll back, before the commit). */
@@ -73,6 +76,11 @@ export interface ProgressSink {
  * Redis before and after it runs, so that whoever picks the job up next (a retry, or another
  * worker after this one died) can tell from the record alone whether to go on, roll back, or
  * finish the cleanup (see decideResume in @ferry/core).
+ *
+ * Every write goes through `writes`, fenced by the workload's lock, and every agent request is
+ * preceded by a check of it: a runner whose scheduler was paused past the lock's TTL (and whose
+ * migration another replica took over) stops at its next step with a LockLostError — it neither
+ * writes, nor asks an agent for anything, nor rolls back what is no longer its own.
  */
 export class MigrationRunner {
   private record: MigrationRecord;
@@ -81,6 +89,7 @@ export class MigrationRunner {
   constructor(
     record: MigrationRecord,
     private readonly store: ClusterStore,
+    private readonly writes: WorkloadWrites,
     private readonly agents: AgentClient,
     private readonly nc: NatsConnection,
     private readonly log: Logger,
@@ -122,7 +131,15 @@ export class MigrationRunner {
       try {
         await this.runPhase(phase, () => this.phase(phase));
       } catch (err) {
-        if (phase === 'commit' && (await this.isCommitted())) return this.cleanup(); // the write landed before the error
+        if (err instanceof LockLostError) throw err; // not ours to roll back any more
+        if (phase === 'commit' && !(err instanceof MigrationFailure)) {
+          // The commit's write failed (Redis away, or its answer lost): it may have landed. If it
+          // did, only the cleanup remains; if not — or if Redis cannot tell yet (this throws) —
+          // the job is tried again later and commits then (decideResume): never a rollback of
+          // a workload the destination verified.
+          if (await this.isCommitted()) return this.cleanup();
+          throw err;
+        }
         const failure =
           err instanceof MigrationFailure
             ? err
@@ -161,6 +178,7 @@ export class MigrationRunner {
   private async secret(create = false): Promise<string> {
     const key = secretKey(this.store, this.record.id);
     if (create) {
+      await this.writes.check(); // a runner that lost the lock must not replace the secret of the one that took over
       const secret = randomBytes(32).toString('base64url');
       await this.store.redis.set(key, secret, 'EX', SECRET_TTL_S);
       return secret;
@@ -203,7 +221,7 @@ export class MigrationRunner {
       }
       case 'reserve': {
         const workload = await this.loadWorkload();
-        await this.store.workloads.put(workload.spec.id, { ...workload, phase: 'migrating', migratingTo: r.destination, updatedAt: Date.now() });
+        await this.writes.putWorkload({ ...workload, phase: 'migrating', migratingTo: r.destination, updatedAt: Date.now() });
         return { note: `${workload.spec.resources.memoryMiB} MiB reserved on ${r.destination}` };
       }
       case 'prepare': {
@@ -211,7 +229,7 @@ export class MigrationRunner {
         const source = await this.store.hosts.get(r.source);
         if (!source?.capacity.address) throw new MigrationFailure('NO_ADDRESS', `source host ${r.source} reports no transfer address`);
         const sharedRootfs = sharedPoolProven(await this.store.snapshot(), workload.spec.pool, r.source, r.destination);
-        const { tls, ...result } = await this.agents.call(
+        const { tls, ...result } = await this.call(
           r.destination,
           'migration.prepare',
           {
@@ -234,7 +252,7 @@ export class MigrationRunner {
         const t = this.requireTransfer();
         if (t.sharedRootfs) return { bytes: 0, note: 'shared pool: nothing to copy' };
         const result = await this.cancellable(
-          this.agents.call(r.source, 'migration.presync', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs),
+          this.call(r.source, 'migration.presync', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs),
         );
         await this.addBytes(result.bytes);
         return { bytes: result.bytes };
@@ -245,7 +263,7 @@ export class MigrationRunner {
       case 'freeze': {
         // Once more right before the point where undoing costs a freeze: the cluster may have moved.
         await this.checkDestination();
-        const result = await this.agents.call(
+        const result = await this.call(
           r.source,
           'migration.dump',
           { migrationId: r.id, strategy: r.strategy, destination: this.endpoint(), sharedRootfs: this.requireTransfer().sharedRootfs, tls: await this.tls() },
@@ -257,13 +275,13 @@ export class MigrationRunner {
       }
       case 'transfer': {
         const t = this.requireTransfer();
-        const result = await this.agents.call(r.source, 'migration.transfer', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs);
+        const result = await this.call(r.source, 'migration.transfer', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs);
         await this.addBytes(result.bytes);
         return { bytes: result.bytes };
       }
       case 'restore': {
         const t = this.requireTransfer();
-        const result = await this.agents.call(
+        const result = await this.call(
           r.destination,
           'migration.restore',
           { migrationId: r.id, strategy: r.strategy, source: { address: (await this.sourceAddress()), lazyPagesPort: t.lazyPagesPort } },
@@ -274,7 +292,7 @@ export class MigrationRunner {
         return { note: `restore ${Math.round(result.restoreMs)} ms${agentMs === null ? '' : `, frozen ${agentMs} ms`}` };
       }
       case 'verify': {
-        const status = await this.agents.call(r.destination, 'container.status', { id: r.workloadId }, this.timeouts.prepareMs);
+        const status = await this.call(r.destination, 'container.status', { id: r.workloadId }, this.timeouts.prepareMs);
         const want = r.wasRunning ? 'running' : 'created';
         if (status.epoch !== r.epochTo) throw new MigrationFailure('VERIFY_FAILED', `destination reports epoch ${status.epoch}, expected ${r.epochTo}`);
         if (r.wasRunning && status.state !== 'running') throw new MigrationFailure('VERIFY_FAILED', `workload is ${status.state} on ${r.destination}, not running`);
@@ -282,6 +300,9 @@ export class MigrationRunner {
       }
       case 'commit': {
         const workload = await this.loadWorkload();
+        if (workload.hostId !== r.source || workload.epoch !== r.epochFrom) {
+          throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId} at epoch ${workload.epoch}, not on ${r.source} at ${r.epochFrom}: not committed`);
+        }
         const destination = await this.store.hosts.get(r.destination);
         const now = Date.now();
         const moved: WorkloadRecord = {
@@ -296,8 +317,11 @@ export class MigrationRunner {
         };
         const entry = this.record.timeline.find((e) => e.phase === 'commit' && e.endedAt === null);
         const timeline = this.record.timeline.map((e) => (e === entry ? { ...e, endedAt: now, ms: now - e.startedAt } : e));
-        this.record = { ...this.record, completed: [...this.record.completed, 'commit'], timeline, updatedAt: now };
-        await this.store.commitMigration(moved, this.record);
+        const committed: MigrationRecord = { ...this.record, completed: [...this.record.completed, 'commit'], timeline, updatedAt: now };
+        // this.record says "committed" only once the write landed: a rollback after a failed
+        // commit must not record a commit that never happened
+        await this.writes.commitMigration(moved, committed);
+        this.record = committed;
         this.log.info({ destination: r.destination, epoch: r.epochTo }, 'committed: the workload now belongs to the destination');
         return { note: `epoch ${r.epochFrom} → ${r.epochTo}, owner ${r.source} → ${r.destination}` };
       }
@@ -360,7 +384,7 @@ export class MigrationRunner {
     this.publish('cleanup', 'started', null);
     await this.cleanupStep(r.source, 'finish-source', () => this.finishSource());
     await this.cleanupStep(r.destination, 'finish-destination', () =>
-      this.agents.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, Math.min(this.timeouts.finishMs, FINISH_DESTINATION_MS)),
+      this.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, Math.min(this.timeouts.finishMs, FINISH_DESTINATION_MS)),
     );
     await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     const now = Date.now();
@@ -383,6 +407,7 @@ export class MigrationRunner {
         if (attempt > 0) this.log.info({ step, hostId, attempts: attempt + 1 }, 'cleanup step done after retries');
         return;
       } catch (err) {
+        if (err instanceof LockLostError) throw err;
         const error = (err as Error).message;
         if (Date.now() - started >= this.timeouts.cleanupRetryMs) {
           this.log.warn({ step, hostId, attempts: attempt + 1, error }, 'cleanup step still failing: handed to the deferred steps, which retry it until done');
@@ -413,12 +438,12 @@ export class MigrationRunner {
     });
     this.publish(r.phase, 'failed', null);
     for (const step of steps) {
-      if (step === 'resume-source') await this.unlessDown(r.source, step, () => this.agents.call(r.source, 'migration.resume', { migrationId: r.id }, this.timeouts.restoreMs));
-      else await this.unlessDown(r.destination, step, () => this.agents.call(r.destination, 'migration.abort', { migrationId: r.id }, this.timeouts.finishMs));
+      if (step === 'resume-source') await this.unlessDown(r.source, step, () => this.call(r.source, 'migration.resume', { migrationId: r.id }, this.timeouts.restoreMs));
+      else await this.unlessDown(r.destination, step, () => this.call(r.destination, 'migration.abort', { migrationId: r.id }, this.timeouts.finishMs));
     }
     const workload = await this.store.workloads.get(r.workloadId);
     if (workload && workload.hostId === r.source) {
-      await this.store.workloads.put(workload.spec.id, { ...workload, phase: r.wasRunning ? 'running' : 'stopped', migratingTo: null, updatedAt: Date.now() });
+      await this.writes.putWorkload({ ...workload, phase: r.wasRunning ? 'running' : 'stopped', migratingTo: null, updatedAt: Date.now() });
     }
     await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     await this.save({ state: 'rolled-back', finishedAt: Date.now() });
@@ -436,14 +461,14 @@ export class MigrationRunner {
    */
   private async finishSource(): Promise<void> {
     const r = this.record;
-    const finishing = this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
+    const finishing = this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
     let settled = false;
     void finishing.then(() => (settled = true), () => (settled = true));
     while (r.strategy === 'lazy' && !settled) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       if (settled || (await this.store.hosts.get(r.destination))?.state !== 'down') continue;
       this.log.warn({ destination: r.destination }, 'the destination died while pulling pages: the source stops serving them');
-      await this.agents.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source', abandon: true }, this.timeouts.finishMs);
+      await this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source', abandon: true }, this.timeouts.finishMs);
       break;
     }
     // post-copy: the memory moved after the restore counts in the migration's bytes too
@@ -477,8 +502,14 @@ export class MigrationRunner {
 
   private async save(patch: Partial<MigrationRecord>): Promise<void> {
     this.record = { ...this.record, ...patch, updatedAt: Date.now() };
-    await this.store.migrations.put(this.record.id, this.record);
+    await this.writes.putMigration(this.record);
     await this.progress(this.record);
+  }
+
+  /** An agent request, made only while this runner still holds the workload's lock. */
+  private async call<C extends AgentCommand>(hostId: string, command: C, request: AgentRequest<C>, timeoutMs: number): Promise<AgentResult<C>> {
+    await this.writes.check();
+    return this.agents.call(hostId, command, request, timeoutMs);
   }
 
   private eventContext(): Pick<MigrationEvent, 'bytes' | 'strategy' | 'source' | 'destination'> {

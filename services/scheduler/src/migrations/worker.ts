@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import type { NatsConnection } from 'nats';
 import { MigrationJobData, QUEUES, TERMINAL_MIGRATION_STATES, queuePrefix, type MigrationRecord } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
-import { withLock, type ClusterStore } from '@ferry/store';
-import type { PlacementPolicy } from '@ferry/core';
+import { LockLostError, withLock, type ClusterStore } from '@ferry/store';
+import { committing, type PlacementPolicy } from '@ferry/core';
 import type { AgentClient } from '../workloads/agent-client.ts';
 import { DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
 import { Tokens, type TokenRequest } from './tokens.ts';
@@ -66,10 +66,11 @@ export class MigrationWorker {
     if (!data.success) return;
     const record = await this.o.store.migrations.get(data.data.migrationId);
     if (!record || TERMINAL_MIGRATION_STATES.has(record.state)) return;
-    if (record.completed.includes('commit')) {
-      // After the commit nothing can fail back and "failed" would be a lie (the workload runs on
-      // the destination): the cleanup is queued again, with its attempts counted afresh.
-      this.o.log.error({ migrationId: record.id, err: err.message }, 'cleanup after the commit ran out of attempts: queued again');
+    if (record.completed.includes('commit') || committing(record)) {
+      // After the commit (or once the destination verified the workload and only the commit's
+      // write is left) nothing can fail back and "failed" would be a lie (the workload runs on
+      // the destination): the job is queued again, with its attempts counted afresh.
+      this.o.log.error({ migrationId: record.id, err: err.message }, 'commit or cleanup ran out of attempts: queued again');
       setTimeout(() => {
         job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).catch((retryErr: unknown) =>
           this.o.log.error({ migrationId: record.id, err: (retryErr as Error).message }, 'queueing the cleanup again failed'),
@@ -129,8 +130,8 @@ export class MigrationWorker {
   }
 
   private async runHoldingTokens(job: Job, token: string | undefined, record: MigrationRecord, log: Logger): Promise<MigrationRecord> {
-    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, this.o.lockMs, () => {
-      const runner = new MigrationRunner(record, this.o.store, this.o.agents, this.o.nc, log, async (r) => {
+    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, this.o.lockMs, (lock) => {
+      const runner = new MigrationRunner(record, this.o.store, this.o.store.writesUnder(lock.fence), this.o.agents, this.o.nc, log, async (r) => {
         await job.updateProgress({
           state: r.state,
           phase: r.phase,
@@ -140,7 +141,16 @@ export class MigrationWorker {
           freezeMs: r.freeze.agentMs,
         });
       }, DEFAULT_TIMEOUTS, this.o.policy);
-      return runner.run();
+      return runner.run().catch(async (err: unknown) => {
+        if (!(err instanceof LockLostError)) throw err;
+        // Paused (or cut off from Redis) past the lock's TTL: another replica may drive the
+        // migration now, and nothing more is ours to write. The job steps back without an attempt
+        // counted: if BullMQ gave it to that replica, moving it fails (its lock is theirs) and this
+        // run just ends; if not (the lock key itself was lost), it is picked up again shortly.
+        log.warn({ err: err.message }, 'lost the workload lock mid-migration: stepping back');
+        await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token).catch(() => undefined);
+        throw new DelayedError();
+      });
     });
     if (!held) {
       await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
