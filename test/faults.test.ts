@@ -247,8 +247,9 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
       fault: 'kill -9 the destination agent (restarted 1 s later)',
       phase: 'restore',
       pool: 'shared',
-      // the restore request died with the agent: the scheduler waits out its 120 s timeout
-      endWithinMs: 180_000,
+      // the restore request died with the agent: the scheduler notices the agent's new run in its
+      // reports (AGENT_RESTARTED) rather than waiting out the restore's 120 s timeout
+      endWithinMs: 30_000,
       inject: async (c) => {
         await t.cluster.supervisor.stop(t.cluster.agent(c.destination)!, 0);
         await sleep(1_000);

@@ -48,7 +48,8 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const metrics = new SchedulerMetrics();
   const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }), metrics);
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
-  const agents = new AgentClient(nc);
+  // a request to an agent that restarts meanwhile fails at once (its new run never answers it)
+  const agents = new AgentClient(nc, (hostId) => capacity.agentRun(hostId));
   // deleted workloads' copies on hosts that were away are discarded when reported again
   const discards = new CopyDiscards(store, agents, log.child({ part: 'reconciler' }));
   // the cluster generation: written once; a loss of Redis' data starts a new one (see ClusterGeneration)

@@ -9,7 +9,7 @@ import type { PoolConfig } from '../config.ts';
 import { cgroupVersion, sampleCgroup, type CgroupVersion } from './cgroups.ts';
 import { CommandError } from './errors.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
-import { planNetwork, setUpNetwork, tearDownNetwork } from './network.ts';
+import { announce, planNetwork, setUpNetwork, tearDownNetwork } from './network.ts';
 import { buildOciConfig } from './oci.ts';
 import type { ContainerRecord, RecordStore } from './records.ts';
 import { Runc } from './runc.ts';
@@ -221,6 +221,9 @@ export class ContainerManager {
         const pid = Number((await readFile(bundle.pidFile, 'utf8')).trim());
         const started = await this.save({ ...journaled, state: 'running', pid, startedAt: Date.now(), exit: null });
         this.cpu.delete(id);
+        // A gratuitous ARP: bridges that learned this MAC elsewhere (it ran on another host
+        // before a failover or a cold move) learn it here now, not when their entry ages out.
+        void announce(plan);
         this.o.log.info({ workload: id, pid, netns }, 'container started');
         return this.statusOf(started);
       } catch (err) {

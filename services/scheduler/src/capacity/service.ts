@@ -49,6 +49,16 @@ export class CapacityService {
     return this.table.all();
   }
 
+  /**
+   * Which run of a host's agent reports now (its pid and start time), from the last report this
+   * replica heard; null before the first. A request in flight to an agent whose run changed died
+   * with the old one (AgentClient).
+   */
+  agentRun(hostId: string): string | null {
+    const agent = this.table.get(hostId)?.capacity.agent;
+    return agent ? `${agent.pid}@${agent.startedAt}` : null;
+  }
+
   /** Called with every host state change this replica decides. */
   onStateChange(listener: (event: HostStateEvent) => void): void {
     this.stateListeners.push(listener);

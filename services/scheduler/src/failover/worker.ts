@@ -3,8 +3,23 @@ import type { Redis } from 'ioredis';
 import { restartTarget, type PlacementPolicy } from '@ferry/core';
 import { FailoverJobData, QUEUES, queuePrefix, type FailoverRecord, type FailoverRestart } from '@ferry/protocol';
 import { createLimiter, type Logger } from '@ferry/runtime';
-import { withLock, type ClusterStore } from '@ferry/store';
+import { LockLostError, withLock, type ClusterStore, type WorkloadWrites } from '@ferry/store';
 import type { AgentClient } from '../workloads/agent-client.ts';
+
+/**
+ * How long a restart waits for the new host's `container.adopt` (a record, then a normal start:
+ * well under a second here). Adopting is idempotent, so a request lost with NATS or with the
+ * agent is simply asked again by the job's next attempt: a long timeout only makes the workload
+ * wait for nothing (it was 120 s: the failover fault matrix measured a 120 s outage when the
+ * destination's agent died during the adopt, and 120 s of a stale record when NATS did).
+ */
+const ADOPT_TIMEOUT_MS = 20_000;
+
+/** A failover record written only while KEYS[1] (the BullMQ job's lock) still holds ARGV[1] (this attempt's job token). */
+const PUT_UNDER_JOB_LOCK = `
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+return 1`;
 
 /**
  * Restarts a dead host's HA workloads, highest priority first, each on a host that passes the
@@ -53,13 +68,26 @@ export class FailoverWorker {
     if (!record) throw new UnrecoverableError(`no failover ${data.data.failoverId}`);
     if (record.state !== 'running') return record;
     const log = this.log.child({ failoverId: record.id, hostId: record.hostId });
-    // Saves go out one after another, each with the record as it is then (restarts run concurrently).
+    log.info({ attempt: job.attemptsMade + 1, restarts: record.restarts.map((r) => `${r.workload}:${r.status}`) }, 'failover picked up');
+    // Saves go out one after another, each with the record as it is then (restarts run concurrently),
+    // and only while this attempt holds the job: an attempt that stalled past the job's lock while
+    // another replica took the failover over would write back its stale view of the whole record
+    // (a completed failover made `running` again, with nobody left to finish it).
+    let lost = false;
+    const jobLock = `${queuePrefix(this.keyPrefix)}:${QUEUES.failovers}:${job.id}:lock`;
     let saving: Promise<unknown> = Promise.resolve();
     const save = (patch: Partial<FailoverRecord>): Promise<unknown> => {
       record = { ...record!, ...patch };
       const snapshot = record;
       saving = saving.then(async () => {
-        await this.store.failovers.put(snapshot.id, snapshot);
+        if (lost) return;
+        if (job.token) {
+          const landed = await this.store.redis.eval(PUT_UNDER_JOB_LOCK, 2, jobLock, this.store.keys.failovers, job.token, snapshot.id, JSON.stringify(snapshot));
+          if (landed !== 1) {
+            lost = true;
+            return;
+          }
+        } else await this.store.failovers.put(snapshot.id, snapshot);
         this.hooks.onUpdate?.(snapshot);
       });
       return saving;
@@ -92,18 +120,26 @@ export class FailoverWorker {
         (async () => {
           try {
             await myTurn;
-            const held = await withLock(this.store.redis, this.store.keys.workloadLock(entry.workload), record!.id, this.lockMs, () =>
-              this.restart(record!, entry, (intent) => setEntry(i, intent), decided, log),
-            );
+            // Every write of the restart is fenced by this acquisition of the workload's lock: an
+            // attempt that stalled past the lock's TTL (a stopped or starved scheduler) while another
+            // replica took the restart over writes nothing more — neither the workload's owner nor
+            // the failover record — and leaves it to that replica.
+            const held = await withLock(this.store.redis, this.store.keys.workloadLock(entry.workload), record!.id, this.lockMs, async (lock) => {
+              const writes = this.store.writesUnder(lock.fence);
+              const outcome = await this.restart(record!, entry, (intent) => writes.check().then(() => setEntry(i, intent)), decided, log, writes);
+              await writes.check();
+              await setEntry(i, outcome.entry, outcome.unrecoverable);
+              return outcome;
+            });
             if (!held) {
               failures++; // someone else holds it: try again on the next attempt
               return;
             }
-            await setEntry(i, held.value.entry, held.value.unrecoverable);
             // failed, or waiting for the storage channel's proof: the job tries again
             if (held.value.entry.status === 'failed' || held.value.entry.status === 'pending') failures++;
           } catch (err) {
             failures++;
+            if (err instanceof LockLostError) lost = true;
             log.error({ workload: entry.workload, err: (err as Error).message }, 'restart step failed');
           } finally {
             decided();
@@ -113,9 +149,19 @@ export class FailoverWorker {
     }
     await Promise.all(tasks);
     await saving;
+    if (lost) {
+      // stopped or starved past its locks: another replica has taken over (or will), and this
+      // attempt's view of the record is stale — it writes nothing more
+      log.warn('failover attempt lost its locks: leaving the failover to the replica that took it over');
+      throw new Error('lost a workload lock during the failover: another replica finishes it');
+    }
     if (failures > 0) throw new Error(`${failures} restart(s) not done yet`); // retried by BullMQ
     await save({ state: 'completed', finishedAt: Date.now() });
     await saving;
+    if (lost) {
+      log.warn('failover attempt lost its job lock: leaving the failover to the replica that took it over');
+      throw new Error('lost the job lock: another replica finishes the failover');
+    }
     this.hooks.onFinished?.(record);
     log.info({ restarted: record.restarts.filter((r) => r.status === 'restarted').length, unrecoverable: record.unrecoverable.length }, 'failover finished');
     return record;
@@ -149,6 +195,7 @@ export class FailoverWorker {
     intend: (intent: FailoverRestart) => Promise<unknown>,
     decided: () => void,
     log: Logger,
+    writes: WorkloadWrites,
   ): Promise<{ entry: FailoverRestart; unrecoverable?: { workload: string; reason: string } }> {
     const workload = await this.store.workloads.get(entry.workload);
     if (!workload) return { entry: { ...entry, status: 'unplaceable', reason: 'the workload no longer exists', at: Date.now() } };
@@ -174,18 +221,21 @@ export class FailoverWorker {
       // the intent is recorded before the ownership changes, so whoever resumes this knows the move was its own
       await intend({ ...entry, to, epoch, status: 'pending', reason: `restarting on ${to}` });
       // Ownership first, at the new epoch: from here the dead host's copy is stale whatever happens.
-      await this.store.workloads.put(workload.spec.id, { ...workload, hostId: to, epoch, phase: 'starting', migratingTo: null, updatedAt: Date.now() });
+      // (fenced: what this attempt read and decided is stale if it stalled past its lock)
+      await writes.putWorkload({ ...workload, hostId: to, epoch, phase: 'starting', migratingTo: null, updatedAt: Date.now() });
     }
     decided(); // the next placement decision may go: this one is in the store
     try {
-      await this.slots(() => this.agents.call(to, 'container.adopt', { spec: workload.spec, epoch, fromHost: record.hostId }, 120_000));
+      await this.slots(() => this.agents.call(to, 'container.adopt', { spec: workload.spec, epoch, fromHost: record.hostId }, ADOPT_TIMEOUT_MS));
     } catch (err) {
       log.error({ workload: entry.workload, to, err: (err as Error).message }, 'restart failed');
       return { entry: { ...entry, to, epoch, status: 'failed', reason: (err as Error).message, at: Date.now() } };
     }
+    // the new holder (if this attempt stalled past its lock) records the restart, once
+    await writes.check();
     const now = Date.now();
     const current = await this.store.workloads.get(workload.spec.id);
-    if (current) await this.store.workloads.put(current.spec.id, { ...current, phase: 'running', lastExit: null, updatedAt: now });
+    if (current) await writes.putWorkload({ ...current, phase: 'running', lastExit: null, updatedAt: now });
     log.warn({ workload: entry.workload, to, epoch }, 'HA workload restarted on another host');
     await this.store.addHistory(record.hostId, { at: now, kind: 'restart', message: `${entry.workload} restarted on ${to} at epoch ${epoch}` });
     await this.store.addHistory(to, { at: now, kind: 'restart', message: `${entry.workload} restarted here (from ${record.hostId}) at epoch ${epoch}` });
