@@ -14,7 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { Lab, LocalCluster, repoRoot } from '@ferry/deploy';
 import { createLogger } from '@ferry/runtime';
-import type { MigrationRecord, MigrationStrategy, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+import { measuredFrom, predictionError } from '@ferry/core';
+import type { MeasuredMigration, MigrationRecord, MigrationStrategy, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 
 const SIZES_MIB = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
 const DIRTY_MIBPS = (process.env.BENCH_DIRTY ?? '4,64').split(',').map(Number);
@@ -50,6 +51,8 @@ export async function runMigrationBenchmark(): Promise<void> {
   const cluster = new LocalCluster({ stateDir, lab, log });
   const runs: Run[] = [];
   const floors = new Map<number, number[]>();
+  /** each completed run as measured, with what was predicted when it was asked for */
+  const measurements: MeasuredMigration[] = [];
   try {
     await cluster.start();
     cluster.startAgent('h1');
@@ -127,6 +130,8 @@ export async function runMigrationBenchmark(): Promise<void> {
               totalMs: (done.finishedAt ?? Date.now()) - done.createdAt,
               linkBytes,
             });
+            const measurement = measuredFrom(done);
+            if (measurement) measurements.push(measurement);
             const last = runs[runs.length - 1]!;
             console.error(`${method.padEnd(14)} ${String(memMiB).padStart(5)} MiB @${String(dirty).padStart(3)} MiB/s  freeze ${last.workloadFreezeMs.toFixed(0)} ms (client ${last.clientFreezeMs} ms)  total ${last.totalMs} ms  ${(linkBytes / 2 ** 20).toFixed(0)} MiB`);
             await api('DELETE', `/v1/workloads/${id}`);
@@ -156,6 +161,28 @@ export async function runMigrationBenchmark(): Promise<void> {
     rmSync(stateDir, { recursive: true, force: true });
   }
   printTable(runs, floors);
+  printPredictionError(measurements);
+}
+
+/**
+ * How far the predictions were from the measurements: over every run, and over the runs made once
+ * three of the same kind had been measured (what the predictor learned) against those made on the
+ * cost model alone.
+ */
+function printPredictionError(measured: MeasuredMigration[]): void {
+  const pct = (e: { p50: number; p90: number } | null) => (e ? `${(e.p50 * 100).toFixed(0)} % / ${(e.p90 * 100).toFixed(0)} %` : '—');
+  const groups: Array<[string, MeasuredMigration[]]> = [
+    ['every run', measured],
+    ['on the cost model alone', measured.filter((m) => m.predicted?.basis === 'model')],
+    ['learned from earlier runs', measured.filter((m) => m.predicted && m.predicted.basis !== 'model')],
+  ];
+  console.log('\nprediction error, |predicted − measured| / measured, p50 / p90:');
+  console.log('| runs | n | freeze | total |');
+  console.log('|---|---|---|---|');
+  for (const [label, group] of groups) {
+    const e = predictionError(group);
+    console.log(`| ${label} | ${e.samples} | ${pct(e.freeze)} | ${pct(e.seconds)} |`);
+  }
 }
 
 function printTable(runs: Run[], floors: Map<number, number[]>): void {

@@ -205,16 +205,20 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
   }
 
   const cells: Cell[] = [
-    {
-      // at `prepare`: a request lost with the server costs the phase's whole timeout (30 s here;
-      // 120 s at freeze or restore, 10 min at presync or transfer — docs/migration.md)
-      fault: 'kill -9 NATS (supervisor restarts it)',
-      phase: 'prepare',
-      pool: 'shared',
-      endWithinMs: 90_000,
-      inject: async () => void process.kill(live('nats').pid, 'SIGKILL'),
-      outcomes: ['completed', 'rolled-back'],
-    },
+    // NATS killed while a phase's request is in flight: the request or its answer is lost with the
+    // server, and the scheduler sends it again once reconnected (the agent joins a copy to the run
+    // still going) — before, each cost the phase's whole timeout (30 s at prepare, 120 s frozen at
+    // freeze or restore; docs/migration.md)
+    ...(['prepare', 'freeze', 'restore'] as const).map(
+      (phase): Cell => ({
+        fault: 'kill -9 NATS (supervisor restarts it)',
+        phase,
+        pool: 'shared',
+        endWithinMs: 30_000,
+        inject: async () => void process.kill(live('nats').pid, 'SIGKILL'),
+        outcomes: ['completed', 'rolled-back'],
+      }),
+    ),
     {
       fault: `SIGSTOP the driving scheduler ${(4 * LOCK_MS) / 1000} s (job lock ${LOCK_MS / 1000} s), a second replica running, then SIGCONT`,
       phase: 'freeze',

@@ -140,7 +140,7 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     const dry = await linked(['migrate', 'op-a', '--dry-run']);
     expect(dry.exitCode, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(`dry run: op-a could move ${host} → ${host === 'h1' ? 'h2' : 'h1'}`);
-    expect(dry.stdout).toMatch(/\n  destination  h\d \(.+\)\n  strategy     \S+ \(.+\)\n  checks       passed: /);
+    expect(dry.stdout).toMatch(/\n  destination  h\d \(.+\)\n  strategy     \S+ \(.+\)\n  expect       freeze [\d.]+ (ms|s), total [\d.]+ (ms|s), .+ to send \(.+\)\n  checks       passed: /);
     const dryJson = JSON.parse((await linked(['migrate', 'op-a', '--dry-run', '-o', 'json'])).stdout);
     expect(dryJson).toMatchObject({ dryRun: true, ok: true, workloadId: 'op-a', source: host, destination: host === 'h1' ? 'h2' : 'h1' });
     expect(await hostOf('op-a')).toBe(host); // nothing moved
@@ -156,10 +156,29 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     expect(show.stdout).toMatch(new RegExp(`^observed +running, pid ${w.observed!.pid}, epoch ${w.epoch}, memory [\\d.]+ MiB of`, 'm'));
     expect(show.stdout).not.toMatch(/^placed/m); // the reason from its creation named the host it left
 
+    // predicted next to measured: every migration records what it was expected to cost, and once
+    // three of a kind completed the prediction is learned from them instead of the cost model
+    for (let i = 0; i < 3; i++) {
+      const res = await api('POST', '/v1/workloads/op-a/migrate', {});
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      const id = (res.body as { migration: MigrationRecord }).migration.id;
+      await eventually(`${id} completed`, async () => ((await api('GET', `/v1/migrations/${id}`)).body as MigrationRecord).state === 'completed', 60_000);
+    }
+    const moved = ((await api('GET', '/v1/migrations?workload=op-a')).body as { migrations: MigrationRecord[] }).migrations;
+    expect(moved.every((m) => m.predicted && m.predicted.freezeMs >= 0 && m.predicted.seconds > 0), JSON.stringify(moved.map((m) => m.predicted))).toBe(true);
+    const learned = JSON.parse((await linked(['migrate', 'op-a', '--dry-run', '-o', 'json'])).stdout) as { predicted: { basis: string } };
+    expect(learned.predicted.basis).toMatch(/^\d+ measured \(/);
+    const list = await linked(['migrations', '--workload', 'op-a']);
+    expect(list.stdout).toMatch(/FREEZE \(PREDICTED\) +TOTAL \(PREDICTED\)/);
+    expect(list.stdout).toMatch(/ [\d.]+ (ms|s) \([\d.]+ (ms|s)\) +[\d.]+ (ms|s) \([\d.]+ (ms|s)\)$/m);
+    const shown = await linked(['migrations', 'show', moved[0]!.id]);
+    expect(shown.stdout).toMatch(/^predicted: freeze [\d.]+ (ms|s), total [\d.]+ (ms|s) \(.+\); measured: freeze [\d.]+ (ms|s), total [\d.]+ (ms|s)$/m);
+    console.log(`prediction after ${moved.length} migrations of op-a: ${JSON.stringify(learned.predicted)}; measured last: freeze ${moved[0]!.freeze.agentMs} ms`);
+
     for (const command of [['workloads', 'show'], ['migrate'], ['plans', 'execute'], ['hosts']]) {
       expect((await linked([...command, '--help'])).stdout, command.join(' ')).toContain('-o, --output <format>');
     }
-  }, 60_000);
+  }, 180_000);
 
   it('the API: a clear 400 for bad addresses and tiny CPU limits, optional bodies may be empty, warnings, plans expire', async () => {
     const bad = await api('POST', '/v1/workloads', { ...spec('op-bad', '999.1.1.1', 16, false), resources: { vcpus: 1e-300, memoryMiB: 144, diskMiB: 64 } });

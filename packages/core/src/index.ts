@@ -3,6 +3,8 @@ export * from './snapshot.ts';
 export * from './validation.ts';
 export * from './placement.ts';
 export * from './migration.ts';
+export * from './migration-pipeline.ts';
+export * from './migration-prediction.ts';
 export * from './planner/index.ts';
 export * from './plans.ts';
 export * from './failover.ts';

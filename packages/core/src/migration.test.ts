@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WorkloadSpec, type CriuReport, type MigrationRecord, type WorkloadRecord } from '@ferry/protocol';
+import { MIGRATION_STRATEGIES, WorkloadSpec, type CriuReport, type MigrationRecord, type WorkloadRecord } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { chooseStrategy, decideResume, phasesFor, planMigration, precopyStopReason, rollbackSteps, versionAtLeast } from './migration.ts';
 
@@ -81,12 +81,22 @@ describe('resuming a migration from its record', () => {
     expect(decideResume(record({ state: 'completed' }), true)).toEqual({ action: 'done' });
   });
 
-  it('plans rollback steps from how far it got', () => {
-    expect(rollbackSteps(['validate', 'reserve'])).toEqual([]);
-    expect(rollbackSteps(['validate', 'reserve', 'prepare'])).toEqual(['abort-destination']);
+  it.each(MIGRATION_STRATEGIES)('plans rollback steps from how far it got (%s)', (strategy) => {
+    expect(rollbackSteps(['validate', 'reserve'], strategy)).toEqual([]);
+    expect(rollbackSteps(['validate', 'reserve', 'prepare'], strategy)).toEqual(['abort-destination']);
     // the presync staged the move on the source: its side is cleared too
-    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync'])).toEqual(['resume-source', 'abort-destination']);
-    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'freeze'])).toEqual(['resume-source', 'abort-destination']);
+    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync'], strategy)).toEqual(['resume-source', 'abort-destination']);
+    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'freeze'], strategy)).toEqual(['resume-source', 'abort-destination']);
+    // the source is resumed first whatever the order of the phases: the workload runs again first
+    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'restore'], strategy)).toEqual(['resume-source', 'abort-destination']);
+    expect(rollbackSteps(['commit'], strategy)).toEqual(['resume-source', 'abort-destination']);
+  });
+
+  it('rolls back an interrupted cold migration from its restore on (nothing to freeze before)', () => {
+    const cold = (phase: MigrationRecord['phase'], completed: MigrationRecord['phase'][]) => record({ strategy: 'cold', phase, completed });
+    expect(decideResume(cold('presync', ['validate', 'reserve', 'prepare']), false)).toEqual({ action: 'continue', from: 'presync' });
+    expect(decideResume(cold('restore', ['validate', 'reserve', 'prepare', 'presync']), false)).toEqual({ action: 'rollback', reason: 'interrupted during restore' });
+    expect(decideResume(cold('presync', ['validate', 'reserve', 'prepare', 'presync']), false)).toEqual({ action: 'continue', from: 'restore' });
   });
 
   it('skips what a strategy does not need', () => {

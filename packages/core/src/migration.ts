@@ -8,6 +8,7 @@ import {
   type Problem,
   type WorkloadRecord,
 } from '@ferry/protocol';
+import { MIGRATION_STRATEGY_REGISTRY, UNDO_ORDER, implementedStrategies, strategyUnavailable, type MigrationStrategyDefinition, type UndoStep } from './migration-pipeline.ts';
 import { DEFAULT_PLACEMENT_POLICY, hostProblems, placeWorkload, type PlacementPolicy } from './placement.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
 
@@ -31,19 +32,21 @@ const criuProblem = (host: HostRecord, criu: CriuReport | null): string | null =
 };
 
 /**
- * Whether the migration runner can drive iterative pre-copy rounds. It cannot yet (it fails such a
- * migration with PRECOPY_UNAVAILABLE), so precopy is neither chosen nor accepted: choosing it
- * on hosts that report mem_dirty_track would roll back every automatic live migration there.
+ * Whether the migration runner can drive iterative pre-copy rounds. It cannot yet: the registry
+ * declares precopy not implemented, so it is neither chosen nor accepted (choosing it on hosts
+ * that report mem_dirty_track would roll back every automatic live migration there).
  */
-export const PRECOPY_IMPLEMENTED = false;
+export const PRECOPY_IMPLEMENTED = MIGRATION_STRATEGY_REGISTRY.precopy.implemented;
 
 export type StrategyChoice = { ok: true; strategy: MigrationStrategy; reason: string } | { ok: false; problem: Problem };
 
 /**
- * Picks how memory moves, from both hosts' CRIU and kernel features:
- * cold for a stopped workload (or when asked), else (once PRECOPY_IMPLEMENTED) iterative pre-copy
- * where both kernels track dirty memory, else post-copy (lazy pages) where both have userfaultfd,
- * else page-server stop-and-copy. A forced strategy is checked against the same features.
+ * Picks how memory moves, from both hosts' CRIU and kernel features and the registry
+ * (MIGRATION_STRATEGY_REGISTRY): cold for a stopped workload (or when asked), else the implemented
+ * strategy of lowest auto rank whose features both hosts have — iterative pre-copy once
+ * implemented, post-copy (lazy pages) where both have userfaultfd, else page-server
+ * stop-and-copy. A forced strategy is refused when it is not implemented, and checked against
+ * the same features.
  */
 export function chooseStrategy(
   source: HostRecord,
@@ -53,40 +56,30 @@ export function chooseStrategy(
 ): StrategyChoice {
   const refuse = (code: string, message: string): StrategyChoice => ({ ok: false, problem: { field: 'strategy', code, message } });
   if (!running) {
-    if (requested.mode === 'live' || (requested.strategy && requested.strategy !== 'cold')) {
+    if (requested.mode === 'live' || (requested.strategy && MIGRATION_STRATEGY_REGISTRY[requested.strategy].live)) {
       return refuse('NOT_RUNNING', 'the workload is stopped: only a cold migration can move it');
     }
     return { ok: true, strategy: 'cold', reason: 'the workload is stopped: its root filesystem moves, nothing else' };
   }
-  if (requested.mode === 'cold' || requested.strategy === 'cold') {
+  if (requested.mode === 'cold' || (requested.strategy && !MIGRATION_STRATEGY_REGISTRY[requested.strategy].live)) {
     return { ok: true, strategy: 'cold', reason: 'cold migration requested: the workload stops, moves and starts again' };
   }
   const problems = [criuProblem(source, source.capacity.criu), criuProblem(destination, destination.capacity.criu)].filter((p): p is string => p !== null);
   if (problems.length > 0) return refuse('CRIU_UNSUPPORTED', `live migration needs CRIU ≥ ${MIN_CRIU_VERSION} on both hosts: ${problems.join('; ')}`);
-  const both = (feature: 'memDirtyTrack' | 'uffdNoncoop') => source.capacity.criu!.features[feature] && destination.capacity.criu!.features[feature];
-  const dirtyTrack = both('memDirtyTrack');
-  const lazy = both('uffdNoncoop');
+  const supported = (definition: MigrationStrategyDefinition) =>
+    definition.requires.every((feature) => source.capacity.criu!.features[feature] && destination.capacity.criu!.features[feature]);
   if (requested.strategy) {
-    if (requested.strategy === 'precopy' && !PRECOPY_IMPLEMENTED) {
-      return refuse('PRECOPY_UNSUPPORTED', 'iterative pre-copy is not implemented in this version of Ferry: ask for lazy, page-server or stop-and-copy, or let Ferry pick');
-    }
-    if (requested.strategy === 'precopy' && !dirtyTrack) {
-      return refuse('PRECOPY_UNSUPPORTED', 'iterative pre-copy needs soft-dirty memory tracking (criu check --feature mem_dirty_track) on both hosts');
-    }
-    if (requested.strategy === 'lazy' && !lazy) {
-      return refuse('LAZY_UNSUPPORTED', 'post-copy needs userfaultfd (criu check --feature uffd-noncoop) on both hosts');
-    }
+    const unavailable = strategyUnavailable(requested.strategy);
+    if (unavailable) return refuse(unavailable.code, unavailable.message);
+    const definition = MIGRATION_STRATEGY_REGISTRY[requested.strategy];
+    if (!supported(definition) && definition.unsupported) return refuse(definition.unsupported.code, definition.unsupported.message);
     return { ok: true, strategy: requested.strategy, reason: `${requested.strategy} requested` };
   }
-  if (PRECOPY_IMPLEMENTED && dirtyTrack) return { ok: true, strategy: 'precopy', reason: 'both kernels track dirty memory: iterative pre-copy rounds, then a short final dump' };
-  if (lazy) {
-    return {
-      ok: true,
-      strategy: 'lazy',
-      reason: 'no dirty-memory tracking here, but userfaultfd on both hosts: post-copy (lazy pages), the freeze does not grow with memory size',
-    };
-  }
-  return { ok: true, strategy: 'page-server', reason: 'no userfaultfd on both hosts: stop-and-copy through the page server' };
+  const automatic = implementedStrategies()
+    .filter((d) => d.live && d.auto !== null && supported(d))
+    .sort((a, b) => a.auto!.rank - b.auto!.rank)[0];
+  if (!automatic) return refuse('STRATEGY_UNAVAILABLE', 'no implemented live strategy works on both hosts');
+  return { ok: true, strategy: automatic.name, reason: automatic.auto!.reason };
 }
 
 export interface RoundStats {
@@ -117,19 +110,18 @@ export function precopyStopReason(rounds: RoundStats[], limits: PrecopyLimits = 
 }
 
 /**
- * The phases a strategy runs, in order: pre-copy rounds only for precopy; a cold migration has
- * nothing to freeze or transfer after its root filesystem moved.
+ * The phases a strategy runs, in order, as the registry declares them: pre-copy rounds only for
+ * precopy; a cold migration has nothing to freeze or transfer after its root filesystem moved.
  */
 export function phasesFor(strategy: MigrationStrategy): MigrationPhase[] {
-  return MIGRATION_PHASES.filter((phase) => {
-    if (phase === 'precopy') return strategy === 'precopy';
-    if (strategy === 'cold') return phase !== 'freeze' && phase !== 'transfer';
-    return true;
-  });
+  return MIGRATION_STRATEGY_REGISTRY[strategy].phases.map((p) => p.phase);
 }
 
-/** From this phase on the source may be frozen or dumped: a failure rolls back by resuming it there. */
-export const FIRST_FROZEN_PHASE: MigrationPhase = 'freeze';
+/**
+ * From this phase on a live strategy's source may be frozen or dumped: a failure rolls back by
+ * resuming it there. Each strategy declares its own (`frozenFrom`; cold: the restore).
+ */
+export const FIRST_FROZEN_PHASE: MigrationPhase = MIGRATION_STRATEGY_REGISTRY.lazy.frozenFrom;
 
 export type ResumeDecision =
   | { action: 'continue'; from: MigrationPhase }
@@ -167,22 +159,24 @@ export function decideResume(
   if (committing(record)) return { action: 'continue', from: 'commit' };
   if (record.cancelRequested) return { action: 'rollback', reason: 'cancelled' };
   const interrupted = record.state === 'running' && !record.completed.includes(record.phase);
-  if (interrupted && phaseIndex(record.phase) >= phaseIndex(FIRST_FROZEN_PHASE)) {
+  if (interrupted && phaseIndex(record.phase) >= phaseIndex(MIGRATION_STRATEGY_REGISTRY[record.strategy].frozenFrom)) {
     return { action: 'rollback', reason: `interrupted during ${record.phase}` };
   }
   const next = phasesFor(record.strategy).find((phase) => !record.completed.includes(phase));
   return next ? { action: 'continue', from: next } : { action: 'cleanup' };
 }
 
-/** Rollback steps needed after these phases completed (or started), in order. */
-export function rollbackSteps(started: MigrationPhase[]): Array<'resume-source' | 'abort-destination'> {
-  const steps: Array<'resume-source' | 'abort-destination'> = [];
-  const reached = (phase: MigrationPhase) => started.some((p) => phaseIndex(p) >= phaseIndex(phase));
-  // The source is resumed first: the workload must run again as soon as possible. Before the
-  // freeze the source only keeps what the presync staged, and the same step removes it.
-  if (reached('presync')) steps.push('resume-source');
-  if (reached('prepare')) steps.push('abort-destination');
-  return steps;
+/**
+ * Rollback steps needed after these phases completed (or started), in order: the undo of every
+ * phase of the strategy's pipeline up to the furthest one started, each once, in UNDO_ORDER.
+ * The source is resumed first: the workload must run again as soon as possible. Before the freeze
+ * the source only keeps what the presync staged, and the same step removes it.
+ */
+export function rollbackSteps(started: MigrationPhase[], strategy: MigrationStrategy): UndoStep[] {
+  const phases = MIGRATION_STRATEGY_REGISTRY[strategy].phases;
+  const furthest = Math.max(-1, ...started.map(phaseIndex));
+  const undo = new Set(phases.filter((p) => phaseIndex(p.phase) <= furthest).map((p) => p.undo));
+  return UNDO_ORDER.filter((step) => undo.has(step));
 }
 
 export type MigrationPlan =

@@ -1,31 +1,12 @@
 import type { MigrationStrategy, PlanMove, PlanRecord } from '@ferry/protocol';
 import { chooseStrategy } from './migration.ts';
+import { DEFAULT_COSTS, modelPrediction, type CostModel } from './migration-prediction.ts';
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from './placement.ts';
 import { clusterRevision, modelFromSnapshot } from './planner/from-snapshot.ts';
 import { planEvacuation, type EvacuationOptions } from './planner/evacuate.ts';
 import { planRebalance, type RebalanceOptions } from './planner/rebalance.ts';
 import type { PlannedMove } from './planner/rebalance.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
-
-/** What moves cost on these machines (bench/RESULTS.md): used to predict, not to decide. */
-export interface CostModel {
-  /** bytes per second a transfer achieves */
-  linkBytesPerSecond: number;
-  /** fixed seconds per migration (checks, preparation, commit, cleanup) */
-  fixedSeconds: number;
-  /** freeze of post-copy, flat in memory size */
-  lazyFreezeMs: number;
-  /** freeze per GiB of memory for stop-and-copy style moves */
-  stopCopyFreezeMsPerGiB: number;
-}
-
-export const DEFAULT_COSTS: CostModel = { linkBytesPerSecond: 250 * 2 ** 20, fixedSeconds: 2, lazyFreezeMs: 700, stopCopyFreezeMsPerGiB: 4000 };
-
-function predict(strategy: MigrationStrategy, memoryBytes: number, bytes: number, costs: CostModel): PlanMove['predicted'] {
-  const gib = memoryBytes / 2 ** 30;
-  const freezeMs = strategy === 'cold' ? 0 : strategy === 'lazy' ? costs.lazyFreezeMs : Math.max(costs.lazyFreezeMs, gib * costs.stopCopyFreezeMsPerGiB);
-  return { bytes, seconds: costs.fixedSeconds + bytes / costs.linkBytesPerSecond, freezeMs };
-}
 
 function toMoves(snapshot: ClusterSnapshot, moves: PlannedMove[], costs: CostModel): PlanMove[] {
   return moves.map((m) => {
@@ -39,7 +20,7 @@ function toMoves(snapshot: ClusterSnapshot, moves: PlannedMove[], costs: CostMod
       from: m.from,
       to: m.to,
       strategy,
-      predicted: predict(strategy, workload.spec.resources.memoryMiB * 2 ** 20, m.bytes, costs),
+      predicted: modelPrediction(strategy, workload.spec.resources.memoryMiB * 2 ** 20, m.bytes, costs),
       reason: m.reason,
       status: 'pending',
       migrationId: null,

@@ -47,6 +47,38 @@ export type TimelineEntry = z.infer<typeof TimelineEntry>;
 export const MigrationError = z.object({ code: z.string(), message: z.string(), phase: MigrationPhase.nullable() });
 export type MigrationError = z.infer<typeof MigrationError>;
 
+/**
+ * What a migration was expected to cost when it was asked for: the freeze and the whole duration,
+ * from the cost model scaled by what earlier migrations measured (see predictMove in @ferry/core).
+ */
+export const MigrationPrediction = z.object({
+  freezeMs: z.number().nonnegative(),
+  seconds: z.number().nonnegative(),
+  /** bytes on the link: memory, plus the root filesystem unless a shared pool holds it */
+  bytes: z.number().nonnegative(),
+  /** the workload's memory in use when the prediction was made (what the freeze scales with) */
+  memoryBytes: z.number().nonnegative(),
+  /** what the prediction learned from: 'model' (no measurement yet), or the measured migrations it scaled by */
+  basis: z.string().max(200),
+});
+export type MigrationPrediction = z.infer<typeof MigrationPrediction>;
+
+/** One completed migration as measured, kept (the last few hundred) for predictions to learn from. */
+export const MeasuredMigration = z.object({
+  migrationId: z.string().max(120),
+  strategy: MigrationStrategy,
+  source: HostId,
+  destination: HostId,
+  memoryBytes: z.number().nonnegative(),
+  bytes: z.number().nonnegative(),
+  /** null where nothing froze (a cold move) */
+  freezeMs: z.number().nonnegative().nullable(),
+  seconds: z.number().nonnegative(),
+  predicted: MigrationPrediction.nullable(),
+  at: z.number().int(),
+});
+export type MeasuredMigration = z.infer<typeof MeasuredMigration>;
+
 export const MigrationRecord = z.object({
   id: z.string(),
   workloadId: WorkloadId,
@@ -84,6 +116,8 @@ export const MigrationRecord = z.object({
   cancelRequested: z.boolean(),
   error: MigrationError.nullable(),
   rollback: z.object({ reason: z.string(), steps: z.array(z.string()) }).nullable(),
+  /** what the migration was expected to cost (absent on records from before predictions) */
+  predicted: MigrationPrediction.nullable().optional(),
   createdAt: z.number().int(),
   updatedAt: z.number().int(),
   finishedAt: z.number().int().nullable(),
@@ -172,6 +206,8 @@ export const MigrationDryRun = z.object({
   destinationReason: z.string(),
   strategy: MigrationStrategy,
   strategyReason: z.string(),
+  /** the freeze and duration to expect (see MigrationPrediction) */
+  predicted: MigrationPrediction,
 });
 export type MigrationDryRun = z.infer<typeof MigrationDryRun>;
 

@@ -14,6 +14,8 @@ export const redisKeys = (prefix = 'ferry') => ({
   activeMigrations: `${prefix}:migrations:active`,
   /** set of migration ids whose cancel was requested (the worker checks between and during phases) */
   migrationCancels: `${prefix}:migrations:cancel`,
+  /** list, newest first, capped: MeasuredMigration JSON of completed migrations (predictions learn from it) */
+  measuredMigrations: `${prefix}:migrations:measured`,
   /** hash: `<migration id>:<step>` -> DeferredMigrationStep JSON (steps waiting for a down host) */
   deferredMigrationSteps: `${prefix}:migrations:deferred`,
   /** hash: host id -> MaintenanceRecord JSON */

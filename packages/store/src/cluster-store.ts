@@ -18,6 +18,7 @@ import {
 import type { Logger } from '@ferry/runtime';
 import { FencedWrites, type WorkloadWrites } from './fenced.ts';
 import type { LockFence } from './lock.ts';
+import { MeasuredMigrations } from './measured.ts';
 import { HashRecords } from './records.ts';
 
 /** The cluster state every service reads and the scheduler (and API, for new workloads) writes. */
@@ -34,6 +35,8 @@ export class ClusterStore {
   readonly removedHosts: HashRecords<typeof RemovedHost>;
   /** copies of deleted workloads to discard when their host reports again, by `<host>/<workload>` */
   readonly copyDiscards: HashRecords<typeof CopyToDiscard>;
+  /** completed migrations as measured (predictions learn from them) */
+  readonly measuredMigrations: MeasuredMigrations;
 
   constructor(
     readonly redis: Redis,
@@ -50,6 +53,7 @@ export class ClusterStore {
     this.failovers = new HashRecords(redis, this.keys.failovers, FailoverRecord, log, 'failover');
     this.removedHosts = new HashRecords(redis, this.keys.removedHosts, RemovedHost, log, 'removed host');
     this.copyDiscards = new HashRecords(redis, this.keys.copyDiscards, CopyToDiscard, log, 'copy to discard');
+    this.measuredMigrations = new MeasuredMigrations(redis, this.keys.measuredMigrations);
   }
 
   /**

@@ -5,3 +5,4 @@ export { FencedWrites, type WorkloadWrites } from './fenced.ts';
 export { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError } from './plans.ts';
 export { AUDIT_CAP, AuditLog, TOKEN_PREFIX, TokenStore, hashToken, newToken } from './access.ts';
 export { JoinTokenStore, type JoinTokenRefusal } from './join-tokens.ts';
+export { MEASURED_KEPT, MeasuredMigrations } from './measured.ts';

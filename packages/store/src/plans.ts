@@ -1,6 +1,6 @@
 import type { FlowProducer } from 'bullmq';
-import { clusterRevision, newMigrationRecord, planExpired } from '@ferry/core';
-import { QUEUES, newMigrationId, newPlanId, queuePrefix, type MigrationJobData, type PlanJobData, type PlanRecord } from '@ferry/protocol';
+import { clusterRevision, moveToPredict, newMigrationRecord, planExpired, predictMove } from '@ferry/core';
+import { QUEUES, newMigrationId, newPlanId, queuePrefix, type MigrationJobData, type MigrationRecord, type PlanJobData, type PlanRecord } from '@ferry/protocol';
 import type { ClusterStore } from './cluster-store.ts';
 
 export class StalePlanError extends Error {
@@ -35,18 +35,22 @@ export async function executePlan(store: ClusterStore, flows: FlowProducer, keyP
   const now = Date.now();
   const children: Array<{ name: string; queueName: string; data: MigrationJobData; opts: Record<string, unknown> }> = [];
   const moves = [];
+  const history = await store.measuredMigrations.recent();
   for (const move of plan.moves) {
     const workload = snapshot.workloads.find((w) => w.spec.id === move.workload);
     if (!workload || workload.hostId !== move.from) {
       moves.push({ ...move, status: 'failed' as const, reason: `${move.reason}; not started: the workload is not on ${move.from}` });
       continue;
     }
-    const record = newMigrationRecord(
-      newMigrationId(move.workload),
-      workload,
-      { destination: move.to, destinationReason: `plan ${plan.id}: ${move.reason}`, strategy: move.strategy, strategyReason: `chosen when plan ${plan.id} was made`, requested: { mode: 'auto', strategy: null } },
-      now,
-    );
+    const record: MigrationRecord = {
+      ...newMigrationRecord(
+        newMigrationId(move.workload),
+        workload,
+        { destination: move.to, destinationReason: `plan ${plan.id}: ${move.reason}`, strategy: move.strategy, strategyReason: `chosen when plan ${plan.id} was made`, requested: { mode: 'auto', strategy: null } },
+        now,
+      ),
+      predicted: predictMove(moveToPredict(snapshot, workload, move.to, move.strategy), history),
+    };
     const other = await store.beginMigration(record);
     if (other) {
       moves.push({ ...move, status: 'failed' as const, reason: `${move.reason}; not started: already migrating (${other})` });

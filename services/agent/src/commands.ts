@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { NatsConnection, Subscription } from 'nats';
 import type { z } from 'zod';
 import { AGENT_COMMANDS, agentRequestSchemas, subjects, type AgentCommand, type AgentReply } from '@ferry/protocol';
@@ -130,6 +131,8 @@ export interface CommandServer {
 export function serveCommands(nc: NatsConnection, hostId: string, targets: CommandTargets, log: Logger, metrics?: AgentMetrics): CommandServer {
   const prefix = subjects.agentCommand(hostId, '');
   const inFlight = new Set<Promise<void>>();
+  /** requests being run, by command and exact body: a copy joins the run instead of starting another */
+  const runningRequests = new Map<string, Promise<AgentReply>>();
   const subscription = nc.subscribe(`${prefix}>`, {
     callback: (err, msg) => {
       if (err) {
@@ -138,7 +141,24 @@ export function serveCommands(nc: NatsConnection, hostId: string, targets: Comma
       }
       const command = msg.subject.slice(prefix.length);
       const started = Date.now();
-      const done = handleCommand(targets, command, msg.data).then((reply) => {
+      // A copy of a request still running here (the scheduler sends one again after a NATS
+      // reconnection: the first or its answer may have been lost) is answered when that run
+      // ends, not run a second time alongside it.
+      const key = `${command}\0${createHash('sha256').update(msg.data).digest('hex')}`;
+      const running = runningRequests.get(key);
+      if (running) {
+        log.info({ command }, 'a copy of a request still running: answered when it ends');
+        const copy = running.then((reply) => {
+          if (msg.reply) msg.respond(encodeJson(reply));
+        });
+        inFlight.add(copy);
+        void copy.finally(() => inFlight.delete(copy));
+        return;
+      }
+      const replied = handleCommand(targets, command, msg.data);
+      runningRequests.set(key, replied);
+      void replied.finally(() => runningRequests.delete(key));
+      const done = replied.then((reply) => {
         const ms = Date.now() - started;
         // unknown subjects all count as one label value: a hostile publisher cannot grow the series
         const label = KNOWN_COMMANDS.has(command) ? command : 'unknown';

@@ -2,7 +2,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
 import { connectNats, encodeJson, natsSettingsOf, redisConnectionOptions, serveMetricsIfPossible, type Logger, type RedisSettings } from '@ferry/runtime';
-import { placementPolicy } from '@ferry/core';
+import { measuredFrom, placementPolicy } from '@ferry/core';
 import { ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
 import { CapacityService } from './capacity/service.ts';
@@ -85,7 +85,12 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     nc,
     connection: queueRedis,
     log: log.child({ part: 'migrations' }),
-    onFinished: (record) => metrics.migrationFinished(record),
+    onFinished: (record) => {
+      metrics.migrationFinished(record);
+      // what it measured, for the predictions of later moves to learn from (predictMove)
+      const measured = measuredFrom(record);
+      if (measured) store.measuredMigrations.add(measured).catch((err: unknown) => log.warn({ err: (err as Error).message, migrationId: record.id }, 'could not keep the migration\'s measurement'));
+    },
   });
   const plans = new PlanWorker(store, config.keyPrefix, queueRedis, log.child({ part: 'plans' }));
   const leader = new LeaderElection(redis, `${config.keyPrefix}:leader`, config.leaderTtlMs, log.child({ part: 'leader' }));

@@ -91,6 +91,7 @@ export function dryRunSummary(d: MigrationDryRun): string {
     `dry run: ${d.workloadId} could move ${d.source ?? '—'} → ${d.destination} (${d.strategy}); nothing moved`,
     `  destination  ${d.destination} (${d.destinationReason})`,
     `  strategy     ${d.strategy} (${d.strategyReason})`,
+    `  expect       freeze ${seconds(d.predicted.freezeMs)}, total ${seconds(d.predicted.seconds * 1000)}, ${size(d.predicted.bytes)} to send (${d.predicted.basis})`,
     // what planMigration checked (the migration's validate phase checks the same again)
     `  checks       passed: host up and allowed, CPU features, memory, vCPUs, disk, pool, networks, anti-affinity${d.strategy === 'cold' ? '' : ', CRIU on both hosts'}`,
   ].join('\n');

@@ -3,6 +3,10 @@ import type { FailoverRecord, HostHistoryEntry, HostListResponse, HostView, Migr
 import type { Session } from '../session.ts';
 import { details, gib, size, print, seconds, time } from '../output.ts';
 
+/** A finished migration's duration from its first phase (the figure its prediction is of). */
+const measuredMs = (m: MigrationRecord): number | null =>
+  m.finishedAt === null ? null : m.finishedAt - (m.timeline.length > 0 ? Math.min(...m.timeline.map((e) => e.startedAt)) : m.createdAt);
+
 /** The read-only views: hosts, workloads, migrations, plans, failovers. */
 export function readCommands(program: Command, session: () => Session): void {
   const hosts = program.command('hosts').description('hosts, their state and capacity');
@@ -93,8 +97,9 @@ export function readCommands(program: Command, session: () => Session): void {
         { header: 'strategy', value: (m) => m.strategy },
         { header: 'state', value: (m) => m.state },
         { header: 'phase', value: (m) => m.phase },
-        { header: 'freeze', value: (m) => seconds(m.freeze.agentMs) },
-        { header: 'total', value: (m) => seconds(m.finishedAt === null ? null : m.finishedAt - m.createdAt) },
+        // measured next to what was predicted when it was asked for (— where either is missing)
+        { header: 'freeze (predicted)', value: (m) => `${seconds(m.freeze.agentMs)} (${seconds(m.predicted?.freezeMs)})` },
+        { header: 'total (predicted)', value: (m) => `${seconds(measuredMs(m))} (${seconds(m.predicted ? m.predicted.seconds * 1000 : null)})` },
       ]);
     });
   migrations
@@ -105,6 +110,11 @@ export function readCommands(program: Command, session: () => Session): void {
       const m = await s.api.get<MigrationRecord>(`/v1/migrations/${encodeURIComponent(id)}`);
       if (s.format === 'table') {
         process.stdout.write(`${m.id}: ${m.workloadId} ${m.source} → ${m.destination}, ${m.strategy} (${m.strategyReason}), ${m.state}${m.error ? ` — ${m.error.code}: ${m.error.message}` : ''}\n`);
+        if (m.predicted) {
+          process.stdout.write(
+            `predicted: freeze ${seconds(m.predicted.freezeMs)}, total ${seconds(m.predicted.seconds * 1000)} (${m.predicted.basis}); measured: freeze ${seconds(m.freeze.agentMs)}, total ${seconds(measuredMs(m))}\n`,
+          );
+        }
       }
       print(s.format, m, m.timeline, [
         { header: 'started', value: (e) => time(e.startedAt) },

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { newMigrationRecord, planMigration, type PlacementPolicy } from '@ferry/core';
+import { moveToPredict, newMigrationRecord, planMigration, predictMove, type PlacementPolicy } from '@ferry/core';
 import {
   MigrateQuery,
   MigrateRequest,
@@ -35,14 +35,16 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
     if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
     const active = await store.activeMigration(id);
     if (active) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${active})`, { migrationId: active });
-    const plan = planMigration(workload, await store.snapshot(), body, policy);
+    const snapshot = await store.snapshot();
+    const plan = planMigration(workload, snapshot, body, policy);
     if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
+    const predicted = predictMove(moveToPredict(snapshot, workload, plan.destination, plan.strategy), await store.measuredMigrations.recent());
     if (dryRun) {
-      const answer: MigrationDryRun = { dryRun: true, workloadId: id, source: workload.hostId, ...plan };
+      const answer: MigrationDryRun = { dryRun: true, workloadId: id, source: workload.hostId, ...plan, predicted };
       return answer;
     }
 
-    const record = newMigrationRecord(newMigrationId(id), workload, { ...plan, requested: { mode: body.mode, strategy: body.strategy ?? null } }, Date.now());
+    const record: MigrationRecord = { ...newMigrationRecord(newMigrationId(id), workload, { ...plan, requested: { mode: body.mode, strategy: body.strategy ?? null } }, Date.now()), predicted };
     const other = await store.beginMigration(record);
     if (other) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${other})`, { migrationId: other });
     const data: MigrationJobData = { migrationId: record.id };

@@ -1,6 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { decideResume, hostProblems, DEFAULT_PLACEMENT_POLICY, chooseStrategy, phasesFor, rollbackSteps, sharedPoolProven, type PlacementPolicy } from '@ferry/core';
+import {
+  CLEANUP_STEPS,
+  DEFAULT_MIGRATION_TIMEOUTS,
+  DEFAULT_PLACEMENT_POLICY,
+  UNDO_STEPS,
+  chooseStrategy,
+  decideResume,
+  hostProblems,
+  rollbackSteps,
+  sharedPoolProven,
+  strategyDefinition,
+  type MigrationStrategyDefinition,
+  type MigrationTimeouts,
+  type PhaseDefinition,
+  type PipelineCommand,
+  type PlacementPolicy,
+  type SchedulerStep,
+  type SkipRule,
+} from '@ferry/core';
 import {
   FinishMigrationResult,
   subjects,
@@ -16,17 +34,9 @@ import {
 import { encodeJson, type Logger } from '@ferry/runtime';
 import { LockLostError, type ClusterStore, type WorkloadWrites } from '@ferry/store';
 import { AgentCallError, type AgentClient } from '../workloads/agent-client.ts';
+import { AGENT_STEPS, MigrationFailure, type AgentStep, type PhaseOutcome, type StepContext } from './agent-steps.ts';
 
-/** A reason to stop the migration (and roll back, before the commit). */
-export class MigrationFailure extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'MigrationFailure';
-  }
-}
+export { MigrationFailure } from './agent-steps.ts';
 
 export class CancelledError extends MigrationFailure {
   constructor() {
@@ -34,28 +44,9 @@ export class CancelledError extends MigrationFailure {
   }
 }
 
-/** How long each agent step may take. */
-export interface MigrationTimeouts {
-  prepareMs: number;
-  transferMs: number;
-  dumpMs: number;
-  restoreMs: number;
-  finishMs: number;
-  /**
-   * how long a cleanup step (after the commit) is retried here, with backoff, before it is
-   * handed to the deferred steps (which retry it on every leader tick until done)
-   */
-  cleanupRetryMs: number;
-}
-
-export const DEFAULT_TIMEOUTS: MigrationTimeouts = {
-  prepareMs: 30_000,
-  transferMs: 600_000,
-  dumpMs: 120_000,
-  restoreMs: 120_000,
-  finishMs: 600_000,
-  cleanupRetryMs: 120_000,
-};
+/** How long each agent step may take: declared with the pipeline in @ferry/core. */
+export type { MigrationTimeouts } from '@ferry/core';
+export const DEFAULT_TIMEOUTS: MigrationTimeouts = DEFAULT_MIGRATION_TIMEOUTS;
 
 /** Pause before the next try of a failed cleanup step: 1 s, 2 s, 4 s … at most 15 s. */
 export const cleanupBackoffMs = (attempt: number): number => Math.min(15_000, 1_000 * 2 ** Math.min(attempt, 10));
@@ -63,9 +54,14 @@ export const cleanupBackoffMs = (attempt: number): number => Math.min(15_000, 1_
 const secretKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:secret:${id}`;
 const tlsKey = (store: ClusterStore, id: string) => `${store.keys.migrations}:tls:${id}`;
 const SECRET_TTL_S = 24 * 3600;
-/** the destination's finish only stops its daemons and drops images: no reason to wait 10 min */
-const FINISH_DESTINATION_MS = 60_000;
 const CANCEL_POLL_MS = 250;
+/** how often the source's post-copy finish looks whether the destination died */
+const PAGE_WATCH_MS = 1_000;
+
+/** What a skip rule leaves in the phase's timeline entry when it applies. */
+const SKIPPED: Record<SkipRule, { bytes: number; note: string }> = {
+  'shared-rootfs': { bytes: 0, note: 'shared pool: nothing to copy' },
+};
 
 export interface ProgressSink {
   (record: MigrationRecord): Promise<void>;
@@ -122,17 +118,23 @@ export class MigrationRunner {
     return workload !== null && workload.epoch >= this.record.epochTo && workload.hostId === this.record.destination;
   }
 
+  /** The strategy's declaration (phases, undo, cleanup): MIGRATION_STRATEGY_REGISTRY in @ferry/core. */
+  private get strategy(): MigrationStrategyDefinition {
+    return strategyDefinition(this.record.strategy);
+  }
+
+  /** Walks the strategy's declared phases from `from`; any failure before the commit rolls back. */
   private async forward(from: MigrationPhase): Promise<MigrationRecord> {
-    const phases = phasesFor(this.record.strategy);
+    const phases = this.strategy.phases;
     await this.save({ state: 'running' });
-    for (const phase of phases.slice(phases.indexOf(from))) {
-      if (phase === 'cleanup') return this.cleanup();
-      if (phase !== 'commit' && (await this.store.cancelRequested(this.record.id))) return this.rollback(new CancelledError());
+    for (const phase of phases.slice(phases.findIndex((p) => p.phase === from))) {
+      if (phase.phase === 'cleanup') return this.cleanup();
+      if (phase.cancel !== 'never' && (await this.store.cancelRequested(this.record.id))) return this.rollback(new CancelledError());
       try {
-        await this.runPhase(phase, () => this.phase(phase));
+        await this.runPhase(phase.phase, () => this.runStep(phase));
       } catch (err) {
         if (err instanceof LockLostError) throw err; // not ours to roll back any more
-        if (phase === 'commit' && !(err instanceof MigrationFailure)) {
+        if (phase.phase === 'commit' && !(err instanceof MigrationFailure)) {
           // The commit's write failed (Redis away, or its answer lost): it may have landed. If it
           // did, only the cleanup remains; if not — or if Redis cannot tell yet (this throws) —
           // the job is tried again later and commits then (decideResume): never a rollback of
@@ -212,122 +214,95 @@ export class MigrationRunner {
     }
   }
 
-  private async phase(phase: MigrationPhase): Promise<{ bytes?: number; note?: string } | void> {
-    const r = this.record;
-    switch (phase) {
-      case 'validate': {
-        await this.checkDestination();
-        return { note: `${r.strategy}: ${r.strategyReason}` };
-      }
-      case 'reserve': {
-        const workload = await this.loadWorkload();
-        await this.writes.putWorkload({ ...workload, phase: 'migrating', migratingTo: r.destination, updatedAt: Date.now() });
-        return { note: `${workload.spec.resources.memoryMiB} MiB reserved on ${r.destination}` };
-      }
-      case 'prepare': {
-        const workload = this.workload ?? (await this.loadWorkload());
-        const source = await this.store.hosts.get(r.source);
-        if (!source?.capacity.address) throw new MigrationFailure('NO_ADDRESS', `source host ${r.source} reports no transfer address`);
-        const sharedRootfs = sharedPoolProven(await this.store.snapshot(), workload.spec.pool, r.source, r.destination);
-        const { tls, ...result } = await this.call(
-          r.destination,
-          'migration.prepare',
-          {
-            migrationId: r.id,
-            spec: workload.spec,
-            epoch: r.epochTo,
-            strategy: r.strategy,
-            source: { hostId: r.source, address: source.capacity.address },
-            secret: await this.secret(true),
-            sharedRootfs,
-          },
-          this.timeouts.prepareMs,
-        );
-        // The page stream's certificate is a secret like the rsync password: Redis with a TTL, not the record.
-        await this.store.redis.set(tlsKey(this.store, r.id), JSON.stringify(tls), 'EX', SECRET_TTL_S);
-        await this.save({ transfer: { ...result, lazyPagesPort: null, frozenAt: null } });
-        return { note: `rsync ${result.address}:${result.rsyncPort}${result.sharedRootfs ? ', root filesystem on a shared pool' : ''}` };
-      }
-      case 'presync': {
-        const t = this.requireTransfer();
-        if (t.sharedRootfs) return { bytes: 0, note: 'shared pool: nothing to copy' };
-        const result = await this.cancellable(
-          this.call(r.source, 'migration.presync', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs),
-        );
-        await this.addBytes(result.bytes);
-        return { bytes: result.bytes };
-      }
-      case 'precopy':
-        // Only chosen where both kernels track dirty memory (never on these machines).
-        throw new MigrationFailure('PRECOPY_UNAVAILABLE', 'this version drives pre-copy rounds only where mem_dirty_track is present; none ran');
-      case 'freeze': {
-        // Once more right before the point where undoing costs a freeze: the cluster may have moved.
-        await this.checkDestination();
-        const result = await this.call(
-          r.source,
-          'migration.dump',
-          { migrationId: r.id, strategy: r.strategy, destination: this.endpoint(), sharedRootfs: this.requireTransfer().sharedRootfs, tls: await this.tls() },
-          this.timeouts.dumpMs,
-        );
-        await this.save({ transfer: { ...this.requireTransfer(), lazyPagesPort: result.lazyPagesPort, frozenAt: result.frozenAt } });
-        await this.addBytes(result.bytes);
-        return { bytes: result.bytes, note: `dump ${Math.round(result.dumpMs)} ms` };
-      }
-      case 'transfer': {
-        const t = this.requireTransfer();
-        const result = await this.call(r.source, 'migration.transfer', { migrationId: r.id, destination: this.endpoint(), secret: await this.secret(), sharedRootfs: t.sharedRootfs }, this.timeouts.transferMs);
-        await this.addBytes(result.bytes);
-        return { bytes: result.bytes };
-      }
-      case 'restore': {
-        const t = this.requireTransfer();
-        const result = await this.call(
-          r.destination,
-          'migration.restore',
-          { migrationId: r.id, strategy: r.strategy, source: { address: (await this.sourceAddress()), lazyPagesPort: t.lazyPagesPort } },
-          this.timeouts.restoreMs,
-        );
-        const agentMs = t.frozenAt === null ? null : Math.max(0, result.restoredAt - t.frozenAt);
-        await this.save({ freeze: { agentMs } });
-        return { note: `restore ${Math.round(result.restoreMs)} ms${agentMs === null ? '' : `, frozen ${agentMs} ms`}` };
-      }
-      case 'verify': {
-        const status = await this.call(r.destination, 'container.status', { id: r.workloadId }, this.timeouts.prepareMs);
-        const want = r.wasRunning ? 'running' : 'created';
-        if (status.epoch !== r.epochTo) throw new MigrationFailure('VERIFY_FAILED', `destination reports epoch ${status.epoch}, expected ${r.epochTo}`);
-        if (r.wasRunning && status.state !== 'running') throw new MigrationFailure('VERIFY_FAILED', `workload is ${status.state} on ${r.destination}, not running`);
-        return { note: `${status.state} on ${r.destination} (expected ${want}), epoch ${status.epoch}` };
-      }
-      case 'commit': {
-        const workload = await this.loadWorkload();
-        if (workload.hostId !== r.source || workload.epoch !== r.epochFrom) {
-          throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId} at epoch ${workload.epoch}, not on ${r.source} at ${r.epochFrom}: not committed`);
-        }
-        const destination = await this.store.hosts.get(r.destination);
-        const now = Date.now();
-        const moved: WorkloadRecord = {
-          ...workload,
-          hostId: r.destination,
-          epoch: r.epochTo,
-          phase: r.wasRunning ? 'running' : 'stopped',
-          migratingTo: null,
-          // the processes keep the CPU features they started with; the baseline does not widen
-          cpu: workload.cpu ?? destination?.capacity.cpu ?? null,
-          updatedAt: now,
-        };
-        const entry = this.record.timeline.find((e) => e.phase === 'commit' && e.endedAt === null);
-        const timeline = this.record.timeline.map((e) => (e === entry ? { ...e, endedAt: now, ms: now - e.startedAt } : e));
-        const committed: MigrationRecord = { ...this.record, completed: [...this.record.completed, 'commit'], timeline, updatedAt: now };
-        // this.record says "committed" only once the write landed: a rollback after a failed
-        // commit must not record a commit that never happened
-        await this.writes.commitMigration(moved, committed);
-        this.record = committed;
-        this.log.info({ destination: r.destination, epoch: r.epochTo }, 'committed: the workload now belongs to the destination');
-        return { note: `epoch ${r.epochFrom} → ${r.epochTo}, owner ${r.source} → ${r.destination}` };
-      }
-      case 'cleanup':
-        return;
+  /**
+   * One declared phase: the validate checks again if it asks for them, its skip rule, then its
+   * scheduler step or its agent request (one builder and result handler per command, AGENT_STEPS),
+   * sent to the side the phase names with the timeout it names.
+   */
+  private async runStep(phase: PhaseDefinition): Promise<PhaseOutcome> {
+    // Once more right before the point where undoing costs a freeze: the cluster may have moved.
+    if (phase.recheck) await this.checkDestination();
+    if (phase.skip && this.skips(phase.skip)) return SKIPPED[phase.skip];
+    if (phase.side === 'scheduler') return this.schedulerSteps[phase.step]();
+    const hostId = phase.side === 'source' ? this.record.source : this.record.destination;
+    return this.agentStep(phase.command, hostId, this.timeouts[phase.timeout], phase.cancel === 'during');
+  }
+
+  private skips(rule: SkipRule): boolean {
+    switch (rule) {
+      case 'shared-rootfs':
+        return this.requireTransfer().sharedRootfs;
     }
+  }
+
+  private async agentStep<C extends PipelineCommand>(command: C, hostId: string, timeoutMs: number, cancellable: boolean): Promise<PhaseOutcome> {
+    const step = AGENT_STEPS[command] as unknown as AgentStep<C>;
+    const request = await step.request(this.context);
+    const call = this.call(hostId, command, request, timeoutMs);
+    return step.done(this.context, await (cancellable ? this.cancellable(call) : call));
+  }
+
+  /** What the agent steps may use of this runner (its writes stay fenced by the workload lock). */
+  private readonly context: StepContext = {
+    record: () => this.record,
+    workload: async () => this.workload ?? (await this.loadWorkload()),
+    sharedRootfs: async (pool) => sharedPoolProven(await this.store.snapshot(), pool, this.record.source, this.record.destination),
+    sourceAddress: () => this.sourceAddress(),
+    secret: (create) => this.secret(create),
+    tls: () => this.tls(),
+    keepTls: async (tls) => void (await this.store.redis.set(tlsKey(this.store, this.record.id), JSON.stringify(tls), 'EX', SECRET_TTL_S)),
+    requireTransfer: () => this.requireTransfer(),
+    save: (patch) => this.save(patch),
+    addBytes: (bytes) => this.addBytes(bytes),
+  };
+
+  /** The phases the scheduler runs by itself. */
+  private readonly schedulerSteps: Record<SchedulerStep, () => Promise<PhaseOutcome>> = {
+    'check-destination': async () => {
+      await this.checkDestination();
+      return { note: `${this.record.strategy}: ${this.record.strategyReason}` };
+    },
+    reserve: async () => {
+      const workload = await this.loadWorkload();
+      await this.writes.putWorkload({ ...workload, phase: 'migrating', migratingTo: this.record.destination, updatedAt: Date.now() });
+      return { note: `${workload.spec.resources.memoryMiB} MiB reserved on ${this.record.destination}` };
+    },
+    'precopy-rounds': async () => {
+      // Declared for precopy, which the registry marks not implemented: never chosen, refused when asked.
+      throw new MigrationFailure('PRECOPY_UNAVAILABLE', 'this version drives pre-copy rounds only where mem_dirty_track is present; none ran');
+    },
+    commit: () => this.commit(),
+    cleanup: async () => undefined,
+  };
+
+  /** The workload moves to the destination and the record says committed: one fenced write. */
+  private async commit(): Promise<PhaseOutcome> {
+    const r = this.record;
+    const workload = await this.loadWorkload();
+    if (workload.hostId !== r.source || workload.epoch !== r.epochFrom) {
+      throw new MigrationFailure('MOVED', `workload ${r.workloadId} is on ${workload.hostId} at epoch ${workload.epoch}, not on ${r.source} at ${r.epochFrom}: not committed`);
+    }
+    const destination = await this.store.hosts.get(r.destination);
+    const now = Date.now();
+    const moved: WorkloadRecord = {
+      ...workload,
+      hostId: r.destination,
+      epoch: r.epochTo,
+      phase: r.wasRunning ? 'running' : 'stopped',
+      migratingTo: null,
+      // the processes keep the CPU features they started with; the baseline does not widen
+      cpu: workload.cpu ?? destination?.capacity.cpu ?? null,
+      updatedAt: now,
+    };
+    const entry = this.record.timeline.find((e) => e.phase === 'commit' && e.endedAt === null);
+    const timeline = this.record.timeline.map((e) => (e === entry ? { ...e, endedAt: now, ms: now - e.startedAt } : e));
+    const committed: MigrationRecord = { ...this.record, completed: [...this.record.completed, 'commit'], timeline, updatedAt: now };
+    // this.record says "committed" only once the write landed: a rollback after a failed
+    // commit must not record a commit that never happened
+    await this.writes.commitMigration(moved, committed);
+    this.record = committed;
+    this.log.info({ destination: r.destination, epoch: r.epochTo }, 'committed: the workload now belongs to the destination');
+    return { note: `epoch ${r.epochFrom} → ${r.epochTo}, owner ${r.source} → ${r.destination}` };
   }
 
   /**
@@ -347,18 +322,13 @@ export class MigrationRunner {
     if (source.state === 'down') throw new MigrationFailure('HOST_DOWN', `source host ${r.source} is down: failover, not migration, handles its workloads`);
     const problems = hostProblems(workload.spec, destination, snapshot, this.policy, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } });
     if (problems.length > 0) throw new MigrationFailure(problems[0]!.code, problems.map((p) => p.message).join('; '));
-    const choice = chooseStrategy(source, destination, r.wasRunning, { mode: r.strategy === 'cold' ? 'cold' : 'live', strategy: r.strategy });
+    const choice = chooseStrategy(source, destination, r.wasRunning, { mode: this.strategy.live ? 'live' : 'cold', strategy: r.strategy });
     if (!choice.ok) throw new MigrationFailure(choice.problem.code, choice.problem.message);
   }
 
   private requireTransfer(): NonNullable<MigrationRecord['transfer']> {
     if (!this.record.transfer) throw new MigrationFailure('NOT_PREPARED', 'the destination was never prepared');
     return this.record.transfer;
-  }
-
-  private endpoint() {
-    const t = this.requireTransfer();
-    return { address: t.address, rsyncPort: t.rsyncPort, pageServerPort: t.pageServerPort };
   }
 
   private async sourceAddress(): Promise<string> {
@@ -382,10 +352,14 @@ export class MigrationRunner {
     await this.save({ state: 'running', phase: 'cleanup' });
     const startedAt = Date.now();
     this.publish('cleanup', 'started', null);
-    await this.cleanupStep(r.source, 'finish-source', () => this.finishSource());
-    await this.cleanupStep(r.destination, 'finish-destination', () =>
-      this.call(r.destination, 'migration.finish', { migrationId: r.id, role: 'destination' }, Math.min(this.timeouts.finishMs, FINISH_DESTINATION_MS)),
-    );
+    for (const step of this.strategy.cleanup) {
+      const { side, command, timeout } = CLEANUP_STEPS[step];
+      const hostId = side === 'source' ? r.source : r.destination;
+      await this.cleanupStep(hostId, step, () =>
+        // the source's finish may have to wait for pages (post-copy); the destination's only stops daemons
+        side === 'source' ? this.finishSource(this.timeouts[timeout]) : this.call(hostId, command, { migrationId: r.id, role: side }, this.timeouts[timeout]),
+      );
+    }
     await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     const now = Date.now();
     const timeline = [...r.timeline.filter((e) => e.phase !== 'cleanup'), { phase: 'cleanup' as const, startedAt, endedAt: now, ms: now - startedAt }];
@@ -429,7 +403,7 @@ export class MigrationRunner {
   private async rollback(failure: MigrationFailure): Promise<MigrationRecord> {
     const r = this.record;
     const started = [...new Set([...r.completed, r.phase])];
-    const steps = rollbackSteps(started);
+    const steps = rollbackSteps(started, r.strategy);
     this.log.warn({ phase: r.phase, code: failure.code, error: failure.message, steps }, 'rolling back');
     await this.save({
       state: 'rolling-back',
@@ -438,8 +412,9 @@ export class MigrationRunner {
     });
     this.publish(r.phase, 'failed', null);
     for (const step of steps) {
-      if (step === 'resume-source') await this.unlessDown(r.source, step, () => this.call(r.source, 'migration.resume', { migrationId: r.id }, this.timeouts.restoreMs));
-      else await this.unlessDown(r.destination, step, () => this.call(r.destination, 'migration.abort', { migrationId: r.id }, this.timeouts.finishMs));
+      const { side, command, timeout } = UNDO_STEPS[step];
+      const hostId = side === 'source' ? r.source : r.destination;
+      await this.unlessDown(hostId, step, () => this.call(hostId, command, { migrationId: r.id }, this.timeouts[timeout]));
     }
     const workload = await this.store.workloads.get(r.workloadId);
     if (workload && workload.hostId === r.source) {
@@ -453,22 +428,24 @@ export class MigrationRunner {
   }
 
   /**
-   * The source's finish waits for a lazy destination to pull its last page. Should the destination
-   * die meanwhile, nobody would ever pull them: the source is told to stop serving, and the
-   * workload's lock goes to the failover that restarts it. Only post-copy has pages to pull: for
-   * every other strategy a destination that is down changes nothing here (its own finish is
-   * deferred), and a failed request is a failed request, retried by the caller.
+   * The source's finish waits for a post-copy destination to pull its last page. Should the
+   * destination die meanwhile, nobody would ever pull them: the source is told to stop serving,
+   * and the workload's lock goes to the failover that restarts it. Only a strategy declared
+   * `postCopy` has pages to pull: for every other one a destination that is down changes nothing
+   * here (its own finish is deferred), and a failed request is a failed request, retried by the
+   * caller.
    */
-  private async finishSource(): Promise<void> {
+  private async finishSource(timeoutMs: number): Promise<void> {
     const r = this.record;
-    const finishing = this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, this.timeouts.finishMs);
-    let settled = false;
-    void finishing.then(() => (settled = true), () => (settled = true));
-    while (r.strategy === 'lazy' && !settled) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      if (settled || (await this.store.hosts.get(r.destination))?.state !== 'down') continue;
+    const finishing = this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, timeoutMs);
+    const settled = finishing.then(
+      () => true,
+      () => true,
+    );
+    while (this.strategy.postCopy && !(await settledWithin(settled, PAGE_WATCH_MS))) {
+      if ((await this.store.hosts.get(r.destination))?.state !== 'down') continue;
       this.log.warn({ destination: r.destination }, 'the destination died while pulling pages: the source stops serving them');
-      await this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source', abandon: true }, this.timeouts.finishMs);
+      await this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source', abandon: true }, timeoutMs);
       break;
     }
     // post-copy: the memory moved after the restore counts in the migration's bytes too
@@ -534,5 +511,16 @@ export class MigrationRunner {
       ...this.eventContext(),
     };
     this.nc.publish(subjects.migrationEvents(this.record.id), encodeJson(event));
+  }
+}
+
+/** Whether `settled` resolved within `ms` (it never rejects). */
+async function settledWithin(settled: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,4 +1,4 @@
-import type { NatsConnection } from 'nats';
+import type { Msg, NatsConnection } from 'nats';
 import {
   AgentReply,
   RETRYABLE_AGENT_ERRORS,
@@ -26,28 +26,41 @@ export class AgentCallError extends Error {
 /** Which run of a host's agent is reporting (e.g. pid@start); null while unknown. */
 export type AgentRunOf = (hostId: string) => string | null;
 
-/** How often a request in flight looks whether its agent was restarted meanwhile. */
-const RUN_CHECK_MS = 500;
+/** How often a request in flight looks whether its agent restarted, or NATS reconnected, meanwhile. */
+const CHECK_MS = 250;
 
 /**
  * Commands to agents by NATS request/reply, with timeouts; replies are validated like any input.
  *
- * With `runOf` (the capacity reports' agent identity), a request whose agent restarts before it
- * answered fails at once with AGENT_RESTARTED instead of waiting out its timeout: the new agent
- * never answers a request the old one took (a migration's restore waited 120 s for it, with the
- * workload frozen on its source — the fault matrix, docs/migration.md).
+ * A request in flight survives two faults without waiting out its timeout:
+ * - NATS reconnected (a server restarted, or this client moved to another node of a cluster):
+ *   the request or its reply may have been lost with the connection, so it is sent again, and
+ *   the first reply to either copy counts. Agents answer a duplicate of a request they are still
+ *   running from that same run (serveCommands), and every command is idempotent once done — so a
+ *   copy costs nothing. (Before: a migration's prepare waited 30 s, a failover's adopt 120 s.)
+ * - its agent restarted (`runOf`, from the capacity reports' agent identity): the new agent never
+ *   answers a request the old one took, so the call fails at once with AGENT_RESTARTED.
+ *   (Before: a restore waited its 120 s timeout with the workload frozen on its source.)
  */
 export class AgentClient {
+  /** NATS reconnections seen so far (requests in flight compare it with its value when sent) */
+  private reconnects = 0;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly runOf: AgentRunOf = () => null,
-  ) {}
+  ) {
+    if (typeof nc.status === 'function') {
+      void (async () => {
+        for await (const status of nc.status()) if (status.type === 'reconnect') this.reconnects++;
+      })().catch(() => undefined);
+    }
+  }
 
   async call<C extends AgentCommand>(hostId: string, command: C, request: AgentRequest<C>, timeoutMs = 60_000): Promise<AgentResult<C>> {
     let data: Uint8Array;
     try {
-      const reply = await this.untilAgentRestarts(hostId, command, this.nc.request(subjects.agentCommand(hostId, command), encodeJson(request), { timeout: timeoutMs }));
-      data = reply.data;
+      data = (await this.exchange(hostId, command, encodeJson(request), timeoutMs)).data;
     } catch (err) {
       if (err instanceof AgentCallError) throw err;
       const code = (err as { code?: string }).code;
@@ -72,24 +85,63 @@ export class AgentClient {
     return result.data as AgentResult<C>;
   }
 
-  /** `pending`, or AGENT_RESTARTED as soon as another run of the host's agent reports. */
-  private async untilAgentRestarts<T>(hostId: string, command: AgentCommand, pending: Promise<T>): Promise<T> {
+  /**
+   * One request, sent again after each NATS reconnection while unanswered; the first reply wins.
+   * Fails with the first copy's error once every copy failed (a copy answered "no responders"
+   * while the agent had not resubscribed yet does not end it), or at once when the agent restarted.
+   */
+  private exchange(hostId: string, command: AgentCommand, payload: Uint8Array, timeoutMs: number): Promise<Msg> {
+    const subject = subjects.agentCommand(hostId, command);
+    const deadline = Date.now() + timeoutMs;
     const run = this.runOf(hostId);
-    if (run === null) return pending;
-    let timer: NodeJS.Timeout | undefined;
-    const restarted = new Promise<never>((_, reject) => {
-      const check = () => {
-        const now = this.runOf(hostId);
-        if (now !== null && now !== run) reject(new AgentCallError('AGENT_RESTARTED', `agent ${hostId} restarted before it answered ${command}: the request was lost with its old run`, true));
-        else timer = setTimeout(check, RUN_CHECK_MS);
+    let seenReconnects = this.reconnects;
+    return new Promise<Msg>((resolve, reject) => {
+      let settled = false;
+      let outstanding = 0;
+      let firstError: unknown = null;
+      let resendDue = false;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (action: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        action();
       };
-      timer = setTimeout(check, RUN_CHECK_MS);
+      const send = (resent: boolean) => {
+        outstanding++;
+        this.nc.request(subject, payload, { timeout: Math.max(1, deadline - Date.now()) }).then(
+          (msg) => settle(() => resolve(msg)),
+          (err: unknown) => {
+            outstanding--;
+            const noResponders = (err as { code?: string }).code === '503';
+            if (!resent) firstError = err;
+            // a copy sent before the agent resubscribed: sent again at the next check
+            else if (noResponders) resendDue = true;
+            else if (firstError === null) firstError = err;
+            if (outstanding === 0 && (!resendDue || Date.now() >= deadline)) settle(() => reject(firstError ?? err));
+          },
+        );
+      };
+      const check = () => {
+        if (settled) return;
+        const now = run === null ? null : this.runOf(hostId);
+        if (now !== null && now !== run) {
+          settle(() => reject(new AgentCallError('AGENT_RESTARTED', `agent ${hostId} restarted before it answered ${command}: the request was lost with its old run`, true)));
+          return;
+        }
+        if (outstanding === 0 && Date.now() >= deadline) {
+          settle(() => reject(firstError ?? Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
+          return;
+        }
+        if ((this.reconnects !== seenReconnects || resendDue) && Date.now() < deadline) {
+          seenReconnects = this.reconnects;
+          resendDue = false;
+          send(true); // the request or its reply may have gone down with the old connection
+        }
+        timer = setTimeout(check, CHECK_MS);
+      };
+      send(false);
+      timer = setTimeout(check, CHECK_MS);
     });
-    try {
-      return await Promise.race([pending, restarted]);
-    } finally {
-      clearTimeout(timer);
-      pending.catch(() => undefined); // an abandoned request's late failure is expected
-    }
   }
 }
