@@ -136,7 +136,7 @@ export class Agent {
 
   private async refreshCriu(): Promise<void> {
     try {
-      this.criu = await probeCriu(this.config.criuPath);
+      this.criu = await probeCriu(this.host.criu);
       if (!this.criu) this.log.warn({ criu: this.config.criuPath }, 'no runnable CRIU: live migration unavailable on this host');
     } catch (err) {
       this.log.error({ err }, 'CRIU probe failed');

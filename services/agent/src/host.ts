@@ -5,6 +5,7 @@ import type { Logger } from '@ferry/runtime';
 import { cgroupParentOf, type AgentHostConfig } from './config.ts';
 import { cgroupVersion } from './containers/cgroups.ts';
 import { ContainerManager } from './containers/manager.ts';
+import { Criu } from './containers/criu.ts';
 import { interfaceExists } from './containers/network.ts';
 import { RecordStore } from './containers/records.ts';
 import { Runc } from './containers/runc.ts';
@@ -48,6 +49,8 @@ export interface HostRuntime {
   networks: NetworkMonitor;
   containers: ContainerManager;
   migrations: MigrationManager;
+  /** the configured CRIU: runc's, the migrations' daemons' and the probe's */
+  criu: Criu;
 }
 
 /** The pieces that run containers on this host, ready to use. */
@@ -60,12 +63,13 @@ export async function openHostRuntime(config: AgentHostConfig, log: Logger): Pro
   await templates.refresh();
   const networks = new NetworkMonitor(config.networks, log);
   await networks.refresh(true);
+  const criu = new Criu(config.criuPath);
   const containers = new ContainerManager({
     hostId: config.hostId,
     cgroupParent: cgroupParentOf(config),
     netnsPrefix: config.netnsPrefix,
     pools: config.pools,
-    runc: new Runc(runcRoot, config.runcPath, config.criuPath),
+    runc: new Runc(runcRoot, config.runcPath, criu),
     records: new RecordStore(containersDir, log),
     templates,
     networks: () => networks.current(),
@@ -77,12 +81,12 @@ export async function openHostRuntime(config: AgentHostConfig, log: Logger): Pro
     hostId: config.hostId,
     address: config.address,
     dataDir: config.dataDir,
-    criuPath: config.criuPath,
+    criu,
     daemonDeadlineMs: config.migrationDaemonDeadlineMs,
     containers,
     log,
   });
-  return { templates, networks, containers, migrations };
+  return { templates, networks, containers, migrations, criu };
 }
 
 /** Removes the (empty) cgroup directories above this host's containers, bottom up. */

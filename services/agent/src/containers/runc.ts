@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import { z } from 'zod';
+import { Criu } from './criu.ts';
 
 const RuncState = z.object({
   id: z.string(),
@@ -21,19 +22,19 @@ export class RuncError extends Error {
 
 /**
  * runc, with this host's own state directory (so lab hosts on one machine never see each other's
- * containers) and the configured CRIU binary for checkpoints and restores (`--criu`: without it
- * runc runs whatever `criu` is first on PATH).
+ * containers) and the configured CRIU binary for checkpoints and restores (`--criu`, the Criu
+ * runner's binary: without it runc runs whatever `criu` is first on PATH).
  */
 export class Runc {
   constructor(
     private readonly root: string,
     private readonly binary = 'runc',
-    private readonly criu = 'criu',
+    private readonly criu = new Criu(),
   ) {}
 
   /** runc's global options: state root and CRIU binary, before every command. */
   private globals(): string[] {
-    return ['--root', this.root, '--criu', this.criu];
+    return ['--root', this.root, '--criu', this.criu.binary];
   }
 
   /** Command and arguments of a runc invocation on this host's state root (for callers that spawn it themselves). */

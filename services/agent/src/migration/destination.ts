@@ -1,0 +1,291 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ContainerStatus, MigrationStrategy, NetworkReport, PrepareMigrationResult, RestoreResult, WorkloadSpec } from '@ferry/protocol';
+import { freePort } from '@ferry/runtime';
+import type { PoolConfig } from '../config.ts';
+import type { Criu } from '../containers/criu.ts';
+import { CommandError } from '../containers/errors.ts';
+import { announce, planNetwork, setHostSide, setUpNetwork, tearDownNetwork } from '../containers/network.ts';
+import type { ContainerRecord } from '../containers/records.ts';
+import type { Runc } from '../containers/runc.ts';
+import { containerDir, criuLogTail, namespaceExists, planFor, rearmTimers, requireAddress, requireSide, undoFailed, type BundlePaths, type MigrationHost } from './common.ts';
+import { ref, stopProcess } from './processes.ts';
+import { Reverter } from './reverter.ts';
+import { RsyncDaemon } from './rsync.ts';
+import { newSide, type MigrationSide } from './state.ts';
+import { createMigrationTls, criuTlsArgs } from './tls.ts';
+
+/** Exactly what the destination half uses of the container manager (ContainerManager has it all). */
+export interface DestinationContainers {
+  readonly runc: Pick<Runc, 'state' | 'delete' | 'detached'>;
+  /** prefix of the network namespaces this host makes */
+  readonly netnsPrefix: string;
+  /** runs `work` under the workload's mutex (one operation per container at a time) */
+  exclusive<T>(workloadId: string, work: () => Promise<T>): Promise<T>;
+  record(workloadId: string): ContainerRecord | undefined;
+  save(record: ContainerRecord): Promise<ContainerRecord>;
+  /** drops a record (the files are the caller's) */
+  forget(workloadId: string): Promise<void>;
+  statusOfRecord(record: ContainerRecord): Promise<ContainerStatus>;
+  pool(id: string): PoolConfig | undefined;
+  networks(): NetworkReport[];
+  bundle(workloadId: string): BundlePaths;
+  writeBundleConfig(spec: WorkloadSpec, rootfs: string, netns: string): Promise<void>;
+}
+
+export interface MigrationDestinationOptions extends MigrationHost {
+  containers: DestinationContainers;
+  /** the configured CRIU: page servers and lazy-pages daemons */
+  criu: Criu;
+  /** the daemon deadline of a side prepared now (MigrationDeadlines) */
+  deadlineFromNow: () => number;
+}
+
+export interface PrepareRequest {
+  migrationId: string;
+  spec: WorkloadSpec;
+  epoch: number;
+  strategy: MigrationStrategy;
+  source: { hostId: string; address: string };
+  secret: string;
+  sharedRootfs: boolean;
+}
+
+export interface RestoreRequest {
+  migrationId: string;
+  strategy: MigrationStrategy;
+  source: { address: string; lazyPagesPort: number | null };
+}
+
+/**
+ * The receiving half of a migration (Incus' migration sink): prepares everything that can be done
+ * before the freeze — staging, the namespace (down), the bundle, a one-time rsync daemon and page
+ * server — then restores, and undoes it all on abort or drops its leftovers after the commit.
+ * Every command is idempotent per migration id; what it did is in the side file.
+ */
+export class MigrationDestination {
+  private readonly c: DestinationContainers;
+
+  constructor(private readonly o: MigrationDestinationOptions) {
+    this.c = o.containers;
+  }
+
+  prepare(req: PrepareRequest): Promise<PrepareMigrationResult> {
+    const address = requireAddress(this.o);
+    const { migrationId, spec } = req;
+    return this.c.exclusive(spec.id, () =>
+      // A prepare that fails half-way leaves nothing: staging, namespace, bundle and daemons go.
+      Reverter.run(
+        async (revert) => {
+          if (this.c.record(spec.id)) throw new CommandError('CONFLICT', `host ${this.o.hostId} already has a container ${spec.id}`);
+          const previous = await this.o.sides.load(migrationId);
+          if (previous) await this.stopDaemons(previous); // a retried prepare starts its daemons afresh
+          const { dir, shared: claimed } = containerDir(this.o, this.c.pool(spec.pool), spec);
+          // the scheduler's probe proof decides; this host's own claim alone never skips a copy
+          const shared = claimed && req.sharedRootfs;
+          const workDir = this.o.sides.workDir(migrationId);
+          const imagesDir = join(dir, `ckpt-${migrationId}`);
+          await mkdir(workDir, { recursive: true });
+          revert.add(() => this.o.sides.remove(migrationId), 'side file and work directory');
+          await mkdir(imagesDir, { recursive: true });
+          // on a pool claimed shared the container's directory may be the source's own: only the images go
+          revert.add(() => rm(claimed ? imagesDir : dir, { recursive: true, force: true }), 'staging');
+
+          // The namespace now, with the same address and MAC, bridged but down until the restore:
+          // nothing of it remains to do while the workload is frozen.
+          const netns = previous?.netns ?? `${this.c.netnsPrefix}-${spec.id}-${randomBytes(4).toString('hex')}`;
+          const side = newSide({
+            migrationId,
+            role: 'destination',
+            workloadId: spec.id,
+            strategy: req.strategy,
+            containerDir: dir,
+            imagesDir,
+            sharedRootfs: shared,
+            spec,
+            epoch: req.epoch,
+            netns,
+            sourceAddress: req.source.address,
+            // a retried prepare starts its daemons afresh, with a fresh deadline
+            deadlineAt: this.o.deadlineFromNow(),
+          });
+          await this.o.sides.save(side);
+          if (!previous?.netns || !(await namespaceExists(netns))) {
+            await setUpNetwork(planNetwork(netns, spec.networks, this.c.networks()), { hostSideUp: false });
+          }
+          // the side file that names it goes too, so the namespace must (a retry's as well)
+          revert.add(() => tearDownNetwork(netns), 'network namespace');
+          await this.c.writeBundleConfig(spec, join(dir, 'rootfs'), netns);
+          revert.add(() => (this.c.record(spec.id) ? undefined : rm(this.c.bundle(spec.id).dir, { recursive: true, force: true })), 'bundle');
+
+          const tls = await createMigrationTls(workDir);
+          const rsyncPort = await freePort(address);
+          const daemon = await RsyncDaemon.start({
+            dir: workDir,
+            address,
+            port: rsyncPort,
+            user: 'ferry',
+            secret: req.secret,
+            allowFrom: req.source.address,
+            modules: [{ name: 'ct', path: dir }],
+          });
+          side.rsyncd = ref(daemon.pid);
+          revert.add(() => stopProcess(side.rsyncd), 'rsync daemon');
+          let pageServerPort: number | null = null;
+          // On a shared pool the images directory is the same directory on both hosts: the source
+          // dumps its pages straight into it, and a page server here would only break — CRIU opens
+          // its images directory when it starts, and the source's dump replaces that directory (new
+          // inode), so the server's first write fails (ENOENT) and the dump sees "The page server
+          // doesn't answer". No page server then: the source's dump writes them itself.
+          if (req.strategy === 'page-server' && !shared) {
+            pageServerPort = await freePort(address);
+            const pid = await this.o.criu.pageServer({
+              imagesDir,
+              address,
+              port: pageServerPort,
+              tlsArgs: criuTlsArgs(workDir),
+              pidFile: join(workDir, 'page-server.pid'),
+              logFile: join(workDir, 'page-server.log'),
+            });
+            side.pageServer = ref(pid);
+            revert.add(() => stopProcess(side.pageServer), 'page server');
+          }
+          await this.o.sides.save(side);
+          this.o.log.info({ migrationId, workload: spec.id, rsyncPort, pageServerPort, netns }, 'migration destination prepared');
+          return { address, rsyncPort, pageServerPort, sharedRootfs: shared, tls };
+        },
+        undoFailed(this.o.log, migrationId),
+      ),
+    );
+  }
+
+  async restore(req: RestoreRequest): Promise<RestoreResult> {
+    const side = await requireSide(this.o, req.migrationId);
+    const spec = side.spec!;
+    return this.c.exclusive(spec.id, async () => {
+      const runc = this.c.runc;
+      const bundle = this.c.bundle(spec.id);
+      const plan = planFor(side, spec, this.c.networks());
+      const workDir = join(this.o.sides.workDir(req.migrationId), `restore-${Date.now()}`);
+      await mkdir(workDir, { recursive: true });
+      const started = performance.now();
+      // restored already (a copy of the request, or the scheduler asking again): the same answer
+      if (side.restored && (await runc.state(spec.id))?.status === 'running') {
+        return { restoredAt: Date.now(), restoreMs: 0, status: await this.c.statusOfRecord(this.c.record(spec.id)!) };
+      }
+      const stale = await runc.state(spec.id).catch((err: unknown) => {
+        throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: unreadable runc state for ${spec.id}: ${(err as Error).message}`);
+      });
+      if (stale) await runc.delete(spec.id, true);
+      if (req.strategy === 'cold') return this.registerCold(side, spec, started);
+
+      const args = ['restore', '--detach', '--image-path', side.imagesDir, '--work-path', workDir, '--tcp-established', '--bundle', bundle.dir, '--pid-file', bundle.pidFile];
+      if (req.strategy === 'lazy') {
+        if (!req.source.lazyPagesPort) throw new CommandError('BAD_REQUEST', 'a lazy restore needs the source page server port');
+        // Connects to the source's page server now; the restored process faults pages in through
+        // it. It stays if the restore fails: the abort of the rollback stops it (after the source
+        // resumed), as it does any daemon the side records.
+        const pid = await this.o.criu.lazyPages({
+          source: { address: req.source.address, port: req.source.lazyPagesPort },
+          tlsArgs: criuTlsArgs(this.o.sides.workDir(req.migrationId)),
+          imagesDir: side.imagesDir,
+          workDir,
+          pidFile: join(workDir, 'lazy-pages.pid'),
+          logFile: 'lazy-pages.log',
+        });
+        side.lazyDaemon = ref(pid);
+        await this.o.sides.save(side);
+        args.splice(1, 0, '--lazy-pages');
+      }
+      await rearmTimers(this.o, req.migrationId, side.imagesDir);
+      await Reverter.run(
+        async (revert) => {
+          await setHostSide(plan, true);
+          revert.add(() => setHostSide(plan, false), 'host side of the links down');
+          await runc.detached([...args, spec.id], bundle.consoleLog, 120_000).catch(async (err: unknown) => {
+            const tail = criuLogTail(await readFile(join(workDir, 'restore.log'), 'utf8').catch(() => ''), /Error|error/, 3);
+            throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
+          });
+        },
+        undoFailed(this.o.log, req.migrationId),
+      );
+      const restoredAt = Date.now();
+      const restoreMs = performance.now() - started;
+      void announce(plan); // a gratuitous ARP: the bridges learn the workload's MAC here now
+      const pid = Number((await readFile(bundle.pidFile, 'utf8')).trim());
+      const record = await this.c.save({
+        spec,
+        epoch: side.epoch!,
+        state: 'running',
+        templateVersion: 'migrated',
+        rootfs: join(side.containerDir, 'rootfs'),
+        netns: side.netns,
+        pid,
+        startedAt: restoredAt,
+        exit: null,
+        createdAt: Date.now(),
+      });
+      await this.o.sides.save({ ...side, restored: true });
+      this.o.log.info({ migrationId: req.migrationId, workload: spec.id, pid, restoreMs: Math.round(restoreMs) }, 'workload restored');
+      return { restoredAt, restoreMs, status: await this.c.statusOfRecord(record) };
+    });
+  }
+
+  /** A cold move: nothing ran; the moved root filesystem becomes a created container (started later if wanted). */
+  private async registerCold(side: MigrationSide, spec: WorkloadSpec, started: number): Promise<RestoreResult> {
+    const record = await this.c.save({
+      spec,
+      epoch: side.epoch!,
+      state: 'created',
+      templateVersion: 'migrated',
+      rootfs: join(side.containerDir, 'rootfs'),
+      netns: null,
+      pid: null,
+      startedAt: null,
+      exit: null,
+      createdAt: Date.now(),
+    });
+    await tearDownNetwork(side.netns!);
+    await this.o.sides.save({ ...side, netns: null, restored: true });
+    return { restoredAt: Date.now(), restoreMs: performance.now() - started, status: await this.c.statusOfRecord(record) };
+  }
+
+  /** Before the commit: undo everything (idempotent). */
+  async abort(migrationId: string): Promise<{ done: boolean; note?: string }> {
+    const side = await this.o.sides.load(migrationId);
+    if (!side) return { done: true, note: 'nothing here' };
+    return this.c.exclusive(side.workloadId, async () => {
+      // Only what this migration restored goes; runc state it did not make (even unreadable) stays.
+      if (side.restored) {
+        const record = this.c.record(side.workloadId);
+        if (!record || record.epoch === side.epoch) {
+          await this.c.runc.delete(side.workloadId, true).catch((err: unknown) => this.o.log.warn({ err }, 'runc delete during abort'));
+          await this.c.forget(side.workloadId);
+        }
+      }
+      await this.stopDaemons(side);
+      if (side.netns) await tearDownNetwork(side.netns);
+      if (!this.c.record(side.workloadId)) await rm(this.c.bundle(side.workloadId).dir, { recursive: true, force: true });
+      // A shared pool's root filesystem is the source's: only the images go.
+      await rm(side.sharedRootfs ? side.imagesDir : side.containerDir, { recursive: true, force: true });
+      await this.o.sides.remove(migrationId);
+      this.o.log.info({ migrationId, workload: side.workloadId }, 'migration destination cleaned after rollback');
+      return { done: true };
+    });
+  }
+
+  /** After the commit: stop the daemons, drop the images. */
+  async finish(migrationId: string): Promise<{ done: boolean; note?: string }> {
+    const side = await this.o.sides.load(migrationId);
+    if (!side) return { done: true, note: 'already finished' };
+    await this.stopDaemons(side);
+    await rm(side.imagesDir, { recursive: true, force: true });
+    await this.o.sides.remove(migrationId);
+    return { done: true };
+  }
+
+  private async stopDaemons(side: MigrationSide): Promise<void> {
+    await Promise.all([stopProcess(side.rsyncd), stopProcess(side.pageServer), stopProcess(side.lazyDaemon)]);
+  }
+}

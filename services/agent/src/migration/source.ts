@@ -1,0 +1,365 @@
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy, NetworkReport } from '@ferry/protocol';
+import { freePort, isSameProcessAlive } from '@ferry/runtime';
+import type { PoolConfig } from '../config.ts';
+import { CommandError } from '../containers/errors.ts';
+import { announce, planNetwork, removeCriuLocks, setHostSide, tearDownNetwork, type NetworkPlan } from '../containers/network.ts';
+import type { ContainerRecord } from '../containers/records.ts';
+import type { Runc } from '../containers/runc.ts';
+import { containerDir, criuLogTail, planFor, rearmTimers, requireAddress, requireSide, undoFailed, workloadOf, type BundlePaths, type MigrationHost } from './common.ts';
+import { spawnWithStatusFd } from './criu-status.ts';
+import type { LinkCounter } from './host-traffic.ts';
+import { ref, stopProcess } from './processes.ts';
+import { Reverter } from './reverter.ts';
+import { rsyncPush, type RsyncTarget } from './rsync.ts';
+import { newSide, type MigrationSide } from './state.ts';
+import { criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
+
+const CHECKPOINT_READY_TIMEOUT_MS = 120_000;
+/** page files a page server already wrote on the destination: never deleted by the final rsync */
+const PAGE_IMAGES = ['pages-*.img', 'pagemap-*.img'];
+
+/** Exactly what the source half uses of the container manager (ContainerManager has it all). */
+export interface SourceContainers {
+  /** checkpoints (runc runs the configured CRIU), thaw, and the rollback's restore from images */
+  readonly runc: Pick<Runc, 'argv' | 'checkpoint' | 'state' | 'resume' | 'delete' | 'detached'>;
+  /** runs `work` under the workload's mutex (one operation per container at a time) */
+  exclusive<T>(workloadId: string, work: () => Promise<T>): Promise<T>;
+  record(workloadId: string): ContainerRecord | undefined;
+  save(record: ContainerRecord): Promise<ContainerRecord>;
+  /** drops a record (the files are the caller's) */
+  forget(workloadId: string): Promise<void>;
+  statusOfRecord(record: ContainerRecord): Promise<ContainerStatus>;
+  pool(id: string): PoolConfig | undefined;
+  networks(): NetworkReport[];
+  bundle(workloadId: string): BundlePaths;
+  /** the container's CRIU options file; `extra` lines (the page stream's TLS) for a while */
+  writeCriuConfig(workloadId: string, extra?: string): Promise<void>;
+}
+
+export interface MigrationSourceOptions extends MigrationHost {
+  containers: SourceContainers;
+  /** bytes this host sent on its transfer link */
+  traffic: LinkCounter;
+  /** copy progress (the agent publishes it as migration events) */
+  progress: (event: MigrationProgressEvent) => void;
+}
+
+interface Destination {
+  address: string;
+  rsyncPort: number;
+}
+
+export interface CopyRequest {
+  migrationId: string;
+  destination: Destination;
+  secret: string;
+  sharedRootfs: boolean;
+}
+
+export interface DumpRequest {
+  migrationId: string;
+  strategy: MigrationStrategy;
+  destination: Destination & { pageServerPort: number | null };
+  sharedRootfs: boolean;
+  tls: MigrationTls;
+}
+
+/** A lazy checkpoint serving pages, with the link's sent-bytes counter when its dump ended. */
+interface LiveCheckpoint {
+  child: ChildProcess;
+  done: Promise<number | null>;
+  txAtDump?: number;
+}
+
+/**
+ * The sending half of a migration (Incus' migration source): pre-syncs the root filesystem while
+ * the workload runs, freezes and checkpoints it, sends the rest, and then either lets go (after
+ * the commit, once a lazy checkpoint's last page left) or runs the workload again (rollback).
+ * Every command is idempotent per migration id; what it did is in the side file.
+ */
+export class MigrationSource {
+  private readonly c: SourceContainers;
+  /** lazy checkpoints (`runc checkpoint --lazy-pages`) of this agent, while they serve pages */
+  private readonly checkpoints = new Map<string, LiveCheckpoint>();
+
+  constructor(private readonly o: MigrationSourceOptions) {
+    this.c = o.containers;
+  }
+
+  private target(destination: Destination, secret: string): RsyncTarget {
+    return { address: destination.address, port: destination.rsyncPort, user: 'ferry', secret };
+  }
+
+  private requireRecord(workloadId: string): ContainerRecord {
+    const record = this.c.record(workloadId);
+    if (!record) throw new CommandError('NOT_FOUND', `no container ${workloadId} on host ${this.o.hostId}`);
+    return record;
+  }
+
+  /** This migration's side here, made by its first command (presync or dump). */
+  private async sourceSide(migrationId: string, workloadId: string, strategy: MigrationStrategy, sharedRootfs: boolean): Promise<MigrationSide> {
+    const existing = await this.o.sides.load(migrationId);
+    if (existing) return existing;
+    const record = this.requireRecord(workloadId);
+    const { dir } = containerDir(this.o, this.c.pool(record.spec.pool), record.spec);
+    const side = newSide({ migrationId, role: 'source', workloadId, strategy, containerDir: dir, sharedRootfs, netns: record.netns });
+    await this.o.sides.save(side);
+    return side;
+  }
+
+  async presync(req: CopyRequest): Promise<{ bytes: number; ms: number }> {
+    const workloadId = workloadOf(req.migrationId);
+    const side = await this.sourceSide(req.migrationId, workloadId, 'lazy', req.sharedRootfs);
+    if (req.sharedRootfs) return { bytes: 0, ms: 0 };
+    const before = await this.o.traffic.txBytes();
+    const result = await rsyncPush(join(side.containerDir, 'rootfs'), this.target(req.destination, req.secret), 'ct', 'rootfs/', 600_000, [], (p) =>
+      this.o.progress({ type: 'migration.progress', migrationId: req.migrationId, workloadId, phase: 'presync', ...p, at: Date.now() }),
+    );
+    const bytes = (await this.o.traffic.txBytes()) - before;
+    return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
+  }
+
+  dump(req: DumpRequest): Promise<DumpResult> {
+    const workloadId = workloadOf(req.migrationId);
+    return this.c.exclusive(workloadId, async () => {
+      const record = this.requireRecord(workloadId);
+      const side = await this.sourceSide(req.migrationId, workloadId, req.strategy, req.sharedRootfs);
+      const saved = { ...side, strategy: req.strategy };
+      // dumped already (a copy of the request, or the scheduler asking again): it stays frozen
+      if (side.dumped) return { frozenAt: side.frozenAt ?? Date.now(), dumpMs: 0, bytes: 0, lazyPagesPort: null };
+      const plan = planFor(saved, record.spec, this.c.networks());
+      await rm(side.imagesDir, { recursive: true, force: true });
+      await mkdir(side.imagesDir, { recursive: true });
+      const workDir = this.o.sides.workDir(req.migrationId);
+      const common = ['--image-path', side.imagesDir, '--work-path', side.imagesDir, '--tcp-established'];
+
+      // Until the checkpoint stands, every step is undone on failure: a failed dump leaves CRIU's
+      // network lock in place and may leave the workload paused (it would run unreachable, or not
+      // at all), its record saying migrating, and the page stream's TLS in its CRIU config.
+      const frozen = await Reverter.run(
+        async (revert) => {
+          if (req.strategy === 'lazy' || req.strategy === 'page-server') {
+            await writeMigrationTls(workDir, req.tls);
+            await this.c.writeCriuConfig(workloadId, criuTlsConfig(workDir));
+            revert.add(() => this.c.writeCriuConfig(workloadId), 'CRIU config without TLS');
+          }
+          const before = await this.o.traffic.txBytes();
+          await this.c.save({ ...record, state: 'migrating' });
+          revert.add(() => this.c.save({ ...record, state: 'running' }), 'record running');
+          const frozenAt = Date.now();
+          const started = performance.now();
+          revert.add(() => this.unfreeze(workloadId, plan), 'thaw and network unlock');
+          const lazyPagesPort = await this.checkpoint(req, saved, common).catch(async (err: unknown) => {
+            const tail = criuLogTail(await readFile(join(side.imagesDir, 'dump.log'), 'utf8').catch(() => ''), /Error/, 2);
+            throw new CommandError('MIGRATION_FAILED', `checkpoint on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
+          });
+          return { before, frozenAt, started, lazyPagesPort };
+        },
+        undoFailed(this.o.log, req.migrationId),
+      );
+
+      const dumpMs = performance.now() - frozen.started;
+      // The source's namespace must stop answering ARP for the address from now on.
+      await setHostSide(plan, false);
+      await this.o.sides.save({ ...saved, dumped: true, frozenAt: frozen.frozenAt });
+      const txAtDump = await this.o.traffic.txBytes();
+      const bytes = Math.max(0, txAtDump - frozen.before);
+      const live = this.checkpoints.get(req.migrationId);
+      if (live) live.txAtDump = txAtDump;
+      this.o.log.info({ migrationId: req.migrationId, strategy: req.strategy, dumpMs: Math.round(dumpMs) }, 'workload frozen and checkpointed');
+      return { frozenAt: frozen.frozenAt, dumpMs, bytes, lazyPagesPort: frozen.lazyPagesPort };
+    });
+  }
+
+  /**
+   * The checkpoint itself, through runc (which runs the configured CRIU). Lazy: `runc checkpoint
+   * --lazy-pages` keeps running and serves the pages; it is ready when CRIU writes its status
+   * byte, and its pid goes into `side`. Otherwise it ends with the dump (page-server: the pages
+   * went to the destination's page server). Returns the lazy page server's port, if any.
+   */
+  private async checkpoint(req: DumpRequest, side: MigrationSide, common: string[]): Promise<number | null> {
+    const workloadId = side.workloadId;
+    if (req.strategy !== 'lazy') {
+      const extra = req.strategy === 'page-server' && req.destination.pageServerPort ? ['--page-server', `${req.destination.address}:${req.destination.pageServerPort}`] : [];
+      await this.c.runc.checkpoint([...extra, ...common, workloadId], CHECKPOINT_READY_TIMEOUT_MS);
+      return null;
+    }
+    const address = requireAddress(this.o);
+    const lazyPagesPort = await freePort(address);
+    const workDir = this.o.sides.workDir(req.migrationId);
+    const logFd = openSync(join(workDir, 'checkpoint.out'), 'a');
+    try {
+      const [binary, argv] = this.c.runc.argv(['checkpoint', '--lazy-pages', '--page-server', `${address}:${lazyPagesPort}`, '--status-fd', '3', ...common, workloadId]);
+      const child = await spawnWithStatusFd(binary, argv, join(workDir, 'status.fifo'), logFd, CHECKPOINT_READY_TIMEOUT_MS);
+      const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      this.checkpoints.set(req.migrationId, { child, done });
+      side.checkpoint = ref(child.pid);
+    } finally {
+      closeSync(logFd);
+    }
+    return lazyPagesPort;
+  }
+
+  async transfer(req: CopyRequest): Promise<{ bytes: number; ms: number }> {
+    const side = await requireSide(this.o, req.migrationId);
+    if (req.sharedRootfs) return { bytes: 0, ms: 0 }; // images and root filesystem are on the shared pool already
+    const before = await this.o.traffic.txBytes();
+    // One connection for the images and the final root-filesystem delta (while frozen: files
+    // appended during the presync would otherwise break the restore with "bad size").
+    const exclude = side.strategy === 'page-server' ? PAGE_IMAGES : [];
+    const result = await rsyncPush(side.containerDir, this.target(req.destination, req.secret), 'ct', '', 600_000, exclude, (p) =>
+      this.o.progress({ type: 'migration.progress', migrationId: req.migrationId, workloadId: side.workloadId, phase: 'transfer', ...p, at: Date.now() }),
+    );
+    const bytes = (await this.o.traffic.txBytes()) - before;
+    return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
+  }
+
+  /**
+   * Rollback: the workload runs here again, from memory (thaw) or from its kept images; before
+   * the freeze it never stopped, and only the migration's staging is removed.
+   */
+  resume(migrationId: string): Promise<ContainerStatus> {
+    const workloadId = workloadOf(migrationId);
+    return this.c.exclusive(workloadId, async () => {
+      const record = this.requireRecord(workloadId);
+      const side = await this.o.sides.load(migrationId);
+      const runc = this.c.runc;
+      const state = await runc.state(workloadId);
+      if (record.state !== 'migrating' && (!side || (!side.dumped && side.checkpoint === null))) {
+        // Never frozen here (rolled back before the freeze, or resumed already by an earlier try):
+        // the workload keeps the state it has (a cold move's stays stopped); only this
+        // migration's staging, if the presync left one, goes.
+        if (side) {
+          await this.dropSide(side);
+          this.o.log.info({ migrationId, workload: workloadId }, 'migration rolled back before the freeze: source staging removed');
+        }
+        return this.c.statusOfRecord(record);
+      }
+      const plan = planNetwork(record.netns ?? side?.netns ?? '', record.spec.networks, this.c.networks());
+      if (!side?.dumped || state?.status === 'running' || state?.status === 'paused') {
+        // Never frozen, or frozen by a lazy dump that has not let go: stop CRIU, thaw, unlock.
+        await this.stopLazyCheckpoint(migrationId, side);
+        await this.unfreeze(workloadId, plan);
+      } else {
+        if (side.strategy === 'lazy' && (await this.checkpointFinished(migrationId, side))) {
+          throw new CommandError('MIGRATION_FAILED', `every page of ${workloadId} already went to the destination: it cannot resume here`);
+        }
+        await this.stopLazyCheckpoint(migrationId, side);
+        if (state) await runc.delete(workloadId, true);
+        await rearmTimers(this.o, migrationId, side.imagesDir);
+        await removeCriuLocks(plan.netns);
+        await setHostSide(plan, true);
+        const bundle = this.c.bundle(workloadId);
+        const workDir = join(this.o.sides.workDir(migrationId), `resume-${Date.now()}`);
+        await mkdir(workDir, { recursive: true });
+        await runc.detached(
+          ['restore', '--detach', '--image-path', side.imagesDir, '--work-path', workDir, '--tcp-established', '--bundle', bundle.dir, '--pid-file', bundle.pidFile, workloadId],
+          bundle.consoleLog,
+        );
+        void announce(plan);
+      }
+      const pid = Number((await readFile(this.c.bundle(workloadId).pidFile, 'utf8').catch(() => String(record.pid ?? 0))).trim()) || record.pid;
+      await this.c.writeCriuConfig(workloadId);
+      const resumed = await this.c.save({ ...record, state: 'running', pid });
+      if (side) await this.dropSide(side);
+      this.o.log.warn({ migrationId, workload: workloadId }, 'migration rolled back: workload runs on the source again');
+      return this.c.statusOfRecord(resumed);
+    });
+  }
+
+  private async dropSide(side: MigrationSide): Promise<void> {
+    await rm(side.imagesDir, { recursive: true, force: true });
+    await this.o.sides.remove(side.migrationId);
+  }
+
+  /** Thaw a frozen (not dumped) workload and remove CRIU's lock: it runs and answers again. */
+  private async unfreeze(workloadId: string, plan: NetworkPlan): Promise<void> {
+    const runc = this.c.runc;
+    if ((await runc.state(workloadId))?.status === 'paused') await runc.resume(workloadId).catch(() => undefined);
+    if (plan.netns) await removeCriuLocks(plan.netns);
+    await setHostSide(plan, true).catch(() => undefined);
+    void announce(plan);
+  }
+
+  private async checkpointFinished(migrationId: string, side: MigrationSide): Promise<boolean> {
+    const live = this.checkpoints.get(migrationId);
+    if (live) return live.child.exitCode === 0;
+    return side.checkpoint !== null && !isSameProcessAlive(side.checkpoint.pid, side.checkpoint.startTime);
+  }
+
+  /** Ends a lazy dump that still serves pages: its CRIU (runc's child) first, then runc itself. */
+  private async stopLazyCheckpoint(migrationId: string, side: MigrationSide | null): Promise<void> {
+    const p = side?.checkpoint;
+    if (!p || !isSameProcessAlive(p.pid, p.startTime)) return;
+    const children = await readFile(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').catch(() => '');
+    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        process.kill(child, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+    const live = this.checkpoints.get(migrationId);
+    if (live) await Promise.race([live.done, sleep(10_000)]);
+    await stopProcess(p);
+    this.checkpoints.delete(migrationId);
+  }
+
+  /**
+   * After the commit, when the destination died while it pulled pages: stop the lazy checkpoint
+   * (outside the workload's mutex, so a finish waiting for the last page ends and cleans up).
+   */
+  async abandonPages(migrationId: string): Promise<{ done: boolean; note?: string }> {
+    const side = await this.o.sides.load(migrationId);
+    if (!side) return { done: true, note: 'already finished' };
+    await this.stopLazyCheckpoint(migrationId, side);
+    this.o.log.warn({ migrationId, workload: side.workloadId }, 'destination gone: stopped serving it pages');
+    return { done: false, note: 'pages abandoned; finish follows' };
+  }
+
+  /** Decommissioning: stop serving pages and forget the side; the workload is left as it is. */
+  async abandon(side: MigrationSide): Promise<void> {
+    await this.stopLazyCheckpoint(side.migrationId, side);
+    await this.o.sides.remove(side.migrationId);
+  }
+
+  /**
+   * After the commit: wait for the last page to leave (lazy), then remove the container here (its
+   * root filesystem too, unless a shared pool holds it for the destination).
+   */
+  async finish(migrationId: string): Promise<{ done: boolean; note?: string; lazyBytes?: number }> {
+    const side = await this.o.sides.load(migrationId);
+    if (!side) return { done: true, note: 'already finished' };
+    return this.c.exclusive(side.workloadId, async () => {
+      const live = this.checkpoints.get(migrationId);
+      let note: string | undefined;
+      let lazyBytes: number | undefined;
+      if (live) {
+        const code = await Promise.race([live.done, sleep(600_000).then(() => 'timeout' as const)]);
+        if (code === 'timeout') throw new CommandError('BUSY', 'the destination is still pulling pages');
+        note = `lazy checkpoint exited with ${code}`;
+        // the pages the destination pulled after the restore, as this host's link sent them
+        // (CRIU's own stats-dump reports 0 lazy pages for a runc lazy checkpoint)
+        if (live.txAtDump !== undefined) lazyBytes = Math.max(0, (await this.o.traffic.txBytes()) - live.txAtDump);
+        this.o.log.info({ migrationId, exitCode: code, lazyBytes }, 'lazy checkpoint done: the destination has every page');
+        this.checkpoints.delete(migrationId);
+      } else if (side.checkpoint && isSameProcessAlive(side.checkpoint.pid, side.checkpoint.startTime)) {
+        throw new CommandError('BUSY', 'the destination is still pulling pages');
+      }
+      const runc = this.c.runc;
+      if (await runc.state(side.workloadId)) await runc.delete(side.workloadId, true);
+      const record = this.c.record(side.workloadId);
+      if (record?.netns) await tearDownNetwork(record.netns);
+      await rm(side.sharedRootfs ? side.imagesDir : side.containerDir, { recursive: true, force: true });
+      await this.c.forget(side.workloadId);
+      await this.o.sides.remove(migrationId);
+      this.o.log.info({ migrationId, workload: side.workloadId }, 'migrated away: nothing of it remains here');
+      return { done: true, ...(note ? { note } : {}), ...(lazyBytes === undefined ? {} : { lazyBytes }) };
+    });
+  }
+}
