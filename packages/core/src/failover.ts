@@ -14,9 +14,10 @@ export function haWorkloadsOf(snapshot: ClusterSnapshot, hostId: string): Worklo
 }
 
 /**
- * Where a dead host's HA workload restarts: a host that passes the migration checks (CPU,
- * networks, pool, room, anti-affinity, not in maintenance) and provably shares the pool its root
- * filesystem is on with the dead host. A local pool is unrecoverable: the root filesystem died
+ * Where a dead host's HA workload restarts: a host that passes the feasibility checks a migration
+ * passes (feasibility.ts: CPU, networks, pool, room, anti-affinity, not in maintenance; no CRIU,
+ * it is a restart) and provably shares the pool its root filesystem is on with the dead host — so
+ * it needs no disk room: the root filesystem is already there. A local pool is unrecoverable: the root filesystem died
  * with the host.
  */
 export function restartTarget(workload: WorkloadRecord, deadHost: string, snapshot: ClusterSnapshot, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY): RestartDecision {
@@ -31,7 +32,7 @@ export function restartTarget(workload: WorkloadRecord, deadHost: string, snapsh
   }
   const allowed = workload.spec.placement.hosts.length > 0 ? sharers.filter((h) => workload.spec.placement.hosts.includes(h)) : sharers;
   const spec = { ...workload.spec, placement: { ...workload.spec.placement, hosts: allowed.length > 0 ? allowed : ['(none)'] } };
-  const placed = placeWorkload(spec, snapshot, policy, { migrating: { cpu: workload.cpu ?? dead!.capacity.cpu }, exclude: deadHost });
+  const placed = placeWorkload(spec, snapshot, policy, { migrating: { cpu: workload.cpu ?? dead!.capacity.cpu, from: deadHost }, exclude: deadHost });
   if (!placed.ok) {
     const summary = Object.entries(placed.refused).map(([code, n]) => `${n}× ${code}`).join(', ');
     return { ok: false, unrecoverable: false, reason: `no host can take it now: ${summary}` };

@@ -1,6 +1,7 @@
 export * from './net.ts';
 export * from './snapshot.ts';
 export * from './validation.ts';
+export * from './feasibility.ts';
 export * from './placement.ts';
 export * from './migration.ts';
 export * from './migration-pipeline.ts';

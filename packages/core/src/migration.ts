@@ -261,7 +261,7 @@ export function compatibility(workload: WorkloadRecord, hostId: string, snapshot
   if (!host) return [{ field: 'host', code: 'HOST_UNKNOWN', message: `no host ${hostId}` }];
   const source = snapshot.hosts.find((h) => h.id === workload.hostId);
   const problems: Problem[] = [];
-  if (workload.hostId === hostId) problems.push({ field: 'host', code: 'SAME_HOST', message: `${workload.spec.id} already runs on ${hostId}` });
+  // SAME_HOST, like every other refusal, comes from the feasibility checks
   const placed = workload.hostId !== null;
   const migrating = placed ? { migrating: { cpu: workload.cpu ?? source?.capacity.cpu ?? host.capacity.cpu, ...(workload.hostId ? { from: workload.hostId } : {}) } } : {};
   for (const p of hostProblems(workload.spec, host, snapshot, policy, migrating)) {

@@ -1,6 +1,9 @@
 import type { CpuInfo, HostRecord, PlacementDecision, WorkloadSpec } from '@ferry/protocol';
 import { haAdmissionProblem, haAdmissionState } from './admission.ts';
-import { MiB, inMaintenance, sharedPoolProven, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
+import { allRefusals, explainRefusal, firstRefusal, type RefusalCode } from './feasibility.ts';
+import { Usage, type PlanCluster } from './planner/model.ts';
+import { modelFromSnapshot } from './planner/from-snapshot.ts';
+import { MiB, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
 
 export interface PlacementPolicy {
   /** memory handed out per byte of host memory (1 = no overcommit) */
@@ -49,7 +52,7 @@ export function placementPolicy(settings: PlacementSettings): PlacementPolicy {
 
 export interface HostRefusal {
   hostId: string;
-  code: string;
+  code: RefusalCode;
   message: string;
 }
 
@@ -59,9 +62,28 @@ export type PlacementResult =
 
 export interface HostCheckOptions {
   /** moving an existing workload: its root filesystem comes along, so no template is needed, and
-   * its processes keep running on the CPU features they started under */
-  migrating?: { cpu: CpuInfo; from?: string };
+   * its processes keep running on the CPU features they started under; `live`: it moves live
+   * (CRIU on both hosts), as the planner's moves of running workloads do */
+  migrating?: { cpu: CpuInfo; from?: string; live?: boolean };
 }
+
+/** The one cluster view the feasibility checks read, built for one workload (feasibility.ts). */
+export interface FeasibilityView {
+  cluster: PlanCluster;
+  usage: Usage;
+  /** the workload asked about */
+  index: number;
+  hostIndex: ReadonlyMap<string, number>;
+}
+
+export function feasibilityView(spec: WorkloadSpec, snapshot: ClusterSnapshot, policy: PlacementPolicy, options: HostCheckOptions = {}): FeasibilityView {
+  const m = options.migrating;
+  const cluster = modelFromSnapshot(snapshot, { policy, subject: { spec, from: m?.from ?? null, cpu: m?.cpu ?? null, created: !m, live: m?.live ?? false } });
+  return { cluster, usage: new Usage(cluster), index: cluster.workloads.length - 1, hostIndex: new Map(cluster.hosts.map((h, i) => [h.id, i])) };
+}
+
+const refusalsAt = (view: FeasibilityView, to: number, codes: RefusalCode[]): HostRefusal[] =>
+  codes.map((code) => ({ hostId: view.cluster.hosts[to]!.id, code, message: explainRefusal(code, { ...view, to }) }));
 
 /** CPU problems of running a workload started under `from` on `to` (Ferry compares; CRIU does not). */
 export function cpuProblems(from: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>, to: CpuInfo): Array<{ code: string; message: string }> {
@@ -74,47 +96,12 @@ export function cpuProblems(from: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>, 
   return problems;
 }
 
-/** Every reason `host` cannot take `spec` (empty when it can). */
+/** Every reason `host` cannot take `spec` (empty when it can): every check of feasibility.ts that refuses. */
 export function hostProblems(spec: WorkloadSpec, host: HostRecord, snapshot: ClusterSnapshot, policy: PlacementPolicy, options: HostCheckOptions = {}): HostRefusal[] {
-  const problems: HostRefusal[] = [];
-  const refuse = (code: string, message: string) => problems.push({ hostId: host.id, code, message });
-  const { capacity } = host;
-  if (spec.placement.hosts.length > 0 && !spec.placement.hosts.includes(host.id)) refuse('NOT_ALLOWED', 'not among the hosts the workload may run on');
-  if (host.state !== 'up') refuse(host.state === 'down' ? 'HOST_DOWN' : 'HOST_SUSPECT', `host is ${host.state}`);
-  if (inMaintenance(snapshot, host.id)) refuse('HOST_IN_MAINTENANCE', 'host is in planned maintenance');
-  if (!options.migrating && !capacity.templates.some((t) => t.name === spec.template)) refuse('TEMPLATE_MISSING', `no template ${spec.template}`);
-  const pool = capacity.pools.find((p) => p.id === spec.pool);
-  if (!pool) refuse('STORAGE_POOL_MISSING', `no storage pool ${spec.pool}`);
-  const missing = spec.networks.filter((a) => !capacity.networks.some((n) => n.name === a.network)).map((a) => a.network);
-  if (missing.length > 0) refuse('NETWORK_MISSING', `not attached to ${missing.join(', ')}`);
-  const required = policy.cpuBaseline ?? options.migrating?.cpu;
-  if (required) for (const p of cpuProblems(required, capacity.cpu)) refuse(p.code, p.message);
-
-  const resident = workloadsOnHost(snapshot, host.id).filter((w) => w.spec.id !== spec.id);
-  const usedMemory = resident.reduce((sum, w) => sum + w.spec.resources.memoryMiB * MiB, 0);
-  const memoryRoom = capacity.memory.totalBytes * policy.memoryOvercommit - usedMemory;
-  if (spec.resources.memoryMiB * MiB > memoryRoom) {
-    refuse('MEMORY_INSUFFICIENT', `needs ${spec.resources.memoryMiB} MiB, ${Math.max(0, Math.floor(memoryRoom / MiB))} MiB unallocated`);
-  }
-  const usedCpus = resident.reduce((sum, w) => sum + w.spec.resources.vcpus, 0);
-  const cpuRoom = capacity.cpu.count * policy.cpuOvercommit - usedCpus;
-  if (spec.resources.vcpus > cpuRoom) refuse('CPU_INSUFFICIENT', `needs ${spec.resources.vcpus} vCPUs, ${cpuRoom} unallocated`);
-  // A move within a pool both hosts provably share copies nothing: no disk room needed.
-  const sharedMove = options.migrating?.from !== undefined && sharedPoolProven(snapshot, spec.pool, options.migrating.from, host.id);
-  if (pool && !sharedMove) {
-    // Free bytes already reflect created root filesystems; workloads still being created have not used theirs yet.
-    const pendingDisk = snapshot.workloads
-      .filter((w) => w.spec.pool === spec.pool && w.spec.id !== spec.id && (w.phase === 'pending' || w.phase === 'creating'))
-      .filter((w) => pool.shared || w.hostId === host.id)
-      .reduce((sum, w) => sum + w.spec.resources.diskMiB * MiB, 0);
-    if (spec.resources.diskMiB * MiB > pool.freeBytes - pendingDisk) {
-      refuse('DISK_INSUFFICIENT', `needs ${spec.resources.diskMiB} MiB in pool ${pool.id}, ${Math.max(0, Math.floor((pool.freeBytes - pendingDisk) / MiB))} MiB free`);
-    }
-  }
-  const groups = new Set(spec.placement.antiAffinity);
-  const clash = resident.find((w) => w.spec.placement.antiAffinity.some((g) => groups.has(g)));
-  if (clash) refuse('ANTI_AFFINITY', `runs ${clash.spec.id}, which shares an anti-affinity group`);
-  return problems;
+  const known = snapshot.hosts.some((h) => h.id === host.id);
+  const view = feasibilityView(spec, known ? snapshot : { ...snapshot, hosts: [...snapshot.hosts, host] }, policy, options);
+  const to = view.hostIndex.get(host.id)!;
+  return refusalsAt(view, to, allRefusals(view.cluster, view.usage, view.index, to));
 }
 
 /** Why `host` cannot take `spec`, or null when it can: the first of its problems. */
@@ -134,16 +121,18 @@ export function placeWorkload(
 ): PlacementResult {
   const refusals: HostRefusal[] = [];
   const feasible: Array<{ host: HostRecord; score: number; freeAfter: number }> = [];
+  const view = feasibilityView(spec, snapshot, policy, options);
   for (const host of [...snapshot.hosts].sort((a, b) => a.id.localeCompare(b.id))) {
     if (host.id === options.exclude) continue;
-    const refusal = refusalFor(spec, host, snapshot, policy, options);
-    if (refusal) {
-      refusals.push(refusal);
+    const to = view.hostIndex.get(host.id)!;
+    const code = firstRefusal(view.cluster, view.usage, view.index, to);
+    if (code) {
+      refusals.push(...refusalsAt(view, to, [code]));
       continue;
     }
     const resident = workloadsOnHost(snapshot, host.id);
-    const allocatable = host.capacity.memory.totalBytes * policy.memoryOvercommit;
-    const freeAfter = allocatable - resident.reduce((s, w) => s + w.spec.resources.memoryMiB * MiB, 0) - spec.resources.memoryMiB * MiB;
+    const allocatable = view.cluster.hosts[to]!.memTotal;
+    const freeAfter = allocatable - view.usage.mem[to]! - spec.resources.memoryMiB * MiB;
     const affinity = resident.some((w) => w.spec.placement.affinity.some((g) => spec.placement.affinity.includes(g))) ? 1 : 0;
     const fill = freeAfter / allocatable;
     feasible.push({ host, score: affinity + (policy.mode === 'spread' ? fill : 1 - fill), freeAfter });

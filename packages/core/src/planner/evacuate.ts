@@ -1,4 +1,5 @@
-import { moveBytes, moveRefusal, stateOf, type PlanCluster, type PlanningState, type Usage } from './model.ts';
+import { firstRefusal } from '../feasibility.ts';
+import { moveBytes, stateOf, type PlanCluster, type PlanningState, type Usage } from './model.ts';
 import type { PlannedMove } from './rebalance.ts';
 
 export interface EvacuationOptions {
@@ -33,8 +34,8 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
   const { usage } = state;
   // the drained hosts take nothing from now on (a view: the shared hosts stay as they are)
   const cluster: PlanCluster = {
+    ...state.cluster,
     hosts: state.cluster.hosts.map((h) => (draining.has(h.id) ? { ...h, accepting: false, draining: true } : h)),
-    workloads: state.cluster.workloads,
   };
   const hostIndex = new Map(cluster.hosts.map((h, i) => [h.id, i]));
   const leaving = drain.flatMap((id) => [...usage.residents[hostIndex.get(id) ?? -1] ?? []]);
@@ -56,7 +57,7 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
     const candidates = o.mode === 'spread' ? order : [...order].reverse();
     for (const to of candidates) {
       if (o.mode === 'binpack' && free(to) < w.mem) continue;
-      const why = moveRefusal(cluster, usage, index, to);
+      const why = firstRefusal(cluster, usage, index, to);
       if (why === null) {
         chosen = to;
         break;

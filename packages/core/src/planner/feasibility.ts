@@ -1,4 +1,5 @@
-import { moveRefusal, Usage, cloneCluster, type PlanCluster } from './model.ts';
+import { firstRefusal } from '../feasibility.ts';
+import { Usage, cloneCluster, type PlanCluster } from './model.ts';
 
 export interface Move {
   workload: string;
@@ -23,7 +24,7 @@ export function planProblems(input: PlanCluster, moves: Move[]): string[] {
       problems.push(`step ${step + 1}: unknown workload or host in ${move.workload} → ${move.to}`);
       return;
     }
-    const why = moveRefusal(cluster, usage, index, to);
+    const why = firstRefusal(cluster, usage, index, to);
     if (why) problems.push(`step ${step + 1}: ${move.workload} → ${move.to}: ${why}`);
     usage.move(index, to);
   });

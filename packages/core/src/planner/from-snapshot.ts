@@ -1,70 +1,182 @@
 import { createHash } from 'node:crypto';
-import type { WorkloadRecord } from '@ferry/protocol';
+import type { CpuInfo, StoragePoolReport, WorkloadRecord, WorkloadSpec } from '@ferry/protocol';
 import { versionAtLeast, MIN_CRIU_VERSION } from '../migration.ts';
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from '../placement.ts';
-import { MiB, inMaintenance, sharedPoolProven, type ClusterSnapshot } from '../snapshot.ts';
-import type { PlanCluster, PlanHost, PlanWorkload } from './model.ts';
+import { MiB, inMaintenance, type ClusterSnapshot } from '../snapshot.ts';
+import type { PlanCluster, PlanHost, PlanPool, PlanReservation, PlanWorkload } from './model.ts';
 
 export interface ModelOptions {
   policy: PlacementPolicy;
   /** workloads that must not move (recently moved, or in an operation) */
   pinned: ReadonlySet<string>;
+  /** the workload a single question is about (placement, a migration's check, a restart): see ModelSubject */
+  subject?: ModelSubject;
+}
+
+/**
+ * The workload asked about, as the question sees it: a new one (no host, needs its template), or
+ * an existing one leaving `from` (its own reservations do not count against it).
+ */
+export interface ModelSubject {
+  spec: WorkloadSpec;
+  /** the host it leaves; null or unknown: it is not on any host the model has */
+  from: string | null;
+  /** CPU features its processes may use (a cluster baseline replaces it); null: any */
+  cpu: Pick<CpuInfo, 'vendor' | 'family' | 'flags'> | null;
+  /** a new workload: created from its template */
+  created: boolean;
+  /** it moves live (CRIU on both hosts) */
+  live: boolean;
 }
 
 const movable = (w: WorkloadRecord) => w.phase === 'running' || w.phase === 'stopped';
+const creating = (w: WorkloadRecord) => w.phase === 'pending' || w.phase === 'creating';
 
-/** The planners' model of a cluster snapshot (hosts that are not up or are in maintenance take nothing). */
+/** Union-find over (host, pool) pairs: which hosts provably mount one storage (probe files, as sharedPoolProven reads them). */
+function storageOf(snapshot: ClusterSnapshot): (hostId: string, poolId: string) => string {
+  const parent = new Map<string, string>();
+  const key = (hostId: string, poolId: string) => `${poolId}\u0000${hostId}`;
+  const find = (k: string): string => {
+    let root = k;
+    while (parent.has(root) && parent.get(root) !== root) root = parent.get(root)!;
+    if (root !== k) parent.set(k, root);
+    return root;
+  };
+  const reports = new Map<string, StoragePoolReport>();
+  for (const h of snapshot.hosts) for (const p of h.capacity.pools) reports.set(key(h.id, p.id), p);
+  for (const h of snapshot.hosts) {
+    for (const p of h.capacity.pools) {
+      if (!p.shared || !p.probe) continue;
+      for (const seen of p.probe.sees) {
+        const other = reports.get(key(seen.hostId, p.id));
+        if (seen.hostId === h.id || !other?.shared || !other.probe || other.probe.token !== seen.token) continue;
+        const a = find(key(h.id, p.id));
+        const b = find(key(seen.hostId, p.id));
+        if (a !== b) parent.set(a < b ? b : a, a < b ? a : b);
+      }
+    }
+  }
+  return (hostId, poolId) => find(key(hostId, poolId));
+}
+
+/**
+ * The planners' model of a cluster snapshot, the one view every feasibility check reads
+ * (feasibility.ts). Hosts that are not up or are in maintenance take nothing. Disk is per pool:
+ * a host's local pool is its own; hosts that provably share a pool mount one storage, counted
+ * once and never as any host's disk. A pool's use starts from what its host reports (total −
+ * free) plus the root filesystems of workloads still being created; what a migration on its way
+ * in holds (memory, vCPUs, anti-affinity) is reserved on its destination.
+ */
 export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<ModelOptions> = {}): PlanCluster {
   const policy = options.policy ?? DEFAULT_PLACEMENT_POLICY;
   const pinned = options.pinned ?? new Set<string>();
-  const hosts: PlanHost[] = [...snapshot.hosts]
-    .sort((a, b) => a.id.localeCompare(b.id))
-    .map((h) => {
-      const maintenance = inMaintenance(snapshot, h.id);
-      const c = h.capacity;
-      return {
-        id: h.id,
-        accepting: h.state === 'up' && !maintenance,
-        draining: maintenance,
-        memTotal: c.memory.totalBytes * policy.memoryOvercommit,
-        cpuTotal: c.cpu.count * policy.cpuOvercommit,
-        diskTotal: Math.max(0, ...c.pools.map((p) => p.totalBytes)),
-        cpuVendor: c.cpu.vendor,
-        cpuFamily: c.cpu.family,
-        cpuFlags: new Set(c.cpu.flags),
-        networks: new Set(c.networks.map((n) => n.name)),
-        // shared only where a probe proved it with at least one other host
-        pools: new Map(c.pools.map((p) => [p.id, { shared: p.shared && snapshot.hosts.some((o) => o.id !== h.id && sharedPoolProven(snapshot, p.id, h.id, o.id)) }])),
-        live: c.criu !== null && c.criu.usable && versionAtLeast(c.criu.version, MIN_CRIU_VERSION),
-      };
-    });
+  const subject = options.subject;
+  const others = (w: WorkloadRecord) => w.spec.id !== subject?.spec.id;
+  const storage = storageOf(snapshot);
+  const pools: PlanPool[] = [];
+  const slotOf = new Map<string, number>();
+  const sortedHosts = [...snapshot.hosts].sort((a, b) => a.id.localeCompare(b.id));
+  // root filesystems promised but not written yet: on the host's own pool, or anywhere in a shared one
+  const promised = new Map<string, number>();
+  for (const w of snapshot.workloads) {
+    if (!others(w) || !creating(w)) continue;
+    for (const k of [`${w.spec.pool}\u0000`, `${w.spec.pool}\u0000${w.hostId}`]) promised.set(k, (promised.get(k) ?? 0) + w.spec.resources.diskMiB * MiB);
+  }
+  const pendingDisk = (hostId: string, pool: StoragePoolReport) => promised.get(`${pool.id}\u0000${pool.shared ? '' : hostId}`) ?? 0;
+  const hosts: PlanHost[] = sortedHosts.map((h) => {
+    const maintenance = inMaintenance(snapshot, h.id);
+    const c = h.capacity;
+    const hostPools = new Map<string, number>();
+    for (const p of c.pools) {
+      const id = storage(h.id, p.id);
+      const used = p.totalBytes - p.freeBytes + pendingDisk(h.id, p);
+      let slot = slotOf.get(id);
+      if (slot === undefined) {
+        slot = pools.push({ id: p.id, shared: false, total: p.totalBytes, other: used }) - 1;
+        slotOf.set(id, slot);
+      } else {
+        // one storage seen by several hosts: the least room any of them reports
+        const pool = pools[slot]!;
+        pool.shared = true;
+        if (p.totalBytes - used < pool.total - pool.other) Object.assign(pool, { total: p.totalBytes, other: used });
+      }
+      hostPools.set(p.id, slot);
+    }
+    return {
+      id: h.id,
+      state: h.state,
+      accepting: h.state === 'up' && !maintenance,
+      draining: maintenance,
+      memTotal: c.memory.totalBytes * policy.memoryOvercommit,
+      cpuTotal: c.cpu.count * policy.cpuOvercommit,
+      diskTotal: 0,
+      cpuVendor: c.cpu.vendor,
+      cpuFamily: c.cpu.family,
+      cpuFlags: new Set(c.cpu.flags),
+      networks: new Set(c.networks.map((n) => n.name)),
+      templates: new Set(c.templates.map((t) => t.name)),
+      pools: hostPools,
+      live: c.criu !== null && c.criu.usable && versionAtLeast(c.criu.version, MIN_CRIU_VERSION),
+    };
+  });
+  for (const h of hosts) h.diskTotal = [...h.pools.values()].reduce((sum, slot) => sum + (pools[slot]!.shared ? 0 : pools[slot]!.total), 0);
   const hostIndex = new Map(hosts.map((h, i) => [h.id, i]));
+  const recordOf = new Map(snapshot.hosts.map((h) => [h.id, h]));
   const workloads: PlanWorkload[] = [];
+  const reservations: PlanReservation[] = [];
+  const reserve = (w: WorkloadRecord, host: number | undefined) => {
+    if (host !== undefined) reservations.push({ host, mem: w.spec.resources.memoryMiB * MiB, cpu: w.spec.resources.vcpus, antiAffinity: w.spec.placement.antiAffinity });
+  };
+  const common = (spec: WorkloadSpec) => ({
+    id: spec.id,
+    mem: spec.resources.memoryMiB * MiB,
+    cpu: spec.resources.vcpus,
+    disk: spec.resources.diskMiB * MiB,
+    networks: spec.networks.map((n) => n.network),
+    pool: spec.pool,
+    antiAffinity: spec.placement.antiAffinity,
+    haPriority: spec.ha.enabled ? spec.ha.priority + 1 : 0,
+    allowed: spec.placement.hosts.length > 0 ? new Set(spec.placement.hosts) : null,
+  });
+  const needs = (cpu: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>) => ({ vendor: cpu.vendor, family: cpu.family, flags: cpu.flags });
   for (const w of [...snapshot.workloads].sort((a, b) => a.spec.id.localeCompare(b.spec.id))) {
+    if (!others(w)) continue;
+    // a migration on its way in holds its memory, vCPUs and anti-affinity on the destination too
+    if (w.migratingTo !== null && w.migratingTo !== w.hostId) reserve(w, hostIndex.get(w.migratingTo));
     const host = w.hostId === null ? undefined : hostIndex.get(w.hostId);
-    if (host === undefined || w.phase === 'failed' || w.phase === 'pending') continue;
-    const hostRecord = snapshot.hosts.find((h) => h.id === w.hostId)!;
-    const cpu = policy.cpuBaseline ?? w.cpu ?? hostRecord.capacity.cpu;
+    if (host === undefined || w.phase === 'failed') continue;
+    if (w.phase === 'pending') {
+      reserve(w, host);
+      continue;
+    }
+    const hostRecord = recordOf.get(w.hostId!)!;
     workloads.push({
-      id: w.spec.id,
+      ...common(w.spec),
       host,
-      mem: w.spec.resources.memoryMiB * MiB,
-      cpu: w.spec.resources.vcpus,
-      disk: w.spec.resources.diskMiB * MiB,
-      networks: w.spec.networks.map((n) => n.network),
-      pool: w.spec.pool,
-      antiAffinity: w.spec.placement.antiAffinity,
-      cpuVendor: cpu.vendor,
-      cpuFamily: cpu.family,
-      cpuFlags: cpu.flags,
+      cpuNeeds: needs(policy.cpuBaseline ?? w.cpu ?? hostRecord.capacity.cpu),
       running: w.phase === 'running',
-      haPriority: w.spec.ha.enabled ? w.spec.ha.priority + 1 : 0,
-      allowed: w.spec.placement.hosts.length > 0 ? new Set(w.spec.placement.hosts) : null,
+      template: null,
       // nothing moves live off a host that is not answering (a down host's HA workloads are failover's)
       pinned: pinned.has(w.spec.id) || !movable(w) || w.migratingTo !== null || hostRecord.state !== 'up',
     });
   }
-  return { hosts, workloads };
+  if (subject) {
+    const required = policy.cpuBaseline ?? subject.cpu;
+    workloads.push({
+      ...common(subject.spec),
+      host: subject.from === null ? -1 : (hostIndex.get(subject.from) ?? -1),
+      cpuNeeds: required ? needs(required) : null,
+      running: subject.live,
+      template: subject.created ? subject.spec.template : null,
+      pinned: true,
+    });
+  }
+  // what the pools hold beyond the model's workloads: their declared root filesystems come off
+  for (const w of workloads) {
+    const slot = w.host >= 0 ? hosts[w.host]!.pools.get(w.pool) : undefined;
+    if (slot !== undefined) pools[slot]!.other -= w.disk;
+  }
+  return { hosts, workloads, pools, reservations };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { PlanCluster, PlanHost, PlanWorkload } from './model.ts';
+import type { PlanCluster, PlanHost, PlanPool, PlanWorkload } from './model.ts';
 
 /** mulberry32: a small, fast, seeded PRNG, so generated clusters are the same every run. */
 export function random(seed: number): () => number {
@@ -40,23 +40,29 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
   const rnd = random(o.seed);
   const pick = <T>(items: readonly T[]) => items[Math.floor(rnd() * items.length)]!;
   const hosts: PlanHost[] = [];
+  // every host mounts one shared storage (big enough never to matter) and has a local pool of its own
+  const pools: PlanPool[] = [{ id: 'shared', shared: true, total: Number.POSITIVE_INFINITY, other: 0 }];
   for (let i = 0; i < o.hosts; i++) {
     const older = rnd() < o.olderCpu;
     const memTotal = pick([128, 256, 384, 512]) * GiB;
+    const diskTotal = pick([4, 8, 16]) * 1024 * GiB;
+    const local = pools.push({ id: 'local', shared: false, total: diskTotal, other: 0 }) - 1;
     hosts.push({
       id: `h${String(i).padStart(5, '0')}`,
+      state: 'up',
       accepting: true,
       draining: false,
       memTotal,
       cpuTotal: (memTotal / GiB) * 2, // vCPUs handed out: 4× overcommit of 1 core per 2 GiB
-      diskTotal: pick([4, 8, 16]) * 1024 * GiB,
+      diskTotal,
       cpuVendor: 'AuthenticAMD',
       cpuFamily: 25,
       cpuFlags: new Set(older ? OLD_FLAGS : NEW_FLAGS),
       networks: new Set(rnd() < 0.03 ? ['prod', 'backup'] : ['prod', 'backup', 'dmz']),
+      templates: new Set(),
       pools: new Map([
-        ['local', { shared: false }],
-        ['shared', { shared: true }],
+        ['local', local],
+        ['shared', 0],
       ]),
       live: true,
     });
@@ -75,24 +81,27 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
     for (const r of raw) {
       const mem = Math.max(128 * MiB, Math.min(8 * GiB, Math.round((r * scale) / MiB) * MiB));
       const inGroup = rnd() < 0.02;
+      // drawn in this order so that a seed gives the clusters it always gave
+      const disk = Math.round(mem * (1 + rnd() * 3));
+      const networks = rnd() < 0.2 ? ['prod', 'dmz'] : ['prod'];
+      const pool = rnd() < 0.5 ? 'shared' : 'local';
       workloads.push({
         id: `w${workloads.length}`,
         host: h,
         mem,
         cpu: Math.max(0.25, Math.round((mem / GiB) * 4) / 4),
-        disk: Math.round(mem * (1 + rnd() * 3)),
-        networks: rnd() < 0.2 ? ['prod', 'dmz'] : ['prod'],
-        pool: rnd() < 0.5 ? 'shared' : 'local',
+        disk,
+        networks,
+        pool,
         antiAffinity: inGroup ? [`g${Math.floor(rnd() * groups)}`] : [],
-        cpuVendor: host.cpuVendor,
-        cpuFamily: host.cpuFamily,
-        cpuFlags: [...host.cpuFlags],
+        cpuNeeds: { vendor: host.cpuVendor, family: host.cpuFamily, flags: [...host.cpuFlags] },
         running: true,
+        template: null,
         haPriority: rnd() < 0.3 ? 1 + Math.floor(rnd() * 10) : 0,
         allowed: null,
         pinned: false,
       });
     }
   });
-  return { hosts, workloads };
+  return { hosts, workloads, pools };
 }

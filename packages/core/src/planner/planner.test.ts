@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PlanningState, Usage, moveRefusal, type PlanCluster, type PlanHost, type PlanWorkload } from './model.ts';
+import { PlanningState, Usage, type PlanCluster, type PlanHost, type PlanPool, type PlanWorkload } from './model.ts';
+import { firstRefusal as moveRefusal } from '../feasibility.ts';
 import { ClusterScore } from './score.ts';
 import { planRebalance } from './rebalance.ts';
 import { planEvacuation } from './evacuate.ts';
@@ -10,8 +11,12 @@ import { generateCluster, random } from './generate.ts';
 
 const GiB = 2 ** 30;
 
-const host = (id: string, over: Partial<PlanHost> = {}): PlanHost => ({
+/** A host as tests describe it: its pools by id, local or shared (a local pool holds `diskTotal`). */
+type TestHost = Omit<PlanHost, 'pools'> & { pools: Map<string, { shared: boolean }> };
+
+const host = (id: string, over: Partial<TestHost> = {}): TestHost => ({
   id,
+  state: 'up',
   accepting: true,
   draining: false,
   memTotal: 64 * GiB,
@@ -21,6 +26,7 @@ const host = (id: string, over: Partial<PlanHost> = {}): PlanHost => ({
   cpuFamily: 25,
   cpuFlags: new Set(['fpu', 'avx2']),
   networks: new Set(['prod']),
+  templates: new Set(),
   pools: new Map([['local', { shared: false }]]),
   live: true,
   ...over,
@@ -35,22 +41,37 @@ const workload = (id: string, hostIndex: number, over: Partial<PlanWorkload> = {
   networks: ['prod'],
   pool: 'local',
   antiAffinity: [],
-  cpuVendor: 'AuthenticAMD',
-  cpuFamily: 25,
-  cpuFlags: ['fpu', 'avx2'],
+  cpuNeeds: { vendor: 'AuthenticAMD', family: 25, flags: ['fpu', 'avx2'] },
   running: true,
+  template: null,
   haPriority: 0,
   allowed: null,
   pinned: false,
   ...over,
 });
 
+/** The model of test hosts: a local pool per host (its diskTotal), one storage per shared pool id (room enough). */
+function modelOf(hosts: TestHost[], workloads: PlanWorkload[]): PlanCluster {
+  const pools: PlanPool[] = [];
+  const sharedSlot = new Map<string, number>();
+  const planHosts: PlanHost[] = hosts.map((h) => {
+    const slots = new Map<string, number>();
+    for (const [id, { shared }] of h.pools) {
+      let slot = shared ? sharedSlot.get(id) : undefined;
+      if (slot === undefined) slot = pools.push({ id, shared, total: shared ? Number.POSITIVE_INFINITY : h.diskTotal, other: 0 }) - 1;
+      if (shared) sharedSlot.set(id, slot);
+      slots.set(id, slot);
+    }
+    return { ...h, pools: slots, diskTotal: [...slots.values()].reduce((sum, slot) => sum + (pools[slot]!.shared ? 0 : pools[slot]!.total), 0) };
+  });
+  return { hosts: planHosts, workloads, pools };
+}
+
 describe('move checks: every reason code', () => {
-  const cluster: PlanCluster = {
-    hosts: [
+  const cluster = modelOf([
       host('src'),
       host('ok'),
-      host('down', { accepting: false }),
+      host('down', { state: 'down', accepting: false }),
       host('maint', { accepting: false, draining: true }),
       host('intel', { cpuVendor: 'GenuineIntel' }),
       host('zen2', { cpuFamily: 23 }),
@@ -62,9 +83,7 @@ describe('move checks: every reason code', () => {
       host('smalldisk', { diskTotal: 1 * GiB }),
       host('nocriu', { live: false }),
       host('mate'),
-    ],
-    workloads: [workload('w', 0, { antiAffinity: ['db'] }), workload('mate', 13, { antiAffinity: ['db'] }), workload('pinned', 0, { allowed: new Set(['src']) })],
-  };
+    ], [workload('w', 0, { antiAffinity: ['db'] }), workload('mate', 13, { antiAffinity: ['db'] }), workload('pinned', 0, { allowed: new Set(['src']) })]);
   const usage = new Usage(cluster);
   const why = (to: string, w = 0) => moveRefusal(cluster, usage, w, cluster.hosts.findIndex((h) => h.id === to));
 
@@ -94,9 +113,9 @@ describe('move checks: every reason code', () => {
 
 describe('cluster score', () => {
   it('is zero for an even, clean cluster and grows with imbalance and violations', () => {
-    const even: PlanCluster = { hosts: [host('a'), host('b')], workloads: [workload('1', 0), workload('2', 1)] };
+    const even = modelOf([host('a'), host('b')], [workload('1', 0), workload('2', 1)]);
     expect(new ClusterScore(even, new Usage(even)).value()).toBeCloseTo(0, 9);
-    const skewed: PlanCluster = { hosts: [host('a'), host('b')], workloads: [workload('1', 0), workload('2', 0)] };
+    const skewed = modelOf([host('a'), host('b')], [workload('1', 0), workload('2', 0)]);
     expect(new ClusterScore(skewed, new Usage(skewed)).value()).toBeGreaterThan(0.05);
   });
 
@@ -136,7 +155,7 @@ describe('rebalancing (property tests on random clusters)', () => {
   }, 30_000);
 
   it('gives an empty plan for a balanced cluster', () => {
-    const cluster: PlanCluster = { hosts: [host('a'), host('b'), host('c')], workloads: [workload('1', 0), workload('2', 1), workload('3', 2)] };
+    const cluster = modelOf([host('a'), host('b'), host('c')], [workload('1', 0), workload('2', 1), workload('3', 2)]);
     const plan = planRebalance(cluster);
     expect(plan.moves).toEqual([]);
     expect(plan.stopped).toBe('no move gains enough');
@@ -147,19 +166,13 @@ describe('rebalancing (property tests on random clusters)', () => {
       ['local', { shared: false }],
       ['shared', { shared: true }],
     ]);
-    const cluster: PlanCluster = {
-      hosts: [host('a', { pools: shared }), host('b', { pools: shared })],
-      workloads: [workload('local', 0), workload('onshared', 0, { pool: 'shared' }), workload('x', 0)],
-    };
+    const cluster = modelOf([host('a', { pools: shared }), host('b', { pools: shared })], [workload('local', 0), workload('onshared', 0, { pool: 'shared' }), workload('x', 0)]);
     const plan = planRebalance(cluster, { maxMoves: 1 });
     expect(plan.moves.map((m) => m.workload)).toEqual(['onshared']);
   });
 
   it('breaks anti-affinity clashes and never moves pinned workloads', () => {
-    const cluster: PlanCluster = {
-      hosts: [host('a'), host('b'), host('c')],
-      workloads: [workload('db1', 0, { antiAffinity: ['db'] }), workload('db2', 0, { antiAffinity: ['db'], pinned: true }), workload('y', 1), workload('z', 2)],
-    };
+    const cluster = modelOf([host('a'), host('b'), host('c')], [workload('db1', 0, { antiAffinity: ['db'] }), workload('db2', 0, { antiAffinity: ['db'], pinned: true }), workload('y', 1), workload('z', 2)]);
     const plan = planRebalance(cluster);
     expect(plan.moves[0]).toMatchObject({ workload: 'db1', from: 'a' });
     expect(plan.moves.some((m) => m.workload === 'db2')).toBe(false);
@@ -197,10 +210,7 @@ describe('evacuation', () => {
   });
 
   it('refuses, moving nothing, when the rest cannot take the workloads — with every reason', () => {
-    const cluster: PlanCluster = {
-      hosts: [host('a'), host('b', { memTotal: 6 * GiB }), host('c', { networks: new Set() })],
-      workloads: [workload('1', 0), workload('2', 0), workload('b1', 1)],
-    };
+    const cluster = modelOf([host('a'), host('b', { memTotal: 6 * GiB }), host('c', { networks: new Set() })], [workload('1', 0), workload('2', 0), workload('b1', 1)]);
     const plan = planEvacuation(cluster, ['a'], { keepHaCapacity: false });
     expect(plan.ok).toBe(false);
     expect(plan.moves).toEqual([]);
@@ -208,17 +218,14 @@ describe('evacuation', () => {
   });
 
   it('keeps room to restart any single host’s HA workloads', () => {
-    const cluster: PlanCluster = {
-      hosts: [host('a', { memTotal: 16 * GiB }), host('b', { memTotal: 16 * GiB }), host('c', { memTotal: 16 * GiB })],
-      workloads: [workload('ha1', 0, { haPriority: 5, mem: 6 * GiB }), workload('ha2', 1, { haPriority: 5, mem: 6 * GiB }), workload('ha3', 2, { haPriority: 5, mem: 6 * GiB })],
-    };
+    const cluster = modelOf([host('a', { memTotal: 16 * GiB }), host('b', { memTotal: 16 * GiB }), host('c', { memTotal: 16 * GiB })], [workload('ha1', 0, { haPriority: 5, mem: 6 * GiB }), workload('ha2', 1, { haPriority: 5, mem: 6 * GiB }), workload('ha3', 2, { haPriority: 5, mem: 6 * GiB })]);
     const plan = planEvacuation(cluster, ['a']);
     expect(plan).toMatchObject({ ok: false, reason: expect.stringContaining('could not restart the HA workloads') });
     expect(planEvacuation(cluster, ['a'], { keepHaCapacity: false }).ok).toBe(true);
   });
 
   it('packs instead of spreading when asked', () => {
-    const cluster: PlanCluster = { hosts: [host('a'), host('b'), host('full')], workloads: [workload('1', 0), workload('f', 2, { mem: 50 * GiB, cpu: 1, disk: 1 })] };
+    const cluster = modelOf([host('a'), host('b'), host('full')], [workload('1', 0), workload('f', 2, { mem: 50 * GiB, cpu: 1, disk: 1 })]);
     expect(planEvacuation(cluster, ['a'], { mode: 'spread', keepHaCapacity: false })).toMatchObject({ ok: true, moves: [{ to: 'b' }] });
     expect(planEvacuation(cluster, ['a'], { mode: 'binpack', keepHaCapacity: false })).toMatchObject({ ok: true, moves: [{ to: 'full' }] });
   });
@@ -226,10 +233,7 @@ describe('evacuation', () => {
 
 describe('maintenance groups', () => {
   it('groups hosts that can be drained together, each group feasible, every host once', () => {
-    const cluster: PlanCluster = {
-      hosts: [host('a'), host('b'), host('c'), host('d'), host('e')],
-      workloads: [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB }), workload('4', 3, { mem: 10 * GiB })],
-    };
+    const cluster = modelOf([host('a'), host('b'), host('c'), host('d'), host('e')], [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB }), workload('4', 3, { mem: 10 * GiB })]);
     const result = maintenanceGroups(cluster, { keepHaCapacity: false });
     expect(result.cannotDrain).toEqual([]);
     expect(result.groups.flat().sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
@@ -240,15 +244,12 @@ describe('maintenance groups', () => {
   });
 
   it('never puts two hosts in one group when the others cannot take both', () => {
-    const cluster: PlanCluster = {
-      hosts: [host('a'), host('b'), host('c')],
-      workloads: [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB })],
-    };
+    const cluster = modelOf([host('a'), host('b'), host('c')], [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB })]);
     expect(maintenanceGroups(cluster, { keepHaCapacity: false }).groups).toEqual([['a'], ['b'], ['c']]);
   });
 
   it('names hosts that cannot be drained at all', () => {
-    const cluster: PlanCluster = { hosts: [host('a'), host('b', { memTotal: 2 * GiB })], workloads: [workload('big', 0, { mem: 40 * GiB })] };
+    const cluster = modelOf([host('a'), host('b', { memTotal: 2 * GiB })], [workload('big', 0, { mem: 40 * GiB })]);
     const result = maintenanceGroups(cluster, { keepHaCapacity: false });
     expect(result.cannotDrain.map((c) => c.host)).toEqual(['a']);
   });

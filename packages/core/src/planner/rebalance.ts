@@ -1,4 +1,5 @@
-import { moveBytes, moveRefusal, stateOf, type PlanCluster, type PlanningState } from './model.ts';
+import { firstRefusal } from '../feasibility.ts';
+import { moveBytes, stateOf, type PlanCluster, type PlanningState } from './model.ts';
 import { ClusterScore, DEFAULT_WEIGHTS, type ScoreWeights } from './score.ts';
 
 export interface PlannedMove {
@@ -77,12 +78,13 @@ function search(state: PlanningState, apply: (index: number, to: number) => void
       for (const index of usage.residents[from]!) {
         if (cluster.workloads[index]!.pinned) continue;
         for (const to of destinations) {
-          if (to === from || moveRefusal(cluster, usage, index, to) !== null) continue;
+          if (to === from || firstRefusal(cluster, usage, index, to) !== null) continue;
           const after = score.after(index, to);
           const gain = current - after;
           if (gain < o.minGain) continue;
           const value = gain / (moveBytes(cluster, index, to) + o.moveCostBytes);
-          if (!best || value > best.value) best = { index, to, after, value };
+          // ties go to the lower workload index: residents' iteration order changes as moves are undone
+          if (!best || value > best.value || (value === best.value && index < best.index)) best = { index, to, after, value };
         }
       }
     }

@@ -1,4 +1,4 @@
-import type { PlanCluster, Usage } from './model.ts';
+import { localDisk, type PlanCluster, type Usage } from './model.ts';
 
 export interface ScoreWeights {
   mem: number;
@@ -84,10 +84,11 @@ export class ClusterScore {
     for (const r of RESOURCES) {
       let s1 = this.s1[r];
       let s2 = this.s2[r];
-      const amount = w[r];
+      // disk counts only on local pools: a shared pool is no host's disk
+      const amount = r === 'disk' ? localDisk(this.cluster, index, to) : w[r];
       if (fromHost.accepting) {
         const before = this.util(from, r, 0);
-        const after = this.util(from, r, -amount);
+        const after = this.util(from, r, -(r === 'disk' ? localDisk(this.cluster, index, from) : amount));
         s1 += after - before;
         s2 += after * after - before * before;
         overcommit += Math.max(0, after - 1) - Math.max(0, before - 1);
