@@ -20,9 +20,15 @@ import { createLogger } from '@ferry/runtime';
 import type { FailoverRecord, HostHistoryEntry, HostView, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 
 const Settings = z.object({
-  BENCH_FAILOVER_COUNTS: z.string().regex(/^\d+(,\d+)*$/).default('1,10,50'),
+  BENCH_FAILOVER_COUNTS: z
+    .string()
+    .regex(/^\d+(,\d+)*$/)
+    .default('1,10,50'),
   /** lease:down-after pairs in ms */
-  BENCH_FAILOVER_PROFILES: z.string().regex(/^\d+:\d+(,\d+:\d+)*$/).default('10000:13000,5000:7000'),
+  BENCH_FAILOVER_PROFILES: z
+    .string()
+    .regex(/^\d+:\d+(,\d+:\d+)*$/)
+    .default('10000:13000,5000:7000'),
 });
 const NETWORK = { name: 'prod', subnet: '10.77.0.0/24', bridge: 'fbr-prod' };
 const HOSTS = ['h1', 'h2', 'h3', 'h4'];
@@ -123,14 +129,27 @@ async function oneFailover(leaseMs: number, downAfterMs: number, count: number):
     await lab.killHostProcesses('h1');
     await lab.setConnected('h1', false);
     watcher.stdin!.write(`go ${diedAt}\n`);
-    const answered = z.record(z.string(), z.number().nullable()).parse(JSON.parse(String((await watcher).stdout).trim().split('\n').pop() ?? '{}'));
-    const times = Object.values(answered).filter((v): v is number => v !== null).sort((a, b) => a - b);
+    const answered = z.record(z.string(), z.number().nullable()).parse(
+      JSON.parse(
+        String((await watcher).stdout)
+          .trim()
+          .split('\n')
+          .pop() ?? '{}',
+      ),
+    );
+    const times = Object.values(answered)
+      .filter((v): v is number => v !== null)
+      .sort((a, b) => a - b);
     const history = (await api<{ history: HostHistoryEntry[] }>('GET', '/v1/hosts/h1/history')).history;
     const down = history.find((e) => e.kind === 'state' && / → down/.test(e.message) && e.at >= diedAt);
-    const failover = await until('the failover record', async () => {
-      const { failovers } = await api<{ failovers: FailoverRecord[] }>('GET', '/v1/failovers');
-      return failovers.find((f) => f.hostId === 'h1' && f.state !== 'running');
-    }, 60_000);
+    const failover = await until(
+      'the failover record',
+      async () => {
+        const { failovers } = await api<{ failovers: FailoverRecord[] }>('GET', '/v1/failovers');
+        return failovers.find((f) => f.hostId === 'h1' && f.state !== 'running');
+      },
+      60_000,
+    );
     const lastRestart = Math.max(...failover.restarts.map((r) => r.at ?? 0));
     return {
       leaseMs,
@@ -157,6 +176,8 @@ function printTable(cases: Case[]): void {
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
   for (const c of cases) {
-    console.log(`| ${c.leaseMs / 1000} / ${c.downAfterMs / 1000} | ${c.workloads} | ${s(c.detectionMs)} | ${s(c.firstMs)} | ${s(c.medianMs)} | ${s(c.lastMs)} | ${s(c.failoverSpanMs)} | ${c.answered}/${c.workloads} |`);
+    console.log(
+      `| ${c.leaseMs / 1000} / ${c.downAfterMs / 1000} | ${c.workloads} | ${s(c.detectionMs)} | ${s(c.firstMs)} | ${s(c.medianMs)} | ${s(c.lastMs)} | ${s(c.failoverSpanMs)} | ${c.answered}/${c.workloads} |`,
+    );
   }
 }

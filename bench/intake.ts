@@ -33,8 +33,7 @@ function measure(name: string, minMs: number, op: (i: number) => void): Row {
 
 const cpu = parseCpuInfo(readFileSync('/proc/cpuinfo', 'utf8'));
 const CONTAINERS_PER_HOST = 20;
-const report = (hostId: string, seq: number): CapacityReport =>
-  sampleReport(hostId, { seq, sentAt: Date.now(), cpu, containerCount: CONTAINERS_PER_HOST });
+const report = (hostId: string, seq: number): CapacityReport => sampleReport(hostId, { seq, sentAt: Date.now(), cpu, containerCount: CONTAINERS_PER_HOST });
 
 const encoder = new TextEncoder();
 const HOSTS = 10_000;

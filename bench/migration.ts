@@ -59,8 +59,7 @@ export async function runMigrationBenchmark(): Promise<void> {
     cluster.startAgent('h2');
     await cluster.waitForHostsUp(['h1', 'h2'], 30_000);
     const api = async <T>(method: string, path: string, body?: unknown) => cluster.request<T>(method, path, body);
-    const talk = async (host: string, address: string, line: string) =>
-      (await lab.exec(host, 'busybox', ['nc', '-w', '5', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
+    const talk = async (host: string, address: string, line: string) => (await lab.exec(host, 'busybox', ['nc', '-w', '5', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
     const linkRx = (host: string) => Number(readFileSync(`/sys/class/net/fl${lab.id}h${lab.host(host).index}m/statistics/rx_bytes`, 'utf8'));
     const until = async <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 300_000): Promise<T> => {
       const deadline = Date.now() + timeoutMs;
@@ -110,7 +109,12 @@ export async function runMigrationBenchmark(): Promise<void> {
             const linkBytes = linkRx(source) - rxBefore;
             await sleep(300);
             client.stdin!.end();
-            const summary = JSON.parse(String((await client).stdout).trim().split('\n').pop() ?? '{}') as { ok?: boolean; maxGapMs?: number; error?: string };
+            const summary = JSON.parse(
+              String((await client).stdout)
+                .trim()
+                .split('\n')
+                .pop() ?? '{}',
+            ) as { ok?: boolean; maxGapMs?: number; error?: string };
             const stats = JSON.parse(await talk(source, address, 'stats')) as { maxGapUs: number };
             const verify = JSON.parse(await talk(source, address, 'verify')) as { ok: boolean };
             if (done.state !== 'completed' || !verify.ok || !summary.ok) {
@@ -133,7 +137,9 @@ export async function runMigrationBenchmark(): Promise<void> {
             const measurement = measuredFrom(done);
             if (measurement) measurements.push(measurement);
             const last = runs[runs.length - 1]!;
-            console.error(`${method.padEnd(14)} ${String(memMiB).padStart(5)} MiB @${String(dirty).padStart(3)} MiB/s  freeze ${last.workloadFreezeMs.toFixed(0)} ms (client ${last.clientFreezeMs} ms)  total ${last.totalMs} ms  ${(linkBytes / 2 ** 20).toFixed(0)} MiB`);
+            console.error(
+              `${method.padEnd(14)} ${String(memMiB).padStart(5)} MiB @${String(dirty).padStart(3)} MiB/s  freeze ${last.workloadFreezeMs.toFixed(0)} ms (client ${last.clientFreezeMs} ms)  total ${last.totalMs} ms  ${(linkBytes / 2 ** 20).toFixed(0)} MiB`,
+            );
             await api('DELETE', `/v1/workloads/${id}`);
             await until(`${id} destroyed`, async () => {
               const res = await fetch(`${cluster.apiUrl}/v1/workloads/${id}`, { headers: { authorization: `Bearer ${cluster.token}` } });

@@ -52,15 +52,12 @@ interface Answer {
 /** raw HTTP: the path goes as it is (no URL normalisation of dot segments or encodings) */
 function send(base: URL, req: Sent, timeoutMs = 20_000): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const r = httpRequest(
-      { host: base.hostname, port: base.port, method: req.method, path: req.path, headers: req.headers, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
+    const r = httpRequest({ host: base.hostname, port: base.port, method: req.method, path: req.path, headers: req.headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
     r.on('timeout', () => r.destroy(new Error(`timeout: ${req.method} ${req.path.slice(0, 200)}`)));
     r.on('error', reject);
     if (req.body !== undefined) r.write(req.body);
@@ -117,7 +114,29 @@ const paramValue = (route: string) =>
   );
 
 const queryValue = fc.oneof(
-  fc.constantFrom('true', 'false', '1', '0', '-1', '1e308', 'NaN', 'Infinity', '300001', 'up', 'running', 'h1', 'web-1', 'host,workload', 'host,,x', '%00', '%ff', '%', 'x'.repeat(6000), '1700000000000-0', '__proto__'),
+  fc.constantFrom(
+    'true',
+    'false',
+    '1',
+    '0',
+    '-1',
+    '1e308',
+    'NaN',
+    'Infinity',
+    '300001',
+    'up',
+    'running',
+    'h1',
+    'web-1',
+    'host,workload',
+    'host,,x',
+    '%00',
+    '%ff',
+    '%',
+    'x'.repeat(6000),
+    '1700000000000-0',
+    '__proto__',
+  ),
   nastyString.filter((s) => s.length < 3000).map((s) => encodeURIComponent(s.replace(/[\uD800-\uDFFF]/g, '?'))),
 );
 
@@ -212,8 +231,7 @@ describe('live API fuzz: every route of the OpenAPI document', () => {
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');
-    const skip = (k: string) =>
-      k === `${prefix}:audit` || k === `${prefix}:tokens:used` || volatile.has(k) || /:(events|stalled-check|meta|marker)$/.test(k);
+    const skip = (k: string) => k === `${prefix}:audit` || k === `${prefix}:tokens:used` || volatile.has(k) || /:(events|stalled-check|meta|marker)$/.test(k);
     const wanted = keys.filter((k) => !skip(k)).sort();
     const types = await Promise.all(wanted.map((k) => redis.type(k)));
     const values = await Promise.all(
@@ -242,7 +260,7 @@ describe('live API fuzz: every route of the OpenAPI document', () => {
   /** until two snapshots 200 ms apart agree (at most 10 s) */
   async function settle(): Promise<void> {
     let last = await snapshot();
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
       await new Promise((r) => setTimeout(r, 200));
       const now = await snapshot();
       if (diff(last, now).length === 0) return;
@@ -276,9 +294,22 @@ describe('live API fuzz: every route of the OpenAPI document', () => {
   });
 
   afterAll(async () => {
-    const lines = [...rows.entries()].map(([route, r]) => `  ${route.padEnd(40)} ${String(r.sent).padStart(4)} sent  ${[...r.statuses.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}`);
+    const lines = [...rows.entries()].map(
+      ([route, r]) =>
+        `  ${route.padEnd(40)} ${String(r.sent).padStart(4)} sent  ${[...r.statuses.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([s, n]) => `${s}×${n}`)
+          .join(' ')}`,
+    );
     const total = [...rows.values()].reduce((n, r) => n + r.sent, 0);
-    console.log(`live API fuzz (seed ${FUZZ_SEED}, ${total} requests over ${rows.size} routes; volatile keys left out: ${[...volatile].join(', ') || 'none'})\n${lines.join('\n')}\nfirst refusal of each kind:\n${[...examples.entries()].sort().map(([k, m]) => `  ${k}: ${m}`).join('\n')}`);
+    console.log(
+      `live API fuzz (seed ${FUZZ_SEED}, ${total} requests over ${rows.size} routes; volatile keys left out: ${[...volatile].join(', ') || 'none'})\n${lines.join('\n')}\nfirst refusal of each kind:\n${[
+        ...examples.entries(),
+      ]
+        .sort()
+        .map(([k, m]) => `  ${k}: ${m}`)
+        .join('\n')}`,
+    );
     redis?.disconnect();
     await t?.close();
   });

@@ -13,7 +13,11 @@ describe('API roles, named tokens and the audit log', () => {
   const as = (token: string | undefined, method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token, method, body });
   // the CLI against this cluster's API with a given token (no context file)
   const ferry = (token: string, args: string[]) =>
-    execa(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), args, { reject: false, cwd: repoRoot, env: { FERRY_CONFIG: '/nonexistent/ferry.yaml', FERRY_API_URL: t.cluster.apiUrl, FERRY_API_TOKEN: token } });
+    execa(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), args, {
+      reject: false,
+      cwd: repoRoot,
+      env: { FERRY_CONFIG: '/nonexistent/ferry.yaml', FERRY_API_URL: t.cluster.apiUrl, FERRY_API_TOKEN: token },
+    });
   const auditLog = async (query = '') => (await as(t.cluster.token, 'GET', `/v1/audit${query}`)).body as AuditResponse;
 
   beforeAll(async () => {
@@ -59,10 +63,16 @@ describe('API roles, named tokens and the audit log', () => {
     expect((await as(viewer, 'GET', '/v1/tokens')).status).toBe(403);
 
     // …and the audit log has that refused attempt: who, role, what, the outcome
-    const entry = await eventually('the refused migration in the audit log', async () =>
-      (await auditLog()).entries.find((e) => e.who === 'ro' && e.path === '/v1/workloads/web-1/migrate'),
-    );
-    expect(entry).toMatchObject({ role: 'viewer', method: 'POST', route: '/v1/workloads/:id/migrate', target: { kind: 'workload', id: 'web-1' }, status: 403, error: 'FORBIDDEN', remote: '127.0.0.1' });
+    const entry = await eventually('the refused migration in the audit log', async () => (await auditLog()).entries.find((e) => e.who === 'ro' && e.path === '/v1/workloads/web-1/migrate'));
+    expect(entry).toMatchObject({
+      role: 'viewer',
+      method: 'POST',
+      route: '/v1/workloads/:id/migrate',
+      target: { kind: 'workload', id: 'web-1' },
+      status: 403,
+      error: 'FORBIDDEN',
+      remote: '127.0.0.1',
+    });
     expect(Math.abs(entry.at - Date.now())).toBeLessThan(60_000);
 
     // operator: past authorization for a migration (a dry run of a workload that does not exist: 404, not 403) and a rebalance

@@ -36,19 +36,27 @@ describe.skipIf(skipLab())('automatic rebalancing on the leader scheduler', () =
         pool: 'local',
       });
     }
-    await eventually('all four running on h1', async () => {
-      const { workloads } = (await api('GET', '/v1/workloads')).body as { workloads: WorkloadView[] };
-      return workloads.length === 4 && workloads.every((w) => w.phase === 'running' && w.hostId === 'h1');
-    }, 30_000);
+    await eventually(
+      'all four running on h1',
+      async () => {
+        const { workloads } = (await api('GET', '/v1/workloads')).body as { workloads: WorkloadView[] };
+        return workloads.length === 4 && workloads.every((w) => w.phase === 'running' && w.hostId === 'h1');
+      },
+      30_000,
+    );
     // nothing can move while h2 and h3 are in maintenance: no plan yet
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(await rebalancePlans()).toEqual([]);
     for (const h of ['h2', 'h3']) await api('DELETE', `/v1/hosts/${h}/maintenance`);
 
-    const plan = await eventually('an automatic plan to finish', async () => {
-      const [p] = await rebalancePlans();
-      return p && ['completed', 'failed'].includes(p.state) ? p : null;
-    }, 90_000);
+    const plan = await eventually(
+      'an automatic plan to finish',
+      async () => {
+        const [p] = await rebalancePlans();
+        return p && ['completed', 'failed'].includes(p.state) ? p : null;
+      },
+      90_000,
+    );
     expect(plan.state).toBe('completed');
     expect(plan.params.automatic).toBe(true);
     expect(plan.moves.length).toBeGreaterThan(0);

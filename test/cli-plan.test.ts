@@ -43,7 +43,11 @@ describe('ferry plan (offline, on a snapshot file, no service running)', () => {
   it('plans an evacuation, or says why not', async () => {
     const run = await ferry(['plan', 'evacuate', 'h1', '--snapshot', snapshotFile(), '-o', 'json']);
     expect(run.exitCode, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout).moves.map((m: { workload: string }) => m.workload).sort()).toEqual(['w0', 'w1', 'w2', 'w3', 'w4', 'w5']);
+    expect(
+      JSON.parse(run.stdout)
+        .moves.map((m: { workload: string }) => m.workload)
+        .sort(),
+    ).toEqual(['w0', 'w1', 'w2', 'w3', 'w4', 'w5']);
     const table = await ferry(['plan', 'evacuate', 'h1', '--snapshot', snapshotFile()]);
     expect(table.stdout).toContain('WORKLOAD  FROM  TO');
   });

@@ -49,19 +49,22 @@ describe.skipIf(skipLab())('containers on lab hosts (real runc, namespaces, cgro
   const api = (method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token: t.cluster.token, method, body });
   const get = (id: string) => t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
   const until = (id: string, what: string, test: (w: WorkloadView) => boolean, timeoutMs = 30_000) =>
-    eventually(`${id} ${what}`, async () => {
-      const w = await get(id);
-      if (w.phase === 'failed' && !test(w)) throw new Error(`${id} failed: ${w.error?.message}`);
-      return test(w) ? w : null;
-    }, timeoutMs);
+    eventually(
+      `${id} ${what}`,
+      async () => {
+        const w = await get(id);
+        if (w.phase === 'failed' && !test(w)) throw new Error(`${id} failed: ${w.error?.message}`);
+        return test(w) ? w : null;
+      },
+      timeoutMs,
+    );
   const create = async (spec: WorkloadSpecInput) => {
     const res = await api('POST', '/v1/workloads', spec);
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     return res.body as WorkloadAccepted;
   };
   /** busybox nc from a lab host's namespace to a workload's counter */
-  const talk = (fromHost: string, address: string, lines: string[]) =>
-    t.lab.exec(fromHost, 'busybox', ['nc', '-w', '2', address, '7000'], { input: `${lines.join('\n')}\nquit\n` });
+  const talk = (fromHost: string, address: string, lines: string[]) => t.lab.exec(fromHost, 'busybox', ['nc', '-w', '2', address, '7000'], { input: `${lines.join('\n')}\nquit\n` });
 
   it('runs a container on host 1 whose TCP counter answers at its own address from host 2', async () => {
     const accepted = await create(workload('counter', '10.77.0.50', { placement: { hosts: ['h1'] } }));
@@ -110,7 +113,10 @@ describe.skipIf(skipLab())('containers on lab hosts (real runc, namespaces, cgro
     const record = JSON.parse(readFileSync(recordFile, 'utf8')) as { pid: number; netns: string; rootfs: string };
     const cgroupDirs = ['memory', 'pids', 'cpu'].map((c) => `/sys/fs/cgroup/${c}/ferry-lab-${t.lab.id}/h2/tidy`);
     const hostVeths = async () => (await t.lab.exec('h2', 'ip', ['-o', 'link', 'show'])).stdout.split('\n').filter((l) => / fv[0-9a-f]{10}[@:]/.test(l));
-    const mounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(record.netns) || l.includes(record.rootfs));
+    const mounts = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(record.netns) || l.includes(record.rootfs));
     const namespaces = async () => (await execa('ip', ['netns', 'list'])).stdout;
 
     expect(isRunning(record.pid)).toBe(true);

@@ -18,9 +18,15 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
 
   beforeAll(async () => {
     // a slow restart of the embedded Redis, so that the outage lasts long enough to be watched
-    t = await startLabCluster(['h1', 'h2', 'h3'], [PROD], { FERRY_SUSPECT_AFTER_MS: '1500', FERRY_LEASE_MS: '3000', FERRY_DOWN_AFTER_MS: '4500' }, {}, {
-      redisRestart: { policy: 'on-failure', minBackoffMs: 6_000 },
-    });
+    t = await startLabCluster(
+      ['h1', 'h2', 'h3'],
+      [PROD],
+      { FERRY_SUSPECT_AFTER_MS: '1500', FERRY_LEASE_MS: '3000', FERRY_DOWN_AFTER_MS: '4500' },
+      {},
+      {
+        redisRestart: { policy: 'on-failure', minBackoffMs: 6_000 },
+      },
+    );
     admin = t.cluster.redisAdmin({ maxRetriesPerRequest: null });
     admin.on('error', () => {});
   });
@@ -51,11 +57,15 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
       expect(res.status, JSON.stringify(res.body)).toBe(202);
     }
     for (const s of specs) {
-      await eventually(`${s.id} running`, async () => {
-        const w = await get(s.id);
-        if (w.phase === 'failed') throw new Error(w.error?.message);
-        return w.phase === 'running' && w.observed?.state === 'running';
-      }, 60_000);
+      await eventually(
+        `${s.id} running`,
+        async () => {
+          const w = await get(s.id);
+          if (w.phase === 'failed') throw new Error(w.error?.message);
+          return w.phase === 'running' && w.observed?.state === 'running';
+        },
+        60_000,
+      );
     }
   };
   /** every running copy the hosts report, by workload id: the hosts they run on */
@@ -81,10 +91,15 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
     const killedAt = Date.now();
     process.kill(firstPid, 'SIGKILL');
     // while it is down: every route answers 503 with the message, reads and writes alike; /healthz says so
-    const down = await eventually('a 503 from the API', async () => {
-      const res = await api('GET', '/v1/workloads');
-      return res.status === 503 ? res : null;
-    }, 3_000, 50);
+    const down = await eventually(
+      'a 503 from the API',
+      async () => {
+        const res = await api('GET', '/v1/workloads');
+        return res.status === 503 ? res : null;
+      },
+      3_000,
+      50,
+    );
     expect(down.body).toEqual({ code: 'UNAVAILABLE', message: 'Redis is unreachable: the cluster state cannot be read right now; try again' });
     const health = await http(`${t.cluster.apiUrl}/healthz`);
     const answers = await Promise.all([
@@ -136,10 +151,14 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
     expect(await admin.flushall()).toBe('OK');
     t.cluster.startScheduler();
 
-    const rebuilt = await eventually('every workload record rebuilt', async () => {
-      const now = (await workloads()).filter((w) => w.spec.id.startsWith('dur-'));
-      return now.length === before.length && now.every((w) => w.observed?.state === 'running') ? now : null;
-    }, 30_000);
+    const rebuilt = await eventually(
+      'every workload record rebuilt',
+      async () => {
+        const now = (await workloads()).filter((w) => w.spec.id.startsWith('dur-'));
+        return now.length === before.length && now.every((w) => w.observed?.state === 'running') ? now : null;
+      },
+      30_000,
+    );
     for (const w of before) {
       const r = rebuilt.find((x) => x.spec.id === w.spec.id)!;
       expect(r).toMatchObject({ hostId: w.hostId, epoch: w.epoch, phase: 'running', desired: 'running', spec: w.spec });
@@ -165,16 +184,24 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
     await t.cluster.supervisor.stop(t.cluster.agent(haHost)!, 0);
     await t.lab.killHostProcesses(haHost);
     await eventually(`${haHost} down`, async () => (await t.cluster.get<{ state: string }>(`/v1/hosts/${haHost}`)).state === 'down', 30_000);
-    const failover = await eventually(`the failover of ${haHost}`, async () => {
-      const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
-      const f = failovers.find((x) => x.hostId === haHost);
-      return f && f.state !== 'running' ? f : null;
-    }, 60_000);
+    const failover = await eventually(
+      `the failover of ${haHost}`,
+      async () => {
+        const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
+        const f = failovers.find((x) => x.hostId === haHost);
+        return f && f.state !== 'running' ? f : null;
+      },
+      60_000,
+    );
     expect(failover.restarts.find((r) => r.workload === 'dur-a')).toMatchObject({ status: 'restarted' });
-    const moved = await eventually('dur-a running elsewhere', async () => {
-      const w = await get('dur-a');
-      return w.phase === 'running' && w.hostId !== haHost && w.observed?.state === 'running' ? w : null;
-    }, 30_000);
+    const moved = await eventually(
+      'dur-a running elsewhere',
+      async () => {
+        const w = await get('dur-a');
+        return w.phase === 'running' && w.hostId !== haHost && w.observed?.state === 'running' ? w : null;
+      },
+      30_000,
+    );
     const del = await api('DELETE', '/v1/workloads/dur-goner');
     expect(del.status, JSON.stringify(del.body)).toBe(202);
     await eventually('dur-goner deleted', async () => (await api('GET', '/v1/workloads/dur-goner')).status === 404, 30_000);
@@ -196,10 +223,14 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
     const generation = JSON.parse((await admin.get(`${t.cluster.keyPrefix}:cluster:generation`))!) as { id: string };
     await eventually('copies stamped', async () => before.every((w) => generationOf(w.hostId!, w.spec.id) === generation.id), 15_000);
     expect(await admin.flushall()).toBe('OK');
-    const rebuilt = await eventually('every workload record rebuilt', async () => {
-      const now = (await workloads()).filter((w) => w.spec.id.startsWith('dur-'));
-      return now.length === before.length && now.every((w) => w.observed?.state === 'running') ? now : null;
-    }, 30_000);
+    const rebuilt = await eventually(
+      'every workload record rebuilt',
+      async () => {
+        const now = (await workloads()).filter((w) => w.spec.id.startsWith('dur-'));
+        return now.length === before.length && now.every((w) => w.observed?.state === 'running') ? now : null;
+      },
+      30_000,
+    );
     expect(rebuilt.map((w) => [w.spec.id, w.hostId, w.epoch, w.spec.ha.enabled]).sort()).toEqual(before.map((w) => [w.spec.id, w.hostId, w.epoch, w.spec.ha.enabled]).sort());
     const copies = await runningCopies();
     for (const w of before) expect(copies.get(w.spec.id)).toEqual([w.hostId]);

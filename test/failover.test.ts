@@ -32,8 +32,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
 
   const api = (method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token: t.cluster.token, method, body });
   const get = (id: string) => t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
-  const talk = async (fromHost: string, address: string, line: string) =>
-    (await t.lab.exec(fromHost, 'busybox', ['nc', '-w', '2', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
+  const talk = async (fromHost: string, address: string, line: string) => (await t.lab.exec(fromHost, 'busybox', ['nc', '-w', '2', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
   const spec = (id: string, address: string, over: Partial<WorkloadSpecInput> = {}): WorkloadSpecInput => ({
     id,
     template: 'busybox',
@@ -51,28 +50,40 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
       expect(res.status, JSON.stringify(res.body)).toBe(202);
     }
     for (const s of specs) {
-      const w = await eventually(`${s.id} running`, async () => {
-        const current = await get(s.id);
-        if (current.phase === 'failed') throw new Error(current.error?.message);
-        return current.phase === 'running' && current.observed?.state === 'running' ? current : null;
-      }, 30_000);
+      const w = await eventually(
+        `${s.id} running`,
+        async () => {
+          const current = await get(s.id);
+          if (current.phase === 'failed') throw new Error(current.error?.message);
+          return current.phase === 'running' && current.observed?.state === 'running' ? current : null;
+        },
+        30_000,
+      );
       if (w.hostId === host) continue;
       const res = await api('POST', `/v1/workloads/${s.id}/migrate`, { destination: host });
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       const { migration } = res.body as { migration: { id: string } };
-      await eventually(`${s.id} moved to ${host}`, async () => {
-        const m = (await api('GET', `/v1/migrations/${migration.id}`)).body as { state: string };
-        if (m.state === 'rolled-back') throw new Error(`migration of ${s.id} rolled back`);
-        return m.state === 'completed' && (await get(s.id)).phase === 'running';
-      }, 60_000);
+      await eventually(
+        `${s.id} moved to ${host}`,
+        async () => {
+          const m = (await api('GET', `/v1/migrations/${migration.id}`)).body as { state: string };
+          if (m.state === 'rolled-back') throw new Error(`migration of ${s.id} rolled back`);
+          return m.state === 'completed' && (await get(s.id)).phase === 'running';
+        },
+        60_000,
+      );
     }
   };
   const failoverOf = (host: string) =>
-    eventually(`a finished failover of ${host}`, async () => {
-      const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
-      const f = failovers.find((x) => x.hostId === host);
-      return f && f.state !== 'running' ? f : null;
-    }, 90_000);
+    eventually(
+      `a finished failover of ${host}`,
+      async () => {
+        const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
+        const f = failovers.find((x) => x.hostId === host);
+        return f && f.state !== 'running' ? f : null;
+      },
+      90_000,
+    );
   const history = async (host: string) => ((await api('GET', `/v1/hosts/${host}/history`)).body as { history: HostHistoryEntry[] }).history;
   const ticksFile = (id: string) => join(t.lab.sharedPool, 'containers', id, 'rootfs', 'var', 'log', 'ticks.log');
 
@@ -93,10 +104,14 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await t.lab.setConnected('h1', false);
 
     // kill the leader as soon as the failover has started: the standby must finish it
-    const started = await eventually('the failover to start', async () => {
-      const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
-      return failovers.find((f) => f.hostId === 'h1') ?? null;
-    }, 30_000);
+    const started = await eventually(
+      'the failover to start',
+      async () => {
+        const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
+        return failovers.find((f) => f.hostId === 'h1') ?? null;
+      },
+      30_000,
+    );
     expect(started.restarts.map((r) => r.workload)).toEqual(['ha-a', 'ha-b', 'ha-local']); // priority order
     const leaderPid = Number((await redis.get(`${t.cluster.keyPrefix}:leader`))!.split('.')[0]);
     const leader = t.cluster.supervisor.list().find((p) => p.pid === leaderPid && !p.exited)!;
@@ -112,7 +127,10 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     expect(failover.unrecoverable).toEqual([{ workload: 'ha-local', reason: expect.stringContaining('local pool local of h1') }]);
     expect(failover.unprotected).toEqual(['plain']);
 
-    for (const [id, address] of [['ha-a', '10.77.0.120'], ['ha-b', '10.77.0.121']] as const) {
+    for (const [id, address] of [
+      ['ha-a', '10.77.0.120'],
+      ['ha-b', '10.77.0.121'],
+    ] as const) {
       const w = await eventually(`${id} running again`, async () => {
         const current = await get(id);
         return current.phase === 'running' ? current : null;
@@ -187,7 +205,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     const agent = t.cluster.startAgent('h3');
     await t.cluster.waitForHostsUp(['h3'], 30_000);
     expect(t.lab.fenceGuardPid('h3')).toBe(guardPid);
-    const fenced = await eventually('the guard\'s fencing report', async () => (await history('h3')).find((e) => e.kind === 'fencing'), 30_000);
+    const fenced = await eventually("the guard's fencing report", async () => (await history('h3')).find((e) => e.kind === 'fencing'), 30_000);
     expect(fenced.data).toMatchObject({ by: 'guard', action: 'stop', containers: expect.arrayContaining(['guarded']) });
     expect(fenced.at).toBeLessThan(restart.at!);
     await eventually('the stale copy gone from h3', async () => !(await t.cluster.get<HostView>('/v1/hosts/h3')).capacity.containers.some((c) => c.id === 'guarded'), 30_000);
@@ -222,11 +240,15 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await t.lab.setConnected('h2', false);
     await t.lab.setStorageConnected('h2', false); // its storage heartbeat stops: the cluster may declare it failed
 
-    const failover = await eventually('the failover of h2', async () => {
-      const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
-      const f = failovers.find((x) => x.hostId === 'h2' && x.restarts.some((r) => r.workload === 'unfenced'));
-      return failovers.length > failoversBefore && f && f.state !== 'running' ? f : null;
-    }, 90_000);
+    const failover = await eventually(
+      'the failover of h2',
+      async () => {
+        const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
+        const f = failovers.find((x) => x.hostId === 'h2' && x.restarts.some((r) => r.workload === 'unfenced'));
+        return failovers.length > failoversBefore && f && f.state !== 'running' ? f : null;
+      },
+      90_000,
+    );
     const restart = failover.restarts.find((r) => r.workload === 'unfenced')!;
     expect(restart).toMatchObject({ status: 'restarted', epoch: epoch + 1 });
     await eventually('unfenced answering on its new host', async () => /^\d+$/.test(await talk(restart.to!, '10.77.0.160', 'get')), 20_000);
@@ -237,9 +259,7 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     await t.lab.setConnected('h2', true);
     let goneAt = 0;
     await eventually('the stale copy to stop', async () => !isRunning(stalePid) && (goneAt = Date.now()), 60_000, 20);
-    const back = await eventually('h2 heard from again', async () =>
-      (await history('h2')).find((e) => e.kind === 'state' && e.at >= healedAt && e.message.includes('→ up')),
-    );
+    const back = await eventually('h2 heard from again', async () => (await history('h2')).find((e) => e.kind === 'state' && e.at >= healedAt && e.message.includes('→ up')));
     // the first report after its return is enough: the copy is stopped within one report interval
     // (500 ms here) of it, with room for a loaded CI machine
     console.log(`unfenced: host back ${back.at - healedAt} ms after the heal, stale copy stopped ${goneAt - back.at} ms after that`);
@@ -277,7 +297,10 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     const allocated = (h: string) => workloads.filter((w) => w.hostId === h).reduce((s, w) => s + w.spec.resources.memoryMiB, 0);
     const total = (h: string) => Math.floor(hosts.find((x) => x.id === h)!.capacity.memory.totalBytes / 2 ** 20);
     // h3 and h4 get fillers that leave each room for one 7000 MiB workload, not two
-    for (const [h, address] of [['h3', '10.77.0.140'], ['h4', '10.77.0.141']] as const) {
+    for (const [h, address] of [
+      ['h3', '10.77.0.140'],
+      ['h4', '10.77.0.141'],
+    ] as const) {
       const filler = spec(`fill-${h}`, address, {
         ha: { enabled: false, priority: 0 },
         pool: 'local',
@@ -291,11 +314,15 @@ describe.skipIf(skipLab())('failover: leases, fencing, restarts elsewhere, never
     // cut off from the control plane and from storage: failed, not only isolated
     await t.lab.setConnected('h2', false);
     await t.lab.setStorageConnected('h2', false);
-    const failover = await eventually('the second failover of h2', async () => {
-      const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
-      const f = failovers.find((x) => x.hostId === 'h2' && x.restarts.some((r) => r.workload === 'big-1'));
-      return f && f.state !== 'running' ? f : null;
-    }, 90_000);
+    const failover = await eventually(
+      'the second failover of h2',
+      async () => {
+        const { failovers } = (await api('GET', '/v1/failovers')).body as { failovers: FailoverRecord[] };
+        const f = failovers.find((x) => x.hostId === 'h2' && x.restarts.some((r) => r.workload === 'big-1'));
+        return f && f.state !== 'running' ? f : null;
+      },
+      90_000,
+    );
     const status = Object.fromEntries(failover.restarts.map((r) => [r.workload, r.status]));
     expect(status).toMatchObject({ 'big-1': 'restarted', 'big-2': 'restarted', 'big-3': 'unplaceable' });
     expect(failover.restarts.find((r) => r.workload === 'big-3')!.reason).toContain('MEMORY_INSUFFICIENT');

@@ -78,16 +78,19 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
     });
     t.cluster.startScheduler('scheduler-2'); // a second replica: takes over a job whose lock lapsed
     nc = await t.cluster.connectNats('observer');
-    await running({
-      id: BYSTANDER.id,
-      template: 'busybox',
-      command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
-      resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
-      networks: [{ network: PROD.name, address: BYSTANDER.address }],
-      pool: 'shared',
-      ha: { enabled: true, priority: 5 },
-      placement: { hosts: ['h4'] },
-    }, 'h2');
+    await running(
+      {
+        id: BYSTANDER.id,
+        template: 'busybox',
+        command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
+        resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
+        networks: [{ network: PROD.name, address: BYSTANDER.address }],
+        pool: 'shared',
+        ha: { enabled: true, priority: 5 },
+        placement: { hosts: ['h4'] },
+      },
+      'h2',
+    );
   }, 180_000);
 
   afterAll(async () => {
@@ -126,16 +129,24 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
       const res = await api('POST', `/v1/workloads/${w.id}/migrate`, { destination: VICTIM });
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       const id = res.body.migration.id as string;
-      await eventually(`${w.id} moved to ${VICTIM}`, async () => {
-        const m = await migration(id);
-        if (m.state === 'rolled-back' || m.state === 'failed') throw new Error(`migration of ${w.id} ${m.state}`);
-        return m.state === 'completed' && (await get(w.id)).phase === 'running';
-      }, 60_000);
+      await eventually(
+        `${w.id} moved to ${VICTIM}`,
+        async () => {
+          const m = await migration(id);
+          if (m.state === 'rolled-back' || m.state === 'failed') throw new Error(`migration of ${w.id} ${m.state}`);
+          return m.state === 'completed' && (await get(w.id)).phase === 'running';
+        },
+        60_000,
+      );
     }
-    await eventually(`${VICTIM} reporting ${ws.map((w) => w.id).join(', ')}`, async () => {
-      const h = await t.cluster.get<HostView>(`/v1/hosts/${VICTIM}`);
-      return ws.every((w) => h.capacity.containers.some((c) => c.id === w.id && c.state === 'running'));
-    }, 20_000);
+    await eventually(
+      `${VICTIM} reporting ${ws.map((w) => w.id).join(', ')}`,
+      async () => {
+        const h = await t.cluster.get<HostView>(`/v1/hosts/${VICTIM}`);
+        return ws.every((w) => h.capacity.containers.some((c) => c.id === w.id && c.state === 'running'));
+      },
+      20_000,
+    );
     return ws;
   };
 
@@ -152,7 +163,11 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
     {
       fault: `SIGSTOP the scheduler driving the failover ${(4 * LOCK_MS) / 1000} s (job and workload lock ${LOCK_MS / 1000} s), a second replica running, then SIGCONT`,
       inject: async (c) => {
-        const driver = schedulers().find((s) => readFileSync(s.logFile, 'utf8').split('\n').some((l) => l.includes(c.failover.id) && l.includes('failover picked up')));
+        const driver = schedulers().find((s) =>
+          readFileSync(s.logFile, 'utf8')
+            .split('\n')
+            .some((l) => l.includes(c.failover.id) && l.includes('failover picked up')),
+        );
         if (!driver) throw new Error(`no scheduler log says it picked up ${c.failover.id}`);
         process.kill(driver.pid, 'SIGSTOP');
         c.notes.push(`stopped ${driver.name}`);
@@ -169,13 +184,21 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
         const ends = events.filter((e) => e.failover.state === 'completed');
         expect(ends.length, 'completed events').toBeGreaterThanOrEqual(1);
         const after = events.slice(events.indexOf(ends[0]!) + 1);
-        expect(after.map((e) => `${e.failover.state}: ${e.failover.restarts.map((r) => `${r.workload} ${r.status} ${r.reason}`).join(', ')}`), 'failover events after it completed').toEqual([]);
-        const pickedUp = schedulers().map((s) => readFileSync(s.logFile, 'utf8').split('\n').filter((l) => l.includes(c.failover.id) && l.includes('failover picked up')).length);
+        expect(
+          after.map((e) => `${e.failover.state}: ${e.failover.restarts.map((r) => `${r.workload} ${r.status} ${r.reason}`).join(', ')}`),
+          'failover events after it completed',
+        ).toEqual([]);
+        const pickedUp = schedulers().map(
+          (s) =>
+            readFileSync(s.logFile, 'utf8')
+              .split('\n')
+              .filter((l) => l.includes(c.failover.id) && l.includes('failover picked up')).length,
+        );
         return `picked up ${pickedUp.join(' + ')} times by the two replicas`;
       },
     },
     {
-      fault: 'kill -9 the agent of the first restart\'s destination (restarted 1 s later)',
+      fault: "kill -9 the agent of the first restart's destination (restarted 1 s later)",
       endWithinMs: 180_000,
       inject: async (c) => {
         await t.cluster.supervisor.stop(t.cluster.agent(c.destination)!, 0);
@@ -236,12 +259,22 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
       injectedAt = Date.now();
       await injected;
       expect(injectError).toBeNull();
-      failover = await eventually(`the failover of ${VICTIM} to end`, async () => {
-        const f = (await failovers()).find((x) => x.hostId === VICTIM && x.detectedAt >= since);
-        return f && f.state !== 'running' ? f : null;
-      }, cell.endWithinMs ?? 60_000, 200).catch(async (err: unknown) => {
+      failover = await eventually(
+        `the failover of ${VICTIM} to end`,
+        async () => {
+          const f = (await failovers()).find((x) => x.hostId === VICTIM && x.detectedAt >= since);
+          return f && f.state !== 'running' ? f : null;
+        },
+        cell.endWithinMs ?? 60_000,
+        200,
+      ).catch(async (err: unknown) => {
         const f = (await failovers().catch(() => [])).find((x) => x.hostId === VICTIM && x.detectedAt >= since);
-        rows.push({ fault: cell.fault, outcome: 'did not end', detail: f ? `still ${f.state}: ${f.restarts.map((r) => `${r.workload} ${r.status} (${r.reason})`).join(', ')}` : 'no record', seconds: (Date.now() - started) / 1000 });
+        rows.push({
+          fault: cell.fault,
+          outcome: 'did not end',
+          detail: f ? `still ${f.state}: ${f.restarts.map((r) => `${r.workload} ${r.status} (${r.reason})`).join(', ')}` : 'no record',
+          seconds: (Date.now() - started) / 1000,
+        });
         throw err;
       });
     } finally {
@@ -260,10 +293,14 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
       expect(r, JSON.stringify(failover.restarts)).toMatchObject({ status: 'restarted', epoch: before[w.id]!.epoch + 1 });
       expect(TARGETS).toContain(r.to);
       where[w.id] = r.to!;
-      const v = await eventually(`${w.id} running on ${r.to}`, async () => {
-        const current = await get(w.id);
-        return current.phase === 'running' && current.hostId === r.to && current.observed?.state === 'running' ? current : null;
-      }, 30_000);
+      const v = await eventually(
+        `${w.id} running on ${r.to}`,
+        async () => {
+          const current = await get(w.id);
+          return current.phase === 'running' && current.hostId === r.to && current.observed?.state === 'running' ? current : null;
+        },
+        30_000,
+      );
       expect(v.epoch).toBe(before[w.id]!.epoch + 1);
       // a restart announces the workload's MAC (gratuitous ARP) like a migration's restore: bridges
       // that learned it towards h1 (at the live migration that brought it there) learn it anew —
@@ -278,7 +315,10 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
       expect(overlaps, `${w.id}'s tick log`).toEqual([]);
       expect(runs.filter((r) => r.from / 1000 > killedAt).length, `${w.id}: runs since the death`).toBe(1);
       const restarts = (await history(where[w.id]!)).filter((e) => e.at >= since && e.kind === 'restart' && e.message.startsWith(`${w.id} restarted here`));
-      expect(restarts.map((e) => e.message), `${w.id}: restarts recorded on ${where[w.id]}`).toHaveLength(1);
+      expect(
+        restarts.map((e) => e.message),
+        `${w.id}: restarts recorded on ${where[w.id]}`,
+      ).toHaveLength(1);
     }
 
     // the bystander on h4 is outside the blast radius: same process, same epoch, never fenced or restarted
@@ -290,10 +330,14 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
 
     // h1 comes back: its stale copies are discarded, never started
     await revive();
-    await eventually(`the stale copies gone from ${VICTIM}`, async () => {
-      const h = await t.cluster.get<HostView>(`/v1/hosts/${VICTIM}`);
-      return !h.capacity.containers.some((x) => ids.includes(x.id));
-    }, 30_000);
+    await eventually(
+      `the stale copies gone from ${VICTIM}`,
+      async () => {
+        const h = await t.cluster.get<HostView>(`/v1/hosts/${VICTIM}`);
+        return !h.capacity.containers.some((x) => ids.includes(x.id));
+      },
+      30_000,
+    );
     const summary = await checker.check();
 
     const restarts = failover.restarts.map((r) => `${r.workload} → ${r.to} at ${secondsSince(killedAt, r.at)}`).join(', ');
@@ -308,10 +352,14 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
 
     // the next cell starts from the same cluster: this one's workloads go
     for (const id of ids) expect((await api('DELETE', `/v1/workloads/${id}`)).status).toBe(202);
-    await eventually('the cell\'s workloads deleted', async () => {
-      for (const id of ids) if ((await api('GET', `/v1/workloads/${id}`)).status !== 404) return false;
-      return true;
-    }, 30_000);
+    await eventually(
+      "the cell's workloads deleted",
+      async () => {
+        for (const id of ids) if ((await api('GET', `/v1/workloads/${id}`)).status !== 404) return false;
+        return true;
+      },
+      30_000,
+    );
   };
 
   cells.forEach((cell, index) => {

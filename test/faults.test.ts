@@ -100,21 +100,28 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     });
     t.cluster.startScheduler('scheduler-2'); // a second replica: takes over a job whose lock lapsed
     nc = await t.cluster.connectNats('observer');
-    await running({
-      id: BYSTANDER.id,
-      template: 'busybox',
-      command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
-      resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
-      networks: [{ network: PROD.name, address: BYSTANDER.address }],
-      pool: 'shared',
-      ha: { enabled: true, priority: 5 },
-      placement: { hosts: ['h3'] },
-    }, 'h1');
+    await running(
+      {
+        id: BYSTANDER.id,
+        template: 'busybox',
+        command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
+        resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
+        networks: [{ network: PROD.name, address: BYSTANDER.address }],
+        pool: 'shared',
+        ha: { enabled: true, priority: 5 },
+        placement: { hosts: ['h3'] },
+      },
+      'h1',
+    );
   }, 180_000);
 
   afterAll(async () => {
     if (rows.length > 0) {
-      const table = ['| fault | phase | outcome | what happened | s |', '|---|---|---|---|---|', ...rows.map((r) => `| ${r.fault} | ${r.phase} | ${r.outcome} | ${r.detail} | ${r.seconds.toFixed(1)} |`)];
+      const table = [
+        '| fault | phase | outcome | what happened | s |',
+        '|---|---|---|---|---|',
+        ...rows.map((r) => `| ${r.fault} | ${r.phase} | ${r.outcome} | ${r.detail} | ${r.seconds.toFixed(1)} |`),
+      ];
       console.log(`fault matrix:\n${table.join('\n')}`);
     }
     for (const dir of mounts) await execa('umount', ['-l', dir], { reject: false });
@@ -129,10 +136,15 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
   const schedulers = () => t.cluster.supervisor.list().filter((p) => p.name.startsWith('scheduler') && !p.exited);
   /** Until the migration ended (a fault may hold the API away for a moment: 503s are retried). */
   const finished = (id: string, timeoutMs = 120_000) =>
-    eventually(`migration ${id} to end`, async () => {
-      const m = await migration(id);
-      return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
-    }, timeoutMs, 200);
+    eventually(
+      `migration ${id} to end`,
+      async () => {
+        const m = await migration(id);
+        return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
+      },
+      timeoutMs,
+      200,
+    );
 
   /** Drops every packet between two lab hosts' management addresses, in `host`'s namespace (nftables), or lets them through again. */
   const cutBetween = async (host: string, peer: string, cut: boolean) => {
@@ -152,11 +164,15 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     const dir = poolDir(host);
     await execa('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'ferry-fault-disk', dir]);
     mounts.add(dir);
-    await eventually(`${host}'s local pool reported at ${mib} MiB`, async () => {
-      const h = await t.cluster.get<HostView>(`/v1/hosts/${host}`);
-      const pool = h.capacity.pools.find((p) => p.id === 'local');
-      return pool && pool.totalBytes <= mib * 2 ** 20 ? pool : null;
-    }, 15_000);
+    await eventually(
+      `${host}'s local pool reported at ${mib} MiB`,
+      async () => {
+        const h = await t.cluster.get<HostView>(`/v1/hosts/${host}`);
+        const pool = h.capacity.pools.find((p) => p.id === 'local');
+        return pool && pool.totalBytes <= mib * 2 ** 20 ? pool : null;
+      },
+      15_000,
+    );
   };
   const unmountDisk = async (host: string) => {
     const dir = poolDir(host);
@@ -192,13 +208,24 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     for (;;) {
       const admin = t.cluster.redisAdmin({ lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
       admin.on('error', () => undefined);
-      const answered = await admin.connect().then(() => admin.ping(), () => null).catch(() => null);
+      const answered = await admin
+        .connect()
+        .then(
+          () => admin.ping(),
+          () => null,
+        )
+        .catch(() => null);
       admin.disconnect();
       if (answered === 'PONG') return;
       if (Date.now() > deadline) {
         const tail = (file: string) => readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
-        const running = t.cluster.supervisor.list().filter((p) => p.name === 'redis').map((p) => `pid ${p.pid} exited=${p.exited}`);
-        throw new Error(`Redis did not answer within 30 s of its kill (${running.join(', ')}).\nredis.log:\n${tail(join(t.stateDir, 'redis', 'redis.log'))}\nsupervisor's redis log:\n${tail(killed.logFile)}`);
+        const running = t.cluster.supervisor
+          .list()
+          .filter((p) => p.name === 'redis')
+          .map((p) => `pid ${p.pid} exited=${p.exited}`);
+        throw new Error(
+          `Redis did not answer within 30 s of its kill (${running.join(', ')}).\nredis.log:\n${tail(join(t.stateDir, 'redis', 'redis.log'))}\nsupervisor's redis log:\n${tail(killed.logFile)}`,
+        );
       }
       await sleep(250);
     }
@@ -209,16 +236,14 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     // server, and the scheduler sends it again once reconnected (the agent joins a copy to the run
     // still going) — before, each cost the phase's whole timeout (30 s at prepare, 120 s frozen at
     // freeze or restore; docs/migration.md)
-    ...(['prepare', 'freeze', 'restore'] as const).map(
-      (phase): Cell => ({
-        fault: 'kill -9 NATS (supervisor restarts it)',
-        phase,
-        pool: 'shared',
-        endWithinMs: 30_000,
-        inject: async () => void process.kill(live('nats').pid, 'SIGKILL'),
-        outcomes: ['completed', 'rolled-back'],
-      }),
-    ),
+    ...(['prepare', 'freeze', 'restore'] as const).map((phase): Cell => ({
+      fault: 'kill -9 NATS (supervisor restarts it)',
+      phase,
+      pool: 'shared',
+      endWithinMs: 30_000,
+      inject: async () => void process.kill(live('nats').pid, 'SIGKILL'),
+      outcomes: ['completed', 'rolled-back'],
+    })),
     {
       fault: `SIGSTOP the driving scheduler ${(4 * LOCK_MS) / 1000} s (job lock ${LOCK_MS / 1000} s), a second replica running, then SIGCONT`,
       phase: 'freeze',
@@ -240,8 +265,16 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
         const ends = events.filter((e) => e.type === 'migration.finished');
         expect(ends.length, `finished events: ${JSON.stringify(ends)}`).toBe(1);
         const after = events.slice(events.indexOf(ends[0]!) + 1);
-        expect(after.map((e) => `${e.phase} ${e.status}`), 'events after the end').toEqual([]);
-        const pickedUp = schedulers().map((s) => readFileSync(s.logFile, 'utf8').split('\n').filter((l) => l.includes(m!.id) && l.includes('migration picked up')).length);
+        expect(
+          after.map((e) => `${e.phase} ${e.status}`),
+          'events after the end',
+        ).toEqual([]);
+        const pickedUp = schedulers().map(
+          (s) =>
+            readFileSync(s.logFile, 'utf8')
+              .split('\n')
+              .filter((l) => l.includes(m!.id) && l.includes('migration picked up')).length,
+        );
         return `picked up ${pickedUp.join(' + ')} times by the two replicas; ${events.filter((e) => e.status === 'started').length} phase starts`;
       },
     },
@@ -388,10 +421,14 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     // the workload runs exactly once, where the outcome says, with its memory (the counter)
     await t.cluster.waitForHostsUp(HOSTS, 30_000);
     const where = outcome === 'completed' ? c.destination : c.source;
-    const w = await eventually(`${id} running on ${where}`, async () => {
-      const v = await get(id);
-      return v.phase === 'running' && v.hostId === where && v.observed?.state === 'running' ? v : null;
-    }, 30_000);
+    const w = await eventually(
+      `${id} running on ${where}`,
+      async () => {
+        const v = await get(id);
+        return v.phase === 'running' && v.hostId === where && v.observed?.state === 'running' ? v : null;
+      },
+      30_000,
+    );
     expect(w.epoch).toBe(outcome === 'completed' ? placed.epoch + 1 : placed.epoch);
     await eventually(`${address} answering`, async () => /^\d+$/.test(await talk(t.lab, 'h3', address, 'get')), 20_000);
     expect((await workloadStats(t.lab, 'h3', address)).counter).toBe(3);
@@ -408,7 +445,9 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     const seconds = (Date.now() - started) / 1000;
     row.seconds = seconds;
     row.outcome += ' ✓';
-    console.log(`cell ${cell.fault} @ ${cell.phase}: ${outcome} (${detail}) in ${seconds.toFixed(1)} s; checker: ${summary.samples} samples, max gap ${summary.maxGapMs} ms, recovered in ${summary.recoveredInMs} ms`);
+    console.log(
+      `cell ${cell.fault} @ ${cell.phase}: ${outcome} (${detail}) in ${seconds.toFixed(1)} s; checker: ${summary.samples} samples, max gap ${summary.maxGapMs} ms, recovered in ${summary.recoveredInMs} ms`,
+    );
   };
   for (const [name, cell, index] of named.filter(([n]) => !only || only.test(n))) {
     if (cell.knownBug) it.fails(`${name} — fails until fixed: ${cell.knownBug}`, () => runCell(cell, index), 300_000);

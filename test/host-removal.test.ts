@@ -36,15 +36,22 @@ describe.skipIf(skipLab())('removing a dead host (real agents in lab hosts)', ()
     execa(join(repoRoot, 'packages', 'cli', 'bin', 'ferry'), args, { reject: false, cwd: repoRoot, env: { FERRY_API_URL: t.cluster.apiUrl, FERRY_API_TOKEN: t.cluster.token } });
 
   it('refuses while the host is up or owns workloads, records its workloads lost with force, revokes its identity until it joins again', async () => {
-    for (const [id, address] of [['keeper', '10.77.0.91'], ['goner', '10.77.0.92']] as const) {
+    for (const [id, address] of [
+      ['keeper', '10.77.0.91'],
+      ['goner', '10.77.0.92'],
+    ] as const) {
       const res = await api('POST', '/v1/workloads', workload(id, address));
       expect(res.status, JSON.stringify(res.body)).toBe(202);
     }
     for (const id of ['keeper', 'goner']) {
-      await eventually(`${id} running on h3`, async () => {
-        const w = await t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
-        return w.phase === 'running' && w.hostId === 'h3' && w.observed?.state === 'running';
-      }, 30_000);
+      await eventually(
+        `${id} running on h3`,
+        async () => {
+          const w = await t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
+          return w.phase === 'running' && w.hostId === 'h3' && w.observed?.state === 'running';
+        },
+        30_000,
+      );
     }
 
     // bad input: a clear error, nothing changed
@@ -94,10 +101,14 @@ describe.skipIf(skipLab())('removing a dead host (real agents in lab hosts)', ()
     // reconciliation discards the copies the cluster gave up
     const token = (await api('POST', '/v1/join-tokens', {})).body.token as string;
     const labHost = t.lab.host('h3');
-    const joined = await execa(process.execPath, ['--import', 'tsx', serviceEntry('agent'), 'join', t.cluster.apiUrl, token, '--host-id', 'h3', '--config', labHost.agentConfigFile, '--secrets-dir', join(labHost.dir, 'secrets')], {
-      cwd: repoRoot,
-      reject: false,
-    });
+    const joined = await execa(
+      process.execPath,
+      ['--import', 'tsx', serviceEntry('agent'), 'join', t.cluster.apiUrl, token, '--host-id', 'h3', '--config', labHost.agentConfigFile, '--secrets-dir', join(labHost.dir, 'secrets')],
+      {
+        cwd: repoRoot,
+        reject: false,
+      },
+    );
     expect(joined.exitCode, joined.stderr).toBe(0);
     t.cluster.startAgent('h3');
     await t.cluster.waitForHostsUp(['h3'], 30_000);

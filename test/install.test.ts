@@ -83,7 +83,19 @@ describe.skipIf(skipLab())('installing Ferry on real hosts (packages, init, join
     const build = await execa('bash', [join(repoRoot, 'deploy', 'packaging', 'build-debs'), debs], { cwd: repoRoot, reject: false });
     expect(build.exitCode, build.stderr).toBe(0);
     const files = readdirSync(debs).filter((f) => f.endsWith('.deb'));
-    const install = await execa('dpkg', ['-i', ...PACKAGES.map((p) => join(debs, files.find((f) => f.startsWith(`${p}_`))!))], { reject: false });
+    const install = await execa(
+      'dpkg',
+      [
+        '-i',
+        ...PACKAGES.map((p) =>
+          join(
+            debs,
+            files.find((f) => f.startsWith(`${p}_`))!,
+          ),
+        ),
+      ],
+      { reject: false },
+    );
     expect(install.exitCode, `${install.stdout}\n${install.stderr}`).toBe(0);
 
     supervisor = new Supervisor(join(work, 'run.json'), join(work, 'logs'), log);
@@ -106,7 +118,9 @@ describe.skipIf(skipLab())('installing Ferry on real hosts (packages, init, join
   it('init sets up the control plane, hosts join it, and a workload is created and live-migrated', async () => {
     // 1. the control plane on this machine, on the lab's management address
     const [apiPort, natsPort, redisPort] = await Promise.all([freePort(lab.gateway), freePort(lab.gateway), freePort('127.0.0.1')]);
-    const init = await execa('/usr/sbin/ferry-admin', ['init', '--address', lab.gateway, '--api-port', String(apiPort), '--nats-port', String(natsPort), '--redis-port', String(redisPort)], { reject: false });
+    const init = await execa('/usr/sbin/ferry-admin', ['init', '--address', lab.gateway, '--api-port', String(apiPort), '--nats-port', String(natsPort), '--redis-port', String(redisPort)], {
+      reject: false,
+    });
     expect(init.exitCode, init.stderr).toBe(0);
     console.log(init.stdout.replace(/ferry_[A-Za-z0-9_-]{43}/, 'ferry_<admin token>'));
     adminToken = /^\s+(ferry_[A-Za-z0-9_-]{43})$/m.exec(init.stdout)![1]!;
@@ -128,7 +142,19 @@ describe.skipIf(skipLab())('installing Ferry on real hosts (packages, init, join
     for (const id of HOSTS) {
       const token = await execa('/usr/sbin/ferry-admin', ['join-token', '--quiet']);
       const host = lab.host(id);
-      const [cmd, args] = lab.inHost(id, '/usr/sbin/ferry-agent', ['join', apiUrl, token.stdout.trim(), '--host-id', id, '--address', host.address, '--config', host.agentConfigFile, '--secrets-dir', join(host.dir, 'secrets')]);
+      const [cmd, args] = lab.inHost(id, '/usr/sbin/ferry-agent', [
+        'join',
+        apiUrl,
+        token.stdout.trim(),
+        '--host-id',
+        id,
+        '--address',
+        host.address,
+        '--config',
+        host.agentConfigFile,
+        '--secrets-dir',
+        join(host.dir, 'secrets'),
+      ]);
       const joined = await execa(cmd, args, { reject: false });
       expect(joined.exitCode, joined.stderr).toBe(0);
       console.log(joined.stdout);
@@ -138,10 +164,14 @@ describe.skipIf(skipLab())('installing Ferry on real hosts (packages, init, join
       agents.set(id, startUnit('ferry-agent.service', { '/etc/ferry/agent.json': host.agentConfigFile }, id));
     }
     const hosts = await ferry(['hosts']);
-    await eventually('both hosts up', async () => {
-      const list = await api<{ hosts: HostView[] }>('GET', '/v1/hosts');
-      return HOSTS.every((id) => list.body.hosts.find((h) => h.id === id)?.state === 'up');
-    }, 60_000);
+    await eventually(
+      'both hosts up',
+      async () => {
+        const list = await api<{ hosts: HostView[] }>('GET', '/v1/hosts');
+        return HOSTS.every((id) => list.body.hosts.find((h) => h.id === id)?.state === 'up');
+      },
+      60_000,
+    );
     console.log((await ferry(['hosts'])).stdout || hosts.stderr);
 
     // 3. a workload, created through the API and migrated live with the packaged CLI
@@ -154,10 +184,14 @@ describe.skipIf(skipLab())('installing Ferry on real hosts (packages, init, join
       pool: 'local',
     };
     expect((await api('POST', '/v1/workloads', spec)).status).toBe(202);
-    const placed = await eventually('web running', async () => {
-      const w = (await api<WorkloadView>('GET', '/v1/workloads/web')).body;
-      return w.phase === 'running' && w.observed?.state === 'running' && w.hostId;
-    }, 60_000);
+    const placed = await eventually(
+      'web running',
+      async () => {
+        const w = (await api<WorkloadView>('GET', '/v1/workloads/web')).body;
+        return w.phase === 'running' && w.observed?.state === 'running' && w.hostId;
+      },
+      60_000,
+    );
     const [source, destination] = placed === 'h1' ? ['h1', 'h2'] : ['h2', 'h1'];
     for (let i = 0; i < 3; i++) await talk(lab, destination, '10.77.0.60', 'inc');
     const migrate = await ferry(['migrate', 'web', '--to', destination]);

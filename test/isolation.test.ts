@@ -43,10 +43,14 @@ describe.skipIf(skipLab())('isolation is not failure: control-plane faults fence
       expect(res.status, JSON.stringify(res.body)).toBe(202);
     }
     for (const w of workloads) {
-      await eventually(`${w.id} running`, async () => {
-        const v = await t.cluster.get<WorkloadView>(`/v1/workloads/${w.id}`);
-        return v.phase === 'running' && v.observed?.state === 'running';
-      }, 60_000);
+      await eventually(
+        `${w.id} running`,
+        async () => {
+          const v = await t.cluster.get<WorkloadView>(`/v1/workloads/${w.id}`);
+          return v.phase === 'running' && v.observed?.state === 'running';
+        },
+        60_000,
+      );
     }
   }, 180_000);
 
@@ -119,10 +123,14 @@ describe.skipIf(skipLab())('isolation is not failure: control-plane faults fence
     const host = before.get('iso-a')!.hostId;
     await t.lab.setConnected(host, false);
     // well past down-after: its peers see its storage heartbeat, so it is isolated, not down
-    const isolated = await eventually(`${host} isolated`, async () => {
-      const h = await t.cluster.get<HostView>(`/v1/hosts/${host}`);
-      return h.isolated ? h : null;
-    }, 20_000);
+    const isolated = await eventually(
+      `${host} isolated`,
+      async () => {
+        const h = await t.cluster.get<HostView>(`/v1/hosts/${host}`);
+        return h.isolated ? h : null;
+      },
+      20_000,
+    );
     expect(isolated.state).toBe('suspect');
     await new Promise((resolve) => setTimeout(resolve, 8_000));
     expect((await t.cluster.get<HostView>(`/v1/hosts/${host}`)).state).toBe('suspect');

@@ -150,7 +150,7 @@ describe('hosts join with a one-time token and leave with their identity revoked
     expect((await api('POST', '/v1/join-tokens', { ttlSeconds: 10 })).status).toBe(400);
   });
 
-  it("removing a host revokes its identity at once: its agent is cut off and its credentials stop working", async () => {
+  it('removing a host revokes its identity at once: its agent is cut off and its credentials stop working', async () => {
     const dir = join(work, 'h9', 'secrets');
     const kept = mkdtempSync(join(tmpdir(), 'ferry-kept-'));
     for (const f of ['nats.nk', 'host.crt', 'host.key', 'ca.crt']) copyFileSync(join(dir, f), join(kept, basename(f)));

@@ -246,19 +246,24 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
       const res = await api('POST', '/v1/workloads/cutoff/migrate', { destination: other(source!) });
       expect(res.status).toBe(202);
       // the source's rsync client of this migration's presync, found by its destination URL
-      const killed = await eventually('the presync rsync', async () => {
-        const m = await migration(res.body.migration.id);
-        if (!m.transfer) return null;
-        const needle = `${m.transfer.address}:${m.transfer.rsyncPort}/ct`;
-        for (const pid of readdirSafe('/proc')) {
-          const cmdline = readText(`/proc/${pid}/cmdline`).split('\0');
-          if (cmdline[0]?.endsWith('rsync') && cmdline.some((a) => a.includes(needle))) {
-            process.kill(Number(pid), 'SIGKILL');
-            return pid;
+      const killed = await eventually(
+        'the presync rsync',
+        async () => {
+          const m = await migration(res.body.migration.id);
+          if (!m.transfer) return null;
+          const needle = `${m.transfer.address}:${m.transfer.rsyncPort}/ct`;
+          for (const pid of readdirSafe('/proc')) {
+            const cmdline = readText(`/proc/${pid}/cmdline`).split('\0');
+            if (cmdline[0]?.endsWith('rsync') && cmdline.some((a) => a.includes(needle))) {
+              process.kill(Number(pid), 'SIGKILL');
+              return pid;
+            }
           }
-        }
-        return null;
-      }, 20_000, 10);
+          return null;
+        },
+        20_000,
+        10,
+      );
       expect(killed).toBeTruthy();
       const done = await finished(res.body.migration.id);
       expect(done.state).toBe('rolled-back');

@@ -87,15 +87,23 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
         // stop and start an HA workload: a new process, seen in its host's report
         const before = (await get('nc-a')).observed!.pid;
         expect((await api('POST', '/v1/workloads/nc-a/stop')).status).toBe(202);
-        await eventually('nc-a stopped', async () => {
-          const w = await get('nc-a');
-          return w.phase === 'stopped' && w.observed?.state !== 'running';
-        }, 30_000);
+        await eventually(
+          'nc-a stopped',
+          async () => {
+            const w = await get('nc-a');
+            return w.phase === 'stopped' && w.observed?.state !== 'running';
+          },
+          30_000,
+        );
         expect((await api('POST', '/v1/workloads/nc-a/start')).status).toBe(202);
-        await eventually('nc-a running again', async () => {
-          const w = await get('nc-a');
-          return w.phase === 'running' && w.observed?.state === 'running' && w.observed.pid !== before;
-        }, 30_000);
+        await eventually(
+          'nc-a running again',
+          async () => {
+            const w = await get('nc-a');
+            return w.phase === 'running' && w.observed?.state === 'running' && w.observed.pid !== before;
+          },
+          30_000,
+        );
       },
       async () => {
         // create a workload
@@ -110,10 +118,14 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
         const res = await api('POST', '/v1/workloads/nc-b/migrate', { destination: to });
         expect(res.status, JSON.stringify(res.body)).toBe(202);
         const id = (res.body as { migration: { id: string } }).migration.id;
-        const m = await eventually(`migration ${id} ended`, async () => {
-          const r = await t.cluster.get<{ state: string; rollbackReason?: string }>(`/v1/migrations/${id}`);
-          return ['completed', 'rolled-back', 'failed'].includes(r.state) ? r : null;
-        }, 60_000);
+        const m = await eventually(
+          `migration ${id} ended`,
+          async () => {
+            const r = await t.cluster.get<{ state: string; rollbackReason?: string }>(`/v1/migrations/${id}`);
+            return ['completed', 'rolled-back', 'failed'].includes(r.state) ? r : null;
+          },
+          60_000,
+        );
         expect(m.state, JSON.stringify(m)).toBe('completed');
         expect((await get('nc-b')).hostId).toBe(to);
       },
@@ -132,7 +144,9 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
           const list = await t.cluster.get<HostListResponse>('/v1/hosts').catch(() => null);
           for (const h of list?.hosts ?? []) maxReportAgeMs = Math.max(maxReportAgeMs, h.lastReportAgeMs);
           for (const h of t.lab.hosts) {
-            const text = await fetch(`http://${h.address}:9465/metrics`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.text()).catch(() => '');
+            const text = await fetch(`http://${h.address}:9465/metrics`, { signal: AbortSignal.timeout(1_000) })
+              .then((r) => r.text())
+              .catch(() => '');
             const lease = /^ferry_agent_lease_remaining_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text);
             if (lease) minLeaseMs = Math.min(minLeaseMs, Number(lease[1]) * 1000);
           }
@@ -150,10 +164,12 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
       const rejoinedMs = Date.now() - killedAt;
       watching = false;
       await watch;
-      figures.push(`${name}: killed; operation ${operationMs} ms (${wasDown ? 'within' : 'past'} the outage), max report age ${maxReportAgeMs} ms, min lease left ${Math.round(minLeaseMs)} ms, back with 3 nodes after ${rejoinedMs} ms`);
+      figures.push(
+        `${name}: killed; operation ${operationMs} ms (${wasDown ? 'within' : 'past'} the outage), max report age ${maxReportAgeMs} ms, min lease left ${Math.round(minLeaseMs)} ms, back with 3 nodes after ${rejoinedMs} ms`,
+      );
       expect(n.process.pid).not.toBe(pid);
       expect(maxReportAgeMs, `${name}: a host's reports stopped`).toBeLessThan(1_500);
-      expect(Number.isFinite(minLeaseMs), 'the agents\' lease metric was read').toBe(true);
+      expect(Number.isFinite(minLeaseMs), "the agents' lease metric was read").toBe(true);
       expect(minLeaseMs, `${name}: a lease ran low (acknowledgements stopped)`).toBeGreaterThan(LEASE_MS / 2);
       const list = await t.cluster.get<HostListResponse>('/v1/hosts');
       expect(list.hosts.filter((h) => HOSTS.includes(h.id)).map((h) => h.state)).toEqual(['up', 'up', 'up']);
@@ -162,15 +178,25 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
     // nothing fenced, restarted or declared suspect/down since the cluster started
     for (const host of HOSTS) {
       const h = await history(host);
-      expect(h.filter((e) => e.kind === 'fencing' && e.at >= since), `${host} fenced`).toEqual([]);
-      expect(h.filter((e) => e.kind === 'state' && e.at >= since && /→ (suspect|down)/.test(e.message)), `${host} state`).toEqual([]);
+      expect(
+        h.filter((e) => e.kind === 'fencing' && e.at >= since),
+        `${host} fenced`,
+      ).toEqual([]);
+      expect(
+        h.filter((e) => e.kind === 'state' && e.at >= since && /→ (suspect|down)/.test(e.message)),
+        `${host} state`,
+      ).toEqual([]);
     }
     const { failovers } = await t.cluster.get<{ failovers: FailoverRecord[] }>('/v1/failovers');
     expect(failovers.filter((f) => f.detectedAt >= since)).toEqual([]);
     for (const id of ['nc-a', 'nc-b', 'nc-c']) {
       const w = await get(id);
       expect(w.observed?.state, id).toBe('running');
-      await expectTimersFire(t.lab, HOSTS.find((h) => h !== w.hostId)!, w.spec.networks[0]!.address);
+      await expectTimersFire(
+        t.lab,
+        HOSTS.find((h) => h !== w.hostId)!,
+        w.spec.networks[0]!.address,
+      );
     }
   }, 300_000);
 
@@ -212,7 +238,7 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
     console.log(`admitting a host with one of three nodes down took ${admitMs} ms`);
   }, 120_000);
 
-  it('lets no route in but a NATS node\'s: a server with another certificate of the cluster CA is refused', async () => {
+  it("lets no route in but a NATS node's: a server with another certificate of the cluster CA is refused", async () => {
     const dir = t.cluster.secrets.dir;
     // what a host that joined holds: a certificate of the cluster CA with serverAuth and clientAuth
     const rogueTls = await issueCertificate(t.cluster.secrets.ca, dir, 'agent-rogue', { ips: [t.lab.gateway], dns: [] }, ['serverAuth', 'clientAuth']);
@@ -232,8 +258,11 @@ describe.skipIf(skipLab())('a three-node NATS cluster: one node dies, the cluste
     const offsets = logs.map((l) => statSync(l).size);
     const rogue = t.cluster.supervisor.spawn('nats-rogue', 'nats-server', ['-c', join(dir, 'rogue.conf')]);
     try {
-      await eventually('every node refused the rogue route', async () =>
-        logs.every((l, i) => readFileSync(l, 'utf8').slice(offsets[i]).includes('Router connection closed: Authentication Failure')), 15_000);
+      await eventually(
+        'every node refused the rogue route',
+        async () => logs.every((l, i) => readFileSync(l, 'utf8').slice(offsets[i]).includes('Router connection closed: Authentication Failure')),
+        15_000,
+      );
       const views = await t.cluster.natsClusterView();
       for (const n of t.cluster.natsServers) expect(views.get(n.name), n.name).toHaveLength(3);
       // nothing published on the rogue reaches the cluster: it has no route (it lists no other node)

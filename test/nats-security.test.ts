@@ -63,7 +63,7 @@ describe('NATS: TLS only, one NKey identity per process, least privilege', () =>
     expect(await refusedConnect({ servers: t.cluster.natsUrl, authenticator: nkeyAuthenticator(readSeed(seedFile)), tls: {} })).not.toBe('connected');
   });
 
-  it("does not let a host speak for another: no forged capacity, no forged lease acknowledgements", async () => {
+  it('does not let a host speak for another: no forged capacity, no forged lease acknowledgements', async () => {
     const before = await t.cluster.get<StatsResponse>('/v1/stats');
     const h1 = await as('agent-h1');
     h1.nc.publish(subjects.capacity('h2'), encodeJson({ v: 1, hostId: 'h2' }));
@@ -114,9 +114,7 @@ describe('NATS: TLS only, one NKey identity per process, least privilege', () =>
     })().catch(() => undefined);
     await observer.nc.flush();
     await eventually('the refusals', async () => observer.refused.length >= 3);
-    expect(observer.refused).toEqual(
-      expect.arrayContaining([`publish ${subjects.agentCommand('h1', 'container.stop')}`, `publish ${subjects.hostEvents}`, `subscription ${subjects.capacityAll}`]),
-    );
+    expect(observer.refused).toEqual(expect.arrayContaining([`publish ${subjects.agentCommand('h1', 'container.stop')}`, `publish ${subjects.hostEvents}`, `subscription ${subjects.capacityAll}`]));
   });
 
   it("closes a revoked host's connection at once, and its credentials stop working", async () => {

@@ -49,11 +49,15 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
   const hostOf = async (id: string) => ((await api('GET', `/v1/workloads/${id}`)).body as WorkloadView).hostId!;
   const create = async (s: WorkloadSpecInput) => {
     expect((await api('POST', '/v1/workloads', s)).status).toBe(202);
-    return eventually(`${s.id} running`, async () => {
-      const w = (await api('GET', `/v1/workloads/${s.id}`)).body as WorkloadView;
-      if (w.phase === 'failed') throw new Error(`${s.id} failed: ${w.error?.message}`);
-      return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
-    }, 60_000);
+    return eventually(
+      `${s.id} running`,
+      async () => {
+        const w = (await api('GET', `/v1/workloads/${s.id}`)).body as WorkloadView;
+        if (w.phase === 'failed') throw new Error(`${s.id} failed: ${w.error?.message}`);
+        return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
+      },
+      60_000,
+    );
   };
 
   beforeAll(async () => {
@@ -81,7 +85,10 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     expect(table.stdout.split('\n')[0]).toMatch(/^HOST\s+STATE\s+ADDRESS\s+CPUS/);
     expect(table.stdout).toMatch(/\nh1\s+up\s/);
     const json = JSON.parse((await ferry(['hosts', '-o', 'json'])).stdout) as HostListResponse;
-    expect(json.hosts.map((h) => [h.id, h.state])).toEqual([['h1', 'up'], ['h2', 'up']]);
+    expect(json.hosts.map((h) => [h.id, h.state])).toEqual([
+      ['h1', 'up'],
+      ['h2', 'up'],
+    ]);
     const yaml = parseYaml((await ferry(['workloads', '-o', 'yaml'])).stdout) as { workloads: WorkloadView[] };
     expect(yaml.workloads.map((w) => w.spec.id)).toContain('op-a');
 
@@ -140,7 +147,7 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     const dry = await linked(['migrate', 'op-a', '--dry-run']);
     expect(dry.exitCode, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(`dry run: op-a could move ${host} → ${host === 'h1' ? 'h2' : 'h1'}`);
-    expect(dry.stdout).toMatch(/\n  destination  h\d \(.+\)\n  strategy     \S+ \(.+\)\n  expect       freeze [\d.]+ (ms|s), total [\d.]+ (ms|s), .+ to send \(.+\)\n  checks       passed: /);
+    expect(dry.stdout).toMatch(/\n {2}destination {2}h\d \(.+\)\n {2}strategy {5}\S+ \(.+\)\n {2}expect {7}freeze [\d.]+ (ms|s), total [\d.]+ (ms|s), .+ to send \(.+\)\n {2}checks {7}passed: /);
     const dryJson = JSON.parse((await linked(['migrate', 'op-a', '--dry-run', '-o', 'json'])).stdout);
     expect(dryJson).toMatchObject({ dryRun: true, ok: true, workloadId: 'op-a', source: host, destination: host === 'h1' ? 'h2' : 'h1' });
     expect(await hostOf('op-a')).toBe(host); // nothing moved
@@ -165,7 +172,10 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
       await eventually(`${id} completed`, async () => ((await api('GET', `/v1/migrations/${id}`)).body as MigrationRecord).state === 'completed', 60_000);
     }
     const moved = ((await api('GET', '/v1/migrations?workload=op-a')).body as { migrations: MigrationRecord[] }).migrations;
-    expect(moved.every((m) => m.predicted && m.predicted.freezeMs >= 0 && m.predicted.seconds > 0), JSON.stringify(moved.map((m) => m.predicted))).toBe(true);
+    expect(
+      moved.every((m) => m.predicted && m.predicted.freezeMs >= 0 && m.predicted.seconds > 0),
+      JSON.stringify(moved.map((m) => m.predicted)),
+    ).toBe(true);
     const learned = JSON.parse((await linked(['migrate', 'op-a', '--dry-run', '-o', 'json'])).stdout) as { predicted: { basis: string } };
     expect(learned.predicted.basis).toMatch(/^\d+ measured \(/);
     const list = await linked(['migrations', '--workload', 'op-a']);
@@ -190,7 +200,10 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
 
     // Content-Type: application/json with nothing after it, as curl -H and many SDKs send it
     const empty = (method: string, path: string) =>
-      fetch(`${t.cluster.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${t.cluster.token}`, 'content-type': 'application/json' } }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+      fetch(`${t.cluster.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${t.cluster.token}`, 'content-type': 'application/json' } }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as any,
+      }));
     const created = await api('POST', '/v1/workloads', spec('op-empty', '10.77.0.163', 16, false));
     expect(created.status).toBe(202);
     expect(created.body.warnings).toEqual([]);
@@ -246,12 +259,18 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
     await eventually('migration events on the stream', async () => seen.includes('"type":"migration.finished"'), 15_000);
     follow.kill('SIGINT');
     expect((await follow).exitCode).toBe(0);
-    const lines = seen.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const lines = seen
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
     expect(lines.some((e) => e.type === 'migration.phase')).toBe(true);
   }, 180_000);
 
   it('serves OpenAPI 3 from the zod schemas, with a docs page, without a token', async () => {
-    const doc = (await http(`${t.cluster.apiUrl}/v1/openapi.json`)).body as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>> };
+    const doc = (await http(`${t.cluster.apiUrl}/v1/openapi.json`)).body as {
+      openapi: string;
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } }>>;
+    };
     expect(doc.openapi).toBe('3.0.3');
     const migrate = doc.paths['/v1/workloads/{id}/migrate']!.post!;
     expect(Object.keys(migrate.requestBody!.content['application/json']!.schema.properties)).toEqual(expect.arrayContaining(['destination', 'strategy']));

@@ -32,14 +32,17 @@ describe.skipIf(skipLab())('planning on a lab: compatibility, maintenance, rebal
 
   const api = (method: string, path: string, body?: unknown) => http(`${t.cluster.apiUrl}${path}`, { token: t.cluster.token, method, body });
   const get = (id: string) => t.cluster.get<WorkloadView>(`/v1/workloads/${id}`);
-  const talk = async (fromHost: string, address: string, line: string) =>
-    (await t.lab.exec(fromHost, 'busybox', ['nc', '-w', '3', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
+  const talk = async (fromHost: string, address: string, line: string) => (await t.lab.exec(fromHost, 'busybox', ['nc', '-w', '3', address, '7000'], { input: `${line}\nquit\n` })).stdout.trim();
   const running = (id: string) =>
-    eventually(`${id} running`, async () => {
-      const w = await get(id);
-      if (w.phase === 'failed') throw new Error(w.error?.message);
-      return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
-    }, 30_000);
+    eventually(
+      `${id} running`,
+      async () => {
+        const w = await get(id);
+        if (w.phase === 'failed') throw new Error(w.error?.message);
+        return w.phase === 'running' && w.observed?.state === 'running' ? w : null;
+      },
+      30_000,
+    );
   const maintenance = async (host: string) => (await t.cluster.get<HostView>(`/v1/hosts/${host}`)).maintenance;
 
   it('drains a host of its 4 containers live: each keeps running, elsewhere, state intact', async () => {
@@ -63,10 +66,14 @@ describe.skipIf(skipLab())('planning on a lab: compatibility, maintenance, rebal
     const compat = await api('GET', '/v1/compat?workload=d3&host=h1');
     expect(compat.body.reasons.map((r: { code: string }) => r.code)).toContain('HOST_IN_MAINTENANCE');
 
-    const plan = await eventually('the evacuation to finish', async () => {
-      const p = (await api('GET', `/v1/plans/${planId}`)).body as PlanRecord;
-      return ['completed', 'failed', 'cancelled'].includes(p.state) ? p : null;
-    }, 120_000);
+    const plan = await eventually(
+      'the evacuation to finish',
+      async () => {
+        const p = (await api('GET', `/v1/plans/${planId}`)).body as PlanRecord;
+        return ['completed', 'failed', 'cancelled'].includes(p.state) ? p : null;
+      },
+      120_000,
+    );
     expect(plan.state).toBe('completed');
     expect(plan.moves.every((m) => m.status === 'completed')).toBe(true);
     expect((await maintenance('h1'))?.state).toBe('in');
@@ -140,10 +147,14 @@ describe.skipIf(skipLab())('planning on a lab: compatibility, maintenance, rebal
     const executed = await api('POST', `/v1/plans/${fresh.id}/execute`);
     expect(executed.status).toBe(202);
     expect(executed.body.moves.map((m: { workload: string; to: string }) => [m.workload, m.to])).toEqual(fresh.moves.map((m) => [m.workload, m.to]));
-    const done = await eventually('the rebalance', async () => {
-      const p = (await api('GET', `/v1/plans/${fresh.id}`)).body as PlanRecord;
-      return ['completed', 'failed'].includes(p.state) ? p : null;
-    }, 120_000);
+    const done = await eventually(
+      'the rebalance',
+      async () => {
+        const p = (await api('GET', `/v1/plans/${fresh.id}`)).body as PlanRecord;
+        return ['completed', 'failed'].includes(p.state) ? p : null;
+      },
+      120_000,
+    );
     expect(done.state).toBe('completed');
     for (const m of done.moves) expect((await get(m.workload)).hostId).toBe(m.to);
     expect((await api('POST', `/v1/plans/${fresh.id}/execute`)).status).toBe(409);

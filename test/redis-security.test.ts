@@ -91,7 +91,20 @@ describe('Redis: no anonymous user, one ACL user per role, no password in argume
       for (const redis of [api, scheduler]) {
         expect(await outcome(() => redis.get('other:hosts'))).toMatch(/^NOPERM.*keys/);
         expect(await outcome(() => redis.set('stray', 'x'))).toMatch(/^NOPERM.*keys/);
-        for (const command of [['FLUSHALL'], ['FLUSHDB'], ['CONFIG', 'GET', '*'], ['KEYS', '*'], ['ACL', 'LIST'], ['CLIENT', 'LIST'], ['CLIENT', 'KILL', 'TYPE', 'normal'], ['SHUTDOWN'], ['MONITOR'], ['FUNCTION', 'FLUSH'], ['SCRIPT', 'FLUSH'], ['PUBLISH', 'x', 'y']]) {
+        for (const command of [
+          ['FLUSHALL'],
+          ['FLUSHDB'],
+          ['CONFIG', 'GET', '*'],
+          ['KEYS', '*'],
+          ['ACL', 'LIST'],
+          ['CLIENT', 'LIST'],
+          ['CLIENT', 'KILL', 'TYPE', 'normal'],
+          ['SHUTDOWN'],
+          ['MONITOR'],
+          ['FUNCTION', 'FLUSH'],
+          ['SCRIPT', 'FLUSH'],
+          ['PUBLISH', 'x', 'y'],
+        ]) {
           expect(await outcome(() => redis.call(command[0]!, ...command.slice(1))), command.join(' ')).toMatch(/^NOPERM.*command/);
         }
       }
@@ -103,10 +116,7 @@ describe('Redis: no anonymous user, one ACL user per role, no password in argume
   });
 
   it('keeps every password out of every command line and environment: only file paths are there', async () => {
-    const passwordFiles = [
-      inject('redisAdminPasswordFile'),
-      ...[t.cluster, embedded.cluster].flatMap((c) => [c.redisCredentials('scheduler').passwordFile, c.redisCredentials('api').passwordFile]),
-    ];
+    const passwordFiles = [inject('redisAdminPasswordFile'), ...[t.cluster, embedded.cluster].flatMap((c) => [c.redisCredentials('scheduler').passwordFile, c.redisCredentials('api').passwordFile])];
     for (const file of passwordFiles) expect(statSync(file).mode & 0o777, file).toBe(0o600);
     const passwords = passwordFiles.map((file) => readRedisPassword(file));
     expect(passwords.every((p) => p.length >= 43)).toBe(true);
@@ -122,14 +132,26 @@ describe('Redis: no anonymous user, one ACL user per role, no password in argume
     // the services: a user and a password file, a URL without credentials
     for (const cluster of [t.cluster, embedded.cluster]) {
       for (const managed of cluster.supervisor.list().filter((m) => !m.exited && (m.name === 'api' || m.name.startsWith('scheduler')))) {
-        const env = Object.fromEntries(byPid.get(managed.pid)!.environ.split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+        const env = Object.fromEntries(
+          byPid
+            .get(managed.pid)!
+            .environ.split('\0')
+            .filter(Boolean)
+            .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        );
         const role = managed.name === 'api' ? 'api' : 'scheduler';
         expect(env).toMatchObject({ FERRY_REDIS_URL: cluster.redisUrl, FERRY_REDIS_USER: `${cluster.keyPrefix}-${role}`, FERRY_REDIS_PASSWORD_FILE: cluster.redisCredentials(role).passwordFile });
       }
     }
     // the redis-servers: started with their configuration file only, no flags (redis-server
     // rewrites its /proc title, so the embedded one's arguments are checked as spawned)
-    for (const pid of [inject('redisPid'), ...embedded.cluster.supervisor.list().filter((m) => m.name === 'redis').map((m) => m.pid)]) {
+    for (const pid of [
+      inject('redisPid'),
+      ...embedded.cluster.supervisor
+        .list()
+        .filter((m) => m.name === 'redis')
+        .map((m) => m.pid),
+    ]) {
       expect(byPid.get(pid)!.cmdline).toMatch(/^redis-server/);
       expect(byPid.get(pid)!.cmdline).not.toContain('requirepass');
     }

@@ -6,7 +6,7 @@ import { sentinelView } from '@ferry/deploy';
 import type { FailoverRecord, HostHistoryEntry, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { readRedisPassword } from '@ferry/runtime';
 import { REDIS_ADMIN_USER, REDIS_REPLICA_USER, REDIS_SENTINEL_USER } from '@ferry/security';
-import { eventually, http } from './helpers/cluster.ts';
+import { eventually } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { expectTimersFire, labApi } from './helpers/workload.ts';
 
@@ -52,7 +52,15 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
   const history = async (host: string) => (await t.cluster.get<{ history: HostHistoryEntry[] }>(`/v1/hosts/${host}/history`)).history;
   const workloads = async () => (await t.cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads;
   const direct = (port: number, user: string | null, password?: string) => {
-    const r = new Redis({ host: '127.0.0.1', port, ...(user ? { username: user, password: password! } : {}), lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const r = new Redis({
+      host: '127.0.0.1',
+      port,
+      ...(user ? { username: user, password: password! } : {}),
+      lazyConnect: true,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     r.on('error', () => {});
     return r;
   };
@@ -104,7 +112,9 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
       expect(environ.some((e) => e.startsWith('FERRY_REDIS_URL='))).toBe(false);
     }
     const secretsDir = join(t.stateDir, 'secrets', 'redis');
-    const passwords = ['ferry-admin', REDIS_REPLICA_USER, REDIS_SENTINEL_USER, `${t.cluster.keyPrefix}-api`, `${t.cluster.keyPrefix}-scheduler`].map((u) => readFileSync(join(secretsDir, `${u}.password`), 'utf8').trim());
+    const passwords = ['ferry-admin', REDIS_REPLICA_USER, REDIS_SENTINEL_USER, `${t.cluster.keyPrefix}-api`, `${t.cluster.keyPrefix}-scheduler`].map((u) =>
+      readFileSync(join(secretsDir, `${u}.password`), 'utf8').trim(),
+    );
     for (const p of t.cluster.supervisor.list().filter((x) => !x.exited)) {
       const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8');
       const environ = readFileSync(`/proc/${p.pid}/environ`, 'utf8');
@@ -162,10 +172,7 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
     const poll = (async () => {
       while (polling) {
         const i = n++;
-        const [read, write] = await Promise.all([
-          api('GET', '/v1/workloads'),
-          api('POST', '/v1/tokens', { name: `poll-${i}`, role: 'viewer' }),
-        ]);
+        const [read, write] = await Promise.all([api('GET', '/v1/workloads'), api('POST', '/v1/tokens', { name: `poll-${i}`, role: 'viewer' })]);
         const at = Date.now();
         seen.push({ at, route: 'GET /v1/workloads', status: read.status, code: read.body?.code });
         seen.push({ at, route: 'POST /v1/tokens', status: write.status, code: write.body?.code });
@@ -178,17 +185,27 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
     const killedAt = Date.now();
     await t.cluster.supervisor.stop(primary.process, 0); // SIGKILL, and not restarted
     let promotedAt = 0;
-    const promoted = eventually('a Sentinel names the replica', async () => {
-      const v = await sentinelView(sentinelNodes[0]!, masterName, adminPassword).catch(() => null);
-      if (v?.primary !== `127.0.0.1:${replica.port}`) return null;
-      promotedAt = Date.now();
-      return v;
-    }, BACK_WITHIN_MS, 50);
+    const promoted = eventually(
+      'a Sentinel names the replica',
+      async () => {
+        const v = await sentinelView(sentinelNodes[0]!, masterName, adminPassword).catch(() => null);
+        if (v?.primary !== `127.0.0.1:${replica.port}`) return null;
+        promotedAt = Date.now();
+        return v;
+      },
+      BACK_WITHIN_MS,
+      50,
+    );
     const first503 = await eventually('a 503', async () => seen.find((s) => s.at > killedAt && s.status === 503), 5_000, 20);
-    const backAt = await eventually('the API answering again', async () => {
-      const ok = seen.find((s) => s.at > first503.at && s.route === 'GET /v1/workloads' && s.status === 200);
-      return ok?.at;
-    }, BACK_WITHIN_MS, 20);
+    const backAt = await eventually(
+      'the API answering again',
+      async () => {
+        const ok = seen.find((s) => s.at > first503.at && s.route === 'GET /v1/workloads' && s.status === 200);
+        return ok?.at;
+      },
+      BACK_WITHIN_MS,
+      20,
+    );
     await promoted;
     // a while longer, to see it stays answering
     await new Promise((r) => setTimeout(r, 1_000));
@@ -200,7 +217,10 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
     // only answers and 503s: never a 500, never anything else
     expect(seen.filter((s) => ![200, 201, 503].includes(s.status))).toEqual([]);
     for (const s of seen.filter((x) => x.status === 503)) expect(s.code).toBe('UNAVAILABLE');
-    expect(seen.filter((s) => s.at > backAt + 500).every((s) => s.status === 200 || s.status === 201), 'answering once back').toBe(true);
+    expect(
+      seen.filter((s) => s.at > backAt + 500).every((s) => s.status === 200 || s.status === 201),
+      'answering once back',
+    ).toBe(true);
     expect(backAt - killedAt).toBeLessThan(BACK_WITHIN_MS);
     expect(primary.process.exited).toBe(true);
 
@@ -223,10 +243,14 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
     expect((await api('POST', '/v1/workloads/rs-a/stop')).status).toBe(202);
     await eventually('rs-a stopped', async () => (await get('rs-a')).phase === 'stopped', 30_000);
     expect((await api('POST', '/v1/workloads/rs-a/start')).status).toBe(202);
-    await eventually('rs-a running again', async () => {
-      const w = await get('rs-a');
-      return w.phase === 'running' && w.observed?.state === 'running' && w.observed.pid !== a;
-    }, 30_000);
+    await eventually(
+      'rs-a running again',
+      async () => {
+        const w = await get('rs-a');
+        return w.phase === 'running' && w.observed?.state === 'running' && w.observed.pid !== a;
+      },
+      30_000,
+    );
     const b = await get('rs-b');
     const to = HOSTS.find((h) => h !== b.hostId)!;
     const res = await api('POST', '/v1/workloads/rs-b/migrate', { destination: to });
@@ -237,14 +261,24 @@ describe.skipIf(skipLab())('Redis behind Sentinel: the primary dies, the replica
     for (const id of ['rs-a', 'rs-b', 'rs-c']) {
       const w = await get(id);
       expect(w.observed?.state, id).toBe('running');
-      await expectTimersFire(t.lab, HOSTS.find((h) => h !== w.hostId)!, w.spec.networks[0]!.address);
+      await expectTimersFire(
+        t.lab,
+        HOSTS.find((h) => h !== w.hostId)!,
+        w.spec.networks[0]!.address,
+      );
     }
 
     // nothing fenced, no host suspect or down, no failover of a host
     for (const host of HOSTS) {
       const h = await history(host);
-      expect(h.filter((e) => e.kind === 'fencing' && e.at >= since), `${host} fenced`).toEqual([]);
-      expect(h.filter((e) => e.kind === 'state' && e.at >= since && /→ (suspect|down)/.test(e.message)), `${host} state`).toEqual([]);
+      expect(
+        h.filter((e) => e.kind === 'fencing' && e.at >= since),
+        `${host} fenced`,
+      ).toEqual([]);
+      expect(
+        h.filter((e) => e.kind === 'state' && e.at >= since && /→ (suspect|down)/.test(e.message)),
+        `${host} state`,
+      ).toEqual([]);
     }
     const { failovers } = await t.cluster.get<{ failovers: FailoverRecord[] }>('/v1/failovers');
     expect(failovers.filter((f) => f.detectedAt >= since)).toEqual([]);

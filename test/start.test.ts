@@ -16,7 +16,6 @@ interface RunFile {
 
 const dirs: string[] = [];
 
-
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
@@ -39,10 +38,14 @@ async function startMainJob(previousStateDir?: string) {
     env: { ...env, FERRY_STATE_DIR: stateDir, FERRY_API_PORT: String(port), FERRY_API_TOKEN: token },
   });
   child.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await eventually('"hosts up" from npm start', async () => {
-    if (child.exitCode !== null) throw new Error(`npm start exited: ${output}`);
-    return output.includes('hosts up');
-  }, 45_000);
+  await eventually(
+    '"hosts up" from npm start',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`npm start exited: ${output}`);
+      return output.includes('hosts up');
+    },
+    45_000,
+  );
   const run = JSON.parse(readFileSync(join(stateDir, 'run.json'), 'utf8')) as RunFile;
   const labId = /lab ([0-9a-f]{4}): hosts/.exec(output)?.[1];
   if (!labId) throw new Error(`npm start did not name its lab: ${output}`);
@@ -89,11 +92,15 @@ describe.skipIf(skipLab())('npm start (the main job)', () => {
     });
     for (const n of [1, 2]) {
       expect((await http(`${job.url}/v1/workloads`, { token: job.token, method: 'POST', body: big(n) })).status).toBe(202);
-      await eventually(`big-${n} running`, async () => {
-        const w = (await http(`${job.url}/v1/workloads/big-${n}`, { token: job.token })).body as WorkloadView;
-        if (w.phase === 'failed') throw new Error(`big-${n} failed: ${w.error?.message}`);
-        return w.phase === 'running';
-      }, 60_000);
+      await eventually(
+        `big-${n} running`,
+        async () => {
+          const w = (await http(`${job.url}/v1/workloads/big-${n}`, { token: job.token })).body as WorkloadView;
+          if (w.phase === 'failed') throw new Error(`big-${n} failed: ${w.error?.message}`);
+          return w.phase === 'running';
+        },
+        60_000,
+      );
     }
     const refused = await http(`${job.url}/v1/workloads`, { token: job.token, method: 'POST', body: big(3) });
     expect(refused.status).toBe(409);

@@ -180,8 +180,7 @@ function stageWorkspace(deb: string, name: string): void {
   put(deb, join(MODULES, name, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 }
 
-const wrapper = (main: string) =>
-  `#!/bin/sh\n# Ferry, installed by a Debian package: runs the built JavaScript with plain node.\nexec ${NODE} ${main} "$@"\n`;
+const wrapper = (main: string) => `#!/bin/sh\n# Ferry, installed by a Debian package: runs the built JavaScript with plain node.\nexec ${NODE} ${main} "$@"\n`;
 const mainOf = (name: string, file = 'main.js') => `${MODULES}/${name}/src/${file}`;
 
 say(`staging ${version} in ${staging}`);
@@ -228,23 +227,34 @@ const readme = readFileSync(join(here, 'README.md'), 'utf8');
 for (const deb of ['ferry-common', 'ferry-agent', 'ferry-control', 'ferry-cli']) put(deb, `/usr/share/doc/${deb}/README.packaging.md`, readme);
 
 // --- control files and the build ------------------------------------------------------------------
-const hasNative = (dir: string): boolean =>
-  readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? hasNative(join(dir, e.name)) : e.name.endsWith('.node')));
+const hasNative = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? hasNative(join(dir, e.name)) : e.name.endsWith('.node')));
 const hostArch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
 const exact = `(= ${version})`;
 const CONTROL: Record<string, { depends: string; description: string[] }> = {
   'ferry-common': {
     depends: NODE_DEPENDS,
-    description: ['Ferry: shared runtime (built JavaScript and its dependencies)', 'The workspace libraries and third-party modules under /usr/lib/ferry that', 'ferry-agent and ferry-control run with.'],
+    description: [
+      'Ferry: shared runtime (built JavaScript and its dependencies)',
+      'The workspace libraries and third-party modules under /usr/lib/ferry that',
+      'ferry-agent and ferry-control run with.',
+    ],
   },
   'ferry-agent': {
     // CRIU >= 4.2 is not in bookworm: deploy/setup installs it privately (/usr/local/sbin/criu); postinst warns without it
     depends: `ferry-common ${exact}, ${NODE_DEPENDS}, runc, rsync, nftables, iproute2`,
-    description: ['Ferry: host agent and fence guard', 'Runs OS containers (runc), reports capacity, moves containers with rsync and', 'CRIU (>= 4.2, installed separately), fences HA containers when its lease lapses.'],
+    description: [
+      'Ferry: host agent and fence guard',
+      'Runs OS containers (runc), reports capacity, moves containers with rsync and',
+      'CRIU (>= 4.2, installed separately), fences HA containers when its lease lapses.',
+    ],
   },
   'ferry-control': {
     depends: `ferry-common ${exact}, ${NODE_DEPENDS}, nats-server, redis-server, openssl, adduser | passwd`,
-    description: ['Ferry: control plane (scheduler, API, NATS and Redis units)', 'The scheduler, the HTTP API and dashboard, ferry-admin, and systemd units for', 'the NATS and Redis servers they use (separate from the stock ones).'],
+    description: [
+      'Ferry: control plane (scheduler, API, NATS and Redis units)',
+      'The scheduler, the HTTP API and dashboard, ferry-admin, and systemd units for',
+      'the NATS and Redis servers they use (separate from the stock ones).',
+    ],
   },
   'ferry-cli': {
     depends: NODE_DEPENDS,

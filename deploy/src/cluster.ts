@@ -189,12 +189,18 @@ export class LocalCluster {
       return;
     }
     if (options.redisUrl === undefined) {
-      const redis = await startRedis(this.supervisor, join(options.stateDir, 'redis'), { host, passwords: this.redisPasswords, users, persistent: options.persistentRedis ?? true, ...(options.redisRestart ? { restart: options.redisRestart } : {}) });
+      const redis = await startRedis(this.supervisor, join(options.stateDir, 'redis'), {
+        host,
+        passwords: this.redisPasswords,
+        users,
+        persistent: options.persistentRedis ?? true,
+        ...(options.redisRestart ? { restart: options.redisRestart } : {}),
+      });
       this.redisUrl = redis.url;
       this.redisAdminCredentials = redis.admin;
       return;
     }
-    if (!options.redisAdmin) throw new Error('a Redis given by URL needs an administrator (redisAdmin: user and password file) to create the cluster\'s users');
+    if (!options.redisAdmin) throw new Error("a Redis given by URL needs an administrator (redisAdmin: user and password file) to create the cluster's users");
     this.redisUrl = options.redisUrl;
     this.redisAdminCredentials = options.redisAdmin;
     const admin = this.redisAdmin({ maxRetriesPerRequest: 2 });

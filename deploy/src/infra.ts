@@ -295,11 +295,7 @@ export async function startRedisSentinel(
   const adminPassword = password(REDIS_ADMIN_USER);
   const user = (name: string, rules: string[]): RedisAclUser => ({ name, passwordHash: passwordHash(password(name)), rules });
   const serverUsers = [user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES), user(REDIS_REPLICA_USER, REDIS_REPLICA_RULES), user(REDIS_SENTINEL_USER, REDIS_SENTINEL_RULES), ...(options.users ?? [])];
-  const sentinelUsers = [
-    user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES),
-    user(REDIS_SENTINEL_USER, SENTINEL_PEER_RULES),
-    ...(options.users ?? []).map((u) => ({ ...u, rules: SENTINEL_CLIENT_RULES })),
-  ];
+  const sentinelUsers = [user(REDIS_ADMIN_USER, REDIS_ADMIN_RULES), user(REDIS_SENTINEL_USER, SENTINEL_PEER_RULES), ...(options.users ?? []).map((u) => ({ ...u, rules: SENTINEL_CLIENT_RULES }))];
 
   const names = Array.from({ length: replicas + 1 }, (_, i) => `redis-${i + 1}`);
   const sentinelNames = ['sentinel-1', 'sentinel-2', 'sentinel-3'];
@@ -422,7 +418,8 @@ export async function waitForSentinels(set: EmbeddedRedisSentinel, adminPassword
     const ok = views.every((v) => typeof v === 'object' && v.flags === 'master' && v.replicas >= replicas && v.otherSentinels >= running.length - 1);
     const primaries = new Set(views.map((v) => (typeof v === 'object' ? v.primary : v)));
     if (ok && primaries.size === 1) return [...primaries][0] as string;
-    if (Date.now() > deadline) throw new Error(`the Redis Sentinels do not agree on a healthy primary with ${replicas} replicas within ${timeoutMs} ms: ${JSON.stringify(last)}; see ${set.sentinelNodes[0]!.process.logFile}`);
+    if (Date.now() > deadline)
+      throw new Error(`the Redis Sentinels do not agree on a healthy primary with ${replicas} replicas within ${timeoutMs} ms: ${JSON.stringify(last)}; see ${set.sentinelNodes[0]!.process.logFile}`);
     await sleep(200);
   }
 }

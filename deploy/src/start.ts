@@ -13,26 +13,28 @@ const optional = <S extends z.ZodType>(schema: S) => z.preprocess((v) => (v === 
 
 const StartEnv = z
   .object({
-  /** an existing Redis (no credentials in the URL) instead of the embedded one… */
-  FERRY_REDIS_URL: optional(z.string().refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), 'must not contain credentials: name the administrator with FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE')),
-  /** …and its administrator, who creates this cluster's users (ACL SETUSER) */
-  FERRY_REDIS_ADMIN_USER: optional(z.string().min(1)),
-  FERRY_REDIS_ADMIN_PASSWORD_FILE: optional(z.string().startsWith('/', 'must be an absolute path')),
-  FERRY_API_PORT: optional(z.coerce.number().int().min(1).max(65_535)),
-  FERRY_API_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
-  FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
-  FERRY_HOSTS: z.coerce.number().int().min(1).max(16).default(3),
-  FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
-  /** HA admission control (N+1): on in the demo unless turned off */
-  FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
-  /** embedded nats-servers: one, or a cluster of three */
-  FERRY_NATS_NODES: z.enum(['1', '3']).default('1'),
-  /** the embedded Redis: one server (0), or a primary with that many replicas and three Sentinels */
-  FERRY_REDIS_REPLICAS: z.enum(['0', '1', '2'], { message: 'must be 0 (one Redis server), 1 or 2 (a primary with that many replicas, and three Sentinels)' }).default('0'),
+    /** an existing Redis (no credentials in the URL) instead of the embedded one… */
+    FERRY_REDIS_URL: optional(
+      z.string().refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), 'must not contain credentials: name the administrator with FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE'),
+    ),
+    /** …and its administrator, who creates this cluster's users (ACL SETUSER) */
+    FERRY_REDIS_ADMIN_USER: optional(z.string().min(1)),
+    FERRY_REDIS_ADMIN_PASSWORD_FILE: optional(z.string().startsWith('/', 'must be an absolute path')),
+    FERRY_API_PORT: optional(z.coerce.number().int().min(1).max(65_535)),
+    FERRY_API_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
+    FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
+    FERRY_HOSTS: z.coerce.number().int().min(1).max(16).default(3),
+    FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
+    /** HA admission control (N+1): on in the demo unless turned off */
+    FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
+    /** embedded nats-servers: one, or a cluster of three */
+    FERRY_NATS_NODES: z.enum(['1', '3']).default('1'),
+    /** the embedded Redis: one server (0), or a primary with that many replicas and three Sentinels */
+    FERRY_REDIS_REPLICAS: z.enum(['0', '1', '2'], { message: 'must be 0 (one Redis server), 1 or 2 (a primary with that many replicas, and three Sentinels)' }).default('0'),
   })
   .refine((env) => !env.FERRY_REDIS_URL || (env.FERRY_REDIS_ADMIN_USER && env.FERRY_REDIS_ADMIN_PASSWORD_FILE), {
     path: ['FERRY_REDIS_ADMIN_USER'],
-    message: 'FERRY_REDIS_URL needs FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE (an administrator who creates the cluster\'s Redis users)',
+    message: "FERRY_REDIS_URL needs FERRY_REDIS_ADMIN_USER and FERRY_REDIS_ADMIN_PASSWORD_FILE (an administrator who creates the cluster's Redis users)",
   })
   .refine((env) => !env.FERRY_REDIS_URL || env.FERRY_REDIS_REPLICAS === '0', {
     path: ['FERRY_REDIS_REPLICAS'],
@@ -82,8 +84,22 @@ async function main(): Promise<void> {
     })();
     return stopping;
   };
-  process.on('SIGINT', () => void stop('SIGINT').then(() => process.exit(0), () => process.exit(1)));
-  process.on('SIGTERM', () => void stop('SIGTERM').then(() => process.exit(0), () => process.exit(1)));
+  process.on(
+    'SIGINT',
+    () =>
+      void stop('SIGINT').then(
+        () => process.exit(0),
+        () => process.exit(1),
+      ),
+  );
+  process.on(
+    'SIGTERM',
+    () =>
+      void stop('SIGTERM').then(
+        () => process.exit(0),
+        () => process.exit(1),
+      ),
+  );
 
   try {
     console.log(`creating a lab of ${hostIds.length} hosts (network namespaces) …`);
@@ -92,7 +108,8 @@ async function main(): Promise<void> {
     cluster = new LocalCluster({
       stateDir: settings.FERRY_STATE_DIR,
       redisUrl: settings.FERRY_REDIS_URL,
-      redisAdmin: settings.FERRY_REDIS_ADMIN_USER && settings.FERRY_REDIS_ADMIN_PASSWORD_FILE ? { user: settings.FERRY_REDIS_ADMIN_USER, passwordFile: settings.FERRY_REDIS_ADMIN_PASSWORD_FILE } : undefined,
+      redisAdmin:
+        settings.FERRY_REDIS_ADMIN_USER && settings.FERRY_REDIS_ADMIN_PASSWORD_FILE ? { user: settings.FERRY_REDIS_ADMIN_USER, passwordFile: settings.FERRY_REDIS_ADMIN_PASSWORD_FILE } : undefined,
       apiPort: settings.FERRY_API_PORT,
       apiToken: settings.FERRY_API_TOKEN,
       policyEnv: { FERRY_HA_ADMISSION: settings.FERRY_HA_ADMISSION },
@@ -104,12 +121,16 @@ async function main(): Promise<void> {
     await cluster.start();
     for (const id of hostIds) cluster.startAgent(id);
     console.log(`Ferry is running (state and logs under ${settings.FERRY_STATE_DIR})`);
-    console.log(`  NATS   ${cluster.natsUrl} (embedded${cluster.natsServers.length > 1 ? `: a cluster of ${cluster.natsServers.length} (FERRY_NATS_NODES), routes over TLS` : ''}; TLS, one NKey identity per process: ${cluster.secrets.dir})`);
+    console.log(
+      `  NATS   ${cluster.natsUrl} (embedded${cluster.natsServers.length > 1 ? `: a cluster of ${cluster.natsServers.length} (FERRY_NATS_NODES), routes over TLS` : ''}; TLS, one NKey identity per process: ${cluster.secrets.dir})`,
+    );
     const sentinel = cluster.redisSentinel;
     const where = sentinel
       ? `Sentinels ${sentinel.sentinels} (name ${sentinel.masterName}; primary now ${sentinel.primaryUrl}, ${sentinel.servers.length - 1} replica${sentinel.servers.length > 2 ? 's' : ''}: FERRY_REDIS_REPLICAS)`
       : cluster.redisUrl;
-    console.log(`  Redis  ${where} (${settings.FERRY_REDIS_URL ? 'given' : `embedded, supervised; persistent: AOF (appendfsync everysec) in ${join(settings.FERRY_STATE_DIR, 'redis')}`}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`);
+    console.log(
+      `  Redis  ${where} (${settings.FERRY_REDIS_URL ? 'given' : `embedded, supervised; persistent: AOF (appendfsync everysec) in ${join(settings.FERRY_STATE_DIR, 'redis')}`}; ACL users per role, passwords in ${join(cluster.secrets.dir, 'redis')})`,
+    );
     console.log(`  API    ${cluster.apiUrl}`);
     console.log(`  HA admission control (room for any one host to fail): ${settings.FERRY_HA_ADMISSION === 'true' ? 'on' : 'off'} (FERRY_HA_ADMISSION)`);
     console.log(`  token  ${cluster.token}`);

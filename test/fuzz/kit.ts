@@ -202,7 +202,12 @@ export function mutationsOf(sample: unknown): fc.Arbitrary<unknown> {
       { arbitrary: fc.tuple(path, path).map(([p, q]) => replaceAt(value, p, clone(at(value, q)))), weight: 1 },
     );
   };
-  return one(sample).chain((first) => fc.oneof(fc.constant(first), one(first).chain((second) => fc.oneof(fc.constant(second), one(second)))));
+  return one(sample).chain((first) =>
+    fc.oneof(
+      fc.constant(first),
+      one(first).chain((second) => fc.oneof(fc.constant(second), one(second))),
+    ),
+  );
 }
 
 /** input for a boundary: arbitrary values, JSON from the wire, and mutations of a valid sample */
@@ -210,7 +215,20 @@ export function boundaryInput(sample: unknown): fc.Arbitrary<unknown> {
   return fc.oneof(
     { arbitrary: mutationsOf(sample), weight: 6 },
     { arbitrary: fc.jsonValue({ maxDepth: 4 }), weight: 1 },
-    { arbitrary: fc.anything({ maxDepth: 3, withNullPrototype: true, withBoxedValues: true, withMap: true, withSet: true, withDate: true, withBigInt: true, withSparseArray: true, withObjectString: true }), weight: 1 },
+    {
+      arbitrary: fc.anything({
+        maxDepth: 3,
+        withNullPrototype: true,
+        withBoxedValues: true,
+        withMap: true,
+        withSet: true,
+        withDate: true,
+        withBigInt: true,
+        withSparseArray: true,
+        withObjectString: true,
+      }),
+      weight: 1,
+    },
     { arbitrary: nastyValue, weight: 1 },
   );
 }
@@ -231,7 +249,13 @@ export function transforms(schema: z.ZodType, seen = new Set<unknown>()): boolea
   const def = (schema as unknown as { def: Record<string, unknown> }).def;
   if (def.type === 'pipe' || def.type === 'transform') return true;
   const children = (value: unknown): unknown[] =>
-    value instanceof z.ZodType ? [value] : Array.isArray(value) ? value.flatMap(children) : value && typeof value === 'object' && (value as object).constructor === Object ? Object.values(value).flatMap(children) : [];
+    value instanceof z.ZodType
+      ? [value]
+      : Array.isArray(value)
+        ? value.flatMap(children)
+        : value && typeof value === 'object' && (value as object).constructor === Object
+          ? Object.values(value).flatMap(children)
+          : [];
   for (const [key, value] of Object.entries(def)) {
     if (key === 'shape') {
       const shape = typeof value === 'function' ? (value as () => unknown)() : value;
@@ -332,7 +356,9 @@ export class FuzzCounts {
   }
 
   table(title: string): string {
-    const lines = [...this.rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, r]) => `  ${name.padEnd(48)} ${String(r.runs).padStart(6)} runs ${String(r.accepted).padStart(6)} accepted ${String(r.rejected).padStart(6)} rejected`);
+    const lines = [...this.rows.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, r]) => `  ${name.padEnd(48)} ${String(r.runs).padStart(6)} runs ${String(r.accepted).padStart(6)} accepted ${String(r.rejected).padStart(6)} rejected`);
     const total = [...this.rows.values()].reduce((n, r) => n + r.runs, 0);
     return `${title} (seed ${FUZZ_SEED}, ${total} inputs over ${this.rows.size} boundaries)\n${lines.join('\n')}`;
   }
@@ -362,7 +388,8 @@ export function fuzzConfigLoader(options: {
     } catch (err) {
       if (!isConfigError(err)) throw new Error(`${name} threw ${String(err)}`);
       if (err.message.trim().length === 0) throw new Error(`${name}: a ConfigError without a message`);
-      for (const problem of err.problems) if (!/^[^:]+: .+ \((from FERRY_[A-Z0-9_]+|in \/.+|not set)\)$/s.test(problem)) throw new Error(`${name}: a problem that does not name its field and origin: ${problem}`);
+      for (const problem of err.problems)
+        if (!/^[^:]+: .+ \((from FERRY_[A-Z0-9_]+|in \/.+|not set)\)$/s.test(problem)) throw new Error(`${name}: a problem that does not name its field and origin: ${problem}`);
       counts.add(label, false);
     }
     if (({} as Record<string, unknown>).polluted !== undefined) throw new Error(`${name} polluted Object.prototype`);
@@ -370,7 +397,11 @@ export function fuzzConfigLoader(options: {
   const envValues = fc.oneof(nastyString, fc.constantFrom('true', 'false', '0', '-1', '70000', '1e308', 'NaN', '{"vendor":1}', '[]', '{"__proto__":{"polluted":"yes"}}'));
   fc.assert(
     fc.property(
-      fc.oneof(boundaryInput(validFile).map(jsonText), fc.string({ unit: 'binary', maxLength: 100 }), fc.constantFrom('', '{', 'null', '[]', '"x"', '\u0000', '\uFEFF{}', '{"__proto__":{"polluted":"yes"}}')),
+      fc.oneof(
+        boundaryInput(validFile).map(jsonText),
+        fc.string({ unit: 'binary', maxLength: 100 }),
+        fc.constantFrom('', '{', 'null', '[]', '"x"', '\u0000', '\uFEFF{}', '{"__proto__":{"polluted":"yes"}}'),
+      ),
       fc.dictionary(fc.constantFrom(...envNames), envValues, { maxKeys: 3 }),
       (text, env) => attempt(write(text), { ...baseEnv, ...env }, `${name} (file + env)`),
     ),

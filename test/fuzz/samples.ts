@@ -61,4 +61,3 @@ export const AGENT_RESULT_SAMPLES: Partial<Record<AgentCommand, unknown>> = {
   'migration.abort': { done: true, note: 'aborted' },
   'migration.finish': { done: true, lazyBytes: 10 },
 };
-

@@ -47,12 +47,7 @@ export async function startTestCluster(options: Partial<ClusterOptions> = {}): P
   };
 }
 
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | null | false>,
-  timeoutMs = 15_000,
-  everyMs = 100,
-): Promise<T> {
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -68,10 +63,7 @@ export async function eventually<T>(
 }
 
 /** Raw HTTP against the API: status, headers and parsed JSON body. */
-export async function http(
-  url: string,
-  init: { token?: string | undefined; method?: string; body?: unknown } = {},
-): Promise<{ status: number; body: any; headers: Headers }> {
+export async function http(url: string, init: { token?: string | undefined; method?: string; body?: unknown } = {}): Promise<{ status: number; body: any; headers: Headers }> {
   const headers: Record<string, string> = {};
   if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
   if (init.body !== undefined) headers['content-type'] = 'application/json';

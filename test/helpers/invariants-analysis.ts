@@ -115,7 +115,12 @@ export interface RecordView {
 
 /** The failover's word on a dead host's workloads that it did not restart, by workload. */
 export function reportedByFailovers(
-  failovers: Array<{ hostId: string; restarts: Array<{ workload: string; status: string; reason?: string | null | undefined }>; unrecoverable: Array<{ workload: string; reason: string }>; unprotected: string[] }>,
+  failovers: Array<{
+    hostId: string;
+    restarts: Array<{ workload: string; status: string; reason?: string | null | undefined }>;
+    unrecoverable: Array<{ workload: string; reason: string }>;
+    unprotected: string[];
+  }>,
   downHosts: Set<string>,
 ): Map<string, string> {
   const out = new Map<string, string>();

@@ -13,8 +13,7 @@ import {
   type Sample,
 } from './invariants-analysis.ts';
 
-const log = (...runs: Array<[startUs: number, count: number]>) =>
-  runs.flatMap(([start, count]) => Array.from({ length: count }, (_, i) => `${start + i * 10_000} ${i + 1}`)).join('\n') + '\n';
+const log = (...runs: Array<[startUs: number, count: number]>) => runs.flatMap(([start, count]) => Array.from({ length: count }, (_, i) => `${start + i * 10_000} ${i + 1}`)).join('\n') + '\n';
 
 describe('tick log analysis', () => {
   it('one run, then a second after the first stopped: two runs, no overlap', () => {
@@ -29,7 +28,10 @@ describe('tick log analysis', () => {
   it('two writers interleaving their lines: an overlap', () => {
     const a = Array.from({ length: 10 }, (_, i) => [1_000_000 + i * 10_000, i + 1] as const);
     const b = Array.from({ length: 10 }, (_, i) => [1_005_000 + i * 10_000, i + 101] as const);
-    const text = a.flatMap((x, i) => [x, b[i]!]).map(([ts, tick]) => `${ts} ${tick}`).join('\n');
+    const text = a
+      .flatMap((x, i) => [x, b[i]!])
+      .map(([ts, tick]) => `${ts} ${tick}`)
+      .join('\n');
     expect(analyzeTickLog(text).overlaps.length).toBeGreaterThan(5);
   });
 
@@ -51,9 +53,37 @@ describe('samples of the lab hosts', () => {
   });
 
   it('a workload running on two hosts at once is a duplicate; a frozen or traced copy next to a running one is not', () => {
-    expect(duplicatesIn(sample([['h1', 'w', true], ['h2', 'w', true], ['h3', 'v', true]]))).toEqual([{ at: 1, workload: 'w', hosts: ['h1', 'h2'] }]);
-    expect(duplicatesIn(sample([['h1', 'w', false], ['h2', 'w', true]]))).toEqual([]);
-    expect(runningHosts(sample([['h1', 'w', false], ['h2', 'w', true], ['h3', 'v', true]]))).toEqual(new Map([['w', ['h2']], ['v', ['h3']]]));
+    expect(
+      duplicatesIn(
+        sample([
+          ['h1', 'w', true],
+          ['h2', 'w', true],
+          ['h3', 'v', true],
+        ]),
+      ),
+    ).toEqual([{ at: 1, workload: 'w', hosts: ['h1', 'h2'] }]);
+    expect(
+      duplicatesIn(
+        sample([
+          ['h1', 'w', false],
+          ['h2', 'w', true],
+        ]),
+      ),
+    ).toEqual([]);
+    expect(
+      runningHosts(
+        sample([
+          ['h1', 'w', false],
+          ['h2', 'w', true],
+          ['h3', 'v', true],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        ['w', ['h2']],
+        ['v', ['h3']],
+      ]),
+    );
   });
 
   it('process states: stopped, traced and dead processes do not run', () => {
@@ -90,7 +120,13 @@ describe('records against reality', () => {
     expect(
       disagreements(
         [rec('a'), rec('b', { phase: 'stopped' }), rec('c', { observed: { state: 'running', epoch: 1 } }), rec('d', { observed: null })],
-        new Map([['a', ['h2']], ['b', ['h1']], ['c', ['h1']], ['d', ['h1']], ['x', ['h3']]]),
+        new Map([
+          ['a', ['h2']],
+          ['b', ['h1']],
+          ['c', ['h1']],
+          ['d', ['h1']],
+          ['x', ['h3']],
+        ]),
       ),
     ).toEqual([
       'a: record says running on h1, runs on [h2]',

@@ -281,7 +281,12 @@ export class InvariantChecker {
         const where = runningHosts(this.sample());
         for (const id of allowed) where.delete(id);
         last.push(...unaccounted(this.known, this.records, options).map((p) => `(b) ${p}`));
-        last.push(...disagreements(this.records.filter((r) => !allowed.has(r.id)), where).map((p) => `(c) ${p}`));
+        last.push(
+          ...disagreements(
+            this.records.filter((r) => !allowed.has(r.id)),
+            where,
+          ).map((p) => `(c) ${p}`),
+        );
         last.push(...this.leftovers(migrations).map((p) => `(d) ${p}`));
       } catch (err) {
         last.push(`the cluster did not answer: ${(err as Error).message}`);

@@ -59,19 +59,28 @@ export function labApi(lab: () => LabCluster) {
     migration,
     /** Until the migration ended, however it ended. */
     finished: (id: string, timeoutMs = 60_000) =>
-      eventually(`migration ${id} to end`, async () => {
-        const m = await migration(id);
-        return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
-      }, timeoutMs, 100),
+      eventually(
+        `migration ${id} to end`,
+        async () => {
+          const m = await migration(id);
+          return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
+        },
+        timeoutMs,
+        100,
+      ),
     /** Creates a workload and waits until it runs and its ferry-workload answers (asked from `fromHost`). */
     running: async (spec: WorkloadSpecInput, fromHost = 'h2') => {
       const res = await api('POST', '/v1/workloads', spec);
       expect(res.status, JSON.stringify(res.body)).toBe(202);
-      const w = await eventually(`${spec.id} running`, async () => {
-        const v = await get(spec.id);
-        if (v.phase === 'failed') throw new Error(v.error?.message);
-        return v.phase === 'running' && v.observed?.state === 'running' ? v : null;
-      }, 30_000);
+      const w = await eventually(
+        `${spec.id} running`,
+        async () => {
+          const v = await get(spec.id);
+          if (v.phase === 'failed') throw new Error(v.error?.message);
+          return v.phase === 'running' && v.observed?.state === 'running' ? v : null;
+        },
+        30_000,
+      );
       const address = spec.networks![0]!.address;
       await eventually(`${address} to answer`, async () => /^\d+$/.test(await talk(lab().lab, fromHost, address, 'get')), 30_000);
       return w;

@@ -288,8 +288,7 @@ async function tearDown(items: LabItem[], log: Logger): Promise<void> {
   }
 }
 
-const cgroupRoots = () =>
-  existsSync('/sys/fs/cgroup/cgroup.controllers') ? ['/sys/fs/cgroup'] : CGROUP_CONTROLLERS_V1.map((c) => `/sys/fs/cgroup/${c}`);
+const cgroupRoots = () => (existsSync('/sys/fs/cgroup/cgroup.controllers') ? ['/sys/fs/cgroup'] : CGROUP_CONTROLLERS_V1.map((c) => `/sys/fs/cgroup/${c}`));
 
 /**
  * Kills what still runs in the lab's cgroups: containers whose agent data was lost (the agents'

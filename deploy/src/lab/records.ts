@@ -78,9 +78,7 @@ export function orphanedLabRecords(): LabRecord[] {
   } catch {
     return [];
   }
-  return entries
-    .map((entry) => readLabRecord(join(LAB_INDEX_DIR, entry)))
-    .filter((record): record is LabRecord => record !== null && !isSameProcessAlive(record.owner.pid, record.owner.startTime));
+  return entries.map((entry) => readLabRecord(join(LAB_INDEX_DIR, entry))).filter((record): record is LabRecord => record !== null && !isSameProcessAlive(record.owner.pid, record.owner.startTime));
 }
 
 export function removeLabRecord(labId: string): void {

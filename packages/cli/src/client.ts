@@ -23,14 +23,18 @@ export class ApiClient {
         ...(this.target.ca ? { ca: this.target.ca } : {}),
       });
     } catch (err) {
-      throw new CliError(`cannot reach the Ferry API at ${this.target.url} (${this.target.from}): ${(err as Error).cause ?? (err as Error).message}. Is it running? Check the URL with 'ferry context list'.`, EXIT.unreachable);
+      throw new CliError(
+        `cannot reach the Ferry API at ${this.target.url} (${this.target.from}): ${(err as Error).cause ?? (err as Error).message}. Is it running? Check the URL with 'ferry context list'.`,
+        EXIT.unreachable,
+      );
     }
     const text = await res.text();
     const json = text ? (JSON.parse(text) as unknown) : null;
     if (res.ok) return json as T;
     const error = (json ?? {}) as ErrorBody;
     const message = error.message ?? `${res.status} ${res.statusText}`;
-    if (res.status === 401) throw new CliError(`the API refused the token (${this.target.from}): ${message}. Set the right one with 'ferry context set NAME --url URL --token TOKEN'.`, EXIT.unreachable);
+    if (res.status === 401)
+      throw new CliError(`the API refused the token (${this.target.from}): ${message}. Set the right one with 'ferry context set NAME --url URL --token TOKEN'.`, EXIT.unreachable);
     if (res.status === 403) throw new CliError(`the API refused: ${message}. Ask an admin for a token with that role ('ferry tokens create NAME --role ROLE').`, EXIT.unreachable);
     if (res.status === 404) throw new CliError(`${message}. List what exists with 'ferry hosts', 'ferry workloads', 'ferry migrations' or 'ferry plans'.`, EXIT.notFound);
     if (res.status === 400) throw new CliError(`the API rejected the request: ${message}`, EXIT.usage);

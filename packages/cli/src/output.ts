@@ -10,7 +10,11 @@ export interface Column<T> {
 export function table<T>(rows: T[], columns: Array<Column<T>>): string {
   const cells = rows.map((row) => columns.map((c) => String(c.value(row) ?? '')));
   const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns.map((c) => c.header.toUpperCase())), ...cells.map(line)].join('\n');
 }
 

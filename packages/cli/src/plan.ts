@@ -59,6 +59,11 @@ export function formatTable(out: PlanOutput): string {
     lines.push('WORKLOAD  FROM  TO  STRATEGY  MIB');
     for (const m of out.moves) lines.push(`${m.workload}  ${m.from}  ${m.to}  ${m.strategy}  ${(m.bytes / 2 ** 20).toFixed(0)}`);
   }
-  for (const u of out.unplaced ?? []) lines.push(`${u.workload}: nowhere to go (${Object.entries(u.refused).map(([c, n]) => `${n}× ${c}`).join(', ')})`);
+  for (const u of out.unplaced ?? [])
+    lines.push(
+      `${u.workload}: nowhere to go (${Object.entries(u.refused)
+        .map(([c, n]) => `${n}× ${c}`)
+        .join(', ')})`,
+    );
   return lines.join('\n');
 }

@@ -2,9 +2,7 @@ import type { WorkloadRecord } from '@ferry/protocol';
 import { DEFAULT_PLACEMENT_POLICY, placeWorkload, type PlacementPolicy } from './placement.ts';
 import { sharedPoolProven, type ClusterSnapshot } from './snapshot.ts';
 
-export type RestartDecision =
-  | { ok: true; to: string; reason: string }
-  | { ok: false; unrecoverable: boolean; reason: string };
+export type RestartDecision = { ok: true; to: string; reason: string } | { ok: false; unrecoverable: boolean; reason: string };
 
 /** HA workloads of a dead host, highest priority first (then the larger, then by id: deterministic). */
 export function haWorkloadsOf(snapshot: ClusterSnapshot, hostId: string): WorkloadRecord[] {
@@ -34,7 +32,9 @@ export function restartTarget(workload: WorkloadRecord, deadHost: string, snapsh
   const spec = { ...workload.spec, placement: { ...workload.spec.placement, hosts: allowed.length > 0 ? allowed : ['(none)'] } };
   const placed = placeWorkload(spec, snapshot, policy, { migrating: { cpu: workload.cpu ?? dead!.capacity.cpu, from: deadHost }, exclude: deadHost });
   if (!placed.ok) {
-    const summary = Object.entries(placed.refused).map(([code, n]) => `${n}× ${code}`).join(', ');
+    const summary = Object.entries(placed.refused)
+      .map(([code, n]) => `${n}× ${code}`)
+      .join(', ');
     return { ok: false, unrecoverable: false, reason: `no host can take it now: ${summary}` };
   }
   return { ok: true, to: placed.decision.hostId, reason: placed.decision.reason };

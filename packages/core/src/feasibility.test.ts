@@ -36,12 +36,20 @@ const spec = (id: string, o: { memoryMiB?: number; diskGiB?: number; pool?: stri
     pool: o.pool ?? 'local',
     placement: { antiAffinity: o.antiAffinity ?? [], hosts: o.hosts ?? [] },
   });
-const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running', extra: Partial<WorkloadRecord> = {}): WorkloadRecord => ({ ...sampleWorkloadRecord(s, hostId, phase), ...extra });
+const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running', extra: Partial<WorkloadRecord> = {}): WorkloadRecord => ({
+  ...sampleWorkloadRecord(s, hostId, phase),
+  ...extra,
+});
 
 /** The planner's first refusal for moving workload `id` to `to`, on the model of the snapshot. */
 function plannerSays(snapshot: ClusterSnapshot, id: string, to: string) {
   const cluster = modelFromSnapshot(snapshot);
-  return firstRefusal(cluster, new Usage(cluster), cluster.workloads.findIndex((w) => w.id === id), cluster.hosts.findIndex((h) => h.id === to));
+  return firstRefusal(
+    cluster,
+    new Usage(cluster),
+    cluster.workloads.findIndex((w) => w.id === id),
+    cluster.hosts.findIndex((h) => h.id === to),
+  );
 }
 
 describe('the feasibility checks', () => {
@@ -73,7 +81,9 @@ describe('the feasibility checks', () => {
 describe('placement and the planner agree (one set of checks)', () => {
   it('on suspect hosts: both say HOST_SUSPECT, not HOST_DOWN', () => {
     const snapshot: ClusterSnapshot = { hosts: [host('h1', [local(100)]), host('h2', [local(100)], { state: 'suspect' })], workloads: [on('h1', spec('w'))] };
-    expect(hostProblems(spec('w'), snapshot.hosts[1]!, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: snapshot.hosts[0]!.capacity.cpu, from: 'h1' } }).map((p) => p.code)).toEqual(['HOST_SUSPECT']);
+    expect(hostProblems(spec('w'), snapshot.hosts[1]!, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: snapshot.hosts[0]!.capacity.cpu, from: 'h1' } }).map((p) => p.code)).toEqual([
+      'HOST_SUSPECT',
+    ]);
     expect(plannerSays(snapshot, 'w', 'h2')).toBe('HOST_SUSPECT');
   });
 
@@ -81,7 +91,11 @@ describe('placement and the planner agree (one set of checks)', () => {
     const hosts = [host('h1', [local(100)]), host('h2', [local(100)], {}, 8), host('h3', [local(100)])];
     const snapshot: ClusterSnapshot = {
       hosts,
-      workloads: [on('h3', spec('incoming', { memoryMiB: 6 * 1024, antiAffinity: ['db'] }), 'migrating', { migratingTo: 'h2' }), on('h1', spec('w', { memoryMiB: 4 * 1024 })), on('h1', spec('db2', { antiAffinity: ['db'] }))],
+      workloads: [
+        on('h3', spec('incoming', { memoryMiB: 6 * 1024, antiAffinity: ['db'] }), 'migrating', { migratingTo: 'h2' }),
+        on('h1', spec('w', { memoryMiB: 4 * 1024 })),
+        on('h1', spec('db2', { antiAffinity: ['db'] })),
+      ],
     };
     const migrating = { migrating: { cpu: hosts[0]!.capacity.cpu, from: 'h1' } };
     expect(hostProblems(spec('w', { memoryMiB: 4 * 1024 }), hosts[1]!, snapshot, DEFAULT_PLACEMENT_POLICY, migrating).map((p) => p.code)).toEqual(['MEMORY_INSUFFICIENT']);

@@ -216,7 +216,10 @@ export function explainRefusal(code: RefusalCode, { cluster: c, usage: u, index:
     case 'NETWORK_MISSING':
       return `not attached to ${w.networks.filter((n) => !h.networks.has(n)).join(', ')}`;
     case 'CRIU_UNSUPPORTED':
-      return `a live migration needs usable CRIU on both hosts; ${[w.host >= 0 ? c.hosts[w.host]! : null, h].filter((x) => x && !x.live).map((x) => x!.id).join(' and ')} has none`;
+      return `a live migration needs usable CRIU on both hosts; ${[w.host >= 0 ? c.hosts[w.host]! : null, h]
+        .filter((x) => x && !x.live)
+        .map((x) => x!.id)
+        .join(' and ')} has none`;
     case 'CPU_VENDOR_MISMATCH':
       return `CPU vendor ${h.cpuVendor}, the workload runs on ${w.cpuNeeds?.vendor}`;
     case 'CPU_FAMILY_MISMATCH':

@@ -49,7 +49,11 @@ describe('a strategy that is not implemented', () => {
     const refused = chooseStrategy(withCriu('a', everything), withCriu('b', everything), true, { mode: 'live', strategy: 'precopy' });
     expect(refused).toEqual({
       ok: false,
-      problem: { field: 'strategy', code: 'PRECOPY_UNSUPPORTED', message: 'iterative pre-copy is not implemented in this version of Ferry: ask for lazy, page-server or stop-and-copy, or let Ferry pick' },
+      problem: {
+        field: 'strategy',
+        code: 'PRECOPY_UNSUPPORTED',
+        message: 'iterative pre-copy is not implemented in this version of Ferry: ask for lazy, page-server or stop-and-copy, or let Ferry pick',
+      },
     });
     expect(strategyUnavailable('lazy')).toBeNull();
   });
@@ -57,7 +61,11 @@ describe('a strategy that is not implemented', () => {
   it('is refused up front by the planner the API asks', () => {
     const hosts = [withCriu('h1', everything), withCriu('h2', everything)];
     const workload = sampleWorkloadRecord(WorkloadSpec.parse({ id: 'w', template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB: 64, diskMiB: 64 }, pool: 'local' }), 'h1');
-    expect(planMigration(workload, { hosts, workloads: [] }, { destination: 'h2', mode: 'live', strategy: 'precopy' })).toMatchObject({ ok: false, code: 'CONFLICT', problems: [{ code: 'PRECOPY_UNSUPPORTED' }] });
+    expect(planMigration(workload, { hosts, workloads: [] }, { destination: 'h2', mode: 'live', strategy: 'precopy' })).toMatchObject({
+      ok: false,
+      code: 'CONFLICT',
+      problems: [{ code: 'PRECOPY_UNSUPPORTED' }],
+    });
   });
 });
 

@@ -80,8 +80,7 @@ interface PhaseCommon {
 }
 
 export type PhaseDefinition =
-  | (PhaseCommon & { side: 'scheduler'; step: SchedulerStep; timeout: null })
-  | (PhaseCommon & { side: 'source' | 'destination'; command: PipelineCommand; timeout: MigrationTimeoutName });
+  (PhaseCommon & { side: 'scheduler'; step: SchedulerStep; timeout: null }) | (PhaseCommon & { side: 'source' | 'destination'; command: PipelineCommand; timeout: MigrationTimeoutName });
 
 /** One way of moving a workload, behind the one interface every strategy has. */
 export interface MigrationStrategyDefinition {

@@ -54,7 +54,12 @@ describe('predicting a migration', () => {
   });
 
   it('keeps a cold move frozen for nothing', () => {
-    expect(predictMove(move({ strategy: 'cold' }), [1, 2, 3].map(() => measured({ strategy: 'cold', freezeMs: null }))).freezeMs).toBe(0);
+    expect(
+      predictMove(
+        move({ strategy: 'cold' }),
+        [1, 2, 3].map(() => measured({ strategy: 'cold', freezeMs: null })),
+      ).freezeMs,
+    ).toBe(0);
   });
 
   it('reports its error over measured migrations', () => {

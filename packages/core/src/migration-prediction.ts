@@ -70,9 +70,17 @@ export function predictMove(move: MoveToPredict, history: readonly MeasuredMigra
     [samePair.slice(0, MAX_SAMPLES), `${move.strategy} ${move.source}→${move.destination}`],
     [sameStrategy.slice(0, MAX_SAMPLES), `${move.strategy}, any hosts`],
   ] as const) {
-    const seconds = factor(samples, (m) => m.seconds, (m) => modelOf(m).seconds);
+    const seconds = factor(
+      samples,
+      (m) => m.seconds,
+      (m) => modelOf(m).seconds,
+    );
     if (seconds === null) continue;
-    const freeze = factor(samples, (m) => m.freezeMs, (m) => modelOf(m).freezeMs);
+    const freeze = factor(
+      samples,
+      (m) => m.freezeMs,
+      (m) => modelOf(m).freezeMs,
+    );
     return {
       freezeMs: Math.round(model.freezeMs * (freeze ?? 1)),
       seconds: Math.round(model.seconds * seconds * 1000) / 1000,

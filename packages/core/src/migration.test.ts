@@ -49,17 +49,31 @@ describe('pre-copy stop rules', () => {
   const MiB = 2 ** 20;
   it('stops at the round limit, when small enough, or when rounds stop shrinking', () => {
     expect(precopyStopReason([{ bytes: 100 * MiB, ms: 1 }])).toBeNull();
-    expect(precopyStopReason([{ bytes: 100 * MiB, ms: 1 }, { bytes: 40 * MiB, ms: 1 }])).toBeNull();
-    expect(precopyStopReason([{ bytes: 100 * MiB, ms: 1 }, { bytes: 3 * MiB, ms: 1 }])).toMatch(/small enough/);
-    expect(precopyStopReason([{ bytes: 100 * MiB, ms: 1 }, { bytes: 90 * MiB, ms: 1 }])).toMatch(/stopped shrinking/);
+    expect(
+      precopyStopReason([
+        { bytes: 100 * MiB, ms: 1 },
+        { bytes: 40 * MiB, ms: 1 },
+      ]),
+    ).toBeNull();
+    expect(
+      precopyStopReason([
+        { bytes: 100 * MiB, ms: 1 },
+        { bytes: 3 * MiB, ms: 1 },
+      ]),
+    ).toMatch(/small enough/);
+    expect(
+      precopyStopReason([
+        { bytes: 100 * MiB, ms: 1 },
+        { bytes: 90 * MiB, ms: 1 },
+      ]),
+    ).toMatch(/stopped shrinking/);
     const eight = Array.from({ length: 8 }, (_, i) => ({ bytes: (100 - i * 10) * MiB, ms: 1 }));
     expect(precopyStopReason(eight)).toMatch(/round limit/);
   });
 });
 
 describe('resuming a migration from its record', () => {
-  const record = (over: Partial<MigrationRecord>) =>
-    ({ state: 'running', phase: 'validate', completed: [], cancelRequested: false, strategy: 'lazy', ...over }) as MigrationRecord;
+  const record = (over: Partial<MigrationRecord>) => ({ state: 'running', phase: 'validate', completed: [], cancelRequested: false, strategy: 'lazy', ...over }) as MigrationRecord;
 
   it('re-runs an idempotent step before the freeze', () => {
     expect(decideResume(record({ phase: 'presync', completed: ['validate', 'reserve', 'prepare'] }), false)).toEqual({ action: 'continue', from: 'presync' });
@@ -108,7 +122,14 @@ describe('resuming a migration from its record', () => {
 
 describe('planning a migration', () => {
   const hosts = [sampleHostRecord('h1'), sampleHostRecord('h2'), sampleHostRecord('h3', { state: 'down' })];
-  const spec = WorkloadSpec.parse({ id: 'w', template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB: 256, diskMiB: 64 }, networks: [{ network: 'prod', address: '10.77.0.5' }], pool: 'local' });
+  const spec = WorkloadSpec.parse({
+    id: 'w',
+    template: 'busybox',
+    command: ['/bin/sh'],
+    resources: { vcpus: 1, memoryMiB: 256, diskMiB: 64 },
+    networks: [{ network: 'prod', address: '10.77.0.5' }],
+    pool: 'local',
+  });
   const workload = (phase: WorkloadRecord['phase'] = 'running') => sampleWorkloadRecord(spec, 'h1', phase);
   const snapshot = { hosts, workloads: [workload()] };
   const plan = (request: Parameters<typeof planMigration>[2], w = workload()) => planMigration(w, snapshot, request);

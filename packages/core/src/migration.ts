@@ -1,13 +1,4 @@
-import {
-  MIGRATION_PHASES,
-  type CriuReport,
-  type HostRecord,
-  type MigrationPhase,
-  type MigrationRecord,
-  type MigrationStrategy,
-  type Problem,
-  type WorkloadRecord,
-} from '@ferry/protocol';
+import { MIGRATION_PHASES, type CriuReport, type HostRecord, type MigrationPhase, type MigrationRecord, type MigrationStrategy, type Problem, type WorkloadRecord } from '@ferry/protocol';
 import { MIGRATION_STRATEGY_REGISTRY, UNDO_ORDER, implementedStrategies, strategyUnavailable, type MigrationStrategyDefinition, type UndoStep } from './migration-pipeline.ts';
 import { DEFAULT_PLACEMENT_POLICY, hostProblems, placeWorkload, type PlacementPolicy } from './placement.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
@@ -48,12 +39,7 @@ export type StrategyChoice = { ok: true; strategy: MigrationStrategy; reason: st
  * stop-and-copy. A forced strategy is refused when it is not implemented, and checked against
  * the same features.
  */
-export function chooseStrategy(
-  source: HostRecord,
-  destination: HostRecord,
-  running: boolean,
-  requested: { mode: 'auto' | 'live' | 'cold'; strategy: MigrationStrategy | null },
-): StrategyChoice {
+export function chooseStrategy(source: HostRecord, destination: HostRecord, running: boolean, requested: { mode: 'auto' | 'live' | 'cold'; strategy: MigrationStrategy | null }): StrategyChoice {
   const refuse = (code: string, message: string): StrategyChoice => ({ ok: false, problem: { field: 'strategy', code, message } });
   if (!running) {
     if (requested.mode === 'live' || (requested.strategy && MIGRATION_STRATEGY_REGISTRY[requested.strategy].live)) {
@@ -66,8 +52,7 @@ export function chooseStrategy(
   }
   const problems = [criuProblem(source, source.capacity.criu), criuProblem(destination, destination.capacity.criu)].filter((p): p is string => p !== null);
   if (problems.length > 0) return refuse('CRIU_UNSUPPORTED', `live migration needs CRIU ≥ ${MIN_CRIU_VERSION} on both hosts: ${problems.join('; ')}`);
-  const supported = (definition: MigrationStrategyDefinition) =>
-    definition.requires.every((feature) => source.capacity.criu!.features[feature] && destination.capacity.criu!.features[feature]);
+  const supported = (definition: MigrationStrategyDefinition) => definition.requires.every((feature) => source.capacity.criu!.features[feature] && destination.capacity.criu!.features[feature]);
   if (requested.strategy) {
     const unavailable = strategyUnavailable(requested.strategy);
     if (unavailable) return refuse(unavailable.code, unavailable.message);
@@ -123,11 +108,7 @@ export function phasesFor(strategy: MigrationStrategy): MigrationPhase[] {
  */
 export const FIRST_FROZEN_PHASE: MigrationPhase = MIGRATION_STRATEGY_REGISTRY.lazy.frozenFrom;
 
-export type ResumeDecision =
-  | { action: 'continue'; from: MigrationPhase }
-  | { action: 'rollback'; reason: string }
-  | { action: 'cleanup' }
-  | { action: 'done' };
+export type ResumeDecision = { action: 'continue'; from: MigrationPhase } | { action: 'rollback'; reason: string } | { action: 'cleanup' } | { action: 'done' };
 
 const phaseIndex = (phase: MigrationPhase) => MIGRATION_PHASES.indexOf(phase);
 
@@ -146,10 +127,7 @@ export function committing(record: Pick<MigrationRecord, 'phase' | 'completed'>)
  * the destination verified the workload (the commit is then tried again) or the commit is
  * recorded: after it nothing fails back, cleanup runs until done.
  */
-export function decideResume(
-  record: Pick<MigrationRecord, 'state' | 'phase' | 'completed' | 'cancelRequested' | 'strategy'>,
-  committed: boolean,
-): ResumeDecision {
+export function decideResume(record: Pick<MigrationRecord, 'state' | 'phase' | 'completed' | 'cancelRequested' | 'strategy'>, committed: boolean): ResumeDecision {
   if (record.state === 'completed' || record.state === 'rolled-back' || record.state === 'failed') return { action: 'done' };
   if (committed || record.completed.includes('commit')) return { action: 'cleanup' };
   if (record.state === 'rolling-back') return { action: 'rollback', reason: 'a rollback was under way' };
@@ -240,7 +218,11 @@ export function planMigration(
     if (!placed.ok) {
       return refused(
         'CONFLICT',
-        `no host can take ${id}: ${Object.entries(placed.refused).map(([code, n]) => `${n}× ${code}`).join(', ') || 'there is no other host'}`,
+        `no host can take ${id}: ${
+          Object.entries(placed.refused)
+            .map(([code, n]) => `${n}× ${code}`)
+            .join(', ') || 'there is no other host'
+        }`,
         placed.refusals.map((r) => ({ field: `hosts.${r.hostId}`, code: r.code, message: r.message })),
       );
     }

@@ -8,7 +8,15 @@ const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): 
   sampleHostRecord(id, { capacity: sampleReport(id, { memory: { totalBytes: memoryGiB * 1024 * MiB, availableBytes: memoryGiB * 512 * MiB } }), ...overrides });
 
 const spec = (id: string, memoryMiB = 1024, placement: Record<string, unknown> = {}) =>
-  WorkloadSpec.parse({ id, template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB, diskMiB: 100 }, networks: [{ network: 'prod', address: '10.77.0.5' }], pool: 'local', placement });
+  WorkloadSpec.parse({
+    id,
+    template: 'busybox',
+    command: ['/bin/sh'],
+    resources: { vcpus: 1, memoryMiB, diskMiB: 100 },
+    networks: [{ network: 'prod', address: '10.77.0.5' }],
+    pool: 'local',
+    placement,
+  });
 
 const on = (hostId: string, s: WorkloadSpec, phase: WorkloadRecord['phase'] = 'running') => sampleWorkloadRecord(s, hostId, phase);
 

@@ -56,9 +56,7 @@ export interface HostRefusal {
   message: string;
 }
 
-export type PlacementResult =
-  | { ok: true; decision: PlacementDecision; refusals: HostRefusal[] }
-  | { ok: false; refusals: HostRefusal[]; refused: Record<string, number> };
+export type PlacementResult = { ok: true; decision: PlacementDecision; refusals: HostRefusal[] } | { ok: false; refusals: HostRefusal[]; refused: Record<string, number> };
 
 export interface HostCheckOptions {
   /** moving an existing workload: its root filesystem comes along, so no template is needed, and
@@ -92,7 +90,8 @@ export function cpuProblems(from: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>, 
   else if (from.family !== to.family) problems.push({ code: 'CPU_FAMILY_MISMATCH', message: `CPU family ${to.family}, the workload runs on family ${from.family}` });
   const have = new Set(to.flags);
   const missing = from.flags.filter((flag) => !have.has(flag));
-  if (missing.length > 0) problems.push({ code: 'CPU_FLAGS_MISSING', message: `CPU lacks ${missing.length} flag(s) the workload may use: ${missing.slice(0, 12).join(' ')}${missing.length > 12 ? ' …' : ''}` });
+  if (missing.length > 0)
+    problems.push({ code: 'CPU_FLAGS_MISSING', message: `CPU lacks ${missing.length} flag(s) the workload may use: ${missing.slice(0, 12).join(' ')}${missing.length > 12 ? ' …' : ''}` });
   return problems;
 }
 
@@ -113,12 +112,7 @@ export function refusalFor(spec: WorkloadSpec, host: HostRecord, snapshot: Clust
  * Picks a host for a new workload: feasibility filters, then spread (most memory left after
  * placement), with a bonus for hosts running workloads of the same affinity group.
  */
-export function placeWorkload(
-  spec: WorkloadSpec,
-  snapshot: ClusterSnapshot,
-  policy = DEFAULT_PLACEMENT_POLICY,
-  options: HostCheckOptions & { exclude?: string } = {},
-): PlacementResult {
+export function placeWorkload(spec: WorkloadSpec, snapshot: ClusterSnapshot, policy = DEFAULT_PLACEMENT_POLICY, options: HostCheckOptions & { exclude?: string } = {}): PlacementResult {
   const refusals: HostRefusal[] = [];
   const feasible: Array<{ host: HostRecord; score: number; freeAfter: number }> = [];
   const view = feasibilityView(spec, snapshot, policy, options);

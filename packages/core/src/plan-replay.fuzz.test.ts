@@ -93,7 +93,9 @@ function migrationRefusals(snapshot: ClusterSnapshot, move: Pick<PlanMove, 'work
   const workload = snapshot.workloads.find((w) => w.spec.id === move.workload)!;
   const source = snapshot.hosts.find((h) => h.id === move.from)!;
   const destination = snapshot.hosts.find((h) => h.id === move.to)!;
-  const problems = hostProblems(workload.spec, destination, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } }).map((p) => `${p.code}: ${p.message}`);
+  const problems = hostProblems(workload.spec, destination, snapshot, DEFAULT_PLACEMENT_POLICY, { migrating: { cpu: workload.cpu ?? source.capacity.cpu, from: source.id } }).map(
+    (p) => `${p.code}: ${p.message}`,
+  );
   const choice = chooseStrategy(source, destination, workload.phase === 'running', { mode: 'auto', strategy: null });
   if (!choice.ok) problems.push(`${choice.problem.code}: ${choice.problem.message}`);
   return problems;

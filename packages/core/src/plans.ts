@@ -39,10 +39,7 @@ export function planExpired(plan: Pick<PlanRecord, 'state' | 'createdAt'>, ttlMs
 }
 
 /** A rebalance plan for the snapshot: score before and after, and every move with why and what it costs. */
-export function buildRebalancePlan(
-  snapshot: ClusterSnapshot,
-  options: Partial<RebalanceOptions> & { pinned?: ReadonlySet<string>; policy?: PlacementPolicy; costs?: CostModel } = {},
-): PlanDraft {
+export function buildRebalancePlan(snapshot: ClusterSnapshot, options: Partial<RebalanceOptions> & { pinned?: ReadonlySet<string>; policy?: PlacementPolicy; costs?: CostModel } = {}): PlanDraft {
   const cluster = modelFromSnapshot(snapshot, { policy: options.policy ?? DEFAULT_PLACEMENT_POLICY, pinned: options.pinned ?? new Set() });
   const plan = planRebalance(cluster, options);
   return {
@@ -62,11 +59,7 @@ export function buildRebalancePlan(
 export type EvacuationDraft = { ok: true; plan: PlanDraft } | { ok: false; reason: string; unplaced: Array<{ workload: string; refused: Record<string, number> }> };
 
 /** The plan that empties `hostId`, or a refusal with every reason (nothing moves then). */
-export function buildEvacuationPlan(
-  snapshot: ClusterSnapshot,
-  hostId: string,
-  options: Partial<EvacuationOptions> & { policy?: PlacementPolicy; costs?: CostModel } = {},
-): EvacuationDraft {
+export function buildEvacuationPlan(snapshot: ClusterSnapshot, hostId: string, options: Partial<EvacuationOptions> & { policy?: PlacementPolicy; costs?: CostModel } = {}): EvacuationDraft {
   const host = snapshot.hosts.find((h) => h.id === hostId);
   // nothing can be migrated off a host that is not answering: that is failover's job
   if (host && host.state !== 'up') return { ok: false, reason: `${hostId} is ${host.state}; a host is emptied live only while it is up`, unplaced: [] };

@@ -17,8 +17,7 @@ const spec = (overrides: Record<string, unknown> = {}) => ({
   ...overrides,
 });
 
-const existing = (id: string, address: string): WorkloadRecord =>
-  sampleWorkloadRecord(WorkloadSpec.parse(spec({ id, networks: [{ network: 'prod', address }] })), 'h1');
+const existing = (id: string, address: string): WorkloadRecord => sampleWorkloadRecord(WorkloadSpec.parse(spec({ id, networks: [{ network: 'prod', address }] })), 'h1');
 
 const snapshot: ClusterSnapshot = { hosts: [host('h1'), host('h2')], workloads: [existing('db-1', '10.77.0.9')] };
 const codes = (raw: unknown) => {
@@ -97,7 +96,14 @@ describe('warnings about a valid spec', () => {
   const ha = (pool: string, enabled = true) => WorkloadSpec.parse(spec({ pool, ha: { enabled, priority: 5 } }));
   const probe = (token: string, sees: Array<[string, string]>) => ({ token, sees: sees.map(([hostId, t]) => ({ hostId, token: t })) });
   const sharing = (id: string, p: ReturnType<typeof probe>) =>
-    sampleHostRecord(id, { capacity: sampleReport(id, { pools: [{ id: 'shared', path: '/mnt/s', shared: true, totalBytes: 2 ** 40, freeBytes: 2 ** 39, probe: p }, { id: 'local', path: '/l', shared: false, totalBytes: 2 ** 40, freeBytes: 2 ** 39 }] }) });
+    sampleHostRecord(id, {
+      capacity: sampleReport(id, {
+        pools: [
+          { id: 'shared', path: '/mnt/s', shared: true, totalBytes: 2 ** 40, freeBytes: 2 ** 39, probe: p },
+          { id: 'local', path: '/l', shared: false, totalBytes: 2 ** 40, freeBytes: 2 ** 39 },
+        ],
+      }),
+    });
   const proven = { hosts: [sharing('h1', probe('aaaaaaaaaaaaaaaa', [])), sharing('h2', probe('bbbbbbbbbbbbbbbb', [['h1', 'aaaaaaaaaaaaaaaa']]))], workloads: [] };
 
   it('warns that an HA workload on a local pool cannot be restarted elsewhere, naming the shared pool', () => {

@@ -188,17 +188,7 @@ export const agentResultSchemas = {
 export type AgentResult<C extends AgentCommand> = z.infer<(typeof agentResultSchemas)[C]>;
 
 /** Stable error codes in agent replies. Retryable ones may succeed if tried again later. */
-export const AGENT_ERROR_CODES = [
-  'BAD_REQUEST',
-  'NOT_FOUND',
-  'CONFLICT',
-  'TEMPLATE_MISSING',
-  'POOL_MISSING',
-  'NETWORK_MISSING',
-  'RUNTIME_ERROR',
-  'BUSY',
-  'MIGRATION_FAILED',
-] as const;
+export const AGENT_ERROR_CODES = ['BAD_REQUEST', 'NOT_FOUND', 'CONFLICT', 'TEMPLATE_MISSING', 'POOL_MISSING', 'NETWORK_MISSING', 'RUNTIME_ERROR', 'BUSY', 'MIGRATION_FAILED'] as const;
 export const RETRYABLE_AGENT_ERRORS: ReadonlySet<string> = new Set(['BUSY', 'RUNTIME_ERROR']);
 
 export const AgentError = z.object({
@@ -208,8 +198,5 @@ export const AgentError = z.object({
 });
 export type AgentError = z.infer<typeof AgentError>;
 
-export const AgentReply = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), result: z.unknown() }),
-  z.object({ ok: z.literal(false), error: AgentError }),
-]);
+export const AgentReply = z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), result: z.unknown() }), z.object({ ok: z.literal(false), error: AgentError })]);
 export type AgentReply = z.infer<typeof AgentReply>;

@@ -10,7 +10,6 @@ export const MAX_CAPACITY_REPORT_BYTES = 512 * 1024;
 const bytes = z.number().int().nonnegative();
 const ms = z.number().int().nonnegative();
 
-
 export const MemoryInfo = z.object({ totalBytes: bytes, availableBytes: bytes });
 export type MemoryInfo = z.infer<typeof MemoryInfo>;
 

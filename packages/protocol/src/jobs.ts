@@ -27,5 +27,4 @@ export const WorkloadJobProgress = z.object({
 export type WorkloadJobProgress = z.infer<typeof WorkloadJobProgress>;
 
 /** Job ids: unique, readable, free of ':' (BullMQ's key separator). */
-export const newJobId = (workloadId: string, name: WorkloadJobName) =>
-  `${workloadId}.${name}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+export const newJobId = (workloadId: string, name: WorkloadJobName) => `${workloadId}.${name}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

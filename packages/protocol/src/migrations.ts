@@ -3,19 +3,7 @@ import { HostId } from './ids.ts';
 import { WorkloadId } from './workloads.ts';
 
 /** The steps of a migration, in order (see shared DESIGN.md, "The live migration"). */
-export const MIGRATION_PHASES = [
-  'validate',
-  'reserve',
-  'prepare',
-  'presync',
-  'precopy',
-  'freeze',
-  'transfer',
-  'restore',
-  'verify',
-  'commit',
-  'cleanup',
-] as const;
+export const MIGRATION_PHASES = ['validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'] as const;
 export const MigrationPhase = z.enum(MIGRATION_PHASES);
 export type MigrationPhase = z.infer<typeof MigrationPhase>;
 
@@ -101,14 +89,16 @@ export const MigrationRecord = z.object({
     agentMs: z.number().nonnegative().nullable(),
   }),
   /** where bytes go: filled by the prepare phase, read by the later ones (and a resuming worker) */
-  transfer: z.object({
-    address: z.ipv4(),
-    rsyncPort: z.number().int(),
-    pageServerPort: z.number().int().nullable(),
-    sharedRootfs: z.boolean(),
-    lazyPagesPort: z.number().int().nullable(),
-    frozenAt: z.number().int().nullable(),
-  }).nullable(),
+  transfer: z
+    .object({
+      address: z.ipv4(),
+      rsyncPort: z.number().int(),
+      pageServerPort: z.number().int().nullable(),
+      sharedRootfs: z.boolean(),
+      lazyPagesPort: z.number().int().nullable(),
+      frozenAt: z.number().int().nullable(),
+    })
+    .nullable(),
   /** the workload ran before the migration (a cold migration leaves it stopped) */
   wasRunning: z.boolean(),
   epochFrom: z.number().int().positive(),

@@ -54,7 +54,11 @@ export const RebalanceRequest = z.strictObject({
   maxMoves: z.number().int().min(1).max(1000).default(20),
   minGain: z.number().nonnegative().max(10).optional(),
   /** a workload moved less than this long ago stays put (no ping-pong) */
-  cooldownMinutes: z.number().min(0).max(7 * 24 * 60).default(10),
+  cooldownMinutes: z
+    .number()
+    .min(0)
+    .max(7 * 24 * 60)
+    .default(10),
 });
 export const DryRunQuery = z.strictObject({
   dryRun: z

@@ -42,7 +42,12 @@ export const WorkloadSpec = z.strictObject({
   template: Name,
   command: z.array(z.string().min(1).max(4096)).min(1).max(256),
   env: z
-    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'must look like NAME=value').max(8192))
+    .array(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'must look like NAME=value')
+        .max(8192),
+    )
     .max(256)
     .default([]),
   resources: Resources,
@@ -175,9 +180,7 @@ export const WorkloadRecord = z.object({
   /** the CPU its processes started (or were last restored) under: a destination must offer as much */
   cpu: CpuInfo.nullable().default(null),
   /** set when the record was rebuilt from a host's copy after the cluster state was lost */
-  recovered: z
-    .object({ at: z.number().int().nonnegative(), from: HostId, epoch: z.number().int().positive(), generation: z.string().max(64) })
-    .nullish(),
+  recovered: z.object({ at: z.number().int().nonnegative(), from: HostId, epoch: z.number().int().positive(), generation: z.string().max(64) }).nullish(),
   createdAt: z.number().int().nonnegative(),
   updatedAt: z.number().int().nonnegative(),
 });

@@ -74,7 +74,13 @@ describe('Redis settings', () => {
       FERRY_REDIS_USER: 'c1-api',
       FERRY_REDIS_PASSWORD_FILE: file,
     });
-    expect(redisConnectionOptions(config)).toMatchObject({ sentinels: [{ host: '::1', port: 26379 }], name: 'ferry-prod', sentinelUsername: 'clients', sentinelPassword: 'pw-sentinel', password: 'pw-r' });
+    expect(redisConnectionOptions(config)).toMatchObject({
+      sentinels: [{ host: '::1', port: 26379 }],
+      name: 'ferry-prod',
+      sentinelUsername: 'clients',
+      sentinelPassword: 'pw-sentinel',
+      password: 'pw-r',
+    });
     chmodSync(sentinelFile, 0o640);
     expect(() => redisConnectionOptions(config)).toThrow(/readable by others.*Redis Sentinel password file must be 0600/);
   });
@@ -89,6 +95,9 @@ describe('Redis settings', () => {
     expect(() => load({ ...auth, FERRY_REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.1:26379' })).toThrow(/listed twice/);
     expect(() => load({ ...auth, FERRY_REDIS_SENTINELS: '10.0.0.1:26379', FERRY_REDIS_SENTINEL_NAME: 'a b' })).toThrow(/redisSentinelName: must be 1-64 letters/);
     expect(() => load({ ...auth, FERRY_REDIS_SENTINELS: '10.0.0.1:26379', FERRY_REDIS_SENTINEL_PASSWORD_FILE: 'rel' })).toThrow(/redisSentinelPasswordFile: must be an absolute path/);
-    expect(parseSentinels('h1:1,h2:2')).toEqual([{ host: 'h1', port: 1 }, { host: 'h2', port: 2 }]);
+    expect(parseSentinels('h1:1,h2:2')).toEqual([
+      { host: 'h1', port: 1 },
+      { host: 'h2', port: 2 },
+    ]);
   });
 });

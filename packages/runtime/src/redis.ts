@@ -12,7 +12,10 @@ export const REDIS_CONFIG_FIELDS = {
     .string()
     .min(1)
     .default('redis://127.0.0.1:6379')
-    .refine((url) => !hasCredentials(url), 'must not contain credentials: put the user in FERRY_REDIS_USER (redisUser) and the password in a 0600 file named by FERRY_REDIS_PASSWORD_FILE (redisPasswordFile)'),
+    .refine(
+      (url) => !hasCredentials(url),
+      'must not contain credentials: put the user in FERRY_REDIS_USER (redisUser) and the password in a 0600 file named by FERRY_REDIS_PASSWORD_FILE (redisPasswordFile)',
+    ),
   /** the Redis ACL user this service connects as (e.g. <keyPrefix>-scheduler, <keyPrefix>-api) */
   redisUser: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores'),
   /** file holding that user's password (mode 0600, owned by the service's user) */
@@ -34,9 +37,15 @@ export const REDIS_CONFIG_FIELDS = {
     })
     .optional(),
   /** the name the Sentinels monitor the primary under (`sentinel monitor <name> …`) */
-  redisSentinelName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').default('ferry'),
+  redisSentinelName: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores')
+    .default('ferry'),
   /** the Sentinels' ACL user for this service (default: redisUser, which ferry-admin init and the lab give every Sentinel) */
-  redisSentinelUser: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
+  redisSentinelUser: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores')
+    .optional(),
   /** that user's password file (0600; default: redisPasswordFile) */
   redisSentinelPasswordFile: z.string().startsWith('/', 'must be an absolute path').optional(),
 };
@@ -73,10 +82,11 @@ const HOST = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-
  */
 export function parseSentinels(value: string): SentinelAddress[] | string {
   const entries = value.split(',').map((e) => e.trim());
-  if (entries.some((e) => e === '')) return 'must be host:port,host:port,… (the Sentinels\' addresses, comma-separated): an entry is empty';
+  if (entries.some((e) => e === '')) return "must be host:port,host:port,… (the Sentinels' addresses, comma-separated): an entry is empty";
   const out: SentinelAddress[] = [];
   for (const entry of entries) {
-    if (entry.includes('@') || entry.includes('://')) return `${JSON.stringify(entry)}: give host:port only (no scheme, no credentials: the user and password file are FERRY_REDIS_SENTINEL_USER / FERRY_REDIS_SENTINEL_PASSWORD_FILE)`;
+    if (entry.includes('@') || entry.includes('://'))
+      return `${JSON.stringify(entry)}: give host:port only (no scheme, no credentials: the user and password file are FERRY_REDIS_SENTINEL_USER / FERRY_REDIS_SENTINEL_PASSWORD_FILE)`;
     const m = /^(.+):(\d{1,5})$/.exec(entry);
     const port = m ? Number(m[2]) : NaN;
     if (!m || !HOST.test(m[1]!) || !(port >= 1 && port <= 65_535)) return `${JSON.stringify(entry)} is not host:port (a Sentinel's address, e.g. 10.0.0.1:26379)`;

@@ -92,13 +92,7 @@ const CERT_NAME = /^[a-z0-9-]{1,63}$/;
  * A certificate signed by the CA, with a new key made here: `<dir>/<name>.crt` and `.key` (0600).
  * Servers get serverAuth, NATS clients clientAuth (the NATS server verifies both ends).
  */
-export async function issueCertificate(
-  ca: CertificatePair,
-  dir: string,
-  name: string,
-  names: CertificateNames,
-  usages: CertificateUsage[],
-): Promise<CertificatePair> {
+export async function issueCertificate(ca: CertificatePair, dir: string, name: string, names: CertificateNames, usages: CertificateUsage[]): Promise<CertificatePair> {
   if (!CERT_NAME.test(name)) throw new Error(`not a certificate name: ${name}`);
   checkNames(names);
   const pair = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
@@ -114,8 +108,7 @@ export async function issueCertificate(
 }
 
 /** A server certificate signed by the CA for these names and addresses (subjectAltName). */
-export const issueServerCertificate = (ca: CertificatePair, dir: string, name: string, names: CertificateNames): Promise<CertificatePair> =>
-  issueCertificate(ca, dir, name, names, ['serverAuth']);
+export const issueServerCertificate = (ca: CertificatePair, dir: string, name: string, names: CertificateNames): Promise<CertificatePair> => issueCertificate(ca, dir, name, names, ['serverAuth']);
 
 /**
  * A key pair and a certificate signing request made where the key stays (a joining host): the
@@ -136,13 +129,7 @@ const CSR_PEM = /^-----BEGIN CERTIFICATE REQUEST-----\n[A-Za-z0-9+/=\n]{100,8000
  * subject (`CN=<commonName>`), the names and the usages are the control plane's, whatever the
  * request asked for. A request that is not one, or whose self-signature fails, is refused.
  */
-export async function signCertificateRequest(
-  ca: CertificatePair,
-  csrPem: string,
-  commonName: string,
-  names: CertificateNames,
-  usages: CertificateUsage[],
-): Promise<string> {
+export async function signCertificateRequest(ca: CertificatePair, csrPem: string, commonName: string, names: CertificateNames, usages: CertificateUsage[]): Promise<string> {
   if (!CERT_NAME.test(commonName)) throw new Error(`not a certificate name: ${commonName}`);
   if (!CSR_PEM.test(csrPem)) throw new Error('not a PEM certificate signing request');
   checkNames(names);

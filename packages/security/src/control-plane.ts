@@ -205,7 +205,13 @@ export class ControlPlaneSecrets {
       ...(clustered
         ? {
             serverName: options.serverName ?? options.node ?? 'nats',
-            cluster: { name: options.clusterName ?? 'ferry', host: options.clusterHost ?? host, port: options.clusterPort!, routes: options.routes ?? [], tls: { ...paths.natsRoute, ca: paths.ca.cert } },
+            cluster: {
+              name: options.clusterName ?? 'ferry',
+              host: options.clusterHost ?? host,
+              port: options.clusterPort!,
+              routes: options.routes ?? [],
+              tls: { ...paths.natsRoute, ca: paths.ca.cert },
+            },
           }
         : {}),
     });
@@ -239,7 +245,7 @@ export class ControlPlaneSecrets {
   }
 
   private async lock(): Promise<void> {
-    for (const deadline = Date.now() + 2 * STALE_LOCK_MS; ; ) {
+    for (const deadline = Date.now() + 2 * STALE_LOCK_MS; ;) {
       try {
         mkdirSync(this.paths.lock, { mode: 0o700 });
         return;
@@ -278,7 +284,7 @@ async function reloadNode(node: { pid: string; log: string }): Promise<void> {
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid) || !isNatsServer(pid)) return;
   const offset = existsSync(natsLog) ? statSync(natsLog).size : 0;
   process.kill(pid, 'SIGHUP');
-  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline;) {
     const news = readFrom(natsLog, offset);
     if (/Failed to reload/.test(news)) throw new Error(`nats-server refused its new configuration; see ${natsLog}`);
     if (/Reloaded server configuration/.test(news)) return;

@@ -87,10 +87,15 @@ describe('the generated nats-server configuration', () => {
       expect(text).not.toMatch(/password|nats-route:\/\/[^"]*@/);
     });
 
-    it('keeps the clients\' side identical to a single server\'s: TLS verify, the one included authorization file', () => {
+    it("keeps the clients' side identical to a single server's: TLS verify, the one included authorization file", () => {
       const single = renderNatsServerConfig(base);
       const clustered = renderNatsServerConfig({ ...node(1), host: base.host, pidFile: base.pidFile, logFile: base.logFile });
-      const clientSide = (text: string) => text.split('\n').filter((l) => !l.startsWith('server_name')).join('\n').replace(/cluster \{[\s\S]*?\n\}\n/, '');
+      const clientSide = (text: string) =>
+        text
+          .split('\n')
+          .filter((l) => !l.startsWith('server_name'))
+          .join('\n')
+          .replace(/cluster \{[\s\S]*?\n\}\n/, '');
       expect(clientSide(clustered)).toBe(clientSide(single));
       for (const n of [1, 2, 3]) expect(renderNatsServerConfig(node(n))).toContain('include "nats-authorization.conf"');
       expect(single).not.toContain('cluster {');

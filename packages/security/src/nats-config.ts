@@ -48,8 +48,7 @@ const q = (value: string) => JSON.stringify(value);
 const list = (values: string[]) => `[${values.map(q).join(', ')}]`;
 
 function permissionsBlock(p: NatsPermissions): string {
-  const rule = (r: { allow?: string[]; deny?: string[] }) =>
-    [r.allow ? `allow: ${list(r.allow)}` : '', r.deny ? `deny: ${list(r.deny)}` : ''].filter(Boolean).join(', ');
+  const rule = (r: { allow?: string[]; deny?: string[] }) => [r.allow ? `allow: ${list(r.allow)}` : '', r.deny ? `deny: ${list(r.deny)}` : ''].filter(Boolean).join(', ');
   const lines = [`publish: { ${rule(p.publish)} }`, `subscribe: { ${rule(p.subscribe)} }`];
   if (p.allowResponses) lines.push(`allow_responses: { max: ${p.allowResponses.max}, expires: ${q(p.allowResponses.expires)} }`);
   return `{ ${lines.join(', ')} }`;

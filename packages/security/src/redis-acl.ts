@@ -22,19 +22,7 @@ export const redisUserName = (keyPrefix: string, role: RedisRole) => `${keyPrefi
  * BullMQ (version and eviction policy check) and ioredis (ready check) read at connect.
  * CLIENT SETNAME (BullMQ names its connections) is not @dangerous.
  */
-export const REDIS_SERVICE_COMMANDS = [
-  '+@all',
-  '-@dangerous',
-  '-@scripting',
-  '+eval',
-  '+evalsha',
-  '+eval_ro',
-  '+evalsha_ro',
-  '+script|load',
-  '+script|exists',
-  '-@pubsub',
-  '+info',
-];
+export const REDIS_SERVICE_COMMANDS = ['+@all', '-@dangerous', '-@scripting', '+eval', '+evalsha', '+eval_ro', '+evalsha_ro', '+script|load', '+script|exists', '-@pubsub', '+info'];
 
 /**
  * Keys the API writes (everything else of its cluster it may only read): the records an operator

@@ -12,8 +12,7 @@ const KEEP_SPENT_MS = 7 * 24 * 3600_000;
 /** Why a presented join token was refused (the message says which, never whether the secret was close). */
 export type JoinTokenRefusal = 'unknown' | 'expired' | 'used';
 
-const stateOf = (record: JoinTokenRecord, used: JoinTokenUse | null, now: number): JoinTokenView['state'] =>
-  used ? 'used' : record.expiresAt <= now ? 'expired' : 'valid';
+const stateOf = (record: JoinTokenRecord, used: JoinTokenUse | null, now: number): JoinTokenView['state'] => (used ? 'used' : record.expiresAt <= now ? 'expired' : 'valid');
 
 /**
  * One-time join tokens in Redis: `join-tokens` maps an id to its record (the secret's SHA-256,

@@ -16,7 +16,11 @@ export class MeasuredMigrations {
   ) {}
 
   async add(measured: MeasuredMigration): Promise<void> {
-    await this.redis.multi().lpush(this.key, JSON.stringify(measured)).ltrim(this.key, 0, MEASURED_KEPT - 1).exec();
+    await this.redis
+      .multi()
+      .lpush(this.key, JSON.stringify(measured))
+      .ltrim(this.key, 0, MEASURED_KEPT - 1)
+      .exec();
   }
 
   async recent(limit = MEASURED_KEPT): Promise<MeasuredMigration[]> {

@@ -46,7 +46,13 @@ export async function executePlan(store: ClusterStore, flows: FlowProducer, keyP
       ...newMigrationRecord(
         newMigrationId(move.workload),
         workload,
-        { destination: move.to, destinationReason: `plan ${plan.id}: ${move.reason}`, strategy: move.strategy, strategyReason: `chosen when plan ${plan.id} was made`, requested: { mode: 'auto', strategy: null } },
+        {
+          destination: move.to,
+          destinationReason: `plan ${plan.id}: ${move.reason}`,
+          strategy: move.strategy,
+          strategyReason: `chosen when plan ${plan.id} was made`,
+          requested: { mode: 'auto', strategy: null },
+        },
         now,
       ),
       predicted: predictMove(moveToPredict(snapshot, workload, move.to, move.strategy), history),

@@ -9,7 +9,7 @@ describe('ferry-admin init --nats-cluster', () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
   const dirs = (name: string) => ({ controlDir: join(root, name, 'control'), redisDir: join(root, name, 'control', 'redis-data'), configDir: join(root, name, 'etc'), user: userInfo().username });
 
-  it('writes this machine\'s node as nats.conf (the unit and the reloads unchanged) and the other nodes\' files to copy, every service given all three', async () => {
+  it("writes this machine's node as nats.conf (the unit and the reloads unchanged) and the other nodes' files to copy, every service given all three", async () => {
     const d = dirs('a');
     const result = await initControlPlane({ address: '10.0.0.2', natsCluster: '10.0.0.1:4222,10.0.0.2:4222,10.0.0.3:4223', natsRoutePort: 6300, ...d });
     expect(result.natsUrl).toBe('nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4223');
@@ -53,7 +53,7 @@ describe('ferry-admin init --redis-sentinel', () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
   const dirs = (name: string) => ({ controlDir: join(root, name, 'control'), redisDir: join(root, name, 'control', 'redis-data'), configDir: join(root, name, 'etc'), user: userInfo().username });
 
-  it('writes this machine\'s primary and Sentinel, the other machines\' replica and Sentinel to copy, and gives the services the Sentinels', async () => {
+  it("writes this machine's primary and Sentinel, the other machines' replica and Sentinel to copy, and gives the services the Sentinels", async () => {
     const d = dirs('a');
     const result = await initControlPlane({ address: '10.0.0.1', redisSentinel: '10.0.0.1,10.0.0.2,10.0.0.3', sentinelPort: 26400, ...d });
     expect(result.redisSentinels).toBe('10.0.0.1:26400,10.0.0.2:26400,10.0.0.3:26400');

@@ -37,8 +37,14 @@ export const InitOptions = z.object({
   /** the services' environment files, control.json and the cluster CA certificate (public) */
   configDir: z.string().startsWith('/').default('/etc/ferry'),
   /** the system user the control-plane units run as (ferry-control's postinst makes it); files become its own */
-  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default('ferry'),
-  keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+    .default('ferry'),
+  keyPrefix: z
+    .string()
+    .regex(/^[a-z0-9_-]{1,32}$/)
+    .default('ferry'),
   /**
    * a NATS cluster: every node's client address (`IP:port`, this machine's `address` among them,
    * one node per machine); this machine runs its node from nats.conf, the others' configurations
@@ -49,7 +55,7 @@ export const InitOptions = z.object({
     .transform((v, ctx) => {
       const nodes = v.split(',').map((n) => /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(n.trim()));
       if (nodes.some((n) => !n || !z.ipv4().safeParse(n[1]).success || Number(n[2]) < 1 || Number(n[2]) > 65_535)) {
-        ctx.addIssue({ code: 'custom', message: 'must be IPv4:port,IPv4:port,… (every NATS node\'s client address)' });
+        ctx.addIssue({ code: 'custom', message: "must be IPv4:port,IPv4:port,… (every NATS node's client address)" });
         return z.NEVER;
       }
       return nodes.map((n) => ({ host: n![1]!, port: Number(n![2]) }));

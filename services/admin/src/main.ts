@@ -67,7 +67,7 @@ async function init(args: string[]): Promise<void> {
   } as Parameters<typeof initControlPlane>[0]);
   console.log(`Ferry control plane initialised.
   API:   ${result.apiUrl}   (HTTPS, certificate of the cluster CA)
-  NATS:  ${result.natsUrl}   (TLS both ways, one NKey identity per process${result.natsUrl.includes(',') ? '; a cluster: copy the other nodes\' files, docs/install.md' : ''})
+  NATS:  ${result.natsUrl}   (TLS both ways, one NKey identity per process${result.natsUrl.includes(',') ? "; a cluster: copy the other nodes' files, docs/install.md" : ''})
   Redis: ${result.redisSentinels ? `primary here, a replica and a Sentinel on each machine; Sentinels ${result.redisSentinels} (copy the other machines' files, docs/install.md)` : 'one server, loopback only'}
   wrote: ${result.files.join(', ')}
 

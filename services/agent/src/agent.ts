@@ -95,10 +95,7 @@ export class Agent {
       agent.storageTimer = setInterval(() => void agent.beat(), Math.min(config.reportIntervalMs, 1000));
     }
     await agent.refreshCriu();
-    log.info(
-      { cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu },
-      'agent started',
-    );
+    log.info({ cpu: { vendor: cpu.vendor, family: cpu.family, model: cpu.model, flags: cpu.flags.length }, criu: agent.criu }, 'agent started');
     agent.criuTimer = setInterval(() => void agent.refreshCriu(), config.criuProbeIntervalMs);
     agent.criuTimer.unref();
     agent.scheduleReport(0);
@@ -111,22 +108,22 @@ export class Agent {
       callback: (err, msg) => {
         // an empty message is NATS saying no scheduler heard the report (503 no responders): no renewal
         if (err || msg.data.length === 0) return;
-        const ack = LeaseAck.safeParse((() => {
-          try {
-            return JSON.parse(decodeText(msg.data));
-          } catch {
-            return null;
-          }
-        })());
+        const ack = LeaseAck.safeParse(
+          (() => {
+            try {
+              return JSON.parse(decodeText(msg.data));
+            } catch {
+              return null;
+            }
+          })(),
+        );
         if (!ack.success) {
           this.log.warn('malformed lease acknowledgement ignored');
           return;
         }
         this.lease.acknowledged(ack.data.seq, ack.data.leaseMs);
         if (ack.data.superseded.length) {
-          void this.host.containers
-            .stopSuperseded(ack.data.superseded, this.config.hostId)
-            .catch((err: unknown) => this.log.error({ err }, 'stopping superseded copies failed'));
+          void this.host.containers.stopSuperseded(ack.data.superseded, this.config.hostId).catch((err: unknown) => this.log.error({ err }, 'stopping superseded copies failed'));
         }
         void this.fencer.acknowledged(ack.data.seq);
         if (this.guardDeadline() !== this.guardWritten) void this.writeGuardState().catch((err: unknown) => this.log.error({ err }, 'writing the fence guard state failed'));

@@ -4,10 +4,16 @@ import type { ContainerManager } from './containers/manager.ts';
 import type { MigrationManager } from './migration/manager.ts';
 
 // Every request below is refused at the boundary, before any container operation could run.
-const untouchable = new Proxy({}, { get: () => { throw new Error('the manager must not be reached'); } });
+const untouchable = new Proxy(
+  {},
+  {
+    get: () => {
+      throw new Error('the manager must not be reached');
+    },
+  },
+);
 const targets = { containers: untouchable as ContainerManager, migrations: untouchable as MigrationManager };
-const send = (command: string, body: unknown) =>
-  handleCommand(targets, command, typeof body === 'string' ? new TextEncoder().encode(body) : new TextEncoder().encode(JSON.stringify(body)));
+const send = (command: string, body: unknown) => handleCommand(targets, command, typeof body === 'string' ? new TextEncoder().encode(body) : new TextEncoder().encode(JSON.stringify(body)));
 
 describe('agent command boundary', () => {
   it.each([

@@ -13,7 +13,12 @@ const file = (name: string, body: unknown) => {
 };
 
 /** what every service needs to reach NATS (paths only; nothing is read here) */
-const NATS = { FERRY_NATS_SEED_FILE: '/etc/ferry/nats/agent-h1.nk', FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt', FERRY_NATS_CERT_FILE: '/etc/ferry/agent.crt', FERRY_NATS_KEY_FILE: '/etc/ferry/agent.key' };
+const NATS = {
+  FERRY_NATS_SEED_FILE: '/etc/ferry/nats/agent-h1.nk',
+  FERRY_NATS_CA_FILE: '/etc/ferry/ca.crt',
+  FERRY_NATS_CERT_FILE: '/etc/ferry/agent.crt',
+  FERRY_NATS_KEY_FILE: '/etc/ferry/agent.key',
+};
 
 describe('agent config', () => {
   it('refuses to run without a NATS identity and the cluster CA: there is no anonymous mode', () => {
@@ -39,7 +44,10 @@ describe('agent config', () => {
   it('names every bad field and where it came from', () => {
     const path = file('bad.json', {
       hostId: 'h1',
-      pools: [{ id: 'p', path: '/a' }, { id: 'p', path: 'b' }],
+      pools: [
+        { id: 'p', path: '/a' },
+        { id: 'p', path: 'b' },
+      ],
       networks: [{ name: 'n', bridge: 'br0', subnet: '10.0.0.0/33' }],
     });
     try {
@@ -56,9 +64,18 @@ describe('agent config', () => {
   });
 
   it('reports duplicate pool ids', () => {
-    expect(() => loadAgentConfig(file('dup.json', { hostId: 'h1', pools: [{ id: 'p', path: '/a' }, { id: 'p', path: '/b' }] }), NATS)).toThrow(
-      /pools\.1\.id: duplicate pool id p/,
-    );
+    expect(() =>
+      loadAgentConfig(
+        file('dup.json', {
+          hostId: 'h1',
+          pools: [
+            { id: 'p', path: '/a' },
+            { id: 'p', path: '/b' },
+          ],
+        }),
+        NATS,
+      ),
+    ).toThrow(/pools\.1\.id: duplicate pool id p/);
   });
 
   it('says when the file is not JSON or missing', () => {

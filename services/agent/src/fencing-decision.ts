@@ -18,9 +18,7 @@ export interface FencingInputs {
   declaredFailed: boolean;
 }
 
-export type FencingVerdict =
-  | { fence: false; why: 'lease-valid' | 'isolated' }
-  | { fence: true; why: 'declared-failed' | 'lease-lapsed' | 'lease-and-storage-lost' };
+export type FencingVerdict = { fence: false; why: 'lease-valid' | 'isolated' } | { fence: true; why: 'declared-failed' | 'lease-lapsed' | 'lease-and-storage-lost' };
 
 export function fencingVerdict(i: FencingInputs): FencingVerdict {
   if (i.declaredFailed) return { fence: true, why: 'declared-failed' };

@@ -27,7 +27,15 @@ afterAll(() => {
 
 /** a manager whose every method answers at once and counts the call */
 let calls = 0;
-const stub = new Proxy({}, { get: () => async () => { calls += 1; return { stub: true }; } });
+const stub = new Proxy(
+  {},
+  {
+    get: () => async () => {
+      calls += 1;
+      return { stub: true };
+    },
+  },
+);
 const targets = { containers: stub as ContainerManager, migrations: stub as MigrationManager };
 
 describe('agent boundaries under fuzz', () => {

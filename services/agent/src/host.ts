@@ -92,8 +92,7 @@ export async function openHostRuntime(config: AgentHostConfig, log: Logger): Pro
 /** Removes the (empty) cgroup directories above this host's containers, bottom up. */
 export async function removeCgroupParent(config: AgentHostConfig): Promise<void> {
   const parts = cgroupParentOf(config).split('/').filter(Boolean);
-  const roots =
-    cgroupVersion() === 2 ? ['/sys/fs/cgroup'] : ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'devices', 'freezer', 'blkio', 'systemd'].map((c) => `/sys/fs/cgroup/${c}`);
+  const roots = cgroupVersion() === 2 ? ['/sys/fs/cgroup'] : ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset', 'devices', 'freezer', 'blkio', 'systemd'].map((c) => `/sys/fs/cgroup/${c}`);
   for (const root of roots) {
     for (let depth = parts.length; depth > 0; depth--) {
       await rmdir(join(root, ...parts.slice(0, depth))).catch(() => undefined);

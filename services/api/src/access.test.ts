@@ -41,7 +41,13 @@ describe('the route → role table', () => {
   });
 
   it('reports a served route it has no entry for', () => {
-    expect(accessGaps([{ method: 'GET', url: '/v1/hosts' }, { method: 'HEAD', url: '/v1/hosts' }, { method: 'POST', url: '/v1/new-thing' }])).toEqual(['POST /v1/new-thing']);
+    expect(
+      accessGaps([
+        { method: 'GET', url: '/v1/hosts' },
+        { method: 'HEAD', url: '/v1/hosts' },
+        { method: 'POST', url: '/v1/new-thing' },
+      ]),
+    ).toEqual(['POST /v1/new-thing']);
   });
 
   it('says who may do what: reads for viewers, moves for operators, creation, removal and tokens for admins', () => {
@@ -67,17 +73,7 @@ describe('the route → role table', () => {
     expect(role('DELETE /v1/join-tokens/:id')).toBe('admin');
     // open: health, metrics, the API reference and the dashboard's files; under /v1 only the
     // document, the cluster CA (public) and joining (the join token is the credential)
-    expect(OPERATIONS.filter((o) => o.access === 'open').map((o) => o.path)).toEqual([
-      '/healthz',
-      '/metrics',
-      '/v1/openapi.json',
-      '/docs',
-      '/',
-      '/ui/',
-      '/ui/:file',
-      '/v1/cluster/ca',
-      '/v1/join',
-    ]);
+    expect(OPERATIONS.filter((o) => o.access === 'open').map((o) => o.path)).toEqual(['/healthz', '/metrics', '/v1/openapi.json', '/docs', '/', '/ui/', '/ui/:file', '/v1/cluster/ca', '/v1/join']);
   });
 });
 

@@ -31,8 +31,7 @@ describe('the API and the scheduler share one placement policy', () => {
   it('so a migration without a destination goes where the scheduler would place it: binpack → the fullest host', () => {
     const MiB = 2 ** 20;
     const host = (id: string) => sampleHostRecord(id, { capacity: sampleReport(id, { memory: { totalBytes: 16 * 1024 * MiB, availableBytes: 8 * 1024 * MiB } }) });
-    const spec = (id: string, memoryMiB: number) =>
-      WorkloadSpec.parse({ id, template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB, diskMiB: 64 }, pool: 'local' });
+    const spec = (id: string, memoryMiB: number) => WorkloadSpec.parse({ id, template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB, diskMiB: 64 }, pool: 'local' });
     const mover = sampleWorkloadRecord(spec('mover', 256), 'h1');
     const snapshot = { hosts: [host('h1'), host('h2'), host('h3')], workloads: [mover, sampleWorkloadRecord(spec('big', 8192), 'h3')] };
     const binpack = placementPolicy(loadApiConfig(undefined, { ...TOKEN, FERRY_PLACEMENT_MODE: 'binpack' }));

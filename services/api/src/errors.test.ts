@@ -32,7 +32,10 @@ describe('Redis being unreachable', () => {
     app.get('/bug', async () => {
       throw new Error('a bug');
     });
-    for (const [method, url] of [['GET', '/read'], ['POST', '/write']] as const) {
+    for (const [method, url] of [
+      ['GET', '/read'],
+      ['POST', '/write'],
+    ] as const) {
       const response = await app.inject({ method, url });
       expect(response.statusCode).toBe(503);
       expect(response.json()).toEqual({ code: 'UNAVAILABLE', message: REDIS_UNAVAILABLE_MESSAGE });

@@ -25,8 +25,14 @@ describe('cluster events from NATS', () => {
   it('ends every open stream when the API stops, and forgets streams that closed', () => {
     const hub = new EventHub(createLogger('test').child({}, { level: 'silent' }));
     const ended: string[] = [];
-    const unlistenA = hub.listen(() => undefined, () => ended.push('a'));
-    hub.listen(() => undefined, () => ended.push('b'));
+    const unlistenA = hub.listen(
+      () => undefined,
+      () => ended.push('a'),
+    );
+    hub.listen(
+      () => undefined,
+      () => ended.push('b'),
+    );
     expect(hub.clients).toBe(2);
     unlistenA();
     hub.stop();

@@ -60,7 +60,11 @@ const stringsFor = (keys: string[], arrays: boolean) =>
   fc.dictionary(
     fc.oneof(fc.constantFrom(...keys, '__proto__', 'constructor', 'extra', ''), fc.string({ maxLength: 8 })),
     arrays
-      ? fc.oneof(nastyString, fc.array(nastyString, { maxLength: 3 }), fc.constantFrom('true', 'false', '0', '-1', '300000', '1e3', '0x10', ' 5', 'NaN', 'h1', 'web-1', 'running', 'up', 'host,workload'))
+      ? fc.oneof(
+          nastyString,
+          fc.array(nastyString, { maxLength: 3 }),
+          fc.constantFrom('true', 'false', '0', '-1', '300000', '1e3', '0x10', ' 5', 'NaN', 'h1', 'web-1', 'running', 'up', 'host,workload'),
+        )
       : fc.oneof(nastyString, VALID_IDS),
     { maxKeys: 4 },
   );
@@ -68,7 +72,14 @@ const stringsFor = (keys: string[], arrays: boolean) =>
 /** ids that some route's params take */
 const VALID_IDS = fc.constantFrom('h1', 'web-1', 'm-web-1-abc', 'p-rebalance-abc', '0123456789ab', 'bot', 'web-1.start.abc');
 
-const WORKLOAD_SAMPLE = { id: 'web-1', template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB: 64, diskMiB: 64 }, pool: 'local', networks: [{ network: 'prod', address: '10.77.0.9' }] };
+const WORKLOAD_SAMPLE = {
+  id: 'web-1',
+  template: 'busybox',
+  command: ['/bin/sh'],
+  resources: { vcpus: 1, memoryMiB: 64, diskMiB: 64 },
+  pool: 'local',
+  networks: [{ network: 'prod', address: '10.77.0.9' }],
+};
 const BODY_SAMPLES: Record<string, unknown> = {
   'POST /v1/hosts/:id/maintenance': { reason: 'kernel', mode: 'spread' },
   'POST /v1/workloads': WORKLOAD_SAMPLE,
@@ -80,7 +91,15 @@ const BODY_SAMPLES: Record<string, unknown> = {
 };
 
 /** what the API needs besides its own settings (paths only; nothing is read) */
-const BASE_ENV = { FERRY_API_TOKEN: 'x'.repeat(24), FERRY_NATS_SEED_FILE: '/s', FERRY_NATS_CA_FILE: '/c', FERRY_NATS_CERT_FILE: '/c', FERRY_NATS_KEY_FILE: '/k', FERRY_REDIS_USER: 'ferry-api', FERRY_REDIS_PASSWORD_FILE: '/p' };
+const BASE_ENV = {
+  FERRY_API_TOKEN: 'x'.repeat(24),
+  FERRY_NATS_SEED_FILE: '/s',
+  FERRY_NATS_CA_FILE: '/c',
+  FERRY_NATS_CERT_FILE: '/c',
+  FERRY_NATS_KEY_FILE: '/k',
+  FERRY_REDIS_USER: 'ferry-api',
+  FERRY_REDIS_PASSWORD_FILE: '/p',
+};
 
 describe('API parsers under fuzz', () => {
   const withParams = OPERATIONS.filter((op) => op.params);
@@ -93,11 +112,17 @@ describe('API parsers under fuzz', () => {
   });
 
   it.each(withParams.map((op) => [`${op.method} ${op.path}`, op.params!] as const))('params of %s: a value or a 400 naming params.<field>', (name, schema) => {
-    fc.assert(fc.property(stringsFor(keysOf(schema), false), (params) => counts.add(`params ${name}`, checkParseRequest(schema, params, 'params'))), fuzzParams(150));
+    fc.assert(
+      fc.property(stringsFor(keysOf(schema), false), (params) => counts.add(`params ${name}`, checkParseRequest(schema, params, 'params'))),
+      fuzzParams(150),
+    );
   });
 
   it.each(withQuery.map((op) => [`${op.method} ${op.path}`, op.query!] as const))('query of %s: a value or a 400 naming query.<field>', (name, schema) => {
-    fc.assert(fc.property(stringsFor(keysOf(schema), true), (query) => counts.add(`query ${name}`, checkParseRequest(schema, query, 'query'))), fuzzParams(150));
+    fc.assert(
+      fc.property(stringsFor(keysOf(schema), true), (query) => counts.add(`query ${name}`, checkParseRequest(schema, query, 'query'))),
+      fuzzParams(150),
+    );
   });
 
   it.each(withBody.map((op) => [`${op.method} ${op.path}`, op.body!] as const))('body of %s: the schema contract, and parseRequest a value or a 400 naming body.<field>', (name, schema) => {

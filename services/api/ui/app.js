@@ -51,7 +51,7 @@ function renderHosts() {
       const c = h.capacity;
       const mem = allocated.get(h.id) ?? 0;
       const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
-      return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? " <span title=\"silent on the control plane, alive on storage: nothing restarted elsewhere\">isolated</span>" : ""}</td>
+      return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? ' <span title="silent on the control plane, alive on storage: nothing restarted elsewhere">isolated</span>' : ''}</td>
         <td>${bar(c.load.one / c.cpu.count, `${c.load.one.toFixed(2)} / ${c.cpu.count} CPUs`)}</td>
         <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
         <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>
@@ -80,8 +80,13 @@ function renderMigrations() {
     'migrations',
     active.map((m) => {
       const step = Math.max(0, PHASES.indexOf(m.phase)) + (m.phaseDone ? 1 : 0.5);
-      const bytes = m.copied ? ` · copying ${mib(m.copied.bytes)} (${m.copied.percent}%)`
-        : m.bytes?.total ? ` · ${mib(m.bytes.sent)} of ${mib(m.bytes.total)}` : m.bytes?.sent ? ` · ${mib(m.bytes.sent)}` : '';
+      const bytes = m.copied
+        ? ` · copying ${mib(m.copied.bytes)} (${m.copied.percent}%)`
+        : m.bytes?.total
+          ? ` · ${mib(m.bytes.sent)} of ${mib(m.bytes.total)}`
+          : m.bytes?.sent
+            ? ` · ${mib(m.bytes.sent)}`
+            : '';
       return `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${esc(m.source)} → ${esc(m.destination)}</td>
         <td>${esc(m.strategy)}</td><td>${badge(m.state)} ${esc(m.phase)}</td><td>${bar(step / PHASES.length, `${esc(m.phase)}${bytes}`)}</td></tr>`;
     }),
@@ -113,13 +118,7 @@ function renderFailovers() {
 }
 
 async function refresh() {
-  const [hosts, workloads, migrations, plans, failovers] = await Promise.all([
-    api('/v1/hosts'),
-    api('/v1/workloads'),
-    api('/v1/migrations'),
-    api('/v1/plans'),
-    api('/v1/failovers'),
-  ]);
+  const [hosts, workloads, migrations, plans, failovers] = await Promise.all([api('/v1/hosts'), api('/v1/workloads'), api('/v1/migrations'), api('/v1/plans'), api('/v1/failovers')]);
   state.hosts = hosts.hosts;
   state.workloads = workloads.workloads;
   for (const m of migrations.migrations) state.migrations.set(m.id, { ...state.migrations.get(m.id), ...m });
@@ -151,10 +150,14 @@ function onEvent(event) {
     return;
   }
   const line = document.createElement('li');
-  const what = event.type === 'host.state' ? `${event.hostId}: ${event.from ?? 'new'} → ${event.to}`
-    : event.type.startsWith('workload.') ? `${event.workloadId}: ${event.phase ?? 'destroyed'}${event.hostId ? ` on ${event.hostId}` : ''}`
-    : event.type.startsWith('migration.') ? `${event.workloadId}: ${event.phase} ${event.status}${event.bytes?.sent ? ` (${mib(event.bytes.sent)})` : ''}`
-    : `failover of ${event.failover.hostId}: ${event.failover.state}`;
+  const what =
+    event.type === 'host.state'
+      ? `${event.hostId}: ${event.from ?? 'new'} → ${event.to}`
+      : event.type.startsWith('workload.')
+        ? `${event.workloadId}: ${event.phase ?? 'destroyed'}${event.hostId ? ` on ${event.hostId}` : ''}`
+        : event.type.startsWith('migration.')
+          ? `${event.workloadId}: ${event.phase} ${event.status}${event.bytes?.sent ? ` (${mib(event.bytes.sent)})` : ''}`
+          : `failover of ${event.failover.hostId}: ${event.failover.state}`;
   line.textContent = `${new Date(event.at).toLocaleTimeString()}  ${event.type}  ${what}`;
   $('#events').prepend(line);
   while ($('#events').children.length > 100) $('#events').lastChild.remove();
@@ -192,7 +195,11 @@ async function follow() {
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
           if (data) onEvent(JSON.parse(data));
         }
       }

@@ -7,7 +7,10 @@ export const SchedulerConfig = z
     /** redisUrl (no credentials in it), redisUser, redisPasswordFile */
     ...REDIS_CONFIG_FIELDS,
     /** prefix of every Redis key and BullMQ queue, so several clusters can share one Redis */
-    keyPrefix: z.string().regex(/^[a-z0-9_-]{1,32}$/).default('ferry'),
+    keyPrefix: z
+      .string()
+      .regex(/^[a-z0-9_-]{1,32}$/)
+      .default('ferry'),
     suspectAfterMs: z.coerce.number().int().min(100).default(3_000),
     /**
      * an agent that cannot renew its lease this long fences itself (acknowledged reports renew

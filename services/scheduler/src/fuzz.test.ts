@@ -30,7 +30,10 @@ describe('scheduler boundaries under fuzz', () => {
     const report = sampleReport('h1', { containerCount: 2 });
     const subject = fc.oneof(
       { arbitrary: fc.constant('ferry.host.h1.capacity'), weight: 6 },
-      { arbitrary: fc.constantFrom('ferry.host.h2.capacity', 'ferry.host..capacity', 'ferry.host.H1.capacity', 'ferry.host.h1', 'ferry.host.h1.capacity.x', '', '>', 'ferry.host.*.capacity'), weight: 2 },
+      {
+        arbitrary: fc.constantFrom('ferry.host.h2.capacity', 'ferry.host..capacity', 'ferry.host.H1.capacity', 'ferry.host.h1', 'ferry.host.h1.capacity.x', '', '>', 'ferry.host.*.capacity'),
+        weight: 2,
+      },
       { arbitrary: nastyString.map((s) => `ferry.host.${s}.capacity`), weight: 1 },
     );
     const data = fc.oneof(

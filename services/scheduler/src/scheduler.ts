@@ -89,7 +89,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
       metrics.migrationFinished(record);
       // what it measured, for the predictions of later moves to learn from (predictMove)
       const measured = measuredFrom(record);
-      if (measured) store.measuredMigrations.add(measured).catch((err: unknown) => log.warn({ err: (err as Error).message, migrationId: record.id }, 'could not keep the migration\'s measurement'));
+      if (measured) store.measuredMigrations.add(measured).catch((err: unknown) => log.warn({ err: (err as Error).message, migrationId: record.id }, "could not keep the migration's measurement"));
     },
   });
   const plans = new PlanWorker(store, config.keyPrefix, queueRedis, log.child({ part: 'plans' }));

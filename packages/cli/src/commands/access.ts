@@ -43,7 +43,11 @@ export function accessCommands(program: Command, session: () => Session): void {
   tokens
     .command('create <name>')
     .description('a new token with a role; prints it once: Ferry keeps only its hash')
-    .addOption(new Option('--role <role>', 'viewer (read), operator (migrate, maintenance, rebalance, plans, start/stop, cancel) or admin (also create/destroy workloads, remove/admit hosts, tokens)').choices(ROLES).makeOptionMandatory())
+    .addOption(
+      new Option('--role <role>', 'viewer (read), operator (migrate, maintenance, rebalance, plans, start/stop, cancel) or admin (also create/destroy workloads, remove/admit hosts, tokens)')
+        .choices(ROLES)
+        .makeOptionMandatory(),
+    )
     .action(async (name: string, options: { role: Role }) => {
       const body = { name: tokenName(name), role: options.role };
       const s = session();

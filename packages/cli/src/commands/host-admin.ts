@@ -28,7 +28,7 @@ export function hostAdminCommands(program: Command, session: () => Session): voi
     });
   hosts
     .command('admit <host>')
-    .description('let a removed host\'s reports count again (a host whose identity was revoked joins again instead)')
+    .description("let a removed host's reports count again (a host whose identity was revoked joins again instead)")
     .action(async (host: string) => {
       const s = session();
       const data = await s.api.request<AdmitHostResponse>('POST', `/v1/hosts/${encodeURIComponent(host)}/admit`);

@@ -75,7 +75,8 @@ async function followMigration(s: Session, migration: MigrationRecord, tap: Even
 
 function migrationSummary(m: MigrationRecord): string {
   const total = m.finishedAt === null ? null : m.finishedAt - m.createdAt;
-  const head = m.state === 'completed' ? `migrated ${m.workloadId} ${m.source} → ${m.destination}` : `migration of ${m.workloadId} ${m.state}${m.error ? `: ${m.error.code} — ${m.error.message}` : ''}`;
+  const head =
+    m.state === 'completed' ? `migrated ${m.workloadId} ${m.source} → ${m.destination}` : `migration of ${m.workloadId} ${m.state}${m.error ? `: ${m.error.code} — ${m.error.message}` : ''}`;
   return [
     head,
     `  mode      ${m.strategy} (${m.strategyReason})`,
@@ -144,12 +145,17 @@ export function operateCommands(program: Command, session: () => Session): void 
         throw err;
       }
       if (!tap) {
-        print(s.format, started, [started.migration], [
-          { header: 'migration', value: (m) => m.id },
-          { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
-          { header: 'strategy', value: (m) => m.strategy },
-          { header: 'state', value: (m) => m.state },
-        ]);
+        print(
+          s.format,
+          started,
+          [started.migration],
+          [
+            { header: 'migration', value: (m) => m.id },
+            { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
+            { header: 'strategy', value: (m) => m.strategy },
+            { header: 'state', value: (m) => m.state },
+          ],
+        );
         return;
       }
       process.stderr.write(`migrating ${workload} ${started.migration.source} → ${started.migration.destination} (${started.migration.strategy})\n`);
@@ -197,7 +203,9 @@ export function operateCommands(program: Command, session: () => Session): void 
       const s = session();
       const body = options.maxMoves ? { maxMoves: options.maxMoves } : {};
       const plan = await s.api.request<PlanRecord>('POST', `/v1/rebalance${options.apply ? '' : '?dryRun=true'}`, body);
-      process.stderr.write(`plan ${plan.id}: ${plan.moves.length} move(s), score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}${options.apply ? '' : ' (dry run: apply with ferry plans execute ' + plan.id + ')'}\n`);
+      process.stderr.write(
+        `plan ${plan.id}: ${plan.moves.length} move(s), score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}${options.apply ? '' : ' (dry run: apply with ferry plans execute ' + plan.id + ')'}\n`,
+      );
       const final = options.apply && plan.moves.length > 0 ? await followPlan(s, plan) : plan;
       print(s.format, final, final.moves, [
         { header: 'workload', value: (m) => m.workload },

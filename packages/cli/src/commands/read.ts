@@ -4,8 +4,7 @@ import type { Session } from '../session.ts';
 import { details, gib, size, print, seconds, time } from '../output.ts';
 
 /** A finished migration's duration from its first phase (the figure its prediction is of). */
-const measuredMs = (m: MigrationRecord): number | null =>
-  m.finishedAt === null ? null : m.finishedAt - (m.timeline.length > 0 ? Math.min(...m.timeline.map((e) => e.startedAt)) : m.createdAt);
+const measuredMs = (m: MigrationRecord): number | null => (m.finishedAt === null ? null : m.finishedAt - (m.timeline.length > 0 ? Math.min(...m.timeline.map((e) => e.startedAt)) : m.createdAt));
 
 /** The read-only views: hosts, workloads, migrations, plans, failovers. */
 export function readCommands(program: Command, session: () => Session): void {
@@ -136,8 +135,22 @@ export function readCommands(program: Command, session: () => Session): void {
         { header: 'host', value: (f) => f.hostId },
         { header: 'detected', value: (f) => time(f.detectedAt) },
         { header: 'state', value: (f) => f.state },
-        { header: 'restarted', value: (f) => f.restarts.filter((r) => r.status === 'restarted').map((r) => `${r.workload}→${r.to}`).join(' ') },
-        { header: 'not restarted', value: (f) => f.restarts.filter((r) => r.status !== 'restarted').map((r) => `${r.workload} (${r.status})`).join(' ') },
+        {
+          header: 'restarted',
+          value: (f) =>
+            f.restarts
+              .filter((r) => r.status === 'restarted')
+              .map((r) => `${r.workload}→${r.to}`)
+              .join(' '),
+        },
+        {
+          header: 'not restarted',
+          value: (f) =>
+            f.restarts
+              .filter((r) => r.status !== 'restarted')
+              .map((r) => `${r.workload} (${r.status})`)
+              .join(' '),
+        },
       ]);
     });
 }
@@ -146,7 +159,14 @@ export function readCommands(program: Command, session: () => Session): void {
 export function workloadDetails(w: WorkloadView): string {
   const o = w.observed;
   const observed = o
-    ? [o.state, o.pid ? `pid ${o.pid}` : null, `epoch ${o.epoch}`, o.usage ? `memory ${size(o.usage.memoryBytes)} of ${size(o.usage.memoryLimitBytes)}` : null, o.usage ? `cpu ${o.usage.cpuPercent}%` : null, o.usage ? `${o.usage.pids} pids` : null]
+    ? [
+        o.state,
+        o.pid ? `pid ${o.pid}` : null,
+        `epoch ${o.epoch}`,
+        o.usage ? `memory ${size(o.usage.memoryBytes)} of ${size(o.usage.memoryLimitBytes)}` : null,
+        o.usage ? `cpu ${o.usage.cpuPercent}%` : null,
+        o.usage ? `${o.usage.pids} pids` : null,
+      ]
         .filter(Boolean)
         .join(', ')
     : w.hostId

@@ -35,7 +35,17 @@ describe('ferry workloads show', () => {
 
 describe('ferry migrate --dry-run', () => {
   it('prints the destination, the strategy and the checks from the API answer', () => {
-    const text = dryRunSummary({ dryRun: true, ok: true, workloadId: 'web-1', source: 'h1', destination: 'h2', destinationReason: 'requested; h2 passes every check', strategy: 'lazy', strategyReason: 'userfaultfd on both hosts', predicted: { freezeMs: 540, seconds: 2.4, bytes: 64 * 2 ** 20, memoryBytes: 64 * 2 ** 20, basis: '3 measured (lazy h1→h2)' } });
+    const text = dryRunSummary({
+      dryRun: true,
+      ok: true,
+      workloadId: 'web-1',
+      source: 'h1',
+      destination: 'h2',
+      destinationReason: 'requested; h2 passes every check',
+      strategy: 'lazy',
+      strategyReason: 'userfaultfd on both hosts',
+      predicted: { freezeMs: 540, seconds: 2.4, bytes: 64 * 2 ** 20, memoryBytes: 64 * 2 ** 20, basis: '3 measured (lazy h1→h2)' },
+    });
     expect(text).toContain('dry run: web-1 could move h1 → h2 (lazy); nothing moved');
     expect(text).toMatch(/destination +h2 \(requested; h2 passes every check\)/);
     expect(text).toMatch(/strategy +lazy \(userfaultfd on both hosts\)/);

@@ -15,9 +15,7 @@ export interface UnplacedWorkload {
   refused: Record<string, number>;
 }
 
-export type EvacuationPlan =
-  | { ok: true; moves: PlannedMove[] }
-  | { ok: false; moves: []; unplaced: UnplacedWorkload[]; reason: string };
+export type EvacuationPlan = { ok: true; moves: PlannedMove[] } | { ok: false; moves: []; unplaced: UnplacedWorkload[]; reason: string };
 
 /**
  * Empties `drain` hosts: HA workloads first (by priority), then the largest, each to the best
@@ -38,7 +36,7 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
     hosts: state.cluster.hosts.map((h) => (draining.has(h.id) ? { ...h, accepting: false, draining: true } : h)),
   };
   const hostIndex = new Map(cluster.hosts.map((h, i) => [h.id, i]));
-  const leaving = drain.flatMap((id) => [...usage.residents[hostIndex.get(id) ?? -1] ?? []]);
+  const leaving = drain.flatMap((id) => [...(usage.residents[hostIndex.get(id) ?? -1] ?? [])]);
   leaving.sort((a, b) => {
     const wa = cluster.workloads[a]!;
     const wb = cluster.workloads[b]!;
@@ -86,7 +84,14 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
       else hi = mid;
     }
     order.splice(lo, 0, chosen);
-    moves.push({ workload: w.id, from, to: cluster.hosts[chosen]!.id, bytes, score: 0, reason: `${from} is being drained; ${cluster.hosts[chosen]!.id} passes every check and has ${Math.round(free(chosen) / 2 ** 20)} MiB free after it` });
+    moves.push({
+      workload: w.id,
+      from,
+      to: cluster.hosts[chosen]!.id,
+      bytes,
+      score: 0,
+      reason: `${from} is being drained; ${cluster.hosts[chosen]!.id} passes every check and has ${Math.round(free(chosen) / 2 ** 20)} MiB free after it`,
+    });
   }
   if (unplaced.length > 0) return { ok: false, moves: [], unplaced, reason: `${unplaced.length} workload(s) have nowhere to go` };
   if (o.keepHaCapacity) {

@@ -69,7 +69,7 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
   }
   const workloads: PlanWorkload[] = [];
   // anti-affinity pairs, drawn across the whole cluster (2 % of the workloads are in one)
-  const groups = Math.max(1, Math.floor((o.hosts * (o.perHost[0] + o.perHost[1])) / 2 * 0.02 / 2));
+  const groups = Math.max(1, Math.floor((((o.hosts * (o.perHost[0] + o.perHost[1])) / 2) * 0.02) / 2));
   hosts.forEach((host, h) => {
     const roll = rnd();
     const kind = roll < o.overloaded ? 'overloaded' : roll < o.overloaded + o.empty ? 'empty' : 'normal';
@@ -77,7 +77,12 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
     const target = host.memTotal * (kind === 'overloaded' ? 0.9 : kind === 'empty' ? 0.1 : 0.3 + rnd() * 0.4);
     // sizes with a long tail, scaled so the host lands near its target fill
     const raw = Array.from({ length: count }, () => Math.exp(rnd() * Math.log(64)));
-    const scale = target / Math.max(1, raw.reduce((s, v) => s + v, 0));
+    const scale =
+      target /
+      Math.max(
+        1,
+        raw.reduce((s, v) => s + v, 0),
+      );
     for (const r of raw) {
       const mem = Math.max(128 * MiB, Math.min(8 * GiB, Math.round((r * scale) / MiB) * MiB));
       const inGroup = rnd() < 0.02;

@@ -68,7 +68,8 @@ function modelOf(hosts: TestHost[], workloads: PlanWorkload[]): PlanCluster {
 }
 
 describe('move checks: every reason code', () => {
-  const cluster = modelOf([
+  const cluster = modelOf(
+    [
       host('src'),
       host('ok'),
       host('down', { state: 'down', accepting: false }),
@@ -83,9 +84,17 @@ describe('move checks: every reason code', () => {
       host('smalldisk', { diskTotal: 1 * GiB }),
       host('nocriu', { live: false }),
       host('mate'),
-    ], [workload('w', 0, { antiAffinity: ['db'] }), workload('mate', 13, { antiAffinity: ['db'] }), workload('pinned', 0, { allowed: new Set(['src']) })]);
+    ],
+    [workload('w', 0, { antiAffinity: ['db'] }), workload('mate', 13, { antiAffinity: ['db'] }), workload('pinned', 0, { allowed: new Set(['src']) })],
+  );
   const usage = new Usage(cluster);
-  const why = (to: string, w = 0) => moveRefusal(cluster, usage, w, cluster.hosts.findIndex((h) => h.id === to));
+  const why = (to: string, w = 0) =>
+    moveRefusal(
+      cluster,
+      usage,
+      w,
+      cluster.hosts.findIndex((h) => h.id === to),
+    );
 
   it.each([
     ['ok', null],
@@ -172,7 +181,10 @@ describe('rebalancing (property tests on random clusters)', () => {
   });
 
   it('breaks anti-affinity clashes and never moves pinned workloads', () => {
-    const cluster = modelOf([host('a'), host('b'), host('c')], [workload('db1', 0, { antiAffinity: ['db'] }), workload('db2', 0, { antiAffinity: ['db'], pinned: true }), workload('y', 1), workload('z', 2)]);
+    const cluster = modelOf(
+      [host('a'), host('b'), host('c')],
+      [workload('db1', 0, { antiAffinity: ['db'] }), workload('db2', 0, { antiAffinity: ['db'], pinned: true }), workload('y', 1), workload('z', 2)],
+    );
     const plan = planRebalance(cluster);
     expect(plan.moves[0]).toMatchObject({ workload: 'db1', from: 'a' });
     expect(plan.moves.some((m) => m.workload === 'db2')).toBe(false);
@@ -214,11 +226,18 @@ describe('evacuation', () => {
     const plan = planEvacuation(cluster, ['a'], { keepHaCapacity: false });
     expect(plan.ok).toBe(false);
     expect(plan.moves).toEqual([]);
-    if (!plan.ok) expect(plan.unplaced).toEqual([{ workload: '1', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } }, { workload: '2', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } }]);
+    if (!plan.ok)
+      expect(plan.unplaced).toEqual([
+        { workload: '1', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } },
+        { workload: '2', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } },
+      ]);
   });
 
   it('keeps room to restart any single host’s HA workloads', () => {
-    const cluster = modelOf([host('a', { memTotal: 16 * GiB }), host('b', { memTotal: 16 * GiB }), host('c', { memTotal: 16 * GiB })], [workload('ha1', 0, { haPriority: 5, mem: 6 * GiB }), workload('ha2', 1, { haPriority: 5, mem: 6 * GiB }), workload('ha3', 2, { haPriority: 5, mem: 6 * GiB })]);
+    const cluster = modelOf(
+      [host('a', { memTotal: 16 * GiB }), host('b', { memTotal: 16 * GiB }), host('c', { memTotal: 16 * GiB })],
+      [workload('ha1', 0, { haPriority: 5, mem: 6 * GiB }), workload('ha2', 1, { haPriority: 5, mem: 6 * GiB }), workload('ha3', 2, { haPriority: 5, mem: 6 * GiB })],
+    );
     const plan = planEvacuation(cluster, ['a']);
     expect(plan).toMatchObject({ ok: false, reason: expect.stringContaining('could not restart the HA workloads') });
     expect(planEvacuation(cluster, ['a'], { keepHaCapacity: false }).ok).toBe(true);
@@ -233,7 +252,10 @@ describe('evacuation', () => {
 
 describe('maintenance groups', () => {
   it('groups hosts that can be drained together, each group feasible, every host once', () => {
-    const cluster = modelOf([host('a'), host('b'), host('c'), host('d'), host('e')], [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB }), workload('4', 3, { mem: 10 * GiB })]);
+    const cluster = modelOf(
+      [host('a'), host('b'), host('c'), host('d'), host('e')],
+      [workload('1', 0, { mem: 30 * GiB }), workload('2', 1, { mem: 30 * GiB }), workload('3', 2, { mem: 10 * GiB }), workload('4', 3, { mem: 10 * GiB })],
+    );
     const result = maintenanceGroups(cluster, { keepHaCapacity: false });
     expect(result.cannotDrain).toEqual([]);
     expect(result.groups.flat().sort()).toEqual(['a', 'b', 'c', 'd', 'e']);

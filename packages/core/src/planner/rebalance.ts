@@ -65,12 +65,7 @@ function search(state: PlanningState, apply: (index: number, to: number) => void
     const clashing = new Set<number>();
     for (const perHost of usage.groups.values()) for (const [host, count] of perHost) if (count > 1) clashing.add(host);
     const sources = [
-      ...new Set([
-        ...hostIndexes.filter((i) => cluster.hosts[i]!.draining && usage.residents[i]!.size > 0),
-        ...clashing,
-        ...byLoad.filter((i) => score.load(i) > 1),
-        ...byLoad.slice(0, o.candidates),
-      ]),
+      ...new Set([...hostIndexes.filter((i) => cluster.hosts[i]!.draining && usage.residents[i]!.size > 0), ...clashing, ...byLoad.filter((i) => score.load(i) > 1), ...byLoad.slice(0, o.candidates)]),
     ];
     const destinations = byLoad.slice(-o.candidates).reverse();
     let best: { index: number; to: number; after: number; value: number } | null = null;

@@ -6,18 +6,16 @@ describe('KeyedMutex', () => {
   it('runs tasks of one key in order and other keys alongside, surviving failures', async () => {
     const mutex = new KeyedMutex();
     const log: string[] = [];
-    const task = (name: string, ms: number, fail = false) => async () => {
-      log.push(`${name}+`);
-      await sleep(ms);
-      log.push(`${name}-`);
-      if (fail) throw new Error(name);
-      return name;
-    };
-    const results = await Promise.allSettled([
-      mutex.run('a', task('a1', 30, true)),
-      mutex.run('a', task('a2', 5)),
-      mutex.run('b', task('b1', 5)),
-    ]);
+    const task =
+      (name: string, ms: number, fail = false) =>
+      async () => {
+        log.push(`${name}+`);
+        await sleep(ms);
+        log.push(`${name}-`);
+        if (fail) throw new Error(name);
+        return name;
+      };
+    const results = await Promise.allSettled([mutex.run('a', task('a1', 30, true)), mutex.run('a', task('a2', 5)), mutex.run('b', task('b1', 5))]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
     expect(log.indexOf('a2+')).toBeGreaterThan(log.indexOf('a1-'));
     expect(log.indexOf('b1+')).toBeLessThan(log.indexOf('a1-'));

@@ -230,7 +230,10 @@ export class ContainerManager {
         await this.o.runc.delete(id, true).catch(() => undefined);
         await tearDownNetwork(netns);
         await this.save({ ...journaled, netns: null });
-        const tail = await readFile(bundle.consoleLog, 'utf8').then((t) => t.split('\n').slice(-5).join('\n'), () => '');
+        const tail = await readFile(bundle.consoleLog, 'utf8').then(
+          (t) => t.split('\n').slice(-5).join('\n'),
+          () => '',
+        );
         throw new CommandError('RUNTIME_ERROR', `starting ${id} failed: ${(err as Error).message}`, { consoleTail: tail });
       }
     });

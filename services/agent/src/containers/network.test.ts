@@ -8,10 +8,14 @@ describe('container network plan', () => {
   ];
 
   it('gives each attachment a veth pair, the network prefix and the address-derived MAC', () => {
-    const plan = planNetwork('fc-web-1-0a0b0c0d', [
-      { network: 'prod', address: '10.77.0.5' },
-      { network: 'backup', address: '10.88.3.4' },
-    ], networks);
+    const plan = planNetwork(
+      'fc-web-1-0a0b0c0d',
+      [
+        { network: 'prod', address: '10.77.0.5' },
+        { network: 'backup', address: '10.88.3.4' },
+      ],
+      networks,
+    );
     expect(plan.links).toEqual([
       { hostIf: hostInterfaceName('fc-web-1-0a0b0c0d', 0), containerIf: 'eth0', bridge: 'fbr-prod', cidr: '10.77.0.5/24', mac: '02:fe:0a:4d:00:05' },
       { hostIf: hostInterfaceName('fc-web-1-0a0b0c0d', 1), containerIf: 'eth1', bridge: 'fbr-bk', cidr: '10.88.3.4/16', mac: '02:fe:0a:58:03:04' },

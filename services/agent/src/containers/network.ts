@@ -20,8 +20,7 @@ export interface NetworkPlan {
 }
 
 /** Host-side interface names must fit in 15 characters and be unique per netns and network. */
-export const hostInterfaceName = (netns: string, index: number): string =>
-  `fv${createHash('sha256').update(`${netns}:${index}`).digest('hex').slice(0, 10)}`;
+export const hostInterfaceName = (netns: string, index: number): string => `fv${createHash('sha256').update(`${netns}:${index}`).digest('hex').slice(0, 10)}`;
 
 /** Pure: which links a container gets for its attachments on this host's networks. */
 export function planNetwork(netns: string, attachments: NetworkAttachment[], networks: NetworkReport[]): NetworkPlan {

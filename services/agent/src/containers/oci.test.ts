@@ -12,7 +12,13 @@ const spec = WorkloadSpec.parse({
 });
 
 describe('OCI config', () => {
-  const config = buildOciConfig(spec, { rootfs: '/pool/web-1/rootfs', netnsPath: '/run/netns/fc-web-1-ab', cgroupsPath: '/ferry/h1/web-1', maxOpenFiles: 4096, criuConfig: '/var/lib/ferry/criu.conf' }) as any;
+  const config = buildOciConfig(spec, {
+    rootfs: '/pool/web-1/rootfs',
+    netnsPath: '/run/netns/fc-web-1-ab',
+    cgroupsPath: '/ferry/h1/web-1',
+    maxOpenFiles: 4096,
+    criuConfig: '/var/lib/ferry/criu.conf',
+  }) as any;
 
   it('turns the spec limits into cgroup settings', () => {
     expect(config.linux.resources.memory).toEqual({ limit: 256 * 2 ** 20, swap: 256 * 2 ** 20 });
@@ -34,13 +40,7 @@ describe('OCI config', () => {
   });
 
   it('joins the agent-owned network namespace and isolates the rest', () => {
-    expect(config.linux.namespaces).toEqual([
-      { type: 'pid' },
-      { type: 'network', path: '/run/netns/fc-web-1-ab' },
-      { type: 'ipc' },
-      { type: 'uts' },
-      { type: 'mount' },
-    ]);
+    expect(config.linux.namespaces).toEqual([{ type: 'pid' }, { type: 'network', path: '/run/netns/fc-web-1-ab' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]);
     expect(config.hostname).toBe('web-1');
   });
 

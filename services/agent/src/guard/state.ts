@@ -77,7 +77,11 @@ export async function takeGuardEvents(dataDir: string): Promise<GuardEvent[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const events: GuardEvent[] = [];
   for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
-    const parsed = GuardEvent.safeParse(await readFile(join(dir, name), 'utf8').then((t) => JSON.parse(t) as unknown).catch(() => null));
+    const parsed = GuardEvent.safeParse(
+      await readFile(join(dir, name), 'utf8')
+        .then((t) => JSON.parse(t) as unknown)
+        .catch(() => null),
+    );
     if (parsed.success) events.push(parsed.data);
     await rm(join(dir, name), { force: true });
   }

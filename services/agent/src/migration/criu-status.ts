@@ -9,13 +9,7 @@ import { execa } from 'execa';
  * is the write end of a FIFO whose read end this process watches. Resolves when the byte arrives;
  * rejects if the command exits first or the timeout passes. The command keeps running.
  */
-export async function spawnWithStatusFd(
-  command: string,
-  args: string[],
-  fifo: string,
-  logFd: number,
-  timeoutMs: number,
-): Promise<ChildProcess> {
+export async function spawnWithStatusFd(command: string, args: string[], fifo: string, logFd: number, timeoutMs: number): Promise<ChildProcess> {
   await execa('mkfifo', ['-m', '0600', fifo]);
   // O_RDWR never blocks on a FIFO, and makes the write-only open below non-blocking-safe.
   const readFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);

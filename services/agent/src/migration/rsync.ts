@@ -63,7 +63,10 @@ export async function rsyncPush(
       partial = lines.pop() ?? '';
       const now = performance.now();
       if (now - last < 500) return;
-      const newest = lines.map(parseProgress).filter((p) => p !== null).pop();
+      const newest = lines
+        .map(parseProgress)
+        .filter((p) => p !== null)
+        .pop();
       if (newest) {
         last = now;
         onProgress(newest);
@@ -94,15 +97,7 @@ export class RsyncDaemon {
     return this.child.pid;
   }
 
-  static async start(options: {
-    dir: string;
-    address: string;
-    port: number;
-    user: string;
-    secret: string;
-    allowFrom: string;
-    modules: DaemonModule[];
-  }): Promise<RsyncDaemon> {
+  static async start(options: { dir: string; address: string; port: number; user: string; secret: string; allowFrom: string; modules: DaemonModule[] }): Promise<RsyncDaemon> {
     const secrets = join(options.dir, 'rsyncd.secrets');
     const config = join(options.dir, 'rsyncd.conf');
     await writeFile(secrets, `${options.user}:${options.secret}\n`, { mode: 0o600 });
@@ -113,11 +108,9 @@ export class RsyncDaemon {
       )
       .join('');
     await writeFile(config, `use chroot = no\nreverse lookup = no\nmax connections = 8\n${modules}`, { mode: 0o600 });
-    const child = spawn(
-      'rsync',
-      ['--daemon', '--no-detach', '--address', options.address, '--port', String(options.port), '--config', config, '--log-file', join(options.dir, 'rsyncd.log')],
-      { stdio: 'ignore' },
-    );
+    const child = spawn('rsync', ['--daemon', '--no-detach', '--address', options.address, '--port', String(options.port), '--config', config, '--log-file', join(options.dir, 'rsyncd.log')], {
+      stdio: 'ignore',
+    });
     const daemon = new RsyncDaemon(child, options.port);
     // Ready when it accepts a listing of a module with the secret.
     const target = { address: options.address, port: options.port, user: options.user, secret: options.secret };

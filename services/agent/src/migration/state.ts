@@ -38,9 +38,7 @@ export const MigrationSide = z.object({
 export type MigrationSide = z.infer<typeof MigrationSide>;
 
 /** A side as it starts: nothing running for it yet, nothing dumped or restored. */
-export function newSide(
-  fields: Pick<MigrationSide, 'migrationId' | 'role' | 'workloadId' | 'strategy' | 'containerDir' | 'sharedRootfs' | 'netns'> & Partial<MigrationSide>,
-): MigrationSide {
+export function newSide(fields: Pick<MigrationSide, 'migrationId' | 'role' | 'workloadId' | 'strategy' | 'containerDir' | 'sharedRootfs' | 'netns'> & Partial<MigrationSide>): MigrationSide {
   return {
     imagesDir: join(fields.containerDir, `ckpt-${fields.migrationId}`),
     sourceAddress: null,

@@ -16,11 +16,9 @@ const files = (dir: string) => ({ cert: join(dir, 'tls-cert.pem'), key: join(dir
 
 export async function createMigrationTls(dir: string): Promise<MigrationTls> {
   const { cert, key } = files(dir);
-  await execa(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=ferry-migration', '-keyout', key, '-out', cert],
-    { timeout: 30_000 },
-  );
+  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=ferry-migration', '-keyout', key, '-out', cert], {
+    timeout: 30_000,
+  });
   await chmod(key, 0o600);
   return { certPem: await readFile(cert, 'utf8'), keyPem: await readFile(key, 'utf8') };
 }

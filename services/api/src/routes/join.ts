@@ -82,9 +82,7 @@ export function joinRoutes(app: FastifyInstance, store: ClusterStore, tokens: Jo
     }
     let certPem: string;
     try {
-      certPem = await admission.secrets.changeIdentities(() =>
-        admission.secrets.admitRemote(identity, body.publicKey, body.csr, { ips: body.address ? [body.address] : [], dns: [] }),
-      );
+      certPem = await admission.secrets.changeIdentities(() => admission.secrets.admitRemote(identity, body.publicKey, body.csr, { ips: body.address ? [body.address] : [], dns: [] }));
     } catch (err) {
       await tokens.release(used.id); // nothing was admitted: the token may be used again
       const message = err instanceof Error ? err.message : String(err);

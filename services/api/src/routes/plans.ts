@@ -45,7 +45,14 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
         if (!move.migrationId || move.status === 'failed') return move;
         const m = await store.migrations.get(move.migrationId);
         if (!m) return move;
-        const status: PlanMove['status'] = m.state === 'queued' ? 'pending' : TERMINAL_MIGRATION_STATES.has(m.state) ? (m.state === 'rolled-back' && m.error?.code === 'CANCELLED' ? 'cancelled' : (m.state as PlanMove['status'])) : 'running';
+        const status: PlanMove['status'] =
+          m.state === 'queued'
+            ? 'pending'
+            : TERMINAL_MIGRATION_STATES.has(m.state)
+              ? m.state === 'rolled-back' && m.error?.code === 'CANCELLED'
+                ? 'cancelled'
+                : (m.state as PlanMove['status'])
+              : 'running';
         return { ...move, status };
       }),
     );
@@ -85,7 +92,14 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const { dryRun } = parseRequest(DryRunQuery, request.query, 'query');
     const body = parseRequest(RebalanceRequest, request.body ?? {}, 'body');
     const snapshot = await store.snapshot();
-    const plan = await save(buildRebalancePlan(snapshot, { policy, maxMoves: body.maxMoves, ...(body.minGain === undefined ? {} : { minGain: body.minGain }), pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000) }));
+    const plan = await save(
+      buildRebalancePlan(snapshot, {
+        policy,
+        maxMoves: body.maxMoves,
+        ...(body.minGain === undefined ? {} : { minGain: body.minGain }),
+        pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000),
+      }),
+    );
     // every new plan sweeps the expired ones: dry runs never pile up, even if nobody lists them
     await expirePlans(store, planTtlMs);
     if (dryRun || plan.moves.length === 0) return reply.status(200).send(plan);

@@ -14,7 +14,17 @@ const esc = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(
 /** The API reference as one page: every operation with its parameters and bodies, from the same document. */
 function docsPage(doc: Record<string, unknown>): string {
   const tags = [...new Set(OPERATIONS.map((op) => op.tag))];
-  const paths = doc.paths as Record<string, Record<string, { parameters: Array<{ name: string; in: string; required: boolean; schema: unknown }>; requestBody?: { content: Record<string, { schema: unknown }> }; responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>;
+  const paths = doc.paths as Record<
+    string,
+    Record<
+      string,
+      {
+        parameters: Array<{ name: string; in: string; required: boolean; schema: unknown }>;
+        requestBody?: { content: Record<string, { schema: unknown }> };
+        responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+      }
+    >
+  >;
   const section = (tag: string) =>
     OPERATIONS.filter((op) => op.tag === tag)
       .map((op) => {

@@ -98,9 +98,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
   app.get('/v1/workloads', async (request) => {
     const query = parseRequest(WorkloadListQuery, request.query, 'query');
     const hosts = await hostMap();
-    const workloads = (await store.workloads.all())
-      .filter((w) => (!query.host || w.hostId === query.host) && (!query.phase || w.phase === query.phase))
-      .map((w) => view(w, hosts));
+    const workloads = (await store.workloads.all()).filter((w) => (!query.host || w.hostId === query.host) && (!query.phase || w.phase === query.phase)).map((w) => view(w, hosts));
     return { workloads };
   });
 

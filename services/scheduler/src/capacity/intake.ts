@@ -1,14 +1,7 @@
-import {
-  CapacityReport,
-  MAX_CAPACITY_REPORT_BYTES,
-  hostIdFromCapacitySubject,
-  type CapacityRejection,
-} from '@ferry/protocol';
+import { CapacityReport, MAX_CAPACITY_REPORT_BYTES, hostIdFromCapacitySubject, type CapacityRejection } from '@ferry/protocol';
 import { decodeText, describeIssues } from '@ferry/runtime';
 
-export type IntakeResult =
-  | { ok: true; report: CapacityReport }
-  | { ok: false; reason: CapacityRejection; hostId: string | null; detail: string };
+export type IntakeResult = { ok: true; report: CapacityReport } | { ok: false; reason: CapacityRejection; hostId: string | null; detail: string };
 
 /**
  * Decides whether a capacity message is acceptable. Pure: bytes in, report or rejection out.

@@ -103,10 +103,7 @@ export class CapacityService {
       this.metrics?.reports.inc({ result: 'rejected', reason: result.reason });
       const key = result.hostId ?? '(bad subject)';
       if (this.rejectLog.allow(key, now)) {
-        this.log.warn(
-          { hostId: result.hostId, reason: result.reason, detail: result.detail },
-          'capacity report rejected (further rejections for this host are not logged for a while)',
-        );
+        this.log.warn({ hostId: result.hostId, reason: result.reason, detail: result.detail }, 'capacity report rejected (further rejections for this host are not logged for a while)');
       }
       return;
     }
@@ -153,7 +150,11 @@ export class CapacityService {
   private noteIsolated(record: HostRecord): void {
     this.log.warn({ hostId: record.id }, 'host silent on the control plane but alive on storage: isolated, not failed (its workloads stay where they are)');
     void this.store
-      .addHistory(record.id, { at: Date.now(), kind: 'state', message: 'isolated: silent on the control plane, but its peers see its storage heartbeat: not declared down, nothing restarted elsewhere' })
+      .addHistory(record.id, {
+        at: Date.now(),
+        kind: 'state',
+        message: 'isolated: silent on the control plane, but its peers see its storage heartbeat: not declared down, nothing restarted elsewhere',
+      })
       .catch((err: unknown) => this.log.error({ err }, 'recording host history failed'));
   }
 

@@ -23,9 +23,7 @@ describe('host liveness', () => {
     heard(4000);
     expect(table.tick(4000)).toEqual([]);
     heard(5000);
-    expect(table.tick(5001).map((c) => c.event)).toEqual([
-      { type: 'host.state', hostId: 'h1', from: 'up', to: 'suspect', at: 5001, silentForMs: 3001 },
-    ]);
+    expect(table.tick(5001).map((c) => c.event)).toEqual([{ type: 'host.state', hostId: 'h1', from: 'up', to: 'suspect', at: 5001, silentForMs: 3001 }]);
     expect(table.tick(6000)).toEqual([]);
     heard(12_000);
     const down = table.tick(12_001);
@@ -48,7 +46,7 @@ describe('host liveness', () => {
     expect(restarted.tick(100_001).map((c) => c.event?.to)).toEqual(['down']);
   });
 
-  it('does not take its own stall for the hosts\' silence (a stopped or starved scheduler)', () => {
+  it("does not take its own stall for the hosts' silence (a stopped or starved scheduler)", () => {
     const table = new HostTable({ ...thresholds, stallAfterMs: 2000 });
     table.onReport(report('h1'), 0);
     table.onReport(report('h2'), 0);
@@ -77,8 +75,7 @@ describe('host liveness', () => {
   it('keeps a silent host suspect and isolated while a peer sees its storage heartbeat change', () => {
     const table = new HostTable({ ...thresholds, storageStaleMs: 6000 });
     table.onReport(report('h1'), 0);
-    const peerSees = (at: number, unchangedForMs: number) =>
-      table.onReport(report('h2', { heartbeatOk: true, peers: [{ hostId: 'h1', pool: 'shared', unchangedForMs, fenced: false }] }), at);
+    const peerSees = (at: number, unchangedForMs: number) => table.onReport(report('h2', { heartbeatOk: true, peers: [{ hostId: 'h1', pool: 'shared', unchangedForMs, fenced: false }] }), at);
     for (let at = 1000; at <= 11_000; at += 1000) {
       peerSees(at, 300);
       table.tick(at);

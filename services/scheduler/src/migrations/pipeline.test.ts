@@ -148,7 +148,10 @@ describe.each(STRATEGIES)('the %s pipeline', (strategy) => {
 describe('a pipeline picked up again', () => {
   it('rolls back a freeze that was interrupted, and a rollback step that failed is run again on the next pickup', async () => {
     const h = new Harness('lazy');
-    h.faults = [{ kind: 'error', hostId: 'h2', command: 'migration.restore' }, { kind: 'timeout', hostId: 'h1', command: 'migration.resume' }];
+    h.faults = [
+      { kind: 'error', hostId: 'h2', command: 'migration.restore' },
+      { kind: 'timeout', hostId: 'h1', command: 'migration.resume' },
+    ];
     await expect(h.runner().run()).rejects.toThrow(/did not answer migration.resume/);
     expect(h.migration.state).toBe('rolling-back');
     const done = await h.runner().run();

@@ -142,12 +142,7 @@ export class MigrationRunner {
           if (await this.isCommitted()) return this.cleanup();
           throw err;
         }
-        const failure =
-          err instanceof MigrationFailure
-            ? err
-            : err instanceof AgentCallError
-              ? new MigrationFailure(err.code, err.message)
-              : new MigrationFailure('INTERNAL', (err as Error).message);
+        const failure = err instanceof MigrationFailure ? err : err instanceof AgentCallError ? new MigrationFailure(err.code, err.message) : new MigrationFailure('INTERNAL', (err as Error).message);
         return this.rollback(failure);
       }
     }
@@ -494,7 +489,17 @@ export class MigrationRunner {
   }
 
   private publish(phase: MigrationPhase, status: MigrationEvent['status'], ms: number | null): void {
-    const event: MigrationEvent = { type: 'migration.phase', migrationId: this.record.id, workloadId: this.record.workloadId, state: this.record.state, phase, status, at: Date.now(), ms, ...this.eventContext() };
+    const event: MigrationEvent = {
+      type: 'migration.phase',
+      migrationId: this.record.id,
+      workloadId: this.record.workloadId,
+      state: this.record.state,
+      phase,
+      status,
+      at: Date.now(),
+      ms,
+      ...this.eventContext(),
+    };
     this.nc.publish(subjects.migrationEvents(this.record.id), encodeJson(event));
   }
 

@@ -32,15 +32,7 @@ export class Tokens {
   /** All tokens or none; returns the key that was full, or null when all were taken. */
   async acquire(holder: string, requests: TokenRequest[]): Promise<string | null> {
     const now = Date.now();
-    const full = (await this.redis.eval(
-      ACQUIRE,
-      requests.length,
-      ...requests.map((r) => r.key),
-      String(now),
-      String(now + this.ttlMs),
-      holder,
-      ...requests.map((r) => String(r.limit)),
-    )) as number;
+    const full = (await this.redis.eval(ACQUIRE, requests.length, ...requests.map((r) => r.key), String(now), String(now + this.ttlMs), holder, ...requests.map((r) => String(r.limit)))) as number;
     return full === 0 ? null : requests[full - 1]!.key;
   }
 

@@ -72,9 +72,9 @@ export class MigrationWorker {
       // the destination): the job is queued again, with its attempts counted afresh.
       this.o.log.error({ migrationId: record.id, err: err.message }, 'commit or cleanup ran out of attempts: queued again');
       setTimeout(() => {
-        job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).catch((retryErr: unknown) =>
-          this.o.log.error({ migrationId: record.id, err: (retryErr as Error).message }, 'queueing the cleanup again failed'),
-        );
+        job
+          .retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+          .catch((retryErr: unknown) => this.o.log.error({ migrationId: record.id, err: (retryErr as Error).message }, 'queueing the cleanup again failed'));
       }, COMMITTED_RETRY_MS).unref();
       return;
     }
@@ -131,16 +131,26 @@ export class MigrationWorker {
 
   private async runHoldingTokens(job: Job, token: string | undefined, record: MigrationRecord, log: Logger): Promise<MigrationRecord> {
     const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(record.workloadId), record.id, this.o.lockMs, (lock) => {
-      const runner = new MigrationRunner(record, this.o.store, this.o.store.writesUnder(lock.fence), this.o.agents, this.o.nc, log, async (r) => {
-        await job.updateProgress({
-          state: r.state,
-          phase: r.phase,
-          bytesSent: r.bytes.sent,
-          bytesTotal: r.bytes.total,
-          round: r.rounds,
-          freezeMs: r.freeze.agentMs,
-        });
-      }, DEFAULT_TIMEOUTS, this.o.policy);
+      const runner = new MigrationRunner(
+        record,
+        this.o.store,
+        this.o.store.writesUnder(lock.fence),
+        this.o.agents,
+        this.o.nc,
+        log,
+        async (r) => {
+          await job.updateProgress({
+            state: r.state,
+            phase: r.phase,
+            bytesSent: r.bytes.sent,
+            bytesTotal: r.bytes.total,
+            round: r.rounds,
+            freezeMs: r.freeze.agentMs,
+          });
+        },
+        DEFAULT_TIMEOUTS,
+        this.o.policy,
+      );
       return runner.run().catch(async (err: unknown) => {
         if (!(err instanceof LockLostError)) throw err;
         // Paused (or cut off from Redis) past the lock's TTL: another replica may drive the

@@ -47,7 +47,10 @@ export class PlanWorker {
       if (m) status = m.state === 'completed' ? 'completed' : m.error?.code === 'CANCELLED' ? 'cancelled' : m.state === 'rolled-back' ? 'rolled-back' : 'failed';
       moves.push({ ...move, status });
     }
-    const state = planOutcome(plan, moves.map((m) => m.status));
+    const state = planOutcome(
+      plan,
+      moves.map((m) => m.status),
+    );
     const now = Date.now();
     await this.store.plans.put(plan.id, { ...plan, moves, state, updatedAt: now, finishedAt: now });
     if (plan.kind === 'evacuate' && plan.hostId) {

@@ -19,7 +19,9 @@ describe('a request to an agent that restarts before it answered', () => {
   });
 
   it('waits on while the same run is reporting, or while no run is known', async () => {
-    const answered = { request: () => new Promise((resolve) => setTimeout(() => resolve({ data: new TextEncoder().encode(JSON.stringify({ ok: true, result: { done: true } })) }), 1_200)) } as unknown as NatsConnection;
+    const answered = {
+      request: () => new Promise((resolve) => setTimeout(() => resolve({ data: new TextEncoder().encode(JSON.stringify({ ok: true, result: { done: true } })) }), 1_200)),
+    } as unknown as NatsConnection;
     const same = new AgentClient(answered, () => '100@1');
     await expect(same.call('h2', 'migration.abort', { migrationId: 'm-w1-abc' }, 5_000)).resolves.toEqual({ done: true });
     let run: string | null = null;
@@ -49,7 +51,7 @@ describe('a request in flight while NATS reconnects', () => {
     return { nc, sent, reconnect: () => emit?.({ type: 'reconnect' }) };
   }
 
-  it('is sent again after the reconnection, and the copy\'s answer counts', async () => {
+  it("is sent again after the reconnection, and the copy's answer counts", async () => {
     const { nc, sent, reconnect } = flaky();
     const client = new AgentClient(nc, () => '100@1');
     const started = Date.now();

@@ -1,13 +1,5 @@
 import type { Msg, NatsConnection } from 'nats';
-import {
-  AgentReply,
-  RETRYABLE_AGENT_ERRORS,
-  agentResultSchemas,
-  subjects,
-  type AgentCommand,
-  type AgentRequest,
-  type AgentResult,
-} from '@ferry/protocol';
+import { AgentReply, RETRYABLE_AGENT_ERRORS, agentResultSchemas, subjects, type AgentCommand, type AgentRequest, type AgentResult } from '@ferry/protocol';
 import { decodeText, describeIssues, encodeJson } from '@ferry/runtime';
 
 export class AgentCallError extends Error {

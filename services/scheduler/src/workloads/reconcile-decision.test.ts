@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { copy, record } from '../../../../test/fixtures/reconcile.ts';
 import { decideCopy } from './reconcile-decision.ts';
 
-
 describe('what the reconciler does about a reported copy', () => {
   it('leaves the current copy alone, however often it is reported', () => {
     expect(decideCopy('h1', copy(), record())).toEqual({ kind: 'in-line' });

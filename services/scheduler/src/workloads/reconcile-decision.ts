@@ -39,7 +39,6 @@ export function decideCopy(hostId: string, container: ContainerStatus, record: W
   return { kind: 'in-line' };
 }
 
-
 /** The cluster generation the records belong to (see ClusterGeneration): its id and when it began. */
 export interface GenerationView {
   id: string;
@@ -70,14 +69,7 @@ export const RECOVERY_HOLD_MS = 10_000;
  * - two hosts with copies from before the loss: the higher epoch wins (take-over while the record
  *   is as rebuilt), the other is discarded as any copy the record does not own.
  */
-export function reviewCopy(
-  hostId: string,
-  container: ContainerStatus,
-  record: WorkloadRecord | null,
-  generation: GenerationView | null,
-  now: number,
-  holdMs = RECOVERY_HOLD_MS,
-): CopyVerdict {
+export function reviewCopy(hostId: string, container: ContainerStatus, record: WorkloadRecord | null, generation: GenerationView | null, now: number, holdMs = RECOVERY_HOLD_MS): CopyVerdict {
   const earlier = generation !== null && container.generation !== undefined && container.generation !== generation.id;
   if (!record) {
     if (!earlier) return { decision: { kind: 'stray' }, stamp: false };
@@ -103,13 +95,7 @@ export function reviewCopy(
 }
 
 /** The workload record rebuilt from a host's copy after the cluster state was lost (pure). */
-export function rebuiltRecord(
-  hostId: string,
-  copy: ContainerStatus & { spec: WorkloadRecord['spec'] },
-  generation: string,
-  cpu: WorkloadRecord['cpu'],
-  now: number,
-): WorkloadRecord {
+export function rebuiltRecord(hostId: string, copy: ContainerStatus & { spec: WorkloadRecord['spec'] }, generation: string, cpu: WorkloadRecord['cpu'], now: number): WorkloadRecord {
   const running = copy.state === 'running' || copy.state === 'frozen' || copy.state === 'migrating';
   // a copy fencing stopped was meant to run: the reconciler starts it again (restart-fenced)
   const desired = running || copy.exit?.reason === 'fenced' ? 'running' : 'stopped';

@@ -1,14 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { placeWorkload, type PlacementPolicy } from '@ferry/core';
-import {
-  QUEUES,
-  WorkloadJobData,
-  WorkloadJobName,
-  queuePrefix,
-  type WorkloadJobProgress,
-  type WorkloadRecord,
-} from '@ferry/protocol';
+import { QUEUES, WorkloadJobData, WorkloadJobName, queuePrefix, type WorkloadJobProgress, type WorkloadRecord } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
 import { AgentCallError, type AgentClient } from './agent-client.ts';
@@ -79,9 +72,7 @@ export class WorkloadWorker {
     }
     const { workloadId } = data.data;
     const log = this.o.log.child({ jobId: job.id, job: name.data, workload: workloadId });
-    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), job.id ?? 'job', this.o.lockMs, () =>
-      this.run(name.data, data.data, job, log),
-    );
+    const held = await withLock(this.o.store.redis, this.o.store.keys.workloadLock(workloadId), job.id ?? 'job', this.o.lockMs, () => this.run(name.data, data.data, job, log));
     if (!held) {
       await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
       throw new DelayedError();
@@ -97,8 +88,7 @@ export class WorkloadWorker {
       if (name === 'destroy') return { workloadId: data.workloadId, phase: 'destroyed', hostId: null };
       throw new UnrecoverableError(`workload ${data.workloadId} does not exist`);
     }
-    const progress = (r: WorkloadRecord, message?: string) =>
-      job.updateProgress({ phase: r.phase, hostId: r.hostId, ...(message ? { message } : {}) } satisfies WorkloadJobProgress);
+    const progress = (r: WorkloadRecord, message?: string) => job.updateProgress({ phase: r.phase, hostId: r.hostId, ...(message ? { message } : {}) } satisfies WorkloadJobProgress);
     const lastJob = { id: job.id ?? '', name };
     const isLastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 
@@ -137,9 +127,7 @@ export class WorkloadWorker {
         const hostId = this.requireHost(record);
         record = await records.update(record, { phase: 'stopping', desired: 'stopped', lastJob, error: null }, jobId);
         await progress(record);
-        const status = await step('stop', () =>
-          agents.call(hostId, 'container.stop', { id: data.workloadId, graceMs: data.graceMs ?? 10_000 }, this.o.agentTimeoutMs),
-        );
+        const status = await step('stop', () => agents.call(hostId, 'container.stop', { id: data.workloadId, graceMs: data.graceMs ?? 10_000 }, this.o.agentTimeoutMs));
         record = await records.update(record, { phase: 'stopped', lastExit: status.exit ?? record.lastExit }, jobId);
         await progress(record);
         return { workloadId: data.workloadId, phase: record.phase, hostId };
