@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FailoverRecord, HostHistoryEntry, HostListResponse, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './helpers/cluster.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+import { labWorkload } from './helpers/workload.ts';
 
 /**
  * Durable state (docs/failover.md, "Durable state"): the embedded Redis is persistent and
@@ -41,16 +42,7 @@ describe.skipIf(skipLab())('durable state: Redis restarts and data loss (real ag
   const workloads = async () => (await t.cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads;
   const history = async (host: string) => (await t.cluster.get<{ history: HostHistoryEntry[] }>(`/v1/hosts/${host}/history`)).history;
   const containerRecord = (hostId: string, id: string) => join(t.lab.host(hostId).dir, 'data', 'containers', id, 'record.json');
-  const spec = (id: string, address: string, over: Partial<WorkloadSpecInput> = {}): WorkloadSpecInput => ({
-    id,
-    template: 'busybox',
-    command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000'],
-    resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
-    networks: [{ network: PROD.name, address }],
-    pool: 'shared',
-    ha: { enabled: true, priority: 5 },
-    ...over,
-  });
+  const spec = labWorkload;
   const createRunning = async (specs: WorkloadSpecInput[]) => {
     for (const s of specs) {
       const res = await api('POST', '/v1/workloads', s);

@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from 'nats';
-import { FailoverEvent, subjects, type FailoverRecord, type HostHistoryEntry, type HostView, type WorkloadSpecInput } from '@ferry/protocol';
+import { FailoverEvent, subjects, type FailoverRecord, type HostView } from '@ferry/protocol';
 import type { ManagedProcess } from '@ferry/deploy';
 import { eventually } from './helpers/cluster.ts';
 import { InvariantChecker, runsOf } from './helpers/invariants.ts';
-import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+import { skipLab, type LabCluster } from './helpers/lab.ts';
 import { labApi, talk } from './helpers/workload.ts';
+import { MATRIX_LOCK_MS, printMatrix, startFaultMatrix, tickingWorkload, type FaultMatrixLab } from './helpers/fault-matrix.ts';
 
 /**
  * The fault matrix, second half (issue 13, part 5): faults of the control plane injected while a
@@ -29,7 +30,7 @@ import { labApi, talk } from './helpers/workload.ts';
  * `FERRY_FAULTS=<regex>` runs only the matching cells.
  */
 
-const LOCK_MS = 3_000;
+const LOCK_MS = MATRIX_LOCK_MS;
 const HOSTS = ['h1', 'h2', 'h3', 'h4'];
 const VICTIM = 'h1';
 const TARGETS = ['h2', 'h3'];
@@ -68,44 +69,24 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
   let nc: NatsConnection;
   const rows: Row[] = [];
 
+  let lab: FaultMatrixLab;
   beforeAll(async () => {
-    t = await startLabCluster(HOSTS, [PROD], {
-      FERRY_SUSPECT_AFTER_MS: '1500',
-      FERRY_LEASE_MS: '3000',
-      FERRY_DOWN_AFTER_MS: '4500',
-      FERRY_JOB_LOCK_MS: String(LOCK_MS),
-      FERRY_LEADER_TTL_MS: '3000',
-    });
-    t.cluster.startScheduler('scheduler-2'); // a second replica: takes over a job whose lock lapsed
-    nc = await t.cluster.connectNats('observer');
-    await running(
-      {
-        id: BYSTANDER.id,
-        template: 'busybox',
-        command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
-        resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
-        networks: [{ network: PROD.name, address: BYSTANDER.address }],
-        pool: 'shared',
-        ha: { enabled: true, priority: 5 },
-        placement: { hosts: ['h4'] },
-      },
-      'h2',
-    );
+    lab = await startFaultMatrix(HOSTS, { ...BYSTANDER, host: 'h4' }, 'h2');
+    ({ t, nc } = lab);
   }, 180_000);
 
   afterAll(async () => {
-    if (rows.length > 0) {
-      const table = ['| fault | outcome | what happened | s |', '|---|---|---|---|', ...rows.map((r) => `| ${r.fault} | ${r.outcome} | ${r.detail} | ${r.seconds.toFixed(1)} |`)];
-      console.log(`failover fault matrix:\n${table.join('\n')}`);
-    }
-    await nc?.close().catch(() => undefined);
-    await t?.close();
+    printMatrix(
+      'failover fault matrix',
+      ['fault', 'outcome', 'what happened', 's'],
+      rows.map((r) => [r.fault, r.outcome, r.detail, r.seconds.toFixed(1)]),
+    );
+    await lab?.close();
   });
 
-  const { api, get, migration, running } = labApi(() => t);
-  const history = async (host: string) => (await t.cluster.get<{ history: HostHistoryEntry[] }>(`/v1/hosts/${host}/history`)).history;
-  const live = (name: string): ManagedProcess => t.cluster.supervisor.list().find((p) => p.name === name && !p.exited)!;
-  const schedulers = () => t.cluster.supervisor.list().filter((p) => p.name.startsWith('scheduler') && !p.exited);
+  const { api, get, migration, running, history } = labApi(() => t);
+  const live = (name: string): ManagedProcess => lab.live(name);
+  const schedulers = () => lab.schedulers();
   const failovers = async () => (await t.cluster.get<{ failovers: FailoverRecord[] }>('/v1/failovers')).failovers;
   const ticksFile = (id: string) => join(t.lab.sharedPool, 'containers', id, 'rootfs', 'var', 'log', 'ticks.log');
   const secondsSince = (from: number, at: number | null | undefined) => (at ? `${((at - from) / 1000).toFixed(1)} s` : '—');
@@ -114,17 +95,7 @@ describe.skipIf(skipLab())('fault matrix: control-plane faults during a failover
   const onVictim = async (index: number): Promise<Array<{ id: string; address: string }>> => {
     const ws = [0, 1].map((k) => ({ id: `fo${index}-${'ab'[k]}`, address: `10.77.0.${200 + 2 * index + k}`, priority: k === 0 ? 7 : 4 }));
     for (const w of ws) {
-      const spec: WorkloadSpecInput = {
-        id: w.id,
-        template: 'busybox',
-        command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
-        resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
-        networks: [{ network: PROD.name, address: w.address }],
-        pool: 'shared',
-        ha: { enabled: true, priority: w.priority },
-        placement: { hosts: [VICTIM, ...TARGETS] },
-      };
-      const placed = await running(spec, 'h4');
+      const placed = await running(tickingWorkload(w.id, w.address, { priority: w.priority }, [VICTIM, ...TARGETS]), 'h4');
       if (placed.hostId === VICTIM) continue;
       const res = await api('POST', `/v1/workloads/${w.id}/migrate`, { destination: VICTIM });
       expect(res.status, JSON.stringify(res.body)).toBe(202);

@@ -4,22 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import type { NatsConnection } from 'nats';
-import {
-  MigrationEvent,
-  subjects,
-  type FailoverRecord,
-  type HostHistoryEntry,
-  type HostView,
-  type MigrationPhase,
-  type MigrationRecord,
-  type MigrationStrategy,
-  type WorkloadSpecInput,
-} from '@ferry/protocol';
+import { MigrationEvent, subjects, type FailoverRecord, type HostView, type MigrationPhase, type MigrationRecord, type MigrationStrategy, type WorkloadSpecInput } from '@ferry/protocol';
 import type { ManagedProcess } from '@ferry/deploy';
 import { eventually } from './helpers/cluster.ts';
 import { InvariantChecker, runsOf } from './helpers/invariants.ts';
-import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
+import { PROD, skipLab, type LabCluster } from './helpers/lab.ts';
 import { labApi, talk, workloadStats } from './helpers/workload.ts';
+import { MATRIX_LOCK_MS, printMatrix, startFaultMatrix, type FaultMatrixLab } from './helpers/fault-matrix.ts';
 
 /**
  * The fault matrix (issue 13, part 5): faults of the control plane, the link and the destination,
@@ -35,7 +26,7 @@ import { labApi, talk, workloadStats } from './helpers/workload.ts';
  * is injected when the phase starts, i.e. while its agent request is in flight.
  */
 
-const LOCK_MS = 3_000;
+const LOCK_MS = MATRIX_LOCK_MS;
 const HOSTS = ['h1', 'h2', 'h3'];
 const BYSTANDER = { id: 'bystander', address: '10.77.0.190' };
 
@@ -90,50 +81,26 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
   const rows: Row[] = [];
   const mounts = new Set<string>();
 
+  let lab: FaultMatrixLab;
   beforeAll(async () => {
-    t = await startLabCluster(HOSTS, [PROD], {
-      FERRY_SUSPECT_AFTER_MS: '1500',
-      FERRY_LEASE_MS: '3000',
-      FERRY_DOWN_AFTER_MS: '4500',
-      FERRY_JOB_LOCK_MS: String(LOCK_MS),
-      FERRY_LEADER_TTL_MS: '3000',
-    });
-    t.cluster.startScheduler('scheduler-2'); // a second replica: takes over a job whose lock lapsed
-    nc = await t.cluster.connectNats('observer');
-    await running(
-      {
-        id: BYSTANDER.id,
-        template: 'busybox',
-        command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000', '--tick-log', '/var/log/ticks.log'],
-        resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
-        networks: [{ network: PROD.name, address: BYSTANDER.address }],
-        pool: 'shared',
-        ha: { enabled: true, priority: 5 },
-        placement: { hosts: ['h3'] },
-      },
-      'h1',
-    );
+    lab = await startFaultMatrix(HOSTS, { ...BYSTANDER, host: 'h3' }, 'h1');
+    ({ t, nc } = lab);
   }, 180_000);
 
   afterAll(async () => {
-    if (rows.length > 0) {
-      const table = [
-        '| fault | phase | outcome | what happened | s |',
-        '|---|---|---|---|---|',
-        ...rows.map((r) => `| ${r.fault} | ${r.phase} | ${r.outcome} | ${r.detail} | ${r.seconds.toFixed(1)} |`),
-      ];
-      console.log(`fault matrix:\n${table.join('\n')}`);
-    }
+    printMatrix(
+      'fault matrix',
+      ['fault', 'phase', 'outcome', 'what happened', 's'],
+      rows.map((r) => [r.fault, r.phase, r.outcome, r.detail, r.seconds.toFixed(1)]),
+    );
     for (const dir of mounts) await execa('umount', ['-l', dir], { reject: false });
-    await nc?.close().catch(() => undefined);
-    await t?.close();
+    await lab?.close();
   });
 
-  const { api, get, migration, running } = labApi(() => t);
+  const { api, get, migration, running, history } = labApi(() => t);
+  const live = (name: string): ManagedProcess => lab.live(name);
+  const schedulers = () => lab.schedulers();
   const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
-  const history = async (host: string) => (await t.cluster.get<{ history: HostHistoryEntry[] }>(`/v1/hosts/${host}/history`)).history;
-  const live = (name: string): ManagedProcess => t.cluster.supervisor.list().find((p) => p.name === name && !p.exited)!;
-  const schedulers = () => t.cluster.supervisor.list().filter((p) => p.name.startsWith('scheduler') && !p.exited);
   /** Until the migration ended (a fault may hold the API away for a moment: 503s are retried). */
   const finished = (id: string, timeoutMs = 120_000) =>
     eventually(

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WorkloadSpec, type MigrationRecord } from '@ferry/protocol';
 import { createLogger, readRedisPassword } from '@ferry/runtime';
 import { ClusterStore, LockLostError, RedisLock, withLock } from '@ferry/store';
-import { sampleWorkloadRecord } from './fixtures/capacity.ts';
+import { sampleMigrationRecord, sampleWorkloadRecord } from './fixtures/capacity.ts';
 
 /**
  * Writes fenced by a workload's lock, against the run's real redis-server: a holder whose lock
@@ -16,33 +16,7 @@ describe('writes fenced by a lock (real Redis)', () => {
   let store: ClusterStore;
   const prefix = `fence-${process.pid}`;
   const spec = WorkloadSpec.parse({ id: 'w1', template: 'busybox', command: ['/bin/sh'], resources: { vcpus: 1, memoryMiB: 64, diskMiB: 64 }, networks: [], pool: 'local' });
-  const migration = (state: MigrationRecord['state'], id = 'm-w1-a'): MigrationRecord => ({
-    id,
-    workloadId: 'w1',
-    source: 'h1',
-    destination: 'h2',
-    destinationReason: 'asked',
-    requested: { mode: 'live', strategy: null },
-    strategy: 'lazy',
-    strategyReason: 'asked',
-    state,
-    phase: 'freeze',
-    completed: [],
-    timeline: [],
-    bytes: { sent: 0, total: 0 },
-    rounds: 0,
-    freeze: { agentMs: null },
-    transfer: null,
-    wasRunning: true,
-    epochFrom: 1,
-    epochTo: 2,
-    cancelRequested: false,
-    error: null,
-    rollback: null,
-    createdAt: 0,
-    updatedAt: 0,
-    finishedAt: null,
-  });
+  const migration = (state: MigrationRecord['state'], id = 'm-w1-a'): MigrationRecord => sampleMigrationRecord({ id, state, phase: 'freeze' });
 
   beforeAll(() => {
     redis = new Redis(inject('redisUrl'), { username: inject('redisAdminUser'), password: readRedisPassword(inject('redisAdminPasswordFile')) });

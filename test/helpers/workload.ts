@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { Lab } from '@ferry/deploy';
-import type { MigrationRecord, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+import type { FailoverRecord, HostHistoryEntry, MigrationRecord, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually, http } from './cluster.ts';
-import type { LabCluster } from './lab.ts';
+import { PROD, type LabCluster } from './lab.ts';
 
 /** What ferry-workload answers to `stats`. */
 export interface WorkloadStats {
@@ -49,14 +49,52 @@ export async function expectTimersFire(lab: Lab, fromHost: string, address: stri
 }
 
 /** The API calls every lab test makes, bound to one lab cluster. */
+/**
+ * The lab's usual workload: ferry-workload with 16 MiB of memory answering on port 7000, a quarter
+ * of a vCPU, on the shared pool, HA-protected at priority 5 — `over` changes any of it.
+ */
+export function labWorkload(id: string, address: string, over: Partial<WorkloadSpecInput> = {}): WorkloadSpecInput {
+  return {
+    id,
+    template: 'busybox',
+    command: ['/usr/bin/ferry-workload', '--mem', '16', '--port', '7000'],
+    resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 },
+    networks: [{ network: PROD.name, address }],
+    pool: 'shared',
+    ha: { enabled: true, priority: 5 },
+    ...over,
+  };
+}
+
 export function labApi(lab: () => LabCluster) {
   const api = (method: string, path: string, body?: unknown) => http(`${lab().cluster.apiUrl}${path}`, { token: lab().cluster.token, method, body });
   const get = (id: string) => lab().cluster.get<WorkloadView>(`/v1/workloads/${id}`);
   const migration = (id: string) => lab().cluster.get<MigrationRecord>(`/v1/migrations/${id}`);
+  const history = async (host: string) => (await lab().cluster.get<{ history: HostHistoryEntry[] }>(`/v1/hosts/${host}/history`)).history;
   return {
     api,
     get,
     migration,
+    history,
+    /**
+     * Nothing an HA workload would notice happened to `hosts` since `since`: no fencing, no host
+     * suspect or down, no failover anywhere (what a control-plane fault must never cause).
+     */
+    expectUndisturbed: async (hosts: string[], since: number) => {
+      for (const host of hosts) {
+        const h = await history(host);
+        expect(
+          h.filter((e) => e.kind === 'fencing' && e.at >= since),
+          `${host} fenced`,
+        ).toEqual([]);
+        expect(
+          h.filter((e) => e.kind === 'state' && e.at >= since && /→ (suspect|down)/.test(e.message)),
+          `${host} state`,
+        ).toEqual([]);
+      }
+      const { failovers } = await lab().cluster.get<{ failovers: FailoverRecord[] }>('/v1/failovers');
+      expect(failovers.filter((f) => f.detectedAt >= since)).toEqual([]);
+    },
     /** Until the migration ended, however it ended. */
     finished: (id: string, timeoutMs = 60_000) =>
       eventually(

@@ -1,4 +1,5 @@
 import type { MeasuredMigration, MigrationPrediction, MigrationRecord, MigrationStrategy, WorkloadRecord } from '@ferry/protocol';
+import { strategyDefinition } from './migration-pipeline.ts';
 import { sharedPoolProven, type ClusterSnapshot } from './snapshot.ts';
 
 /** What moves cost on these machines (bench/RESULTS.md): the prior, before anything was measured. */
@@ -18,7 +19,10 @@ export const DEFAULT_COSTS: CostModel = { linkBytesPerSecond: 250 * 2 ** 20, fix
 /** The cost model's own figures for one move (no learning). */
 export function modelPrediction(strategy: MigrationStrategy, memoryBytes: number, bytes: number, costs: CostModel = DEFAULT_COSTS): { bytes: number; seconds: number; freezeMs: number } {
   const gib = memoryBytes / 2 ** 30;
-  const freezeMs = strategy === 'cold' ? 0 : strategy === 'lazy' ? costs.lazyFreezeMs : Math.max(costs.lazyFreezeMs, gib * costs.stopCopyFreezeMsPerGiB);
+  // the freeze's shape comes from the strategy's declaration: none for a cold move, flat for
+  // post-copy (memory moves after the restore), proportional to memory for the others
+  const { live, postCopy } = strategyDefinition(strategy);
+  const freezeMs = !live ? 0 : postCopy ? costs.lazyFreezeMs : Math.max(costs.lazyFreezeMs, gib * costs.stopCopyFreezeMsPerGiB);
   return { bytes, seconds: costs.fixedSeconds + bytes / costs.linkBytesPerSecond, freezeMs };
 }
 
@@ -107,7 +111,7 @@ export function measuredFrom(record: MigrationRecord): MeasuredMigration | null 
     destination: record.destination,
     memoryBytes: record.predicted?.memoryBytes ?? 0,
     bytes: record.bytes.sent,
-    freezeMs: record.strategy === 'cold' ? null : record.freeze.agentMs,
+    freezeMs: strategyDefinition(record.strategy).live ? record.freeze.agentMs : null,
     seconds: Math.max(0, record.finishedAt - started) / 1000,
     predicted: record.predicted ?? null,
     at: record.finishedAt,

@@ -5,36 +5,19 @@ import { pino } from 'pino';
 import type { Logger } from '@ferry/runtime';
 import { LockLostError, type ClusterStore, type WorkloadWrites } from '@ferry/store';
 import { AgentCallError, type AgentClient } from '../workloads/agent-client.ts';
+import { sampleMigrationRecord } from '../../../../test/fixtures/capacity.ts';
 import { cleanupBackoffMs, DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
 
 /** A committed migration: only its cleanup remains. */
-const committed = (strategy: MigrationRecord['strategy']): MigrationRecord => ({
-  id: 'm-w1-abc',
-  workloadId: 'w1',
-  source: 'h1',
-  destination: 'h2',
-  destinationReason: 'asked',
-  requested: { mode: 'live', strategy },
-  strategy,
-  strategyReason: 'asked',
-  state: 'running',
-  phase: 'commit',
-  completed: ['validate', 'reserve', 'prepare', 'presync', 'freeze', 'transfer', 'restore', 'verify', 'commit'],
-  timeline: [],
-  bytes: { sent: 0, total: 0 },
-  rounds: 0,
-  freeze: { agentMs: 10 },
-  transfer: null,
-  wasRunning: true,
-  epochFrom: 1,
-  epochTo: 2,
-  cancelRequested: false,
-  error: null,
-  rollback: null,
-  createdAt: 0,
-  updatedAt: 0,
-  finishedAt: null,
-});
+const committed = (strategy: MigrationRecord['strategy']): MigrationRecord =>
+  sampleMigrationRecord({
+    requested: { mode: 'live', strategy },
+    strategy,
+    state: 'running',
+    phase: 'commit',
+    completed: ['validate', 'reserve', 'prepare', 'presync', 'freeze', 'transfer', 'restore', 'verify', 'commit'],
+    freeze: { agentMs: 10 },
+  });
 
 /** The little of the store a cleanup touches, in memory; hosts in the given states. */
 function fakeStore(states: Record<string, HostRecord['state']>) {
