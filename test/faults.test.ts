@@ -97,21 +97,10 @@ describe.skipIf(skipLab())('fault matrix: faults × migration phases, with an HA
     await lab?.close();
   });
 
-  const { api, get, migration, running, history } = labApi(() => t);
+  const { api, get, migration, running, history, finished } = labApi(() => t);
   const live = (name: string): ManagedProcess => lab.live(name);
   const schedulers = () => lab.schedulers();
   const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
-  /** Until the migration ended (a fault may hold the API away for a moment: 503s are retried). */
-  const finished = (id: string, timeoutMs = 120_000) =>
-    eventually(
-      `migration ${id} to end`,
-      async () => {
-        const m = await migration(id);
-        return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
-      },
-      timeoutMs,
-      200,
-    );
 
   /** Drops every packet between two lab hosts' management addresses, in `host`'s namespace (nftables), or lets them through again. */
   const cutBetween = async (host: string, peer: string, cut: boolean) => {
