@@ -271,25 +271,32 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
       await intactOnSource('cutoff', '10.77.0.62', 1, source!);
     });
 
-    it('the restore failing on the destination', async () => {
-      const { hostId: source } = await running(workload('norestore', '10.77.0.63'));
+    // A failure after the dump, for every live strategy: the workload must come back from wherever
+    // its pages are — a lazy checkpoint still holding it, its kept images, or (page-server) the
+    // destination's images directory, pulled back before the destination is cleaned.
+    it.each([
+      ['lazy', 'norestore', '10.77.0.63'],
+      ['stop-and-copy', 'norestore-sc', '10.77.0.70'],
+      ['page-server', 'norestore-ps', '10.77.0.71'],
+    ] as const)('the restore failing on the destination after a %s dump', async (strategy, id, address) => {
+      const { hostId: source } = await running(workload(id, address));
       const destination = other(source!);
-      for (let i = 0; i < 3; i++) await talk('h2', '10.77.0.63', 'inc');
+      for (let i = 0; i < 3; i++) await talk('h2', address, 'inc');
       // stale, unreadable runc state for this id on the destination: its restore cannot proceed
-      const stale = join(t.lab.host(destination).dir, 'data', 'runc', 'norestore');
+      const stale = join(t.lab.host(destination).dir, 'data', 'runc', id);
       await execa('mkdir', ['-p', stale]);
       await execa('sh', ['-c', 'echo garbage > "$1/state.json"', 'sh', stale]);
       try {
-        const res = await api('POST', '/v1/workloads/norestore/migrate', { destination });
+        const res = await api('POST', `/v1/workloads/${id}/migrate`, { destination, strategy });
         expect(res.status).toBe(202);
         const done = await finished(res.body.migration.id);
-        expect(done.state).toBe('rolled-back');
-        expect(done.error?.phase).toBe('restore');
+        expect(done).toMatchObject({ state: 'rolled-back', strategy, error: { phase: 'restore' } });
+        expect(done.completed).toContain('freeze');
         expect(done.rollback?.steps).toEqual(['resume-source', 'abort-destination']);
       } finally {
         await execa('rm', ['-rf', stale]);
       }
-      await intactOnSource('norestore', '10.77.0.63', 3, source!);
+      await intactOnSource(id, address, 3, source!);
     });
 
     it('the destination agent dying during the migration (and coming back)', async () => {

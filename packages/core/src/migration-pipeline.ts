@@ -106,6 +106,14 @@ export interface MigrationStrategyDefinition {
   frozenFrom: MigrationPhase;
   /** the source serves memory pages after the restore: its finish waits for the last page */
   postCopy: boolean;
+  /**
+   * Where the memory pages are once the dump ended, which is what a rollback after the dump
+   * restores from: `source` (kept in memory by a lazy checkpoint, or image files here), or
+   * `destination` (the page server wrote them there only: resume-source pulls them back through
+   * the destination's transfer daemon; should the destination be lost between the dump and the
+   * commit, so is the workload — such a strategy is never chosen automatically).
+   */
+  pagesAfterDump: 'source' | 'destination';
   /** after the commit, in order; each retried until done (or deferred) */
   cleanup: CleanupStep[];
   /** one line for the docs */
@@ -158,6 +166,7 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     phases: LIVE,
     frozenFrom: 'freeze',
     postCopy: true,
+    pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'post-copy: dump without memory, restore, the destination pulls the pages from the source',
   },
@@ -168,12 +177,14 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     live: true,
     requires: [],
     unsupported: null,
-    auto: { rank: 3, reason: 'no userfaultfd on both hosts: stop-and-copy through the page server' },
+    // after its dump the pages exist on the destination only (see pagesAfterDump): on request
+    auto: null,
     phases: LIVE,
     frozenFrom: 'freeze',
     postCopy: false,
+    pagesAfterDump: 'destination',
     cleanup: CLEANUP,
-    summary: "stop-and-copy straight into the destination's CRIU page server",
+    summary: "stop-and-copy straight into the destination's CRIU page server; its rollback pulls the pages back, so it needs the destination alive until the commit (on request only)",
   },
   precopy: {
     name: 'precopy',
@@ -186,6 +197,7 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     phases: pick('validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'),
     frozenFrom: 'freeze',
     postCopy: false,
+    pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'iterative pre-dumps while running, then a short final dump (needs mem_dirty_track)',
   },
@@ -196,10 +208,11 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     live: true,
     requires: [],
     unsupported: null,
-    auto: null,
+    auto: { rank: 3, reason: 'no userfaultfd on both hosts: stop-and-copy (dump to files, then copy them); the images stay here until the commit, so a rollback restores from them' },
     phases: LIVE,
     frozenFrom: 'freeze',
     postCopy: false,
+    pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'dump to files, rsync them with the root-filesystem delta, restore',
   },
@@ -216,6 +229,7 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     // a stopped workload is never frozen; from the restore on the destination may hold a copy
     frozenFrom: 'restore',
     postCopy: false,
+    pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'the workload is stopped: its root filesystem moves, nothing else',
   },
@@ -270,6 +284,7 @@ export function describePipeline(timeouts: MigrationTimeouts = DEFAULT_MIGRATION
     `| implemented | ${strategies.map((s) => (s.implemented ? 'yes' : '**no**: refused')).join(' | ')} |`,
     `| chosen | ${strategies.map((s) => (!s.live ? 'stopped workload, or asked' : s.auto ? `auto (rank ${s.auto.rank})${s.requires.length ? `, needs ${s.requires.join(', ')}` : ''}` : 'on request')).join(' | ')} |`,
     `| after the restore | ${strategies.map((s) => (s.postCopy ? 'source serves pages until the last one' : '—')).join(' | ')} |`,
+    `| rollback after the dump | ${strategies.map((s) => (!s.live ? '—' : s.pagesAfterDump === 'destination' ? 'pulls the pages back from the destination' : 'from the source')).join(' | ')} |`,
     '',
     '| phase | runs | timeout | undo | skipped when | cancel |',
     '|---|---|---|---|---|---|',

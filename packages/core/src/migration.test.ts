@@ -8,9 +8,10 @@ const criu = (memDirtyTrack: boolean, uffdNoncoop: boolean, version = '4.2.1'): 
 const auto = { mode: 'auto' as const, strategy: null };
 
 describe('migration strategy', () => {
-  it('follows the kernels: lazy pages, else page server', () => {
+  it('follows the kernels: lazy pages, else stop-and-copy; the page server only on request (its rollback needs the destination)', () => {
     expect(chooseStrategy(withCriu('a', criu(false, true)), withCriu('b', criu(true, true)), true, auto)).toMatchObject({ strategy: 'lazy' });
-    expect(chooseStrategy(withCriu('a', criu(false, true)), withCriu('b', criu(false, false)), true, auto)).toMatchObject({ strategy: 'page-server' });
+    expect(chooseStrategy(withCriu('a', criu(false, true)), withCriu('b', criu(false, false)), true, auto)).toMatchObject({ strategy: 'stop-and-copy' });
+    expect(chooseStrategy(withCriu('a', criu(false, false)), withCriu('b', criu(false, false)), true, { mode: 'live', strategy: 'page-server' })).toMatchObject({ ok: true, strategy: 'page-server' });
   });
 
   it('moves a stopped workload cold, and refuses a live move of it', () => {
@@ -28,7 +29,7 @@ describe('migration strategy', () => {
   it('never picks pre-copy (not implemented yet), even on hosts that track dirty memory, and refuses it when asked', () => {
     const tracking = [withCriu('a', criu(true, true)), withCriu('b', criu(true, true))] as const;
     expect(chooseStrategy(...tracking, true, auto)).toMatchObject({ ok: true, strategy: 'lazy' });
-    expect(chooseStrategy(withCriu('a', criu(true, false)), withCriu('b', criu(true, false)), true, auto)).toMatchObject({ ok: true, strategy: 'page-server' });
+    expect(chooseStrategy(withCriu('a', criu(true, false)), withCriu('b', criu(true, false)), true, auto)).toMatchObject({ ok: true, strategy: 'stop-and-copy' });
     expect(chooseStrategy(...tracking, true, { mode: 'live', strategy: 'precopy' })).toMatchObject({ ok: false, problem: { code: 'PRECOPY_UNSUPPORTED' } });
   });
 

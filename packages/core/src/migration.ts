@@ -35,8 +35,8 @@ export type StrategyChoice = { ok: true; strategy: MigrationStrategy; reason: st
  * Picks how memory moves, from both hosts' CRIU and kernel features and the registry
  * (MIGRATION_STRATEGY_REGISTRY): cold for a stopped workload (or when asked), else the implemented
  * strategy of lowest auto rank whose features both hosts have — iterative pre-copy once
- * implemented, post-copy (lazy pages) where both have userfaultfd, else page-server
- * stop-and-copy. A forced strategy is refused when it is not implemented, and checked against
+ * implemented, post-copy (lazy pages) where both have userfaultfd, else stop-and-copy (page-server
+ * only on request: its rollback needs the destination). A forced strategy is refused when it is not implemented, and checked against
  * the same features.
  */
 export function chooseStrategy(source: HostRecord, destination: HostRecord, running: boolean, requested: { mode: 'auto' | 'live' | 'cold'; strategy: MigrationStrategy | null }): StrategyChoice {

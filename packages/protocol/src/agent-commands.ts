@@ -128,6 +128,11 @@ export const RestoreResult = z.object({
 export type RestoreResult = z.infer<typeof RestoreResult>;
 
 export const MigrationIdRequest = z.strictObject({ migrationId: MigrationId });
+/**
+ * Source, rollback: run the workload here again. `pagesFrom`: where its pages are when the
+ * strategy's dump left them on the destination only (page-server): pulled back from there first.
+ */
+export const ResumeRequest = z.strictObject({ migrationId: MigrationId, pagesFrom: z.strictObject({ destination: Endpoint, secret: Secret }).optional() });
 export const FinishMigrationRequest = z.strictObject({
   migrationId: MigrationId,
   role: z.enum(['source', 'destination']),
@@ -156,7 +161,7 @@ export const agentRequestSchemas = {
   'migration.dump': DumpRequest,
   'migration.transfer': FinalTransferRequest,
   'migration.restore': RestoreRequest,
-  'migration.resume': MigrationIdRequest,
+  'migration.resume': ResumeRequest,
   'migration.abort': MigrationIdRequest,
   'migration.finish': FinishMigrationRequest,
   'storage.confirm-failed': ConfirmFailedRequest,

@@ -97,8 +97,7 @@ export async function handleCommand(targets: CommandTargets, command: string, da
         return { ok: true, result: await migrations.restore(request) };
       }
       case 'migration.resume': {
-        const { migrationId } = parseRequest(command, body);
-        return { ok: true, result: await migrations.resume(migrationId) };
+        return { ok: true, result: await migrations.resume(parseRequest(command, body)) };
       }
       case 'migration.abort': {
         const { migrationId } = parseRequest(command, body);

@@ -6,7 +6,7 @@ import type { MigrationHost } from './common.ts';
 import { MigrationDeadlines } from './deadlines.ts';
 import { MigrationDestination, type DestinationContainers, type PrepareRequest, type RestoreRequest } from './destination.ts';
 import { LinkCounter } from './host-traffic.ts';
-import { MigrationSource, type CopyRequest, type DumpRequest, type SourceContainers } from './source.ts';
+import { MigrationSource, type CopyRequest, type DumpRequest, type ResumeRequest, type SourceContainers } from './source.ts';
 import { MigrationSides } from './state.ts';
 
 export interface MigrationManagerOptions {
@@ -69,7 +69,7 @@ export class MigrationManager {
   presync = (req: CopyRequest) => this.source.presync(req);
   dump = (req: DumpRequest) => this.source.dump(req);
   transfer = (req: CopyRequest) => this.source.transfer(req);
-  resume = (migrationId: string) => this.source.resume(migrationId);
+  resume = (req: ResumeRequest) => this.source.resume(req);
   abandonPages = (migrationId: string) => this.source.abandonPages(migrationId);
 
   /** After the commit, on either side. */

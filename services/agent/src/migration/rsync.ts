@@ -78,6 +78,20 @@ export async function rsyncPush(
   return { bytes: parseBytesSent(result.stdout), ms: performance.now() - started };
 }
 
+/**
+ * Pulls the files of `module`/`subdir` matching `include` from the daemon into `into` (nothing
+ * else is touched there: no deletions). A rollback's way back for pages that went to the other side.
+ */
+export async function rsyncPull(target: RsyncTarget, module: string, subdir: string, into: string, include: string[], timeoutMs = 600_000): Promise<{ bytes: number; ms: number }> {
+  const started = performance.now();
+  const url = `rsync://${target.user}@${target.address}:${target.port}/${module}/${subdir.replace(/\/$/, '')}/`;
+  const filters = [...include.map((pattern) => `--include=${pattern}`), '--exclude=*'];
+  const flags = RSYNC_FLAGS.filter((f) => f !== '--delete');
+  const result = await execa('rsync', [...flags, ...filters, url, `${into.replace(/\/$/, '')}/`], { env: { RSYNC_PASSWORD: target.secret }, reject: false, timeout: timeoutMs });
+  if (result.exitCode !== 0) throw new Error(`rsync from ${target.address}:${target.port}/${module} failed (${result.exitCode}): ${result.stderr.trim().split('\n').slice(-2).join(' ')}`);
+  return { bytes: parseBytesSent(result.stdout), ms: performance.now() - started };
+}
+
 export interface DaemonModule {
   name: string;
   path: string;

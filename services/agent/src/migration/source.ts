@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy, NetworkReport } from '@ferry/protocol';
 import { freePort, isSameProcessAlive } from '@ferry/runtime';
@@ -15,7 +15,7 @@ import { spawnWithStatusFd } from './criu-status.ts';
 import type { LinkCounter } from './host-traffic.ts';
 import { ref, stopProcess } from './processes.ts';
 import { Reverter } from './reverter.ts';
-import { rsyncPush, type RsyncTarget } from './rsync.ts';
+import { rsyncPull, rsyncPush, type RsyncTarget } from './rsync.ts';
 import { newSide, type MigrationSide } from './state.ts';
 import { criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
 
@@ -59,6 +59,12 @@ export interface CopyRequest {
   destination: Destination;
   secret: string;
   sharedRootfs: boolean;
+}
+
+export interface ResumeRequest {
+  migrationId: string;
+  /** where the pages are when the dump left them on the destination only (page-server) */
+  pagesFrom?: { destination: Destination; secret: string };
 }
 
 export interface DumpRequest {
@@ -223,7 +229,8 @@ export class MigrationSource {
    * Rollback: the workload runs here again, from memory (thaw) or from its kept images; before
    * the freeze it never stopped, and only the migration's staging is removed.
    */
-  resume(migrationId: string): Promise<ContainerStatus> {
+  resume(req: ResumeRequest): Promise<ContainerStatus> {
+    const { migrationId } = req;
     const workloadId = workloadOf(migrationId);
     return this.c.exclusive(workloadId, async () => {
       const record = this.requireRecord(workloadId);
@@ -250,6 +257,7 @@ export class MigrationSource {
           throw new CommandError('MIGRATION_FAILED', `every page of ${workloadId} already went to the destination: it cannot resume here`);
         }
         await this.stopLazyCheckpoint(migrationId, side);
+        await this.pagesBack(side, req);
         if (state) await runc.delete(workloadId, true);
         await rearmTimers(this.o, migrationId, side.imagesDir);
         await removeCriuLocks(plan.netns);
@@ -270,6 +278,29 @@ export class MigrationSource {
       this.o.log.warn({ migrationId, workload: workloadId }, 'migration rolled back: workload runs on the source again');
       return this.c.statusOfRecord(resumed);
     });
+  }
+
+  /**
+   * A page-server dump wrote the pages into the destination's images directory only (unless a
+   * shared pool holds that directory for both): the rollback pulls them back from the
+   * destination's transfer daemon, which the rollback's order keeps until this resume is done.
+   */
+  private async pagesBack(side: MigrationSide, req: ResumeRequest): Promise<void> {
+    if (side.strategy !== 'page-server' || side.sharedRootfs || (await this.hasPages(side.imagesDir))) return;
+    if (!req.pagesFrom) throw new CommandError('BAD_REQUEST', `the pages of ${side.workloadId} are on the destination: a resume needs where to pull them from`);
+    const images = relative(side.containerDir, side.imagesDir);
+    try {
+      const pulled = await rsyncPull(this.target(req.pagesFrom.destination, req.pagesFrom.secret), 'ct', images, side.imagesDir, PAGE_IMAGES);
+      this.o.log.warn({ migrationId: side.migrationId, bytes: pulled.bytes, ms: Math.round(pulled.ms) }, 'rollback: pulled the pages back from the destination');
+    } catch (err) {
+      throw new CommandError('MIGRATION_FAILED', `the pages of ${side.workloadId} are on the destination only and could not be pulled back: ${(err as Error).message}`);
+    }
+    if (!(await this.hasPages(side.imagesDir))) throw new CommandError('MIGRATION_FAILED', `the destination holds no pages of ${side.workloadId}: it cannot resume here`);
+  }
+
+  private async hasPages(imagesDir: string): Promise<boolean> {
+    const names = await readdir(imagesDir).catch(() => [] as string[]);
+    return names.some((n) => /^pagemap-\d+\.img$/.test(n)) && names.some((n) => /^pages-\d+\.img$/.test(n));
   }
 
   private async dropSide(side: MigrationSide): Promise<void> {

@@ -159,6 +159,21 @@ describe('a pipeline picked up again', () => {
     expect(short(h.calls).slice(-3)).toEqual(['h1 migration.resume', 'h1 migration.resume', 'h2 migration.abort']);
   });
 
+  it.each(['lazy', 'page-server', 'stop-and-copy'] as const)('%s: a failure after the dump tells the source where its pages are only when the dump left them on the destination', async (strategy) => {
+    const h = new Harness(strategy);
+    h.faults = [{ kind: 'error', hostId: 'h2', command: 'migration.restore' }];
+    const done = await h.runner().run();
+    expect(done).toMatchObject({ state: 'rolled-back', rollback: { steps: ['resume-source', 'abort-destination'] } });
+    const resume = h.calls.find((c) => c.command === 'migration.resume')!;
+    const presync = h.calls.find((c) => c.command === 'migration.presync')!;
+    if (strategy === 'page-server') {
+      expect(resume.request).toEqual({ migrationId: 'm-w1-test', pagesFrom: { destination: presync.request.destination, secret: presync.request.secret } });
+    } else {
+      expect(resume.request).toEqual({ migrationId: 'm-w1-test' });
+    }
+    expect(short(h.calls).slice(-2)).toEqual(['h1 migration.resume', 'h2 migration.abort']);
+  });
+
   it('defers a rollback step whose host is down', async () => {
     const h = new Harness('page-server');
     // the destination dies while it restores: its agent's new run fails the request, and it is declared down

@@ -18,6 +18,7 @@ import {
   type PlacementPolicy,
   type SchedulerStep,
   type SkipRule,
+  type UndoStep,
 } from '@ferry/core';
 import {
   FinishMigrationResult,
@@ -409,7 +410,7 @@ export class MigrationRunner {
     for (const step of steps) {
       const { side, command, timeout } = UNDO_STEPS[step];
       const hostId = side === 'source' ? r.source : r.destination;
-      await this.unlessDown(hostId, step, () => this.call(hostId, command, { migrationId: r.id }, this.timeouts[timeout]));
+      await this.unlessDown(hostId, step, async () => this.call(hostId, command, await this.undoRequest(step), this.timeouts[timeout]));
     }
     const workload = await this.store.workloads.get(r.workloadId);
     if (workload && workload.hostId === r.source) {
@@ -420,6 +421,20 @@ export class MigrationRunner {
     await this.store.endMigration(this.record);
     this.publishFinished('rolled-back');
     return this.record;
+  }
+
+  /**
+   * An undo step's request. A strategy whose dump leaves the pages on the destination only
+   * (declared `pagesAfterDump: 'destination'`) tells the source where to pull them back from: the
+   * destination's transfer daemon, which abort-destination (always after resume-source) stops.
+   */
+  private async undoRequest(step: UndoStep): Promise<AgentRequest<'migration.resume'>> {
+    const r = this.record;
+    if (step !== 'resume-source' || this.strategy.pagesAfterDump !== 'destination' || !r.transfer || r.transfer.sharedRootfs) return { migrationId: r.id };
+    const secret = await this.store.redis.get(secretKey(this.store, r.id));
+    if (!secret) return { migrationId: r.id };
+    const { address, rsyncPort, pageServerPort } = r.transfer;
+    return { migrationId: r.id, pagesFrom: { destination: { address, rsyncPort, pageServerPort }, secret } };
   }
 
   /**
