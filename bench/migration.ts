@@ -20,7 +20,7 @@ import type { MeasuredMigration, MigrationRecord, MigrationStrategy, WorkloadSpe
 const SIZES_MIB = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
 const DIRTY_MIBPS = (process.env.BENCH_DIRTY ?? '4,64').split(',').map(Number);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
-const METHODS: Array<MigrationStrategy> = ['lazy', 'stop-and-copy', 'page-server'];
+const METHODS = (process.env.BENCH_METHODS ?? 'lazy,stop-and-copy,page-server').split(',') as MigrationStrategy[];
 const NETWORK = { name: 'prod', subnet: '10.77.0.0/24', bridge: 'fbr-prod' };
 
 interface Run {
@@ -35,6 +35,8 @@ interface Run {
   restoreMs: number;
   totalMs: number;
   linkBytes: number;
+  breakdown: NonNullable<MigrationRecord['freeze']['breakdown']>;
+  criu: MigrationRecord['freeze']['criu'];
 }
 
 const median = (values: number[]) => {
@@ -133,6 +135,8 @@ export async function runMigrationBenchmark(): Promise<void> {
               restoreMs: phase('restore'),
               totalMs: (done.finishedAt ?? Date.now()) - done.createdAt,
               linkBytes,
+              breakdown: done.freeze.breakdown ?? [],
+              criu: done.freeze.criu,
             });
             const measurement = measuredFrom(done);
             if (measurement) measurements.push(measurement);
@@ -167,6 +171,7 @@ export async function runMigrationBenchmark(): Promise<void> {
     rmSync(stateDir, { recursive: true, force: true });
   }
   printTable(runs, floors);
+  printBreakdown(runs);
   printPredictionError(measurements);
 }
 
@@ -188,6 +193,30 @@ function printPredictionError(measured: MeasuredMigration[]): void {
   for (const [label, group] of groups) {
     const e = predictionError(group);
     console.log(`| ${label} | ${e.samples} | ${pct(e.freeze)} | ${pct(e.seconds)} |`);
+  }
+}
+
+/** Where the freeze goes, step by step: the median of each step over the runs of a method and size. */
+function printBreakdown(runs: Run[]): void {
+  for (const method of METHODS) {
+    for (const memMiB of SIZES_MIB) {
+      const mine = runs.filter((r) => r.method === method && r.memMiB === memMiB && r.breakdown.length > 0);
+      if (mine.length === 0) continue;
+      const keys = [...new Set(mine.flatMap((r) => r.breakdown.map((e) => `${e.phase}|${e.side}|${e.step}`)))];
+      const criu = (pick: (c: NonNullable<Run['criu']>) => number | null) => {
+        const values = mine.map((r) => (r.criu ? pick(r.criu) : null)).filter((v): v is number => v !== null);
+        return values.length > 0 ? `${median(values).toFixed(0)} ms` : 'not written';
+      };
+      console.log(`\nfreeze breakdown, ${method}, ${memMiB} MiB (median of ${mine.length} runs; agents' freeze ${median(mine.map((r) => r.agentFreezeMs ?? 0)).toFixed(0)} ms):`);
+      console.log(`CRIU's own count: dump, tasks frozen ${criu((c) => c.dumpFrozenMs)}; restore ${criu((c) => c.restoreMs)}`);
+      console.log('| phase | side | step | ms |');
+      console.log('|---|---|---|---|');
+      for (const key of keys) {
+        const [phase, side, step] = key.split('|');
+        const values = mine.map((r) => r.breakdown.filter((e) => `${e.phase}|${e.side}|${e.step}` === key).reduce((sum, e) => sum + e.ms, 0));
+        console.log(`| ${phase} | ${side} | ${step} | ${median(values).toFixed(0)} |`);
+      }
+    }
   }
 }
 

@@ -89,7 +89,12 @@ const Endpoint = z.strictObject({ address: z.ipv4(), rsyncPort: z.number().int()
 
 /** Source: rsync rounds of the root filesystem while the workload runs. */
 export const PresyncRequest = z.strictObject({ migrationId: MigrationId, destination: Endpoint, secret: Secret, sharedRootfs: z.boolean() });
-export const TransferResult = z.object({ bytes: z.number().int().nonnegative(), ms: z.number().nonnegative() });
+/** How long one step of an agent command took (inside the freeze: where its milliseconds go). */
+export const AgentStepTime = z.object({ step: z.string().max(120), ms: z.number().nonnegative() });
+export type AgentStepTime = z.infer<typeof AgentStepTime>;
+const StepTimes = z.array(AgentStepTime).max(32).optional();
+
+export const TransferResult = z.object({ bytes: z.number().int().nonnegative(), ms: z.number().nonnegative(), steps: StepTimes });
 
 /** Source: freeze and checkpoint. */
 export const DumpRequest = z.strictObject({
@@ -107,6 +112,10 @@ export const DumpResult = z.object({
   bytes: z.number().int().nonnegative(),
   /** lazy: where the destination pulls the remaining pages from */
   lazyPagesPort: z.number().int().min(1).max(65_535).nullable(),
+  /** the steps from the freeze to the answer */
+  steps: StepTimes,
+  /** CRIU's own count (its stats-dump image), when it wrote one by the end of the dump */
+  criu: z.object({ freezingMs: z.number().nonnegative(), frozenMs: z.number().nonnegative(), memdumpMs: z.number().nonnegative(), memwriteMs: z.number().nonnegative() }).nullable().optional(),
 });
 export type DumpResult = z.infer<typeof DumpResult>;
 
@@ -124,6 +133,10 @@ export const RestoreResult = z.object({
   restoredAt: z.number().int(),
   restoreMs: z.number().nonnegative(),
   status: ContainerStatus,
+  /** the steps up to the workload running again */
+  steps: StepTimes,
+  /** CRIU's own count (its stats-restore image) */
+  criu: z.object({ forkingMs: z.number().nonnegative(), restoreMs: z.number().nonnegative() }).nullable().optional(),
 });
 export type RestoreResult = z.infer<typeof RestoreResult>;
 

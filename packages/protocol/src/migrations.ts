@@ -87,6 +87,13 @@ export const MigrationRecord = z.object({
   freeze: z.object({
     /** from the start of the final dump to the restored workload running, as the agents measured it */
     agentMs: z.number().nonnegative().nullable(),
+    /**
+     * Where agentMs went: each agent's steps inside the freeze, by phase and side, and what lies
+     * between them (the replies, the scheduler's record writes, the next request) as one scheduler entry.
+     */
+    breakdown: z.array(z.object({ phase: MigrationPhase, side: z.enum(['source', 'destination', 'scheduler']), step: z.string(), ms: z.number().nonnegative() })).optional(),
+    /** CRIU's own count inside the checkpoint and restore steps (its stats images), where it wrote them */
+    criu: z.object({ dumpFrozenMs: z.number().nonnegative().nullable(), restoreMs: z.number().nonnegative().nullable() }).optional(),
   }),
   /** where bytes go: filled by the prepare phase, read by the later ones (and a resuming worker) */
   transfer: z

@@ -97,7 +97,8 @@ export async function handleCommand(targets: CommandTargets, command: string, da
         return { ok: true, result: await migrations.restore(request) };
       }
       case 'migration.resume': {
-        return { ok: true, result: await migrations.resume(parseRequest(command, body)) };
+        const request = parseRequest(command, body);
+        return { ok: true, result: await migrations.resume(request) };
       }
       case 'migration.abort': {
         const { migrationId } = parseRequest(command, body);

@@ -11,7 +11,9 @@ import type { ContainerRecord } from '../containers/records.ts';
 import type { Runc } from '../containers/runc.ts';
 import { containerDir, criuLogTail, namespaceExists, planFor, rearmTimers, requireAddress, requireSide, undoFailed, type BundlePaths, type MigrationHost } from './common.ts';
 import { ref, stopProcess } from './processes.ts';
+import { parseRestoreStats, readCriuStats } from './criu-stats.ts';
 import { Reverter } from './reverter.ts';
+import { StepTimer } from './step-timer.ts';
 import { RsyncDaemon } from './rsync.ts';
 import { newSide, type MigrationSide } from './state.ts';
 import { createMigrationTls, criuTlsArgs } from './tls.ts';
@@ -170,6 +172,7 @@ export class MigrationDestination {
       const workDir = join(this.o.sides.workDir(req.migrationId), `restore-${Date.now()}`);
       await mkdir(workDir, { recursive: true });
       const started = performance.now();
+      const timer = new StepTimer();
       // restored already (a copy of the request, or the scheduler asking again): the same answer
       if (side.restored && (await runc.state(spec.id))?.status === 'running') {
         return { restoredAt: Date.now(), restoreMs: 0, status: await this.c.statusOfRecord(this.c.record(spec.id)!) };
@@ -179,6 +182,7 @@ export class MigrationDestination {
       });
       if (stale) await runc.delete(spec.id, true);
       if (req.strategy === 'cold') return this.registerCold(side, spec, started);
+      timer.lap('runc state');
 
       const args = ['restore', '--detach', '--image-path', side.imagesDir, '--work-path', workDir, '--tcp-established', '--bundle', bundle.dir, '--pid-file', bundle.pidFile];
       if (req.strategy === 'lazy') {
@@ -197,16 +201,20 @@ export class MigrationDestination {
         side.lazyDaemon = ref(pid);
         await this.o.sides.save(side);
         args.splice(1, 0, '--lazy-pages');
+        timer.lap('lazy-pages daemon connected to the source');
       }
       await rearmTimers(this.o, req.migrationId, side.imagesDir);
+      timer.lap('timers re-armed in the images');
       await Reverter.run(
         async (revert) => {
           await setHostSide(plan, true);
           revert.add(() => setHostSide(plan, false), 'host side of the links down');
+          timer.lap('destination link up');
           await runc.detached([...args, spec.id], bundle.consoleLog, 120_000).catch(async (err: unknown) => {
             const tail = criuLogTail(await readFile(join(workDir, 'restore.log'), 'utf8').catch(() => ''), /Error|error/, 3);
             throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
           });
+          timer.lap('restore (runc → CRIU restore)');
         },
         undoFailed(this.o.log, req.migrationId),
       );
@@ -228,7 +236,8 @@ export class MigrationDestination {
       });
       await this.o.sides.save({ ...side, restored: true });
       this.o.log.info({ migrationId: req.migrationId, workload: spec.id, pid, restoreMs: Math.round(restoreMs) }, 'workload restored');
-      return { restoredAt, restoreMs, status: await this.c.statusOfRecord(record) };
+      const criu = await readCriuStats(workDir, 'restore', parseRestoreStats);
+      return { restoredAt, restoreMs, status: await this.c.statusOfRecord(record), steps: timer.steps, criu };
     });
   }
 

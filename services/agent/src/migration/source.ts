@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy, NetworkReport } from '@ferry/protocol';
+import type { AgentStepTime, ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy, NetworkReport } from '@ferry/protocol';
 import { freePort, isSameProcessAlive } from '@ferry/runtime';
 import type { PoolConfig } from '../config.ts';
 import { CommandError } from '../containers/errors.ts';
@@ -12,9 +12,11 @@ import type { ContainerRecord } from '../containers/records.ts';
 import type { Runc } from '../containers/runc.ts';
 import { containerDir, criuLogTail, planFor, rearmTimers, requireAddress, requireSide, undoFailed, workloadOf, type BundlePaths, type MigrationHost } from './common.ts';
 import { spawnWithStatusFd } from './criu-status.ts';
+import { parseDumpStats, readCriuStats } from './criu-stats.ts';
 import type { LinkCounter } from './host-traffic.ts';
 import { ref, stopProcess } from './processes.ts';
 import { Reverter } from './reverter.ts';
+import { StepTimer } from './step-timer.ts';
 import { rsyncPull, rsyncPush, type RsyncTarget } from './rsync.ts';
 import { newSide, type MigrationSide } from './state.ts';
 import { criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
@@ -143,6 +145,7 @@ export class MigrationSource {
       await mkdir(side.imagesDir, { recursive: true });
       const workDir = this.o.sides.workDir(req.migrationId);
       const common = ['--image-path', side.imagesDir, '--work-path', side.imagesDir, '--tcp-established'];
+      const timer = new StepTimer();
 
       // Until the checkpoint stands, every step is undone on failure: a failed dump leaves CRIU's
       // network lock in place and may leave the workload paused (it would run unreachable, or not
@@ -159,11 +162,13 @@ export class MigrationSource {
           revert.add(() => this.c.save({ ...record, state: 'running' }), 'record running');
           const frozenAt = Date.now();
           const started = performance.now();
+          timer.start();
           revert.add(() => this.unfreeze(workloadId, plan), 'thaw and network unlock');
           const lazyPagesPort = await this.checkpoint(req, saved, common).catch(async (err: unknown) => {
             const tail = criuLogTail(await readFile(join(side.imagesDir, 'dump.log'), 'utf8').catch(() => ''), /Error/, 2);
             throw new CommandError('MIGRATION_FAILED', `checkpoint on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
           });
+          timer.lap(req.strategy === 'lazy' ? 'checkpoint, serving pages (runc → CRIU dump)' : 'checkpoint (runc → CRIU dump)');
           return { before, frozenAt, started, lazyPagesPort };
         },
         undoFailed(this.o.log, req.migrationId),
@@ -172,13 +177,16 @@ export class MigrationSource {
       const dumpMs = performance.now() - frozen.started;
       // The source's namespace must stop answering ARP for the address from now on.
       await setHostSide(plan, false);
+      timer.lap('source link down');
       await this.o.sides.save({ ...saved, dumped: true, frozenAt: frozen.frozenAt });
       const txAtDump = await this.o.traffic.txBytes();
+      timer.lap('side file, link counter');
       const bytes = Math.max(0, txAtDump - frozen.before);
       const live = this.checkpoints.get(req.migrationId);
       if (live) live.txAtDump = txAtDump;
       this.o.log.info({ migrationId: req.migrationId, strategy: req.strategy, dumpMs: Math.round(dumpMs) }, 'workload frozen and checkpointed');
-      return { frozenAt: frozen.frozenAt, dumpMs, bytes, lazyPagesPort: frozen.lazyPagesPort };
+      const criu = await readCriuStats(side.imagesDir, 'dump', parseDumpStats);
+      return { frozenAt: frozen.frozenAt, dumpMs, bytes, lazyPagesPort: frozen.lazyPagesPort, steps: timer.steps, criu };
     });
   }
 
@@ -211,9 +219,9 @@ export class MigrationSource {
     return lazyPagesPort;
   }
 
-  async transfer(req: CopyRequest): Promise<{ bytes: number; ms: number }> {
+  async transfer(req: CopyRequest): Promise<{ bytes: number; ms: number; steps: AgentStepTime[] }> {
     const side = await requireSide(this.o, req.migrationId);
-    if (req.sharedRootfs) return { bytes: 0, ms: 0 }; // images and root filesystem are on the shared pool already
+    if (req.sharedRootfs) return { bytes: 0, ms: 0, steps: [] }; // images and root filesystem are on the shared pool already
     const before = await this.o.traffic.txBytes();
     // One connection for the images and the final root-filesystem delta (while frozen: files
     // appended during the presync would otherwise break the restore with "bad size").
@@ -222,7 +230,7 @@ export class MigrationSource {
       this.o.progress({ type: 'migration.progress', migrationId: req.migrationId, workloadId: side.workloadId, phase: 'transfer', ...p, at: Date.now() }),
     );
     const bytes = (await this.o.traffic.txBytes()) - before;
-    return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
+    return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms, steps: [{ step: 'rsync: images and root-filesystem delta', ms: Math.round(result.ms * 10) / 10 }] };
   }
 
   /**

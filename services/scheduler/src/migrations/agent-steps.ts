@@ -1,5 +1,5 @@
 import type { PipelineCommand } from '@ferry/core';
-import type { AgentRequest, AgentResult, MigrationRecord, WorkloadRecord } from '@ferry/protocol';
+import type { AgentRequest, AgentResult, AgentStepTime, MigrationRecord, WorkloadRecord } from '@ferry/protocol';
 
 /** A reason to stop the migration (and roll back, before the commit). */
 export class MigrationFailure extends Error {
@@ -49,6 +49,21 @@ function endpoint(ctx: StepContext) {
   return { address: t.address, rsyncPort: t.rsyncPort, pageServerPort: t.pageServerPort };
 }
 
+type Breakdown = NonNullable<MigrationRecord['freeze']['breakdown']>;
+
+/** An agent's steps inside the freeze, as breakdown entries of `phase`. */
+const entries = (phase: 'freeze' | 'transfer' | 'restore', side: 'source' | 'destination', steps: AgentStepTime[] | undefined): Breakdown => (steps ?? []).map((s) => ({ phase, side, ...s }));
+
+/**
+ * The freeze's breakdown once the workload runs again: the agents' steps, and the rest of the
+ * agents' freeze (agentMs) as what lay between them — replies, the scheduler's writes, requests.
+ */
+export function completeBreakdown(agentSteps: Breakdown, agentMs: number | null): Breakdown {
+  if (agentMs === null) return agentSteps;
+  const inAgents = agentSteps.reduce((sum, e) => sum + e.ms, 0);
+  return [...agentSteps, { phase: 'restore', side: 'scheduler', step: 'between the agents: replies, record writes, next requests', ms: Math.max(0, Math.round(agentMs - inAgents)) }];
+}
+
 /** Bytes a copy sent count in the migration's bytes. */
 const counted = async (ctx: StepContext, result: { bytes: number }): Promise<PhaseOutcome> => {
   await ctx.addBytes(result.bytes);
@@ -95,7 +110,10 @@ export const AGENT_STEPS: { [C in PipelineCommand]: AgentStep<C> } = {
       return { migrationId: r.id, strategy: r.strategy, destination: endpoint(ctx), sharedRootfs: ctx.requireTransfer().sharedRootfs, tls: await ctx.tls() };
     },
     async done(ctx, result) {
-      await ctx.save({ transfer: { ...ctx.requireTransfer(), lazyPagesPort: result.lazyPagesPort, frozenAt: result.frozenAt } });
+      await ctx.save({
+        transfer: { ...ctx.requireTransfer(), lazyPagesPort: result.lazyPagesPort, frozenAt: result.frozenAt },
+        freeze: { ...ctx.record().freeze, breakdown: entries('freeze', 'source', result.steps), criu: { dumpFrozenMs: result.criu?.frozenMs ?? null, restoreMs: null } },
+      });
       await ctx.addBytes(result.bytes);
       return { bytes: result.bytes, note: `dump ${Math.round(result.dumpMs)} ms` };
     },
@@ -104,7 +122,11 @@ export const AGENT_STEPS: { [C in PipelineCommand]: AgentStep<C> } = {
     async request(ctx) {
       return { migrationId: ctx.record().id, destination: endpoint(ctx), secret: await ctx.secret(), sharedRootfs: ctx.requireTransfer().sharedRootfs };
     },
-    done: counted,
+    async done(ctx, result) {
+      const freeze = ctx.record().freeze;
+      await ctx.save({ freeze: { ...freeze, breakdown: [...(freeze.breakdown ?? []), ...entries('transfer', 'source', result.steps)] } });
+      return counted(ctx, result);
+    },
   },
   'migration.restore': {
     async request(ctx) {
@@ -115,7 +137,9 @@ export const AGENT_STEPS: { [C in PipelineCommand]: AgentStep<C> } = {
     async done(ctx, result) {
       const t = ctx.requireTransfer();
       const agentMs = t.frozenAt === null ? null : Math.max(0, result.restoredAt - t.frozenAt);
-      await ctx.save({ freeze: { agentMs } });
+      const steps = [...(ctx.record().freeze.breakdown ?? []), ...entries('restore', 'destination', result.steps)];
+      const criu = { dumpFrozenMs: ctx.record().freeze.criu?.dumpFrozenMs ?? null, restoreMs: result.criu?.restoreMs ?? null };
+      await ctx.save({ freeze: { agentMs, breakdown: completeBreakdown(steps, agentMs), criu } });
       return { note: `restore ${Math.round(result.restoreMs)} ms${agentMs === null ? '' : `, frozen ${agentMs} ms`}` };
     },
   },

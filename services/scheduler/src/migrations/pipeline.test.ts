@@ -187,6 +187,21 @@ describe('a pipeline picked up again', () => {
     expect(h.deferred).toEqual([expect.objectContaining({ hostId: 'h2', step: 'abort-destination' })]);
   });
 
+  it("records where the freeze went: each agent's steps, and the rest as the time between the agents", async () => {
+    const h = new Harness('lazy');
+    const done = await h.runner().run();
+    expect(done.freeze).toEqual({
+      agentMs: 120,
+      breakdown: [
+        { phase: 'freeze', side: 'source', step: 'checkpoint', ms: 45 },
+        { phase: 'transfer', side: 'source', step: 'rsync', ms: 5 },
+        { phase: 'restore', side: 'destination', step: 'restore', ms: 50 },
+        { phase: 'restore', side: 'scheduler', step: 'between the agents: replies, record writes, next requests', ms: 20 },
+      ],
+      criu: { dumpFrozenMs: 30, restoreMs: 40 },
+    });
+  });
+
   it('runs no presync on a pool both hosts are proven to mount (the skip rule), and records it', async () => {
     const h = new Harness('lazy', { pool: 'shared' });
     const done = await h.runner().run();

@@ -216,12 +216,20 @@ export class Harness {
       case 'migration.prepare':
         return { address: '10.250.0.20', rsyncPort: 8730, pageServerPort: m.strategy === 'page-server' ? 8731 : null, sharedRootfs: request.sharedRootfs, tls: CERT };
       case 'migration.presync':
-      case 'migration.transfer':
         return { bytes: 1000, ms: 5 };
+      case 'migration.transfer':
+        return { bytes: 1000, ms: 5, steps: [{ step: 'rsync', ms: 5 }] };
       case 'migration.dump':
-        return { frozenAt: 1_000, dumpMs: 50, bytes: m.strategy === 'page-server' ? 4000 : 0, lazyPagesPort: m.strategy === 'lazy' ? 9000 : null };
+        return {
+          frozenAt: 1_000,
+          dumpMs: 50,
+          bytes: m.strategy === 'page-server' ? 4000 : 0,
+          lazyPagesPort: m.strategy === 'lazy' ? 9000 : null,
+          steps: [{ step: 'checkpoint', ms: 45 }],
+          criu: { freezingMs: 1, frozenMs: 30, memdumpMs: 0, memwriteMs: 0 },
+        };
       case 'migration.restore':
-        return { restoredAt: 1_120, restoreMs: 60, status: sampleContainer('w1', { epoch: m.epochTo }) };
+        return { restoredAt: 1_120, restoreMs: 60, status: sampleContainer('w1', { epoch: m.epochTo }), steps: [{ step: 'restore', ms: 50 }], criu: { forkingMs: 5, restoreMs: 40 } };
       case 'container.status':
         return sampleContainer('w1', { epoch: m.epochTo, state: m.wasRunning ? 'running' : 'created' });
       case 'migration.resume':
