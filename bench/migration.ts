@@ -1,8 +1,12 @@
 /**
  * Live migration benchmark on a two-host lab: for each memory size and dirty rate, Ferry's live
  * migration (the strategy it picks here: post-copy), plain stop-and-copy (CRIU dump, rsync,
- * restore: Ferry's stop-and-copy strategy), the page server, and the raw copy floor (the same
- * bytes over one plain TCP connection on the same path), side by side.
+ * restore: Ferry's stop-and-copy strategy), the page server, plain runc + CRIU post-copy in place
+ * (no copy, no orchestration: the floor of the freeze, bench/helpers/plain-criu.ts) and the raw
+ * copy floor (the same bytes over one plain TCP connection on the same path), side by side.
+ * `BENCH_REPEATS` runs per row (default 10) for post-copy and the plain floor,
+ * `BENCH_SLOW_REPEATS` (default 3) for stop-and-copy and the page server; p50 and p99 where the
+ * runs vary.
  *
  * Freeze is measured by the workload itself (largest gap between its 10 ms ticks) and by a TCP
  * client holding one connection through the move (longest wait for a reply).
@@ -15,16 +19,20 @@ import { execa, type ResultPromise } from 'execa';
 import { Lab, LocalCluster, repoRoot } from '@ferry/deploy';
 import { createLogger } from '@ferry/runtime';
 import { measuredFrom, predictionError } from '@ferry/core';
+import { plainCriuRun } from './helpers/plain-criu.ts';
 import type { MeasuredMigration, MigrationRecord, MigrationStrategy, WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 
 const SIZES_MIB = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
 const DIRTY_MIBPS = (process.env.BENCH_DIRTY ?? '4,64').split(',').map(Number);
-const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
-const METHODS = (process.env.BENCH_METHODS ?? 'lazy,stop-and-copy,page-server').split(',') as MigrationStrategy[];
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 10);
+const SLOW_REPEATS = Number(process.env.BENCH_SLOW_REPEATS ?? 3);
+const METHODS = (process.env.BENCH_METHODS ?? 'lazy,stop-and-copy,page-server,plain').split(',') as Array<MigrationStrategy | 'plain'>;
+/** how many runs of a method per row: the freeze targets are post-copy's, measured against the plain floor */
+const repeatsOf = (method: MigrationStrategy | 'plain') => (method === 'lazy' || method === 'plain' ? REPEATS : SLOW_REPEATS);
 const NETWORK = { name: 'prod', subnet: '10.77.0.0/24', bridge: 'fbr-prod' };
 
 interface Run {
-  method: string;
+  method: MigrationStrategy | 'plain';
   memMiB: number;
   dirty: number;
   workloadFreezeMs: number;
@@ -43,6 +51,11 @@ const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+/** The nearest-rank percentile (p99 of 10 runs is their largest). */
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 };
 
 export async function runMigrationBenchmark(): Promise<void> {
@@ -76,8 +89,29 @@ export async function runMigrationBenchmark(): Promise<void> {
     let n = 0;
     for (const memMiB of SIZES_MIB) {
       for (const dirty of DIRTY_MIBPS) {
-        for (let repeat = 0; repeat < REPEATS; repeat++) {
+        for (let repeat = 0; repeat < Math.max(...METHODS.map(repeatsOf)); repeat++) {
           for (const method of METHODS) {
+            if (repeat >= repeatsOf(method)) continue;
+            if (method === 'plain') {
+              const plain = await plainCriuRun(memMiB, dirty);
+              runs.push({
+                method,
+                memMiB,
+                dirty,
+                workloadFreezeMs: plain.workloadFreezeMs,
+                clientFreezeMs: Number.NaN,
+                agentFreezeMs: null,
+                dumpMs: plain.checkpointMs,
+                transferMs: 0,
+                restoreMs: plain.lazyDaemonMs + plain.restoreMs,
+                totalMs: plain.totalMs,
+                linkBytes: 0,
+                breakdown: [],
+                criu: undefined,
+              });
+              console.error(`plain runc+CRIU ${String(memMiB).padStart(5)} MiB  freeze ${plain.workloadFreezeMs.toFixed(0)} ms  total ${plain.totalMs.toFixed(0)} ms`);
+              continue;
+            }
             n++;
             const id = `b${n}`;
             const address = `10.77.0.${100 + (n % 100)}`;
@@ -220,8 +254,22 @@ function printBreakdown(runs: Run[]): void {
   }
 }
 
+const LABELS: Record<MigrationStrategy | 'plain', string> = {
+  lazy: 'Ferry live (post-copy)',
+  'stop-and-copy': 'stop-and-copy (dump, rsync, restore)',
+  'page-server': 'page server',
+  precopy: 'pre-copy',
+  cold: 'cold',
+  plain: 'plain runc + CRIU post-copy, in place (floor of the freeze)',
+};
+
 function printTable(runs: Run[], floors: Map<number, number[]>): void {
   const rows: string[][] = [];
+  const p50p99 = (values: number[]) => {
+    const real = values.filter((v) => Number.isFinite(v));
+    if (real.length === 0) return '—';
+    return real.length < 5 ? `${median(real).toFixed(0)} (median)` : `${percentile(real, 50).toFixed(0)} / ${percentile(real, 99).toFixed(0)}`;
+  };
   for (const memMiB of SIZES_MIB) {
     for (const dirty of DIRTY_MIBPS) {
       const floor = floors.get(memMiB * 1000 + dirty) ?? [];
@@ -230,24 +278,35 @@ function printTable(runs: Run[], floors: Map<number, number[]>): void {
         const mine = runs.filter((r) => r.method === method && r.memMiB === memMiB && r.dirty === dirty);
         if (mine.length === 0) continue;
         const m = (pick: (r: Run) => number) => median(mine.map(pick));
-        const label = method === 'lazy' ? 'Ferry live (post-copy)' : method === 'stop-and-copy' ? 'stop-and-copy (dump, rsync, restore)' : 'page server';
         rows.push([
           `${memMiB} MiB`,
           `${dirty} MiB/s`,
-          label,
-          m((r) => r.workloadFreezeMs).toFixed(0),
-          m((r) => r.clientFreezeMs).toFixed(0),
+          LABELS[method],
+          String(mine.length),
+          p50p99(mine.map((r) => r.workloadFreezeMs)),
+          p50p99(mine.map((r) => r.clientFreezeMs)),
           `${m((r) => r.dumpMs).toFixed(0)} / ${m((r) => r.transferMs).toFixed(0)} / ${m((r) => r.restoreMs).toFixed(0)}`,
-          m((r) => r.totalMs).toFixed(0),
-          (m((r) => r.linkBytes) / 2 ** 20).toFixed(0),
+          p50p99(mine.map((r) => r.totalMs)),
+          method === 'plain' ? '' : (m((r) => r.linkBytes) / 2 ** 20).toFixed(0),
           floorMs === null ? '' : (m((r) => r.totalMs) / floorMs).toFixed(1),
         ]);
       }
-      if (floorMs !== null) rows.push([`${memMiB} MiB`, `${dirty} MiB/s`, 'raw copy floor (one TCP stream)', '', '', '', floorMs.toFixed(0), '', '1.0']);
+      if (floorMs !== null) rows.push([`${memMiB} MiB`, `${dirty} MiB/s`, 'raw copy floor (one TCP stream)', String(floor.length), '', '', '', floorMs.toFixed(0), '', '1.0']);
     }
   }
-  const header = ['memory', 'dirtying', 'method', 'freeze, workload (ms)', 'freeze, TCP client (ms)', 'dump / transfer / restore (ms)', 'total (ms)', 'on the link (MiB)', '× floor'];
-  console.log(`machine: ${cpus()[0]?.model} ×${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; medians of ${REPEATS} runs`);
+  const header = [
+    'memory',
+    'dirtying',
+    'method',
+    'runs',
+    'freeze, workload p50 / p99 (ms)',
+    'freeze, TCP client p50 / p99 (ms)',
+    'dump / transfer / restore, median (ms)',
+    'total p50 / p99 (ms)',
+    'on the link (MiB)',
+    '× floor (median total)',
+  ];
+  console.log(`machine: ${cpus()[0]?.model} ×${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);

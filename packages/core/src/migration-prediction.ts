@@ -14,7 +14,7 @@ export interface CostModel {
   stopCopyFreezeMsPerGiB: number;
 }
 
-export const DEFAULT_COSTS: CostModel = { linkBytesPerSecond: 250 * 2 ** 20, fixedSeconds: 2, lazyFreezeMs: 700, stopCopyFreezeMsPerGiB: 4000 };
+export const DEFAULT_COSTS: CostModel = { linkBytesPerSecond: 250 * 2 ** 20, fixedSeconds: 2, lazyFreezeMs: 400, stopCopyFreezeMsPerGiB: 4000 };
 
 /** The cost model's own figures for one move (no learning). */
 export function modelPrediction(strategy: MigrationStrategy, memoryBytes: number, bytes: number, costs: CostModel = DEFAULT_COSTS): { bytes: number; seconds: number; freezeMs: number } {

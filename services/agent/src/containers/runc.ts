@@ -1,3 +1,5 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { Criu } from './criu.ts';
@@ -83,6 +85,14 @@ export class Runc {
 
   async pause(id: string): Promise<void> {
     await this.run(['pause', id]);
+  }
+
+  /** Whether runc's state root holds anything of `id` (without running runc). */
+  async hasState(id: string): Promise<boolean> {
+    return access(join(this.root, id)).then(
+      () => true,
+      () => false,
+    );
   }
 
   async state(id: string): Promise<RuncState | null> {

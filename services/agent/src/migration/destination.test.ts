@@ -21,7 +21,7 @@ afterEach(() => rm(dir, { recursive: true, force: true }));
 
 function destination(records: Map<string, ContainerRecord> = new Map()): MigrationDestination {
   const containers: DestinationContainers = {
-    runc: { state: async () => null, delete: async () => undefined, detached: async () => undefined },
+    runc: { state: async () => null, hasState: async () => false, delete: async () => undefined, detached: async () => undefined },
     netnsPrefix: 'ferry-test',
     exclusive: (_id, work) => work(),
     record: (id) => records.get(id),

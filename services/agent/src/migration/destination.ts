@@ -20,7 +20,7 @@ import { createMigrationTls, criuTlsArgs } from './tls.ts';
 
 /** Exactly what the destination half uses of the container manager (ContainerManager has it all). */
 export interface DestinationContainers {
-  readonly runc: Pick<Runc, 'state' | 'delete' | 'detached'>;
+  readonly runc: Pick<Runc, 'state' | 'hasState' | 'delete' | 'detached'>;
   /** prefix of the network namespaces this host makes */
   readonly netnsPrefix: string;
   /** runs `work` under the workload's mutex (one operation per container at a time) */
@@ -177,31 +177,39 @@ export class MigrationDestination {
       if (side.restored && (await runc.state(spec.id))?.status === 'running') {
         return { restoredAt: Date.now(), restoreMs: 0, status: await this.c.statusOfRecord(this.c.record(spec.id)!) };
       }
-      const stale = await runc.state(spec.id).catch((err: unknown) => {
-        throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: unreadable runc state for ${spec.id}: ${(err as Error).message}`);
-      });
+      // nothing of this id in runc's state root: no need to ask runc (an exec inside the freeze)
+      const stale = !(await runc.hasState(spec.id))
+        ? null
+        : await runc.state(spec.id).catch((err: unknown) => {
+            throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: unreadable runc state for ${spec.id}: ${(err as Error).message}`);
+          });
       if (stale) await runc.delete(spec.id, true);
       if (req.strategy === 'cold') return this.registerCold(side, spec, started);
-      timer.lap('runc state');
+      timer.lap('stale runc state checked');
 
       const args = ['restore', '--detach', '--image-path', side.imagesDir, '--work-path', workDir, '--tcp-established', '--bundle', bundle.dir, '--pid-file', bundle.pidFile];
+      let lazyDaemon: Promise<void> | null = null;
       if (req.strategy === 'lazy') {
         if (!req.source.lazyPagesPort) throw new CommandError('BAD_REQUEST', 'a lazy restore needs the source page server port');
-        // Connects to the source's page server now; the restored process faults pages in through
-        // it. It stays if the restore fails: the abort of the rollback stops it (after the source
-        // resumed), as it does any daemon the side records.
-        const pid = await this.o.criu.lazyPages({
-          source: { address: req.source.address, port: req.source.lazyPagesPort },
-          tlsArgs: criuTlsArgs(this.o.sides.workDir(req.migrationId)),
-          imagesDir: side.imagesDir,
-          workDir,
-          pidFile: join(workDir, 'lazy-pages.pid'),
-          logFile: 'lazy-pages.log',
-        });
-        side.lazyDaemon = ref(pid);
-        await this.o.sides.save(side);
+        // Connects to the source's page server; the restored process faults pages in through it.
+        // It starts while the timers are re-armed and the link comes up (all inside the freeze),
+        // and the restore waits for it. It stays if the restore fails: the abort of the rollback
+        // stops it (after the source resumed), as it does any daemon the side records.
+        lazyDaemon = this.o.criu
+          .lazyPages({
+            source: { address: req.source.address, port: req.source.lazyPagesPort },
+            tlsArgs: criuTlsArgs(this.o.sides.workDir(req.migrationId)),
+            imagesDir: side.imagesDir,
+            workDir,
+            pidFile: join(workDir, 'lazy-pages.pid'),
+            logFile: 'lazy-pages.log',
+          })
+          .then(async (pid) => {
+            side.lazyDaemon = ref(pid);
+            await this.o.sides.save(side);
+          });
+        lazyDaemon.catch(() => undefined); // awaited below: not an unhandled rejection meanwhile
         args.splice(1, 0, '--lazy-pages');
-        timer.lap('lazy-pages daemon connected to the source');
       }
       await rearmTimers(this.o, req.migrationId, side.imagesDir);
       timer.lap('timers re-armed in the images');
@@ -210,6 +218,10 @@ export class MigrationDestination {
           await setHostSide(plan, true);
           revert.add(() => setHostSide(plan, false), 'host side of the links down');
           timer.lap('destination link up');
+          if (lazyDaemon) {
+            await lazyDaemon;
+            timer.lap('lazy-pages daemon connected to the source (what its start took beyond the steps above)');
+          }
           await runc.detached([...args, spec.id], bundle.consoleLog, 120_000).catch(async (err: unknown) => {
             const tail = criuLogTail(await readFile(join(workDir, 'restore.log'), 'utf8').catch(() => ''), /Error|error/, 3);
             throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: ${tail || (err as Error).message}`);

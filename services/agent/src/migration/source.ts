@@ -176,11 +176,9 @@ export class MigrationSource {
 
       const dumpMs = performance.now() - frozen.started;
       // The source's namespace must stop answering ARP for the address from now on.
-      await setHostSide(plan, false);
-      timer.lap('source link down');
-      await this.o.sides.save({ ...saved, dumped: true, frozenAt: frozen.frozenAt });
-      const txAtDump = await this.o.traffic.txBytes();
-      timer.lap('side file, link counter');
+      // the link down and the side file are independent: both before the answer, side by side
+      const [, txAtDump] = await Promise.all([setHostSide(plan, false), this.o.sides.save({ ...saved, dumped: true, frozenAt: frozen.frozenAt }).then(() => this.o.traffic.txBytes())]);
+      timer.lap('source link down, side file, link counter');
       const bytes = Math.max(0, txAtDump - frozen.before);
       const live = this.checkpoints.get(req.migrationId);
       if (live) live.txAtDump = txAtDump;

@@ -202,6 +202,20 @@ describe('a pipeline picked up again', () => {
     });
   });
 
+  it('writes the record once between the agent calls of the freeze (each phase start carries what the frozen phase before it changed)', async () => {
+    const h = new Harness('lazy');
+    const done = await h.runner().run();
+    expect(done.state).toBe('completed');
+    const at = (command: string) => h.happened.findIndex((x) => x.type === 'call' && x.call.command === command);
+    const writesBetween = (from: string, to: string) => h.happened.slice(at(from) + 1, at(to)).filter((x) => x.type === 'write').length;
+    expect(writesBetween('migration.dump', 'migration.transfer')).toBe(1);
+    expect(writesBetween('migration.transfer', 'migration.restore')).toBe(1);
+    // nothing deferred is lost: the dump's and the transfer's results are in the record
+    expect(done.transfer).toMatchObject({ lazyPagesPort: 9000, frozenAt: 1_000 });
+    expect(done.completed).toEqual(expect.arrayContaining(['freeze', 'transfer', 'restore']));
+    expect(done.timeline.find((e) => e.phase === 'transfer')).toMatchObject({ bytes: 1000 });
+  });
+
   it('runs no presync on a pool both hosts are proven to mount (the skip rule), and records it', async () => {
     const h = new Harness('lazy', { pool: 'shared' });
     const done = await h.runner().run();

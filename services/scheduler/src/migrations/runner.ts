@@ -82,6 +82,8 @@ export interface ProgressSink {
 export class MigrationRunner {
   private record: MigrationRecord;
   private workload: WorkloadRecord | null = null;
+  /** record writes wait for the next one (writesDeferred): set only while a frozen phase runs */
+  private deferWrites = false;
 
   constructor(
     record: MigrationRecord,
@@ -150,19 +152,42 @@ export class MigrationRunner {
     return this.cleanup();
   }
 
+  /**
+   * Whether the record writes of `phase` (its step's, and its end) wait for the next phase's start
+   * to land with it. So for the phases that run while the workload is frozen, up to the restore:
+   * every write there is freeze time (the frozen transfer waited on four writes and two job
+   * progress updates after the dump), and nothing is lost by deferring them — a runner that dies
+   * in that window leaves the phase interrupted at or after `frozenFrom`, which rolls back
+   * (decideResume) whether or not its end was written.
+   */
+  private writesDeferred(phase: MigrationPhase): boolean {
+    const phases = this.strategy.phases.map((p) => p.phase);
+    const at = phases.indexOf(phase);
+    return this.strategy.live && at >= phases.indexOf(this.strategy.frozenFrom) && at < phases.indexOf('restore');
+  }
+
   /** Records the start, runs, records the end; publishes both as events. */
   private async runPhase(phase: MigrationPhase, work: () => Promise<{ bytes?: number; note?: string } | void>): Promise<void> {
     const startedAt = Date.now();
     await this.save({ phase, timeline: [...this.record.timeline, { phase, startedAt, endedAt: null, ms: null }] });
     this.publish(phase, 'started', null);
-    const outcome = (await work()) ?? {};
-    const endedAt = Date.now();
-    const timeline = this.record.timeline.map((entry) =>
-      entry.phase === phase && entry.endedAt === null
-        ? { ...entry, endedAt, ms: endedAt - startedAt, ...(outcome.bytes === undefined ? {} : { bytes: outcome.bytes }), ...(outcome.note ? { note: outcome.note } : {}) }
-        : entry,
-    );
-    await this.save({ completed: [...new Set([...this.record.completed, phase])], timeline });
+    this.deferWrites = this.writesDeferred(phase);
+    let endedAt: number;
+    try {
+      const outcome = (await work()) ?? {};
+      endedAt = Date.now();
+      const timeline = this.record.timeline.map((entry) =>
+        entry.phase === phase && entry.endedAt === null
+          ? { ...entry, endedAt, ms: endedAt - startedAt, ...(outcome.bytes === undefined ? {} : { bytes: outcome.bytes }), ...(outcome.note ? { note: outcome.note } : {}) }
+          : entry,
+      );
+      await this.save({ completed: [...new Set([...this.record.completed, phase])], timeline });
+    } finally {
+      // the next phase's start writes what was deferred; so does a failure's rollback
+      this.deferWrites = false;
+    }
+    // nothing is published by a runner that lost the lock (a deferred write did not check it)
+    if (this.writesDeferred(phase)) await this.writes.check();
     this.publish(phase, 'done', endedAt - startedAt);
   }
 
@@ -489,6 +514,7 @@ export class MigrationRunner {
 
   private async save(patch: Partial<MigrationRecord>): Promise<void> {
     this.record = { ...this.record, ...patch, updatedAt: Date.now() };
+    if (this.deferWrites) return; // lands with the next write (writesDeferred)
     await this.writes.putMigration(this.record);
     await this.progress(this.record);
   }
