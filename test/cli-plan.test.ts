@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,44 @@ describe('ferry plan (offline, on a snapshot file, no service running)', () => {
     ).toEqual(['w0', 'w1', 'w2', 'w3', 'w4', 'w5']);
     const table = await ferry(['plan', 'evacuate', 'h1', '--snapshot', snapshotFile()]);
     expect(table.stdout).toContain('WORKLOAD  FROM  TO');
+  });
+
+  it('plans a partial evacuation: the others move, the pinned one is listed with why', async () => {
+    const doc = JSON.parse(readFileSync(snapshotFile(), 'utf8')) as ClusterSnapshotDocument;
+    doc.workloads.push(sampleWorkloadRecord(WorkloadSpec.parse({ ...spec('pinned', 512), placement: { hosts: ['h1'] } }), 'h1'));
+    const file = join(dir, 'pinned.json');
+    writeFileSync(file, JSON.stringify(doc));
+    const all = await ferry(['plan', 'evacuate', 'h1', '--snapshot', file, '-o', 'json']);
+    expect(all.exitCode).toBe(1);
+    expect(JSON.parse(all.stdout)).toMatchObject({ ok: false, moves: [], unplaced: [{ workload: 'pinned', refused: { NOT_ALLOWED: 2 } }] });
+    const partial = await ferry(['plan', 'evacuate', 'h1', '--partial', '--snapshot', file, '-o', 'json']);
+    expect(partial.exitCode, partial.stderr).toBe(0);
+    const out = JSON.parse(partial.stdout);
+    expect(out.moves).toHaveLength(6);
+    expect(out.moves.every((m: { stage: number }) => m.stage === 1)).toBe(true);
+    expect(out.unplaced).toEqual([{ workload: 'pinned', refused: { NOT_ALLOWED: 2 }, reason: expect.stringContaining('not among the hosts the workload may run on') }]);
+    const table = await ferry(['plan', 'evacuate', 'h1', '--partial', '--snapshot', file]);
+    expect(table.stdout).toMatch(/^pinned: nowhere to go \(refused by all 2 hosts/m);
+  });
+
+  it("refuses the API's limits locally: --max-moves above its cap, a bad --min-gain (exit 2, nothing asked)", async () => {
+    const { RebalanceRequest } = await import('@ferry/protocol');
+    const cap = RebalanceRequest.shape.maxMoves.unwrap().maxValue!;
+    for (const args of [
+      ['plan', 'rebalance', '--snapshot', snapshotFile()],
+      // online: an API that is not there — the flag is refused before it is asked (else exit 3)
+      ['rebalance', '--url', 'http://127.0.0.1:9', '--token', 'x'],
+    ]) {
+      const over = await ferry([...args, '--max-moves', String(cap * 10)]);
+      expect(over.exitCode, over.stderr).toBe(2);
+      expect(over.stderr).toContain(`--max-moves must be at most ${cap} (the API's limit), not ${cap * 10}`);
+      const gain = await ferry([...args, '--min-gain', '-1']);
+      expect(gain.exitCode, gain.stderr).toBe(2);
+      expect(gain.stderr).toContain('--min-gain must be');
+    }
+    const ok = await ferry(['plan', 'rebalance', '--snapshot', snapshotFile(), '--max-moves', String(cap), '--min-gain', '0.001', '-o', 'json']);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).moves.length).toBeGreaterThan(0);
   });
 
   it('exits 2 with a message on bad usage or a bad file', async () => {

@@ -7,8 +7,8 @@ import { operateCommands } from './commands/operate.ts';
 import { readCommands } from './commands/read.ts';
 import { CliError, EXIT } from './errors.ts';
 import { formatTable, planOffline, readSnapshot } from './plan.ts';
+import { rebalanceBody } from './limits.ts';
 import { outputFormat, sessionOf, type GlobalOptions } from './session.ts';
-import { z } from 'zod';
 
 function build(): Command {
   const program = new Command('ferry')
@@ -32,11 +32,11 @@ function build(): Command {
 
   // Offline: the same planners on a snapshot file (GET /v1/cluster/snapshot), no service needed.
   const plan = program.command('plan').description('plan offline on a cluster snapshot file');
-  const offline = (kind: 'rebalance' | 'evacuate', host: string | undefined, options: { snapshot?: string; maxMoves?: string }) => {
+  const offline = (kind: 'rebalance' | 'evacuate', host: string | undefined, options: { snapshot?: string; maxMoves?: string; minGain?: string; partial?: boolean }) => {
     if (!options.snapshot) throw new CliError('needs --snapshot FILE (save one with GET /v1/cluster/snapshot)', EXIT.usage);
-    const maxMoves = options.maxMoves === undefined ? undefined : z.coerce.number().int().min(1).max(10_000).safeParse(options.maxMoves);
-    if (maxMoves && !maxMoves.success) throw new CliError(`--max-moves must be a whole number from 1 to 10000, not ${options.maxMoves}`, EXIT.usage);
-    const out = planOffline(kind, readSnapshot(options.snapshot), { ...(maxMoves?.success ? { maxMoves: maxMoves.data } : {}), ...(host ? { host } : {}) });
+    // the API's bounds (RebalanceRequest): an offline plan is the plan the API would make
+    const limits = rebalanceBody({ maxMoves: options.maxMoves, minGain: options.minGain });
+    const out = planOffline(kind, readSnapshot(options.snapshot), { ...limits, ...(host ? { host } : {}), ...(options.partial ? { partial: true } : {}) });
     const format = outputFormat(program.opts<GlobalOptions>().output);
     process.stdout.write(format === 'json' ? `${JSON.stringify(out, null, 2)}\n` : format === 'yaml' ? stringify(out) : `${formatTable(out)}\n`);
     if (!out.ok) process.exitCode = EXIT.failed;
@@ -46,12 +46,14 @@ function build(): Command {
     .description('a rebalance plan for the snapshot')
     .option('--snapshot <file>', 'the snapshot file')
     .option('--max-moves <n>', 'at most this many moves')
-    .action((options: { snapshot?: string; maxMoves?: string }) => offline('rebalance', undefined, options));
+    .option('--min-gain <x>', 'a move must lower the score at least this much')
+    .action((options: { snapshot?: string; maxMoves?: string; minGain?: string }) => offline('rebalance', undefined, options));
   plan
     .command('evacuate <host>')
     .description('an evacuation plan for one host of the snapshot')
     .option('--snapshot <file>', 'the snapshot file')
-    .action((host: string, options: { snapshot?: string }) => offline('evacuate', host, options));
+    .option('--partial', 'move what can leave; list the workloads that cannot, with why')
+    .action((host: string, options: { snapshot?: string; partial?: boolean }) => offline('evacuate', host, options));
   return program;
 }
 

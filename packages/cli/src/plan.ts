@@ -3,6 +3,7 @@ import { buildEvacuationPlan, buildRebalancePlan } from '@ferry/core';
 import { ClusterSnapshotDocument } from '@ferry/protocol';
 
 import { UsageError } from './errors.ts';
+import { componentLines } from './limits.ts';
 
 export { UsageError };
 
@@ -11,10 +12,13 @@ export interface PlanOutput {
   snapshot: { revision: string; takenAt: number; hosts: number; workloads: number };
   ok: boolean;
   reason: string;
-  moves: Array<{ workload: string; from: string; to: string; strategy: string; bytes: number }>;
+  /** stage: when it runs (after every move of an earlier stage); dependsOn: the moves (indexes) it needs completed */
+  moves: Array<{ workload: string; from: string; to: string; strategy: string; bytes: number; stage: number; dependsOn: number[] }>;
   scoreBefore: number | null;
   scoreAfter: number | null;
-  unplaced?: Array<{ workload: string; refused: Record<string, number> }>;
+  /** rebalance: the score's named terms (weighted) before and after */
+  components?: { before: Record<string, number>; after: Record<string, number> };
+  unplaced?: Array<{ workload: string; refused: Record<string, number>; reason?: string }>;
   seconds: number;
 }
 
@@ -34,36 +38,60 @@ export function readSnapshot(file: string): ClusterSnapshotDocument {
 }
 
 /** The same planners the scheduler runs, on a snapshot file, with no service running. */
-export function planOffline(kind: 'rebalance' | 'evacuate', snapshot: ClusterSnapshotDocument, options: { maxMoves?: number; host?: string }): PlanOutput {
+export function planOffline(kind: 'rebalance' | 'evacuate', snapshot: ClusterSnapshotDocument, options: { maxMoves?: number; minGain?: number; host?: string; partial?: boolean }): PlanOutput {
   const started = process.hrtime.bigint();
   const about = { revision: snapshot.revision, takenAt: snapshot.takenAt, hosts: snapshot.hosts.length, workloads: snapshot.workloads.length };
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-  const moves = (m: Array<{ workload: string; from: string; to: string; strategy: string; predicted: { bytes: number } }>) =>
-    m.map((x) => ({ workload: x.workload, from: x.from, to: x.to, strategy: x.strategy, bytes: x.predicted.bytes }));
+  const moves = (m: Array<{ workload: string; from: string; to: string; strategy: string; predicted: { bytes: number }; stage?: number; dependsOn?: number[] }>) =>
+    m.map((x) => ({ workload: x.workload, from: x.from, to: x.to, strategy: x.strategy, bytes: x.predicted.bytes, stage: x.stage ?? 1, dependsOn: x.dependsOn ?? [] }));
   if (kind === 'rebalance') {
-    const plan = buildRebalancePlan(snapshot, { ...(options.maxMoves ? { maxMoves: options.maxMoves } : {}) });
-    return { kind, snapshot: about, ok: true, reason: plan.reason, moves: moves(plan.moves), scoreBefore: plan.scoreBefore, scoreAfter: plan.scoreAfter, seconds: seconds() };
+    const plan = buildRebalancePlan(snapshot, { ...(options.maxMoves ? { maxMoves: options.maxMoves } : {}), ...(options.minGain !== undefined ? { minGain: options.minGain } : {}) });
+    return {
+      kind,
+      snapshot: about,
+      ok: true,
+      reason: plan.reason,
+      moves: moves(plan.moves),
+      scoreBefore: plan.scoreBefore,
+      scoreAfter: plan.scoreAfter,
+      ...(plan.components ? { components: plan.components } : {}),
+      seconds: seconds(),
+    };
   }
   if (!options.host) throw new UsageError('ferry plan evacuate needs a HOST');
   if (!snapshot.hosts.some((h) => h.id === options.host)) throw new UsageError(`the snapshot has no host ${options.host}`);
-  const draft = buildEvacuationPlan(snapshot, options.host);
+  const draft = buildEvacuationPlan(snapshot, options.host, { partial: options.partial === true });
   if (!draft.ok) return { kind, snapshot: about, ok: false, reason: draft.reason, moves: [], scoreBefore: null, scoreAfter: null, unplaced: draft.unplaced, seconds: seconds() };
-  return { kind, snapshot: about, ok: true, reason: draft.plan.reason, moves: moves(draft.plan.moves), scoreBefore: null, scoreAfter: null, seconds: seconds() };
+  return {
+    kind,
+    snapshot: about,
+    ok: true,
+    reason: draft.plan.reason,
+    moves: moves(draft.plan.moves),
+    scoreBefore: null,
+    scoreAfter: null,
+    ...(draft.plan.unplaced ? { unplaced: draft.plan.unplaced } : {}),
+    seconds: seconds(),
+  };
 }
 
 export function formatTable(out: PlanOutput): string {
   const lines = [`${out.kind} plan on snapshot ${out.snapshot.revision} (${out.snapshot.hosts} hosts, ${out.snapshot.workloads} workloads), ${(out.seconds * 1000).toFixed(1)} ms`];
   lines.push(out.reason);
   if (out.scoreBefore !== null) lines.push(`score ${out.scoreBefore.toFixed(4)} → ${out.scoreAfter!.toFixed(4)}`);
+  if (out.components) lines.push(...componentLines({ id: '', components: out.components }));
   if (out.moves.length > 0) {
     lines.push('WORKLOAD  FROM  TO  STRATEGY  MIB');
     for (const m of out.moves) lines.push(`${m.workload}  ${m.from}  ${m.to}  ${m.strategy}  ${(m.bytes / 2 ** 20).toFixed(0)}`);
   }
   for (const u of out.unplaced ?? [])
     lines.push(
-      `${u.workload}: nowhere to go (${Object.entries(u.refused)
-        .map(([c, n]) => `${n}× ${c}`)
-        .join(', ')})`,
+      `${u.workload}: nowhere to go (${
+        u.reason ??
+        Object.entries(u.refused)
+          .map(([c, n]) => `${n}× ${c}`)
+          .join(', ')
+      })`,
     );
   return lines.join('\n');
 }

@@ -17,12 +17,34 @@ export const PlanMove = z.object({
     bytes: z.number().nonnegative(),
     seconds: z.number().nonnegative(),
     freezeMs: z.number().nonnegative(),
+    /** what it learned from: 'model', or the measured migrations it scaled by (absent on older plans) */
+    basis: z.string().max(200).optional(),
   }),
   reason: z.string(),
   status: PlanMoveStatus,
   migrationId: z.string().nullable(),
+  /**
+   * when it runs: every move of an earlier stage has ended first; the moves of one stage run in
+   * parallel (absent on plans made before stages: all at once)
+   */
+  stage: z.number().int().min(1).optional(),
+  /** indexes (in `moves`) of the moves it needs completed first: when one does not complete, it never starts */
+  dependsOn: z.array(z.number().int().nonnegative()).optional(),
 });
 export type PlanMove = z.infer<typeof PlanMove>;
+
+/** A workload an evacuation cannot move, and why: how many hosts refused it, by refusal code. */
+export const PlanUnplaced = z.object({
+  workload: WorkloadId,
+  refused: z.record(z.string(), z.number().int().nonnegative()),
+  /** the refusals in words */
+  reason: z.string(),
+});
+export type PlanUnplaced = z.infer<typeof PlanUnplaced>;
+
+/** A plan's score by term, each already weighted: they sum to the score. */
+export const ScoreComponents = z.record(z.string(), z.number());
+export type ScoreComponents = z.infer<typeof ScoreComponents>;
 
 export const PLAN_STATES = ['planned', 'executing', 'completed', 'failed', 'cancelled'] as const;
 export const PlanState = z.enum(PLAN_STATES);
@@ -38,6 +60,13 @@ export const PlanRecord = z.object({
   scoreBefore: z.number().nullable(),
   scoreAfter: z.number().nullable(),
   moves: z.array(PlanMove),
+  /**
+   * rebalance: the score's named terms before and after (mem, cpu, disk, instances, overcommit,
+   * antiAffinity, draining; each weighted, they sum to the score); absent on older plans
+   */
+  components: z.object({ before: ScoreComponents, after: ScoreComponents }).optional(),
+  /** evacuate: the workloads that cannot leave (a partial evacuation moves the rest) */
+  unplaced: z.array(PlanUnplaced).optional(),
   /** why this plan (and why it stopped where it did) */
   reason: z.string(),
   params: z.record(z.string(), z.unknown()),
@@ -50,8 +79,16 @@ export type PlanRecord = z.infer<typeof PlanRecord>;
 export const PlanParams = z.strictObject({ id: z.string().regex(/^p-[a-z0-9-]{1,80}$/, 'not a plan id') });
 export const PlanListQuery = z.strictObject({ state: PlanState.optional(), kind: z.enum(['rebalance', 'evacuate']).optional() });
 
+export const MAX_REBALANCE_MOVES = 1000;
+
+/**
+ * A rebalance runs to convergence by default, within the move cap (a plan of more than 1,000
+ * migrations is hours of copying; plan again once it ran) and the planner's time budget.
+ */
 export const RebalanceRequest = z.strictObject({
-  maxMoves: z.number().int().min(1).max(1000).default(20),
+  maxMoves: z.number().int().min(1).max(MAX_REBALANCE_MOVES).default(MAX_REBALANCE_MOVES),
+  /** how long the planner may search, ms (default 10 s); the plan says when it stopped there */
+  timeBudgetMs: z.number().int().min(1).max(60_000).optional(),
   minGain: z.number().nonnegative().max(10).optional(),
   /** a workload moved less than this long ago stays put (no ping-pong) */
   cooldownMinutes: z
@@ -62,6 +99,14 @@ export const RebalanceRequest = z.strictObject({
 });
 export const DryRunQuery = z.strictObject({
   dryRun: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+});
+
+/** POST /v1/hosts/:id/maintenance?partial=true: move what can leave, list what cannot (default: all or nothing) */
+export const MaintenanceQuery = z.strictObject({
+  partial: z
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .optional(),

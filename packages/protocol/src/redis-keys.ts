@@ -22,6 +22,8 @@ export const redisKeys = (prefix = 'ferry') => ({
   maintenance: `${prefix}:maintenance`,
   /** hash: plan id -> PlanRecord JSON */
   plans: `${prefix}:plans`,
+  /** set of plan ids whose cancel was requested (the plan worker starts no further stage of them) */
+  planCancels: `${prefix}:plans:cancel`,
   /** list per host, newest first: HostHistoryEntry JSON */
   history: (hostId: string) => `${prefix}:history:${hostId}`,
   /** hash: failover id -> FailoverRecord JSON */

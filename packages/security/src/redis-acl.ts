@@ -43,6 +43,7 @@ export function apiWritableKeys(keyPrefix: string): string[] {
     k.deferredMigrationSteps,
     k.maintenance,
     k.plans,
+    k.planCancels,
     k.history('*'),
     k.removedHosts,
     k.workloadLock('*'),

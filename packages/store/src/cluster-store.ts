@@ -90,6 +90,19 @@ export class ClusterStore {
     await this.redis.sadd(this.keys.migrationCancels, migrationId);
   }
 
+  /** A plan's cancel: kept apart from its record, which the plan worker rewrites as its stages start. */
+  async requestPlanCancel(planId: string): Promise<void> {
+    await this.redis.sadd(this.keys.planCancels, planId);
+  }
+
+  async planCancelRequested(planId: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.planCancels, planId)) === 1;
+  }
+
+  async clearPlanCancel(planId: string): Promise<void> {
+    await this.redis.srem(this.keys.planCancels, planId);
+  }
+
   async cancelRequested(migrationId: string): Promise<boolean> {
     return (await this.redis.sismember(this.keys.migrationCancels, migrationId)) === 1;
   }

@@ -1,6 +1,6 @@
 import type { FlowProducer } from 'bullmq';
-import { clusterRevision, moveToPredict, newMigrationRecord, planExpired, predictMove } from '@ferry/core';
-import { QUEUES, newMigrationId, newPlanId, queuePrefix, type MigrationJobData, type MigrationRecord, type PlanJobData, type PlanRecord } from '@ferry/protocol';
+import { clusterRevision, moveToPredict, newMigrationRecord, nextPlanStep, planExpired, predictMove, type ClusterSnapshot } from '@ferry/core';
+import { QUEUES, newMigrationId, newPlanId, queuePrefix, type MigrationJobData, type MigrationRecord, type PlanJobData, type PlanMove, type PlanRecord } from '@ferry/protocol';
 import type { ClusterStore } from './cluster-store.ts';
 
 export class StalePlanError extends Error {
@@ -14,7 +14,7 @@ export class StalePlanError extends Error {
 }
 
 /** Options of every migration job a plan starts (as a single migration has). */
-const MIGRATION_JOB = {
+export const MIGRATION_JOB = {
   attempts: 6,
   backoff: { type: 'exponential', delay: 2000 },
   removeOnComplete: { age: 7 * 24 * 3600 },
@@ -23,23 +23,39 @@ const MIGRATION_JOB = {
   ignoreDependencyOnFailure: true,
 } as const;
 
+/** The plan's own job: it runs again, from what the plan record says, when a step of it failed (a Redis hiccup). */
+const PLAN_JOB = { attempts: 5, backoff: { type: 'exponential', delay: 1000 } } as const;
+
+/** A migration job of a plan: a child of the plan's job. */
+export interface PlanMigrationJob {
+  name: 'migrate';
+  queueName: string;
+  data: MigrationJobData;
+  opts: typeof MIGRATION_JOB & { jobId: string };
+}
+
 /**
- * Starts a plan: refuses it if the cluster moved on since it was computed, registers one migration
- * per move (a workload already migrating makes its move fail at once), and hands them to BullMQ as
- * a flow — a parent job for the plan, a child migration job per move. Returns the plan as stored.
+ * Starts the moves at `indices` of an executing plan: registers one migration per move (a
+ * workload no longer where the plan found it, or already migrating, fails its move at once) and
+ * returns the plan's moves as they are now with the migration jobs to queue. Idempotent: a move
+ * whose migration this plan already registered (a plan job run again) gets that one back.
  */
-export async function executePlan(store: ClusterStore, flows: FlowProducer, keyPrefix: string, plan: PlanRecord): Promise<PlanRecord> {
-  const snapshot = await store.snapshot();
-  const revision = clusterRevision(snapshot);
-  if (revision !== plan.revision) throw new StalePlanError(plan.revision, revision);
+export async function startPlanMoves(
+  store: ClusterStore,
+  plan: Pick<PlanRecord, 'id' | 'moves'>,
+  indices: readonly number[],
+  snapshot: ClusterSnapshot,
+): Promise<{ moves: PlanMove[]; jobs: PlanMigrationJob[] }> {
   const now = Date.now();
-  const children: Array<{ name: string; queueName: string; data: MigrationJobData; opts: Record<string, unknown> }> = [];
-  const moves = [];
-  const history = await store.measuredMigrations.recent();
-  for (const move of plan.moves) {
+  const moves = [...plan.moves];
+  const jobs: PlanMigrationJob[] = [];
+  const history = indices.length > 0 ? await store.measuredMigrations.recent() : [];
+  const job = (migrationId: string): PlanMigrationJob => ({ name: 'migrate', queueName: QUEUES.migrations, data: { migrationId }, opts: { ...MIGRATION_JOB, jobId: migrationId } });
+  for (const i of indices) {
+    const move = moves[i]!;
     const workload = snapshot.workloads.find((w) => w.spec.id === move.workload);
     if (!workload || workload.hostId !== move.from) {
-      moves.push({ ...move, status: 'failed' as const, reason: `${move.reason}; not started: the workload is not on ${move.from}` });
+      moves[i] = { ...move, status: 'failed', reason: `${move.reason}; not started: the workload is not on ${move.from}` };
       continue;
     }
     const record: MigrationRecord = {
@@ -59,16 +75,39 @@ export async function executePlan(store: ClusterStore, flows: FlowProducer, keyP
     };
     const other = await store.beginMigration(record);
     if (other) {
-      moves.push({ ...move, status: 'failed' as const, reason: `${move.reason}; not started: already migrating (${other})` });
+      const theirs = await store.migrations.get(other);
+      if (theirs && theirs.destinationReason.startsWith(`plan ${plan.id}: `) && theirs.destination === move.to) {
+        // registered by an earlier run of this very step
+        jobs.push(job(theirs.id));
+        moves[i] = { ...move, migrationId: theirs.id };
+        continue;
+      }
+      moves[i] = { ...move, status: 'failed', reason: `${move.reason}; not started: already migrating (${other})` };
       continue;
     }
-    children.push({ name: 'migrate', queueName: QUEUES.migrations, data: { migrationId: record.id }, opts: { ...MIGRATION_JOB, jobId: record.id } });
-    moves.push({ ...move, migrationId: record.id });
+    jobs.push(job(record.id));
+    moves[i] = { ...move, migrationId: record.id };
   }
-  const started: PlanRecord = { ...plan, state: 'executing', moves, updatedAt: now };
+  return { moves, jobs };
+}
+
+/**
+ * Starts a plan: refuses it if the cluster moved on since it was computed, starts its first stage
+ * (startPlanMoves), and hands it to BullMQ as a flow — a parent job for the plan, a child
+ * migration job per move of that stage. The plan's job starts each later stage once the one
+ * before ended (the scheduler's PlanWorker, nextPlanStep). Returns the plan as stored.
+ */
+export async function executePlan(store: ClusterStore, flows: FlowProducer, keyPrefix: string, plan: PlanRecord): Promise<PlanRecord> {
+  const snapshot = await store.snapshot();
+  const revision = clusterRevision(snapshot);
+  if (revision !== plan.revision) throw new StalePlanError(plan.revision, revision);
+  const first = nextPlanStep(plan.moves, false);
+  const { moves, jobs } = await startPlanMoves(store, plan, first.start, snapshot);
+  const started: PlanRecord = { ...plan, state: 'executing', moves, updatedAt: Date.now() };
   await store.plans.put(plan.id, started);
   const data: PlanJobData = { planId: plan.id };
-  await flows.add({ name: 'plan', queueName: QUEUES.plans, data, opts: { jobId: plan.id }, prefix: queuePrefix(keyPrefix), children: children.map((c) => ({ ...c, prefix: queuePrefix(keyPrefix) })) });
+  const prefix = queuePrefix(keyPrefix);
+  await flows.add({ name: 'plan', queueName: QUEUES.plans, data, opts: { jobId: plan.id, ...PLAN_JOB }, prefix, children: jobs.map((c) => ({ ...c, prefix })) });
   return started;
 }
 

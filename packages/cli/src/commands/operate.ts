@@ -4,6 +4,7 @@ import { EXIT, CliError, UsageError } from '../errors.ts';
 import { size, print, seconds } from '../output.ts';
 import { MigrationProgress } from '../progress.ts';
 import type { Session } from '../session.ts';
+import { componentLines, rebalanceBody } from '../limits.ts';
 import { planColumns } from './read.ts';
 
 const TERMINAL_PLAN_STATES = new Set(['completed', 'failed', 'cancelled']);
@@ -106,7 +107,7 @@ async function followPlan(s: Session, plan: PlanRecord): Promise<PlanRecord> {
     for (const move of current.moves) {
       if (seen.get(move.workload) === move.status) continue;
       seen.set(move.workload, move.status);
-      process.stderr.write(`  ${move.workload.padEnd(20)} ${move.from} → ${move.to}  ${move.status}\n`);
+      process.stderr.write(`  ${move.workload.padEnd(20)} ${move.from} → ${move.to}  ${move.status}${move.stage && move.stage > 1 ? `  (stage ${move.stage})` : ''}\n`);
     }
     if (TERMINAL_PLAN_STATES.has(current.state)) return current;
     await sleep(1000);
@@ -114,6 +115,14 @@ async function followPlan(s: Session, plan: PlanRecord): Promise<PlanRecord> {
 }
 
 const planExit = (plan: PlanRecord) => (plan.state === 'completed' ? EXIT.ok : EXIT.failed);
+
+/** "2 (after 1)": the move's stage, and the moves (numbered from 1) it waits for. */
+const stageColumn = (m: PlanRecord['moves'][number]) => `${m.stage ?? 1}${m.dependsOn?.length ? ` (after ${m.dependsOn.map((k) => k + 1).join(', ')})` : ''}`;
+
+/** What stays on a host a partial evacuation leaves, and why (to stderr: the table stays the moves). */
+function writeUnplaced(plan: PlanRecord): void {
+  for (const u of plan.unplaced ?? []) process.stderr.write(`  ${u.workload.padEnd(20)} stays on ${plan.hostId ?? 'the host'}: ${u.reason}\n`);
+}
 
 /** What changes the cluster: migrate, maintenance, rebalance, plans. */
 export function operateCommands(program: Command, session: () => Session): void {
@@ -169,11 +178,18 @@ export function operateCommands(program: Command, session: () => Session): void 
   maintenance
     .command('enter <host>')
     .description('take the host out of placement and live-migrate every workload away (per-workload progress)')
+    .option('--partial', 'move the workloads that can leave and leave the rest, listed with why (default: all or nothing)')
     .option('--no-wait', 'start it and return')
-    .action(async (host: string, options: { wait: boolean }) => {
+    .action(async (host: string, options: { wait: boolean; partial?: boolean }) => {
       const s = session();
-      const started = await s.api.request<{ maintenance: MaintenanceRecord | null; plan: PlanRecord }>('POST', `/v1/hosts/${encodeURIComponent(host)}/maintenance`, {});
+      const started = await s.api.request<{ maintenance: MaintenanceRecord | null; plan: PlanRecord }>(
+        'POST',
+        `/v1/hosts/${encodeURIComponent(host)}/maintenance${options.partial ? '?partial=true' : ''}`,
+        {},
+      );
       process.stderr.write(`${host}: maintenance ${started.maintenance?.state ?? 'entered'}, ${started.plan.moves.length} workload(s) to move (plan ${started.plan.id})\n`);
+      if (started.plan.unplaced?.length) process.stderr.write(`${started.plan.unplaced.length} workload(s) cannot leave and stay:\n`);
+      writeUnplaced(started.plan);
       const plan = options.wait && started.plan.moves.length > 0 ? await followPlan(s, started.plan) : started.plan;
       print(s.format, { ...started, plan }, plan.moves, [
         { header: 'workload', value: (m) => m.workload },
@@ -197,20 +213,24 @@ export function operateCommands(program: Command, session: () => Session): void 
     .description('even out load with as few moves as possible')
     .option('--dry-run', 'plan only and show the moves (the default)')
     .option('--apply', 'plan and run the moves, following their progress')
-    .option('--max-moves <n>', 'at most this many moves', (v) => Number(v))
-    .action(async (options: { dryRun?: boolean; apply?: boolean; maxMoves?: number }) => {
+    .option('--max-moves <n>', 'at most this many moves (the API takes up to its limit)')
+    .option('--min-gain <x>', 'a move must lower the score at least this much')
+    .action(async (options: { dryRun?: boolean; apply?: boolean; maxMoves?: string; minGain?: string }) => {
       if (options.dryRun && options.apply) throw new UsageError('--dry-run and --apply exclude each other');
+      // the API's bounds, checked before anything is asked
+      const body = rebalanceBody({ maxMoves: options.maxMoves, minGain: options.minGain });
       const s = session();
-      const body = options.maxMoves ? { maxMoves: options.maxMoves } : {};
       const plan = await s.api.request<PlanRecord>('POST', `/v1/rebalance${options.apply ? '' : '?dryRun=true'}`, body);
       process.stderr.write(
         `plan ${plan.id}: ${plan.moves.length} move(s), score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}${options.apply ? '' : ' (dry run: apply with ferry plans execute ' + plan.id + ')'}\n`,
       );
+      if (s.format === 'table') for (const line of componentLines(plan)) process.stderr.write(`${line}\n`);
       const final = options.apply && plan.moves.length > 0 ? await followPlan(s, plan) : plan;
       print(s.format, final, final.moves, [
         { header: 'workload', value: (m) => m.workload },
         { header: 'from → to', value: (m) => `${m.from} → ${m.to}` },
         { header: 'strategy', value: (m) => m.strategy },
+        { header: 'stage', value: stageColumn },
         { header: 'status', value: (m) => m.status },
         { header: 'why', value: (m) => m.reason },
       ]);
@@ -232,11 +252,16 @@ export function operateCommands(program: Command, session: () => Session): void 
     .action(async (id: string) => {
       const s = session();
       const plan = await s.api.get<PlanRecord>(`/v1/plans/${encodeURIComponent(id)}`);
-      if (s.format === 'table') process.stdout.write(`${plan.id}: ${plan.kind}, ${plan.state}, score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}\n`);
+      if (s.format === 'table') {
+        process.stdout.write(`${plan.id}: ${plan.kind}, ${plan.state}, score ${plan.scoreBefore?.toFixed(4) ?? '—'} → ${plan.scoreAfter?.toFixed(4) ?? '—'}\n`);
+        for (const line of componentLines(plan)) process.stdout.write(`${line}\n`);
+        writeUnplaced(plan);
+      }
       print(s.format, plan, plan.moves, [
         { header: 'workload', value: (m) => m.workload },
         { header: 'from → to', value: (m) => `${m.from} → ${m.to}` },
         { header: 'strategy', value: (m) => m.strategy },
+        { header: 'stage', value: stageColumn },
         { header: 'status', value: (m) => m.status },
       ]);
     });

@@ -1,4 +1,4 @@
-import { firstRefusal } from '../feasibility.ts';
+import { explainRefusal, firstRefusal, type RefusalCode } from '../feasibility.ts';
 import { moveBytes, stateOf, type PlanCluster, type PlanningState, type Usage } from './model.ts';
 import type { PlannedMove } from './rebalance.ts';
 
@@ -7,24 +7,31 @@ export interface EvacuationOptions {
   mode: 'spread' | 'binpack';
   /** after the moves, the rest must still hold the HA workloads of any single host (N+1) */
   keepHaCapacity: boolean;
+  /** move what can leave and list the rest (default: all or nothing) */
+  partial: boolean;
 }
 
 export interface UnplacedWorkload {
   workload: string;
   /** how many hosts refused it, by reason */
   refused: Record<string, number>;
+  /** the refusals in words: each code with what the first host refusing with it said */
+  reason: string;
 }
 
-export type EvacuationPlan = { ok: true; moves: PlannedMove[] } | { ok: false; moves: []; unplaced: UnplacedWorkload[]; reason: string };
+/** ok: the moves (with `partial`, `unplaced` lists the workloads that stay); not ok: nothing moves, every reason. */
+export type EvacuationPlan = { ok: true; moves: PlannedMove[]; unplaced: UnplacedWorkload[] } | { ok: false; moves: []; unplaced: UnplacedWorkload[]; reason: string };
 
 /**
  * Empties `drain` hosts: HA workloads first (by priority), then the largest, each to the best
  * host that passes every check (first-fit decreasing over hosts ordered by free memory). All or
- * nothing: when one workload has nowhere to go, the plan is refused with every reason, no moves.
+ * nothing by default: when one workload has nowhere to go, the plan is refused with every
+ * reason, no moves. With `partial`, the others move and the plan lists the ones that stay, each
+ * with its reasons. (Either way the rest must keep room for the HA workloads of any one host.)
  */
 export function planEvacuation(input: PlanCluster | PlanningState, drain: string[], options: Partial<EvacuationOptions> = {}): EvacuationPlan {
   const state = stateOf(input);
-  return state.trial((move) => evacuate(state, move, drain, { mode: 'spread', keepHaCapacity: true, ...options }));
+  return state.trial((move) => evacuate(state, move, drain, { mode: 'spread', keepHaCapacity: true, partial: false, ...options }));
 }
 
 function evacuate(state: PlanningState, apply: (index: number, to: number) => void, drain: string[], o: EvacuationOptions): EvacuationPlan {
@@ -51,6 +58,8 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
   for (const index of leaving) {
     const w = cluster.workloads[index]!;
     const refused: Record<string, number> = {};
+    /** what the first host refusing with each code said */
+    const said = new Map<RefusalCode, string>();
     let chosen = -1;
     const candidates = o.mode === 'spread' ? order : [...order].reverse();
     for (const to of candidates) {
@@ -61,6 +70,7 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
         break;
       }
       refused[why] = (refused[why] ?? 0) + 1;
+      if (!said.has(why)) said.set(why, `${cluster.hosts[to]!.id}: ${explainRefusal(why, { cluster, usage, index, to })}`);
       if (o.mode === 'spread' && why === 'MEMORY_INSUFFICIENT') {
         // every later host has even less free memory
         refused.MEMORY_INSUFFICIENT = (refused.MEMORY_INSUFFICIENT ?? 0) + (candidates.length - candidates.indexOf(to) - 1);
@@ -68,7 +78,7 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
       }
     }
     if (chosen < 0) {
-      unplaced.push({ workload: w.id, refused });
+      unplaced.push({ workload: w.id, refused, reason: unplacedReason(refused, said, candidates.length) });
       continue;
     }
     const from = cluster.hosts[w.host]!.id;
@@ -93,12 +103,21 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
       reason: `${from} is being drained; ${cluster.hosts[chosen]!.id} passes every check and has ${Math.round(free(chosen) / 2 ** 20)} MiB free after it`,
     });
   }
-  if (unplaced.length > 0) return { ok: false, moves: [], unplaced, reason: `${unplaced.length} workload(s) have nowhere to go` };
+  if (unplaced.length > 0 && !o.partial) return { ok: false, moves: [], unplaced, reason: `${unplaced.length} workload(s) have nowhere to go` };
   if (o.keepHaCapacity) {
     const shortfall = haShortfall(cluster, usage);
-    if (shortfall) return { ok: false, moves: [], unplaced: [], reason: shortfall };
+    if (shortfall) return { ok: false, moves: [], unplaced, reason: shortfall };
   }
-  return { ok: true, moves };
+  return { ok: true, moves, unplaced };
+}
+
+/** "refused by all 3 hosts: NOT_ALLOWED ×2 (h1: not among …); MEMORY_INSUFFICIENT ×1 (h3: needs …)" */
+function unplacedReason(refused: Record<string, number>, said: Map<RefusalCode, string>, hosts: number): string {
+  if (hosts === 0) return 'no host takes workloads';
+  const parts = Object.entries(refused)
+    .sort(([, a], [, b]) => b - a)
+    .map(([code, n]) => `${code} ×${n}${said.has(code as RefusalCode) ? ` (${said.get(code as RefusalCode)})` : ''}`);
+  return `refused by ${hosts === 1 ? 'the only host' : `all ${hosts} hosts`} that take workloads: ${parts.join('; ')}`;
 }
 
 /**

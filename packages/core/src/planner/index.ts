@@ -7,3 +7,7 @@ export * from './generate.ts';
 export * from './from-snapshot.ts';
 export * from './groups.ts';
 export * from './trigger.ts';
+export * from './stages.ts';
+export * from './gain.ts';
+export * from './candidates.ts';
+export * from './polish.ts';

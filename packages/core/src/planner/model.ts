@@ -191,10 +191,10 @@ export class Usage {
 }
 
 /** Whether a move of workload `index` to `to` keeps its root filesystem where it is (both hosts mount the same storage). */
-export function sharedMove(cluster: PlanCluster, index: number, to: number): boolean {
+export function sharedMove(cluster: PlanCluster, index: number, to: number, from = cluster.workloads[index]!.host): boolean {
   const w = cluster.workloads[index]!;
-  if (w.host < 0) return false;
-  const source = cluster.hosts[w.host]!.pools.get(w.pool);
+  if (from < 0) return false;
+  const source = cluster.hosts[from]!.pools.get(w.pool);
   return source !== undefined && source === cluster.hosts[to]!.pools.get(w.pool);
 }
 
@@ -206,9 +206,9 @@ export function localDisk(cluster: PlanCluster, index: number, host: number): nu
 }
 
 /** Bytes a move puts on the link: memory, plus the root filesystem unless a proven-shared pool holds it. */
-export function moveBytes(cluster: PlanCluster, index: number, to: number): number {
+export function moveBytes(cluster: PlanCluster, index: number, to: number, from = cluster.workloads[index]!.host): number {
   const w = cluster.workloads[index]!;
-  return (w.running ? w.mem : 0) + (sharedMove(cluster, index, to) ? 0 : w.disk);
+  return (w.running ? w.mem : 0) + (sharedMove(cluster, index, to, from) ? 0 : w.disk);
 }
 
 export function cloneCluster(cluster: PlanCluster): PlanCluster {

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { PlanningState, Usage, type PlanCluster, type PlanHost, type PlanPool, type PlanWorkload } from './model.ts';
-import { firstRefusal as moveRefusal } from '../feasibility.ts';
+import { PlanningState, Usage, cloneCluster, type PlanCluster, type PlanHost, type PlanPool, type PlanWorkload } from './model.ts';
+import { cpuFlagsPresent, firstRefusal as moveRefusal } from '../feasibility.ts';
 import { ClusterScore } from './score.ts';
-import { planRebalance } from './rebalance.ts';
+import { STOPPED, planRebalance } from './rebalance.ts';
+import { DestinationIndex } from './candidates.ts';
+import { GAIN_EPSILON } from './gain.ts';
 import { planEvacuation } from './evacuate.ts';
 import { maintenanceGroups } from './groups.ts';
 import { RebalanceTrigger } from './trigger.ts';
@@ -148,26 +150,96 @@ describe('cluster score', () => {
 });
 
 describe('rebalancing (property tests on random clusters)', () => {
-  it('never raises the score, every plan is feasible step by step, and the same input gives the same plan', () => {
+  it('ends lower than it started, every plan is feasible step by step, components sum to the score, and the same input gives the same plan', () => {
     for (let seed = 1; seed <= 12; seed++) {
       const cluster = generateCluster({ hosts: 16, perHost: [5, 25], seed });
       const plan = planRebalance(cluster, { maxMoves: 30 });
-      expect(plan.scoreAfter).toBeLessThanOrEqual(plan.scoreBefore + 1e-12);
-      let previous = plan.scoreBefore;
-      for (const move of plan.moves) {
-        expect(move.score).toBeLessThan(previous);
-        previous = move.score;
-      }
+      if (plan.moves.length > 0) expect(plan.scoreAfter).toBeLessThan(plan.scoreBefore);
+      expect(plan.moves.at(-1)?.score ?? plan.scoreBefore).toBeCloseTo(plan.scoreAfter, 12);
       expect(planProblems(cluster, plan.moves)).toEqual([]);
+      expect(plan.moves.length).toBeLessThanOrEqual(30);
+      const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+      expect(sum(plan.components.before)).toBeCloseTo(plan.scoreBefore, 9);
+      expect(sum(plan.components.after)).toBeCloseTo(plan.scoreAfter, 9);
       expect(planRebalance(cluster, { maxMoves: 30 })).toEqual(plan); // the dry run is the plan
     }
   }, 30_000);
+
+  it('takes only moves of strictly positive gain, each lowering the score (the search itself, before the prune)', () => {
+    for (let seed = 1; seed <= 8; seed++) {
+      const cluster = generateCluster({ hosts: 12, perHost: [3, 15], seed });
+      const plan = planRebalance(cluster, { maxMoves: 200, minGain: 0, moveCost: 0, moveCostPerGiB: 0, polish: false, prune: false });
+      let previous = plan.scoreBefore;
+      for (const move of plan.moves) {
+        expect(previous - move.score).toBeGreaterThan(GAIN_EPSILON);
+        previous = move.score;
+      }
+    }
+  });
+
+  it('runs to convergence: afterwards no single feasible move lowers the score', () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const cluster = generateCluster({ hosts: 10, perHost: [3, 15], seed });
+      const plan = planRebalance(cluster, { maxMoves: Infinity, moveCost: 0, moveCostPerGiB: 0, polish: false, prune: false });
+      expect(plan.stopped).toBe(STOPPED.converged);
+      const after = cloneCluster(cluster);
+      const byId = new Map(after.workloads.map((w, i) => [w.id, i]));
+      const hostIndex = new Map(after.hosts.map((h, i) => [h.id, i]));
+      for (const m of plan.moves) after.workloads[byId.get(m.workload)!]!.host = hostIndex.get(m.to)!;
+      const usage = new Usage(after);
+      const score = new ClusterScore(after, usage);
+      const now = score.value();
+      after.workloads.forEach((w, i) => {
+        for (let to = 0; to < after.hosts.length; to++) {
+          if (to === w.host || w.pinned || moveRefusal(after, usage, i, to) !== null) continue;
+          expect(now - score.after(i, to)).toBeLessThanOrEqual(GAIN_EPSILON);
+        }
+      });
+    }
+  });
+
+  it('never ping-pongs with minGain 0: a move that changes nothing is not a move', () => {
+    // One workload on one of two identical hosts. Moving it mirrors the cluster: the score does not
+    // change, so the old search (which took any move with gain >= minGain) moved it to the other
+    // host and back, every step, to the end of its budget, reporting each as lowering the score.
+    const cluster = modelOf([host('a'), host('b')], [workload('w', 0, { mem: 8 * GiB })]);
+    const score = new ClusterScore(cluster, new Usage(cluster));
+    expect(score.value() - score.after(0, 1)).toBeCloseTo(0, 15); // the zero-gain move exists
+    const plan = planRebalance(cluster, { minGain: 0, moveCost: 0, moveCostPerGiB: 0, maxMoves: 1000 });
+    expect(plan.moves).toEqual([]);
+    expect(plan.stopped).toBe(STOPPED.converged);
+    // and on random clusters no move undoes the one before it, and the score falls at every step
+    for (let seed = 1; seed <= 8; seed++) {
+      const plan = planRebalance(generateCluster({ hosts: 12, perHost: [3, 15], seed }), { maxMoves: 300, minGain: 0, moveCost: 0, moveCostPerGiB: 0, polish: false, prune: false });
+      plan.moves.forEach((m, i) => {
+        const previous = plan.moves[i - 1];
+        if (previous) expect(previous.workload === m.workload && previous.from === m.to && previous.to === m.from).toBe(false);
+        expect(m.score).toBeLessThan(previous?.score ?? plan.scoreBefore);
+      });
+      expect(plan.stopped).toBe(STOPPED.converged);
+    }
+  });
+
+  it('polish: swaps two workloads where no single move helps', () => {
+    // a holds 8 + 6 GiB, b 6 + 4 GiB, 24 GiB each: every single move leaves them at least as uneven
+    // (or does not fit), but trading a 6 GiB workload of a for the 4 GiB one of b (or the 8 for the 6) evens them
+    const hosts = [host('a', { memTotal: 24 * GiB }), host('b', { memTotal: 24 * GiB })];
+    const cluster = modelOf(hosts, [workload('a8', 0, { mem: 8 * GiB }), workload('a6', 0, { mem: 6 * GiB }), workload('b6', 1, { mem: 6 * GiB }), workload('b4', 1, { mem: 4 * GiB })]);
+    expect(planRebalance(cluster, { polish: false }).moves).toEqual([]);
+    const plan = planRebalance(cluster);
+    expect(plan.moves).toHaveLength(2);
+    expect(plan.moves.map((m) => `${m.from}→${m.to}`).sort()).toEqual(['a→b', 'b→a']);
+    expect(plan.moves[0]!.reason).toContain('swap');
+    expect(plan.scoreAfter).toBeLessThan(plan.scoreBefore);
+    expect(plan.components.after.mem).toBeCloseTo(0, 9);
+    expect(planProblems(cluster, plan.moves)).toEqual([]);
+  });
 
   it('gives an empty plan for a balanced cluster', () => {
     const cluster = modelOf([host('a'), host('b'), host('c')], [workload('1', 0), workload('2', 1), workload('3', 2)]);
     const plan = planRebalance(cluster);
     expect(plan.moves).toEqual([]);
-    expect(plan.stopped).toBe('no move gains enough');
+    expect(plan.stopped).toBe(STOPPED.converged);
   });
 
   it('moves the fewest bytes for the same gain: a shared-pool workload before a local one', () => {
@@ -176,8 +248,23 @@ describe('rebalancing (property tests on random clusters)', () => {
       ['shared', { shared: true }],
     ]);
     const cluster = modelOf([host('a', { pools: shared }), host('b', { pools: shared })], [workload('local', 0), workload('onshared', 0, { pool: 'shared' }), workload('x', 0)]);
-    const plan = planRebalance(cluster, { maxMoves: 1 });
+    // disk not weighed: both moves gain the same, and the per-GiB cost decides
+    const plan = planRebalance(cluster, { maxMoves: 1, weights: { disk: 0 } });
     expect(plan.moves.map((m) => m.workload)).toEqual(['onshared']);
+  });
+
+  it('names the components of the score; the instance count is off by default and weighs when asked', () => {
+    const cluster = modelOf(
+      [host('a'), host('b')],
+      [workload('1', 0, { mem: 1 * GiB, cpu: 1, disk: 1 * GiB }), workload('2', 0, { mem: 1 * GiB, cpu: 1, disk: 1 * GiB }), workload('3', 1, { mem: 2 * GiB, cpu: 2, disk: 2 * GiB })],
+    );
+    const plain = new ClusterScore(cluster, new Usage(cluster));
+    expect(Object.keys(plain.components()).sort()).toEqual(['antiAffinity', 'cpu', 'disk', 'draining', 'instances', 'mem', 'overcommit']);
+    expect(plain.components().instances).toBe(0);
+    expect(plain.value()).toBeCloseTo(0, 12); // resources even
+    const counted = new ClusterScore(cluster, new Usage(cluster), { instances: 1 });
+    expect(counted.components().instances).toBeGreaterThan(0); // two workloads against one
+    expect(Object.values(counted.components()).reduce((a, b) => a + b, 0)).toBeCloseTo(counted.value(), 12);
   });
 
   it('breaks anti-affinity clashes and never moves pinned workloads', () => {
@@ -188,6 +275,39 @@ describe('rebalancing (property tests on random clusters)', () => {
     const plan = planRebalance(cluster);
     expect(plan.moves[0]).toMatchObject({ workload: 'db1', from: 'a' });
     expect(plan.moves.some((m) => m.workload === 'db2')).toBe(false);
+  });
+
+  it('stays in its time budget', () => {
+    const plan = planRebalance(generateCluster({ hosts: 200, perHost: [20, 40], seed: 3 }), { maxMoves: Infinity, timeBudgetMs: 0 });
+    expect(plan.stopped).toBe(STOPPED.time);
+    expect(plan.moves).toEqual([]);
+  });
+});
+
+describe('the destination index', () => {
+  it('keeps every accepting host in each of its lists through any moves, once', () => {
+    const cluster = generateCluster({ hosts: 40, perHost: [3, 10], olderCpu: 0.3, seed: 5 });
+    const usage = new Usage(cluster);
+    const score = new ClusterScore(cluster, usage);
+    const index = new DestinationIndex(cluster, usage, score);
+    const rnd = random(5);
+    for (let i = 0; i < 200; i++) {
+      const w = Math.floor(rnd() * cluster.workloads.length);
+      const to = Math.floor(rnd() * cluster.hosts.length);
+      const from = cluster.workloads[w]!.host;
+      if (to === from) continue;
+      score.apply(w, to);
+      index.update(from);
+      index.update(to);
+      if (i % 50 === 0) index.refresh();
+    }
+    const all = index.leastLoaded(1e9);
+    expect(new Set(all).size).toBe(all.length);
+    expect([...all].sort((a, b) => a - b)).toEqual(cluster.hosts.map((_, i) => i));
+    // a workload is offered only hosts its static checks allow (here: its CPU's flags)
+    for (let w = 0; w < cluster.workloads.length; w += 7) {
+      for (const h of index.destinations(w, 1e9)) expect(cpuFlagsPresent(cluster, usage, w, h)).toBeNull();
+    }
   });
 });
 
@@ -228,8 +348,8 @@ describe('evacuation', () => {
     expect(plan.moves).toEqual([]);
     if (!plan.ok)
       expect(plan.unplaced).toEqual([
-        { workload: '1', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } },
-        { workload: '2', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 } },
+        { workload: '1', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 }, reason: expect.stringContaining('MEMORY_INSUFFICIENT ×1 (b: needs 4096 MiB, 2048 MiB unallocated)') },
+        { workload: '2', refused: { MEMORY_INSUFFICIENT: 1, NETWORK_MISSING: 1 }, reason: expect.stringContaining('NETWORK_MISSING ×1 (c: not attached to prod)') },
       ]);
   });
 

@@ -4,6 +4,7 @@ import { buildEvacuationPlan, buildRebalancePlan, clusterRevision, compatibility
 import {
   DryRunQuery,
   HostParams,
+  MaintenanceQuery,
   MaintenanceRequest,
   PlanListQuery,
   PlanParams,
@@ -56,7 +57,9 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
         return { ...move, status };
       }),
     );
-    return { ...plan, moves };
+    // an executing plan's cancel is kept apart from its record until its job ends it
+    const cancelling = plan.state === 'executing' && plan.params.cancelRequested !== true && (await store.planCancelRequested(plan.id));
+    return { ...plan, moves, ...(cancelling ? { params: { ...plan.params, cancelRequested: true } } : {}) };
   };
 
   const save = async (draft: Omit<PlanRecord, 'id' | 'createdAt' | 'updatedAt'>) => {
@@ -97,7 +100,9 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
         policy,
         maxMoves: body.maxMoves,
         ...(body.minGain === undefined ? {} : { minGain: body.minGain }),
+        ...(body.timeBudgetMs === undefined ? {} : { timeBudgetMs: body.timeBudgetMs }),
         pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000),
+        history: await store.measuredMigrations.recent(),
       }),
     );
     // every new plan sweeps the expired ones: dry runs never pile up, even if nobody lists them
@@ -132,21 +137,32 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const plan = await store.plans.get(id);
     if (!plan) throw new ApiError('NOT_FOUND', `no plan ${id}`, { id });
     if (plan.state !== 'planned' && plan.state !== 'executing') throw new ApiError('CONFLICT', `plan ${id} already ended (${plan.state})`);
-    if (plan.state === 'executing') for (const move of plan.moves) if (move.migrationId) await store.requestCancel(move.migrationId);
-    const cancelled: PlanRecord = { ...plan, state: plan.state === 'planned' ? 'cancelled' : plan.state, params: { ...plan.params, cancelRequested: true }, updatedAt: Date.now() };
-    await store.plans.put(id, cancelled);
-    return reply.status(202).send(await view(cancelled));
+    if (plan.state === 'planned') {
+      const cancelled: PlanRecord = { ...plan, state: 'cancelled', params: { ...plan.params, cancelRequested: true }, updatedAt: Date.now() };
+      await store.plans.put(id, cancelled);
+      return reply.status(202).send(await view(cancelled));
+    }
+    // Executing: its job starts no further stage, and the moves it started are cancelled. The
+    // record stays the plan job's to write (it adds each stage's migrations to it); the cancel is
+    // asked first, so a stage starting meanwhile is either seen here or sees the cancel itself.
+    await store.requestPlanCancel(id);
+    const current = (await store.plans.get(id)) ?? plan;
+    for (const move of current.moves) if (move.migrationId) await store.requestCancel(move.migrationId);
+    return reply.status(202).send(await view({ ...current, params: { ...current.params, cancelRequested: true } }));
   });
 
   app.post('/v1/hosts/:id/maintenance', async (request, reply) => {
     const { id } = parseRequest(HostParams, request.params, 'params');
+    const { partial } = parseRequest(MaintenanceQuery, request.query, 'query');
     const body = parseRequest(MaintenanceRequest, request.body ?? {}, 'body');
     const host = await store.hosts.get(id);
     if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
     const snapshot = await store.snapshot();
     if (inMaintenance(snapshot, id)) throw new ApiError('CONFLICT', `host ${id} is already in maintenance`, { maintenance: await store.maintenance.get(id) });
-    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode, policy });
-    if (!draft.ok) throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}`, { unplaced: draft.unplaced });
+    // all or nothing unless ?partial=true: then what can leave does, and the plan lists the rest
+    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode, policy, partial: partial === true, history: await store.measuredMigrations.recent() });
+    if (!draft.ok)
+      throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}${draft.unplaced.length > 0 && !partial ? ' (?partial=true moves the others)' : ''}`, { unplaced: draft.unplaced });
     const now = Date.now();
     // out of placement at once, before a single workload moves
     const plan = await save(draft.plan);
@@ -161,9 +177,11 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const { id } = parseRequest(HostParams, request.params, 'params');
     const record = await store.maintenance.get(id);
     if (!record) throw new ApiError('NOT_FOUND', `host ${id} is not in maintenance`, { id });
-    if (record.planId) {
+    if (record.planId && (await store.plans.get(record.planId))?.state === 'executing') {
+      // as DELETE /v1/plans/:id does: no further stage, and the started moves cancelled
+      await store.requestPlanCancel(record.planId);
       const plan = await store.plans.get(record.planId);
-      if (plan?.state === 'executing') for (const move of plan.moves) if (move.migrationId) await store.requestCancel(move.migrationId);
+      for (const move of plan?.moves ?? []) if (move.migrationId) await store.requestCancel(move.migrationId);
     }
     await store.maintenance.remove(id);
     return { hostId: id, maintenance: null };

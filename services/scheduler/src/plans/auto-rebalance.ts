@@ -54,7 +54,12 @@ export class AutoRebalancer {
     try {
       if ((await this.store.plans.all()).some((p) => p.state === 'executing')) return;
       const snapshot = await this.store.snapshot();
-      const draft = buildRebalancePlan(snapshot, { maxMoves: this.o.maxMoves, policy: this.o.policy, pinned: await recentlyMoved(this.store, this.o.cooldownMs) });
+      const draft = buildRebalancePlan(snapshot, {
+        maxMoves: this.o.maxMoves,
+        policy: this.o.policy,
+        pinned: await recentlyMoved(this.store, this.o.cooldownMs),
+        history: await this.store.measuredMigrations.recent(),
+      });
       const gain = (draft.scoreBefore ?? 0) - (draft.scoreAfter ?? 0);
       if (!this.trigger.observe(draft.moves.length > 0 ? gain : 0)) return;
       const plan = await savePlan(this.store, { ...draft, params: { ...draft.params, automatic: true } });
