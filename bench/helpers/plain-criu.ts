@@ -22,6 +22,7 @@ import { Criu } from '../../services/agent/src/containers/criu.ts';
 import { buildOciConfig } from '../../services/agent/src/containers/oci.ts';
 import { Runc } from '../../services/agent/src/containers/runc.ts';
 import { spawnWithStatusFd } from '../../services/agent/src/migration/criu-status.ts';
+import { createMigrationTls, criuTlsArgs, criuTlsConfig } from '../../services/agent/src/migration/tls.ts';
 
 const TEMPLATE_ROOTFS = '/opt/ferry/templates/busybox/rootfs';
 const BUSYBOX = join(TEMPLATE_ROOTFS, 'bin', 'busybox');
@@ -82,7 +83,8 @@ async function until<T>(what: string, probe: () => Promise<T | null | false>, ti
   }
 }
 
-export async function plainCriuRun(memMiB: number, dirtyMiBps: number): Promise<PlainRun> {
+/** `tls`: the page stream with TLS, as Ferry runs it (its one-time certificate), to see what TLS costs. */
+export async function plainCriuRun(memMiB: number, dirtyMiBps: number, options: { tls?: boolean } = {}): Promise<PlainRun> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-plain-criu-'));
   const root = join(dir, 'runc');
   // the agent's own runners: runc with the relay for stdio (a pipe CRIU can checkpoint), the same CRIU binary
@@ -113,7 +115,14 @@ export async function plainCriuRun(memMiB: number, dirtyMiBps: number): Promise<
       pool: 'local',
     });
     const criuConfig = join(bundle, 'criu.conf');
-    writeFileSync(criuConfig, 'network-lock nftables\n');
+    let tlsArgs: string[] = [];
+    let tlsConfig = '';
+    if (options.tls) {
+      await createMigrationTls(dir);
+      tlsArgs = criuTlsArgs(dir);
+      tlsConfig = criuTlsConfig(dir);
+    }
+    writeFileSync(criuConfig, `network-lock nftables\n${tlsConfig}`);
     const config = buildOciConfig(spec, { rootfs: join(bundle, 'rootfs'), netnsPath: `/run/netns/${netns[0]}`, cgroupsPath: cgroup, maxOpenFiles: 1024, criuConfig });
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
     mkdirSync(restoreBundle);
@@ -158,7 +167,7 @@ export async function plainCriuRun(memMiB: number, dirtyMiBps: number): Promise<
     const work = join(dir, 'restore');
     mkdirSync(work);
     const daemonStarted = performance.now();
-    await criu.lazyPages({ source: { address: '127.0.0.1', port }, tlsArgs: [], imagesDir: images, workDir: work, pidFile: join(work, 'lazy-pages.pid'), logFile: 'lazy-pages.log' });
+    await criu.lazyPages({ source: { address: '127.0.0.1', port }, tlsArgs, imagesDir: images, workDir: work, pidFile: join(work, 'lazy-pages.pid'), logFile: 'lazy-pages.log' });
     const lazyDaemonMs = performance.now() - daemonStarted;
     const restoreStarted = performance.now();
     await restored

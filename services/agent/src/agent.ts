@@ -10,6 +10,7 @@ import { Lease } from './lease.ts';
 import { serveCommands, type CommandServer } from './commands.ts';
 import type { AgentConfig } from './config.ts';
 import type { HostRuntime } from './host.ts';
+import { ensureKdatCache } from './containers/criu-kdat.ts';
 import { probeCriu, probePool, readCpu, readHostname, readLoad, readMemory } from './inventory/index.ts';
 import { AGENT_VERSION } from './version.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -133,6 +134,8 @@ export class Agent {
 
   private async refreshCriu(): Promise<void> {
     try {
+      // before the probe: a CRIU probing the kernel again on every run slows every freeze
+      await ensureKdatCache(this.host.criu, this.log.child({ part: 'criu' }));
       this.criu = await probeCriu(this.host.criu);
       if (!this.criu) this.log.warn({ criu: this.config.criuPath }, 'no runnable CRIU: live migration unavailable on this host');
     } catch (err) {
