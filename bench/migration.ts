@@ -93,7 +93,7 @@ export async function runMigrationBenchmark(): Promise<void> {
           for (const method of METHODS) {
             if (repeat >= repeatsOf(method)) continue;
             if (method === 'plain') {
-              const plain = await plainCriuRun(memMiB, dirty);
+              const plain = await plainCriuRun(memMiB, dirty, { pause: true });
               runs.push({
                 method,
                 memMiB,

@@ -83,8 +83,12 @@ async function until<T>(what: string, probe: () => Promise<T | null | false>, ti
   }
 }
 
-/** `tls`: the page stream with TLS, as Ferry runs it (its one-time certificate), to see what TLS costs. */
-export async function plainCriuRun(memMiB: number, dirtyMiBps: number, options: { tls?: boolean } = {}): Promise<PlainRun> {
+/**
+ * `pause`: frozen by `runc pause` before the checkpoint, as Ferry does (CRIU then finds the cgroup
+ * frozen and skips its 100 ms freezer poll). `tls`: the page stream with TLS, as Ferry runs it (its
+ * one-time certificate), to see what TLS costs.
+ */
+export async function plainCriuRun(memMiB: number, dirtyMiBps: number, options: { tls?: boolean; pause?: boolean } = {}): Promise<PlainRun> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-plain-criu-'));
   const root = join(dir, 'runc');
   // the agent's own runners: runc with the relay for stdio (a pipe CRIU can checkpoint), the same CRIU binary
@@ -141,6 +145,7 @@ export async function plainCriuRun(memMiB: number, dirtyMiBps: number, options: 
     // CRIU writes one byte to its status fd when the dump is done and it serves pages (the agent's way too)
     const log = openSync(join(dir, 'checkpoint.out'), 'a');
     const started = performance.now();
+    if (options.pause) await runc.pause(id);
     try {
       const [binary, argv] = runc.argv([
         'checkpoint',

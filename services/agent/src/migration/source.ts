@@ -28,7 +28,7 @@ const PAGE_IMAGES = ['pages-*.img', 'pagemap-*.img'];
 /** Exactly what the source half uses of the container manager (ContainerManager has it all). */
 export interface SourceContainers {
   /** checkpoints (runc runs the configured CRIU), thaw, and the rollback's restore from images */
-  readonly runc: Pick<Runc, 'argv' | 'checkpoint' | 'state' | 'resume' | 'delete' | 'detached'>;
+  readonly runc: Pick<Runc, 'argv' | 'checkpoint' | 'state' | 'pause' | 'resume' | 'delete' | 'detached'>;
   /** runs `work` under the workload's mutex (one operation per container at a time) */
   exclusive<T>(workloadId: string, work: () => Promise<T>): Promise<T>;
   record(workloadId: string): ContainerRecord | undefined;
@@ -164,6 +164,13 @@ export class MigrationSource {
           const started = performance.now();
           timer.start();
           revert.add(() => this.unfreeze(workloadId, plan), 'thaw and network unlock');
+          // Frozen here, not by CRIU: CRIU's cgroup-v1 freezer loop writes FROZEN, reads the state
+          // (still FREEZING, mostly) and then sleeps 100 ms before reading again, so nearly every
+          // dump froze the workload 100 ms longer than needed; runc's pause polls in microseconds,
+          // and CRIU, finding the cgroup frozen, dumps at once (and leaves it frozen if it fails:
+          // the revert above thaws it). Measured on the plain floor: 243–277 → 156–229 ms.
+          await this.c.runc.pause(workloadId);
+          timer.lap('frozen (runc pause)');
           const lazyPagesPort = await this.checkpoint(req, saved, common).catch(async (err: unknown) => {
             const tail = criuLogTail(await readFile(join(side.imagesDir, 'dump.log'), 'utf8').catch(() => ''), /Error/, 2);
             throw new CommandError('MIGRATION_FAILED', `checkpoint on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
