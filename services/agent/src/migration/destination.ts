@@ -211,13 +211,12 @@ export class MigrationDestination {
         lazyDaemon.catch(() => undefined); // awaited below: not an unhandled rejection meanwhile
         args.splice(1, 0, '--lazy-pages');
       }
-      await rearmTimers(this.o, req.migrationId, side.imagesDir);
-      timer.lap('timers re-armed in the images');
       await Reverter.run(
         async (revert) => {
-          await setHostSide(plan, true);
           revert.add(() => setHostSide(plan, false), 'host side of the links down');
-          timer.lap('destination link up');
+          // independent: the images' timers and the link, side by side
+          await Promise.all([rearmTimers(this.o, req.migrationId, side.imagesDir), setHostSide(plan, true)]);
+          timer.lap('timers re-armed in the images, destination link up');
           if (lazyDaemon) {
             await lazyDaemon;
             timer.lap('lazy-pages daemon connected to the source (what its start took beyond the steps above)');

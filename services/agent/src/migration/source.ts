@@ -171,21 +171,26 @@ export class MigrationSource {
           // the revert above thaws it). Measured on the plain floor: 243–277 → 156–229 ms.
           await this.c.runc.pause(workloadId);
           timer.lap('frozen (runc pause)');
+          // The source's namespace must stop answering ARP for the address: its link goes down
+          // while CRIU dumps (the link is the container's, not the one pages and images go over).
+          const linkDown = setHostSide(plan, false);
+          // (undone first: the thaw above brings the link up only once this is done)
+          revert.add(() => linkDown.catch(() => undefined), 'link down settled');
           const lazyPagesPort = await this.checkpoint(req, saved, common).catch(async (err: unknown) => {
             const tail = criuLogTail(await readFile(join(side.imagesDir, 'dump.log'), 'utf8').catch(() => ''), /Error/, 2);
             throw new CommandError('MIGRATION_FAILED', `checkpoint on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
           });
-          timer.lap(req.strategy === 'lazy' ? 'checkpoint, serving pages (runc → CRIU dump)' : 'checkpoint (runc → CRIU dump)');
+          await linkDown;
+          timer.lap(req.strategy === 'lazy' ? 'checkpoint, serving pages (runc → CRIU dump), source link down alongside' : 'checkpoint (runc → CRIU dump), source link down alongside');
           return { before, frozenAt, started, lazyPagesPort };
         },
         undoFailed(this.o.log, req.migrationId),
       );
 
       const dumpMs = performance.now() - frozen.started;
-      // The source's namespace must stop answering ARP for the address from now on.
-      // the link down and the side file are independent: both before the answer, side by side
-      const [, txAtDump] = await Promise.all([setHostSide(plan, false), this.o.sides.save({ ...saved, dumped: true, frozenAt: frozen.frozenAt }).then(() => this.o.traffic.txBytes())]);
-      timer.lap('source link down, side file, link counter');
+      await this.o.sides.save({ ...saved, dumped: true, frozenAt: frozen.frozenAt });
+      const txAtDump = await this.o.traffic.txBytes();
+      timer.lap('side file, link counter');
       const bytes = Math.max(0, txAtDump - frozen.before);
       const live = this.checkpoints.get(req.migrationId);
       if (live) live.txAtDump = txAtDump;
