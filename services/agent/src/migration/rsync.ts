@@ -13,6 +13,15 @@ export interface RsyncTarget {
 }
 
 /**
+ * A peer that stops answering (its host hung, the link cut for good) must not hold a transfer
+ * until the step's own timeout (10 min): rsync gives up after this long without any data moving,
+ * and after this long trying to connect to the daemon. The step fails, and the migration rolls
+ * back; a link that comes back within it loses nothing.
+ */
+export const RSYNC_IO_TIMEOUT_S = 60;
+const RSYNC_TIMEOUTS = [`--timeout=${RSYNC_IO_TIMEOUT_S}`, '--contimeout=15'];
+
+/**
  * rsync flags for moving a root filesystem or checkpoint images: archive with hard links, ACLs
  * and xattrs, numeric ids, deletions, whole files (no delta search on a LAN), and mtimes compared
  * to the nanosecond (`--modify-window=-1`): a re-pushed file of the same size in the same second
@@ -21,7 +30,7 @@ export interface RsyncTarget {
  * and with Nagle's algorithm against delayed ACKs each of several waits 40 ms — a small transfer
  * took 180–240 ms on one machine's loopback, 50–80 ms with it (the freeze's final copy pays this).
  */
-export const RSYNC_FLAGS = ['-aHAX', '--numeric-ids', '--delete', '--whole-file', '--modify-window=-1', '--stats', '--sockopts=TCP_NODELAY'];
+export const RSYNC_FLAGS = ['-aHAX', '--numeric-ids', '--delete', '--whole-file', '--modify-window=-1', '--stats', '--sockopts=TCP_NODELAY', ...RSYNC_TIMEOUTS];
 
 /** Parses `Total bytes sent: 1,234` from rsync --stats. */
 export function parseBytesSent(stats: string): number {
@@ -124,7 +133,7 @@ export class RsyncDaemon {
           `[${m.name}]\n  path = ${m.path}\n  read only = false\n  uid = root\n  gid = root\n  auth users = ${options.user}\n  secrets file = ${secrets}\n  hosts allow = ${options.allowFrom}\n  hosts deny = *\n`,
       )
       .join('');
-    await writeFile(config, `use chroot = no\nreverse lookup = no\nsocket options = TCP_NODELAY\nmax connections = 8\n${modules}`, { mode: 0o600 });
+    await writeFile(config, `use chroot = no\nreverse lookup = no\nsocket options = TCP_NODELAY\ntimeout = ${RSYNC_IO_TIMEOUT_S}\nmax connections = 8\n${modules}`, { mode: 0o600 });
     const child = spawn('rsync', ['--daemon', '--no-detach', '--address', options.address, '--port', String(options.port), '--config', config, '--log-file', join(options.dir, 'rsyncd.log')], {
       stdio: 'ignore',
     });
