@@ -354,6 +354,22 @@ export class LocalCluster {
     return (await response.json()) as T;
   }
 
+  /**
+   * Every record of a list route (`key` of each answer), following its pages (`limit` 1000,
+   * `cursor` → `nextCursor`); `path` may carry filters.
+   */
+  async list<T>(path: string, key: string): Promise<T[]> {
+    const items: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const sep = path.includes('?') ? '&' : '?';
+      const page: Record<string, unknown> = await this.get<Record<string, unknown>>(`${path}${sep}limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`);
+      items.push(...(page[key] as T[]));
+      cursor = typeof page.nextCursor === 'string' ? page.nextCursor : null;
+    } while (cursor !== null);
+    return items;
+  }
+
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
@@ -369,7 +385,10 @@ export class LocalCluster {
       return host.state === 'up' && (!agent || host.capacity.agent.pid === agent.pid);
     };
     for (;;) {
-      const list = await this.get<HostListResponse>('/v1/hosts').catch(() => null);
+      const list: HostListResponse | null = await this.list<HostView>('/v1/hosts', 'hosts').then(
+        (hosts) => ({ hosts, nextCursor: null }),
+        () => null,
+      );
       const up = new Set(list?.hosts.filter(fresh).map((h) => h.id));
       if (list && hostIds.every((id) => up.has(id))) return list;
       if (Date.now() > deadline) throw new Error(`hosts not up within ${timeoutMs} ms: ${hostIds.filter((id) => !up.has(id)).join(', ')}`);

@@ -32,12 +32,12 @@ export function demoWorkloads(hostIds: string[], perHost = 2): WorkloadSpecInput
  * Returns the ids deleted.
  */
 export async function dropWorkloadsOfPreviousLab(cluster: LocalCluster, hostIds: string[], timeoutMs = 60_000): Promise<string[]> {
-  const { workloads } = await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads');
+  const workloads = await cluster.list<WorkloadView>('/v1/workloads', 'workloads');
   const gone = workloads.filter((w) => w.hostId !== null && hostIds.includes(w.hostId) && w.observed === null && w.phase !== 'destroying').map((w) => w.spec.id);
   for (const id of gone) await cluster.request('DELETE', `/v1/workloads/${id}`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const left = (await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads.filter((w) => gone.includes(w.spec.id));
+    const left = (await cluster.list<WorkloadView>('/v1/workloads', 'workloads')).filter((w) => gone.includes(w.spec.id));
     if (left.length === 0) return gone;
     if (Date.now() > deadline) throw new Error(`records of the previous lab's workloads not deleted within ${timeoutMs} ms: ${left.map((w) => w.spec.id).join(', ')}`);
     await sleep(250);
@@ -46,12 +46,12 @@ export async function dropWorkloadsOfPreviousLab(cluster: LocalCluster, hostIds:
 
 /** Creates the workloads through the API (those not there already) and waits until every one runs. */
 export async function createAndWaitRunning(cluster: LocalCluster, specs: WorkloadSpecInput[], timeoutMs = 120_000): Promise<WorkloadView[]> {
-  const existing = new Set((await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads')).workloads.map((w) => w.spec.id));
+  const existing = new Set((await cluster.list<WorkloadView>('/v1/workloads', 'workloads')).map((w) => w.spec.id));
   for (const spec of specs) if (!existing.has(spec.id)) await cluster.request<WorkloadAccepted>('POST', '/v1/workloads', spec);
   const ids = new Set(specs.map((s) => s.id));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { workloads } = await cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads');
+    const workloads = await cluster.list<WorkloadView>('/v1/workloads', 'workloads');
     const mine = workloads.filter((w) => ids.has(w.spec.id));
     const failed = mine.filter((w) => w.phase === 'failed');
     if (failed.length > 0) throw new Error(`workloads failed: ${failed.map((w) => `${w.spec.id}: ${w.error?.message}`).join('; ')}`);

@@ -191,7 +191,7 @@ export class InvariantChecker {
 
   private async refreshRecords(required: boolean): Promise<void> {
     try {
-      const { workloads } = await this.t.cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads');
+      const workloads = await this.t.cluster.list<WorkloadView>('/v1/workloads', 'workloads');
       this.records = workloads.map(viewOf);
       for (const w of workloads) this.specs.set(w.spec.id, w.spec);
       this.recordsAt = Date.now();
@@ -271,7 +271,7 @@ export class InvariantChecker {
     for (;;) {
       last = [];
       try {
-        const { workloads } = await this.t.cluster.get<{ workloads: WorkloadView[] }>('/v1/workloads');
+        const workloads = await this.t.cluster.list<WorkloadView>('/v1/workloads', 'workloads');
         const { hosts } = await this.t.cluster.get<HostListResponse>('/v1/hosts');
         const { failovers } = await this.t.cluster.get<{ failovers: FailoverRecord[] }>('/v1/failovers');
         const reported = reportedByFailovers(failovers, new Set(hosts.filter((h) => h.state === 'down').map((h) => h.id)));

@@ -8,6 +8,22 @@ interface ErrorBody {
   details?: unknown;
 }
 
+/** the largest page the API serves (MAX_PAGE_LIMIT) */
+const MAX_PAGE = 1000;
+
+export interface PageRequest {
+  /** one page of at most this many; absent: every page */
+  limit?: number | undefined;
+  /** start after this cursor (a previous page's nextCursor) */
+  cursor?: string | undefined;
+}
+
+export interface ListAnswer<T> {
+  items: T[];
+  /** where the next page starts; null after the last (always null when every page was read) */
+  nextCursor: string | null;
+}
+
 /** The API over HTTP; every failure becomes a CliError with an exit code and a next step. */
 export class ApiClient {
   constructor(readonly target: Target) {}
@@ -43,6 +59,30 @@ export class ApiClient {
   }
 
   get = <T>(path: string) => this.request<T>('GET', path);
+
+  /**
+   * A list route's records (`key` of each answer): every page, following `nextCursor` 1,000 at a
+   * time, or the one page asked for when `page.limit` is given (from `page.cursor` if given).
+   * Filters with no value are left out.
+   */
+  async list<T>(path: string, key: string, filters: Record<string, string | undefined> = {}, page: PageRequest = {}): Promise<ListAnswer<T>> {
+    const items: T[] = [];
+    let cursor = page.cursor;
+    for (;;) {
+      const params = new URLSearchParams();
+      for (const [name, value] of Object.entries(filters)) if (value !== undefined) params.set(name, value);
+      params.set('limit', String(page.limit ?? MAX_PAGE));
+      if (cursor !== undefined) params.set('cursor', cursor);
+      const answer = await this.get<Record<string, unknown>>(`${path}?${params.toString()}`);
+      const got = answer?.[key];
+      if (!Array.isArray(got)) throw new CliError(`the API answered ${path} without a ${key} list: is it a Ferry API of this version?`, EXIT.failed);
+      items.push(...(got as T[]));
+      // an API from before paging answers without nextCursor: that one answer is all of it
+      const next = typeof answer.nextCursor === 'string' ? answer.nextCursor : null;
+      if (page.limit !== undefined || next === null) return { items, nextCursor: next };
+      cursor = next;
+    }
+  }
 
   /**
    * Cluster events as they happen (GET /v1/events, server-sent events). Ends when `signal`

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Name } from './ids.ts';
+import { nextCursorField } from './paging.ts';
 
 /**
  * API roles, least to most: each can do what the ones before it can.
@@ -48,7 +49,7 @@ export const TokenView = z.object({
 });
 export type TokenView = z.infer<typeof TokenView>;
 
-export const TokenListResponse = z.object({ tokens: z.array(TokenView) });
+export const TokenListResponse = z.object({ tokens: z.array(TokenView), ...nextCursorField });
 export type TokenListResponse = z.infer<typeof TokenListResponse>;
 
 /** 201 answer to POST /v1/tokens: the only time the token is ever shown. */

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { API_ERROR_CODES, CAPACITY_REJECTIONS } from './reasons.ts';
 import { HostId } from './ids.ts';
-import { HostRecord, HostState, MaintenanceRecord } from './hosts.ts';
+import { FailoverRecord, HostRecord, HostState, MaintenanceRecord } from './hosts.ts';
 import { WORKLOAD_JOBS } from './jobs.ts';
+import { nextCursorField, pageQuery } from './paging.ts';
 import { ContainerStatus, ProblemSchema, WorkloadId, WorkloadPhase, WorkloadRecord } from './workloads.ts';
 
 export const ApiErrorBody = z.object({
@@ -16,6 +17,7 @@ export const HostParams = z.strictObject({ id: HostId });
 
 export const HostListQuery = z.strictObject({
   state: HostState.optional(),
+  ...pageQuery,
 });
 export type HostListQuery = z.infer<typeof HostListQuery>;
 
@@ -27,7 +29,7 @@ export const HostView = HostRecord.extend({
 });
 export type HostView = z.infer<typeof HostView>;
 
-export const HostListResponse = z.object({ hosts: z.array(HostView) });
+export const HostListResponse = z.object({ hosts: z.array(HostView), ...nextCursorField });
 export type HostListResponse = z.infer<typeof HostListResponse>;
 
 export const CapacityStats = z.object({
@@ -53,9 +55,39 @@ export const CreateWorkloadQuery = z.strictObject({
 
 export const WorkloadParams = z.strictObject({ id: WorkloadId });
 
+const LABEL_TERM = /^([a-z0-9](?:[a-z0-9._/-]{0,61}[a-z0-9])?)(?:=(.{0,256}))?$/;
+
+/**
+ * `?label=tier=web,zone` — every term must hold: `key=value` (that value) or `key` (any value).
+ * Values cannot hold a comma.
+ */
+export const LabelSelector = z
+  .string()
+  .min(1)
+  .max(1024)
+  .transform((text, ctx) => {
+    const terms: Array<{ key: string; value: string | null }> = [];
+    for (const term of text.split(',')) {
+      const match = LABEL_TERM.exec(term);
+      if (!match) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(term.slice(0, 80))} is not a label term: key=value or key, comma-separated` });
+        return z.NEVER;
+      }
+      terms.push({ key: match[1]!, value: match[2] ?? null });
+    }
+    return terms;
+  });
+export type LabelSelector = z.output<typeof LabelSelector>;
+
+export const matchesLabels = (labels: Record<string, string>, selector: LabelSelector): boolean =>
+  selector.every(({ key, value }) => Object.hasOwn(labels, key) && (value === null || labels[key] === value));
+
 export const WorkloadListQuery = z.strictObject({
   host: HostId.optional(),
   phase: WorkloadPhase.optional(),
+  /** labels every workload listed has (see LabelSelector) */
+  label: LabelSelector.optional(),
+  ...pageQuery,
 });
 
 export const StopWorkloadQuery = z.strictObject({
@@ -67,6 +99,22 @@ export const WorkloadView = WorkloadRecord.extend({
   observed: ContainerStatus.nullable(),
 });
 export type WorkloadView = z.infer<typeof WorkloadView>;
+
+export const WorkloadListResponse = z.object({ workloads: z.array(WorkloadView), ...nextCursorField });
+export type WorkloadListResponse = z.infer<typeof WorkloadListResponse>;
+
+/** GET /v1/failovers, newest first */
+export const FailoverListQuery = z.strictObject({
+  host: HostId.optional(),
+  state: FailoverRecord.shape.state.optional(),
+  ...pageQuery,
+});
+
+export const FailoverListResponse = z.object({ failovers: z.array(FailoverRecord), ...nextCursorField });
+export type FailoverListResponse = z.infer<typeof FailoverListResponse>;
+
+/** GET /v1/tokens and /v1/join-tokens (a few hundred at most: paged all the same) */
+export const TokenListQuery = z.strictObject({ ...pageQuery });
 
 export const JobView = z.object({
   id: z.string(),

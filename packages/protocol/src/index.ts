@@ -16,3 +16,4 @@ export * from './cpu.ts';
 export * from './nats-identities.ts';
 export * from './join.ts';
 export * from './storage-liveness.ts';
+export * from './paging.ts';

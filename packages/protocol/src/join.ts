@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HostId } from './ids.ts';
+import { nextCursorField } from './paging.ts';
 
 /**
  * Joining a host: an admin makes a short-lived one-time join token (`ferry-admin join-token`,
@@ -53,7 +54,7 @@ export const JoinTokenView = z.object({
 });
 export type JoinTokenView = z.infer<typeof JoinTokenView>;
 
-export const JoinTokenListResponse = z.object({ joinTokens: z.array(JoinTokenView) });
+export const JoinTokenListResponse = z.object({ joinTokens: z.array(JoinTokenView), ...nextCursorField });
 export type JoinTokenListResponse = z.infer<typeof JoinTokenListResponse>;
 
 export const JoinTokenParams = z.strictObject({ id: JoinTokenId });

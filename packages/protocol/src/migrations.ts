@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { HostId } from './ids.ts';
 import { WorkloadId } from './workloads.ts';
+import { nextCursorField, pageQuery } from './paging.ts';
 
 /** The steps of a migration, in order (see shared DESIGN.md, "The live migration"). */
 export const MIGRATION_PHASES = ['validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'] as const;
@@ -216,6 +217,9 @@ export const MigrateQuery = z.strictObject({
 });
 
 export const MigrationParams = z.strictObject({ id: z.string().regex(/^m-[a-z0-9-]{1,80}$/, 'not a migration id') });
-export const MigrationListQuery = z.strictObject({ workload: WorkloadId.optional(), state: MigrationState.optional() });
+export const MigrationListQuery = z.strictObject({ workload: WorkloadId.optional(), state: MigrationState.optional(), ...pageQuery });
+/** GET /v1/migrations: newest first */
+export const MigrationListResponse = z.object({ migrations: z.array(MigrationRecord), ...nextCursorField });
+export type MigrationListResponse = z.infer<typeof MigrationListResponse>;
 
 export const newMigrationId = (workloadId: string): string => `m-${workloadId}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

@@ -3,6 +3,7 @@ import { HostRecord, MaintenanceRecord } from './hosts.ts';
 import { HostId } from './ids.ts';
 import { MigrationStrategy } from './migrations.ts';
 import { WorkloadId, WorkloadRecord } from './workloads.ts';
+import { nextCursorField, pageQuery } from './paging.ts';
 
 export const MOVE_STATUSES = ['pending', 'running', 'completed', 'rolled-back', 'failed', 'cancelled'] as const;
 export const PlanMoveStatus = z.enum(MOVE_STATUSES);
@@ -77,7 +78,10 @@ export const PlanRecord = z.object({
 export type PlanRecord = z.infer<typeof PlanRecord>;
 
 export const PlanParams = z.strictObject({ id: z.string().regex(/^p-[a-z0-9-]{1,80}$/, 'not a plan id') });
-export const PlanListQuery = z.strictObject({ state: PlanState.optional(), kind: z.enum(['rebalance', 'evacuate']).optional() });
+export const PlanListQuery = z.strictObject({ state: PlanState.optional(), kind: z.enum(['rebalance', 'evacuate']).optional(), ...pageQuery });
+/** GET /v1/plans: newest first */
+export const PlanListResponse = z.object({ plans: z.array(PlanRecord), ...nextCursorField });
+export type PlanListResponse = z.infer<typeof PlanListResponse>;
 
 export const MAX_REBALANCE_MOVES = 1000;
 

@@ -1,6 +1,25 @@
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { Logger } from '@ferry/runtime';
+import { DEFAULT_PAGE_LIMIT, collectPage, idsAfter, type Page, type PageOrder } from '@ferry/protocol';
+
+export interface PageRequest {
+  /** records per page (default 100) */
+  limit?: number | undefined;
+  /** the id the previous page ended at (a decoded cursor) */
+  after?: string | undefined;
+}
+
+export interface PageOptions<R, V> {
+  /** default `id` (ascending); `newest` for ids that carry their creation time */
+  order?: PageOrder;
+  /** only ids starting with this (a cheap pre-filter before any record is read) */
+  prefix?: string;
+  /** what a page holds for each record, made per chunk of records (e.g. with their hosts) */
+  view?: (records: R[]) => Promise<V[]>;
+  /** server-side filter, on the view (undefined: none, and a page reads exactly its records) */
+  keep?: ((view: V) => boolean) | undefined;
+}
 
 /**
  * JSON records in one Redis hash (field = id). Every read is validated: a record that no longer
@@ -42,6 +61,29 @@ export class HashRecords<S extends z.ZodType> {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([id, json]) => this.parse(id, json))
       .filter((record): record is z.output<S> => record !== null);
+  }
+
+  /** Every id (HKEYS: the ids only, never the records). */
+  async ids(): Promise<string[]> {
+    return this.redis.hkeys(this.key);
+  }
+
+  /**
+   * One page of records in a stable order: reads every id (cheap next to the records), then only
+   * the records the page examines, a chunk per round trip (HMGET). A filter that matches few
+   * records answers partial pages, each with a cursor, rather than reading the whole hash at once.
+   */
+  async page<V = z.output<S>>(request: PageRequest, options: PageOptions<z.output<S>, V> = {}): Promise<Page<V>> {
+    const ids = idsAfter(await this.ids(), options.order ?? 'id', request.after, options.prefix);
+    const load = async (chunk: string[]): Promise<Array<V | null>> => {
+      const records = await this.getMany(chunk);
+      if (!options.view) return records as Array<V | null>;
+      const present = records.filter((r): r is z.output<S> => r !== null);
+      const views = await options.view(present);
+      let next = 0;
+      return records.map((r) => (r === null ? null : views[next++]!));
+    };
+    return collectPage(ids, load, { limit: request.limit ?? DEFAULT_PAGE_LIMIT, ...(options.keep ? { keep: options.keep } : {}) });
   }
 
   async put(id: string, record: z.output<S>): Promise<void> {

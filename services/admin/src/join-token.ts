@@ -30,11 +30,21 @@ export async function createJoinToken(configFile: string, ttlSeconds: number): P
   return { command: `ferry-agent join ${api.apiUrl} ${created.token}`, created };
 }
 
+/** Every join token, oldest first: all the API's pages (it pages lists in id order). */
 export async function listJoinTokens(configFile: string): Promise<JoinTokenListResponse> {
   const api = controlApi(configFile);
-  const answer = await requestJson({ method: 'GET', url: `${api.apiUrl}/v1/join-tokens`, token: api.token, ca: api.ca });
-  if (answer.status !== 200) throw new Error(`cannot list join tokens: ${answerMessage(answer)}`);
-  return JoinTokenListResponse.parse(answer.body);
+  const joinTokens: JoinTokenListResponse['joinTokens'] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = `limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
+    const answer = await requestJson({ method: 'GET', url: `${api.apiUrl}/v1/join-tokens?${query}`, token: api.token, ca: api.ca });
+    if (answer.status !== 200) throw new Error(`cannot list join tokens: ${answerMessage(answer)}`);
+    const page = JoinTokenListResponse.parse(answer.body);
+    joinTokens.push(...page.joinTokens);
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  joinTokens.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  return { joinTokens, nextCursor: null };
 }
 
 export async function revokeJoinToken(configFile: string, id: string): Promise<void> {

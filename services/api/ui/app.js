@@ -24,6 +24,26 @@ async function api(path) {
   return res.json();
 }
 
+/**
+ * A list route's pages (limit + cursor → nextCursor), at most `cap` records: the dashboard shows a
+ * view, not an export (`ferry workloads` and friends list every one).
+ */
+async function apiPages(path, key, cap) {
+  const items = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams(path.split('?')[1] ?? '');
+    query.set('limit', String(Math.min(1000, cap - items.length)));
+    if (cursor) query.set('cursor', cursor);
+    const page = await api(`${path.split('?')[0]}?${query}`);
+    items.push(...page[key]);
+    cursor = page.nextCursor ?? null;
+  } while (cursor && items.length < cap);
+  return { items, more: cursor !== null };
+}
+const LIST_CAP = 5000;
+const moreRow = (shown, columns, command) => `<tr class="more"><td colspan="${columns}">the first ${shown} shown: <code>${command}</code> lists every one</td></tr>`;
+
 const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const badge = (text) => `<span class="badge ${esc(text)}">${esc(text)}</span>`;
 const mib = (bytes) => `${Math.round(bytes / 2 ** 20)} MiB`;
@@ -40,36 +60,40 @@ function fill(table, rows) {
   $(`#${table} tbody`).innerHTML = rows.join('');
 }
 
-const state = { hosts: [], workloads: [], migrations: new Map(), plans: [], failovers: [] };
+const state = { hosts: [], workloads: [], migrations: new Map(), plans: [], failovers: [], moreHosts: false, moreWorkloads: false };
 
 function renderHosts() {
   const allocated = new Map();
   for (const w of state.workloads) if (w.hostId && w.phase !== 'failed') allocated.set(w.hostId, (allocated.get(w.hostId) ?? 0) + w.spec.resources.memoryMiB * 2 ** 20);
   fill(
     'hosts',
-    state.hosts.map((h) => {
-      const c = h.capacity;
-      const mem = allocated.get(h.id) ?? 0;
-      const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
-      return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? ' <span title="silent on the control plane, alive on storage: nothing restarted elsewhere">isolated</span>' : ''}</td>
+    state.hosts
+      .map((h) => {
+        const c = h.capacity;
+        const mem = allocated.get(h.id) ?? 0;
+        const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
+        return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? ' <span title="silent on the control plane, alive on storage: nothing restarted elsewhere">isolated</span>' : ''}</td>
         <td>${bar(c.load.one / c.cpu.count, `${c.load.one.toFixed(2)} / ${c.cpu.count} CPUs`)}</td>
         <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
         <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>
         <td>${c.containers.length}</td><td>${h.maintenance ? badge(h.maintenance.state) : ''}</td></tr>`;
-    }),
+      })
+      .concat(state.moreHosts ? [moreRow(state.hosts.length, 7, 'ferry hosts')] : []),
   );
 }
 
 function renderWorkloads() {
   fill(
     'workloads',
-    state.workloads.map((w) => {
-      const u = w.observed?.usage;
-      return `<tr data-workload="${esc(w.spec.id)}"><td>${esc(w.spec.id)}</td><td>${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
+    state.workloads
+      .map((w) => {
+        const u = w.observed?.usage;
+        return `<tr data-workload="${esc(w.spec.id)}"><td>${esc(w.spec.id)}</td><td>${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
         <td>${w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no'}</td>
         <td>${u ? bar(u.memoryBytes / u.memoryLimitBytes, `${mib(u.memoryBytes)} of ${mib(u.memoryLimitBytes)}`) : ''}</td>
         <td>${u ? `${u.cpuPercent}%` : ''}</td></tr>`;
-    }),
+      })
+      .concat(state.moreWorkloads ? [moreRow(state.workloads.length, 7, 'ferry workloads')] : []),
   );
 }
 
@@ -118,10 +142,21 @@ function renderFailovers() {
 }
 
 async function refresh() {
-  const [hosts, workloads, migrations, plans, failovers] = await Promise.all([api('/v1/hosts'), api('/v1/workloads'), api('/v1/migrations'), api('/v1/plans'), api('/v1/failovers')]);
-  state.hosts = hosts.hosts;
-  state.workloads = workloads.workloads;
-  for (const m of migrations.migrations) state.migrations.set(m.id, { ...state.migrations.get(m.id), ...m });
+  // lists are paged: hosts and workloads up to LIST_CAP, only the migrations in progress, the newest plans and failovers
+  const [hosts, workloads, queued, running, rollingBack, plans, failovers] = await Promise.all([
+    apiPages('/v1/hosts', 'hosts', LIST_CAP),
+    apiPages('/v1/workloads', 'workloads', LIST_CAP),
+    ...[...ACTIVE].map((s) => apiPages(`/v1/migrations?state=${s}`, 'migrations', 1000)),
+    api('/v1/plans?limit=10'),
+    api('/v1/failovers?limit=10'),
+  ]);
+  state.hosts = hosts.items;
+  state.moreHosts = hosts.more;
+  state.workloads = workloads.items;
+  state.moreWorkloads = workloads.more;
+  // the migrations in progress now, with the live copy progress events brought
+  const previous = state.migrations;
+  state.migrations = new Map([...queued.items, ...running.items, ...rollingBack.items].map((m) => [m.id, { ...previous.get(m.id), ...m }]));
   state.plans = plans.plans.sort((a, b) => b.createdAt - a.createdAt);
   state.failovers = failovers.failovers.sort((a, b) => b.detectedAt - a.detectedAt);
   renderHosts();

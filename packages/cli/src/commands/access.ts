@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
-import { AUDIT_ID_PATTERN, ROLES, TokenName, type AuditEntry, type AuditResponse, type Role, type TokenCreated, type TokenListResponse, type TokenRevoked } from '@ferry/protocol';
+import { AUDIT_ID_PATTERN, ROLES, TokenName, type AuditEntry, type AuditResponse, type Role, type TokenCreated, type TokenListResponse, type TokenRevoked, type TokenView } from '@ferry/protocol';
 import { UsageError } from '../errors.ts';
 import { print, time } from '../output.ts';
 import type { Session } from '../session.ts';
@@ -32,7 +32,9 @@ export function accessCommands(program: Command, session: () => Session): void {
     .description('every token: name, role, created, last used (never the token itself)')
     .action(async () => {
       const s = session();
-      const data = await s.api.get<TokenListResponse>('/v1/tokens');
+      // the bootstrap token first, then by name (the API's order)
+      const items = (await s.api.list<TokenView>('/v1/tokens', 'tokens')).items.sort((a, b) => Number(b.builtIn) - Number(a.builtIn));
+      const data: TokenListResponse = { tokens: items, nextCursor: null };
       print(s.format, data, data.tokens, [
         { header: 'name', value: (t) => t.name },
         { header: 'role', value: (t) => t.role },

@@ -6,6 +6,7 @@ import { MigrationProgress } from '../progress.ts';
 import type { Session } from '../session.ts';
 import { componentLines, rebalanceBody } from '../limits.ts';
 import { planColumns } from './read.ts';
+import { notePage, pageRequest, withPaging } from '../pages.ts';
 
 const TERMINAL_PLAN_STATES = new Set(['completed', 'failed', 'cancelled']);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -238,14 +239,14 @@ export function operateCommands(program: Command, session: () => Session): void 
     });
 
   const plans = program.command('plans').description('rebalance and evacuation plans');
-  plans
-    .command('list', { isDefault: true })
-    .description('every plan, newest first')
-    .action(async () => {
+  withPaging(plans.command('list', { isDefault: true }).description('every plan, newest first').option('--state <state>', 'only plans in this state')).action(
+    async (options: { state?: string; limit?: number; cursor?: string }) => {
       const s = session();
-      const data = await s.api.get<{ plans: PlanRecord[] }>('/v1/plans');
-      print(s.format, data, data.plans, planColumns);
-    });
+      const { items, nextCursor } = await s.api.list<PlanRecord>('/v1/plans', 'plans', { state: options.state }, pageRequest(options));
+      print(s.format, { plans: items, nextCursor }, items, planColumns);
+      notePage(nextCursor);
+    },
+  );
   plans
     .command('show <plan>')
     .description('one plan, move by move')

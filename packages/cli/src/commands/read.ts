@@ -1,5 +1,17 @@
 import type { Command } from 'commander';
-import type { FailoverRecord, HostHistoryEntry, HostListResponse, HostView, MigrationRecord, PlanRecord, WorkloadView } from '@ferry/protocol';
+import type {
+  FailoverListResponse,
+  FailoverRecord,
+  HostHistoryEntry,
+  HostListResponse,
+  HostView,
+  MigrationListResponse,
+  MigrationRecord,
+  PlanRecord,
+  WorkloadListResponse,
+  WorkloadView,
+} from '@ferry/protocol';
+import { notePage, pageRequest, withPaging } from '../pages.ts';
 import type { Session } from '../session.ts';
 import { details, gib, size, print, seconds, time } from '../output.ts';
 
@@ -9,12 +21,11 @@ const measuredMs = (m: MigrationRecord): number | null => (m.finishedAt === null
 /** The read-only views: hosts, workloads, migrations, plans, failovers. */
 export function readCommands(program: Command, session: () => Session): void {
   const hosts = program.command('hosts').description('hosts, their state and capacity');
-  hosts
-    .command('list', { isDefault: true })
-    .description('every host')
-    .action(async () => {
+  withPaging(hosts.command('list', { isDefault: true }).description('every host').option('--state <state>', 'only hosts in this state (up, suspect, down, removed…)')).action(
+    async (options: { state?: string; limit?: number; cursor?: string }) => {
       const s = session();
-      const data = await s.api.get<HostListResponse>('/v1/hosts');
+      const { items, nextCursor } = await s.api.list<HostView>('/v1/hosts', 'hosts', { state: options.state }, pageRequest(options));
+      const data: HostListResponse = { hosts: items, nextCursor };
       print(s.format, data, data.hosts, [
         { header: 'host', value: (h) => h.id },
         { header: 'state', value: (h) => (h.isolated ? `${h.state} (isolated)` : h.state) },
@@ -25,7 +36,9 @@ export function readCommands(program: Command, session: () => Session): void {
         { header: 'containers', value: (h) => h.capacity.containers.length },
         { header: 'maintenance', value: (h) => h.maintenance?.state ?? '' },
       ]);
-    });
+      notePage(nextCursor);
+    },
+  );
   hosts
     .command('show <host>')
     .description('one host')
@@ -54,23 +67,28 @@ export function readCommands(program: Command, session: () => Session): void {
     });
 
   const workloads = program.command('workloads').description('workloads, where they run, their usage');
-  workloads
-    .command('list', { isDefault: true })
-    .description('every workload')
-    .option('--host <host>', 'only those on this host')
-    .action(async (options: { host?: string }) => {
-      const s = session();
-      const data = await s.api.get<{ workloads: WorkloadView[] }>(`/v1/workloads${options.host ? `?host=${encodeURIComponent(options.host)}` : ''}`);
-      print(s.format, data, data.workloads, [
-        { header: 'workload', value: (w) => w.spec.id },
-        { header: 'host', value: (w) => w.hostId ?? '—' },
-        { header: 'phase', value: (w) => w.phase },
-        { header: 'epoch', value: (w) => w.epoch },
-        { header: 'ha', value: (w) => (w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no') },
-        { header: 'memory', value: (w) => (w.observed?.usage ? `${size(w.observed.usage.memoryBytes)} of ${size(w.observed.usage.memoryLimitBytes)}` : '') },
-        { header: 'cpu', value: (w) => (w.observed?.usage ? `${w.observed.usage.cpuPercent}%` : '') },
-      ]);
-    });
+  withPaging(
+    workloads
+      .command('list', { isDefault: true })
+      .description('every workload')
+      .option('--host <host>', 'only those on this host')
+      .option('--phase <phase>', 'only those in this phase (running, stopped, pending…)')
+      .option('--label <selector>', 'only those with these labels: key=value or key, comma-separated'),
+  ).action(async (options: { host?: string; phase?: string; label?: string; limit?: number; cursor?: string }) => {
+    const s = session();
+    const { items, nextCursor } = await s.api.list<WorkloadView>('/v1/workloads', 'workloads', { host: options.host, phase: options.phase, label: options.label }, pageRequest(options));
+    const data: WorkloadListResponse = { workloads: items, nextCursor };
+    print(s.format, data, data.workloads, [
+      { header: 'workload', value: (w) => w.spec.id },
+      { header: 'host', value: (w) => w.hostId ?? '—' },
+      { header: 'phase', value: (w) => w.phase },
+      { header: 'epoch', value: (w) => w.epoch },
+      { header: 'ha', value: (w) => (w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no') },
+      { header: 'memory', value: (w) => (w.observed?.usage ? `${size(w.observed.usage.memoryBytes)} of ${size(w.observed.usage.memoryLimitBytes)}` : '') },
+      { header: 'cpu', value: (w) => (w.observed?.usage ? `${w.observed.usage.cpuPercent}%` : '') },
+    ]);
+    notePage(nextCursor);
+  });
   workloads
     .command('show <workload>')
     .description('one workload')
@@ -82,25 +100,29 @@ export function readCommands(program: Command, session: () => Session): void {
     });
 
   const migrations = program.command('migrations').description('migrations and their timelines');
-  migrations
-    .command('list', { isDefault: true })
-    .description('every migration, newest first')
-    .option('--workload <workload>', 'only this workload’s')
-    .action(async (options: { workload?: string }) => {
-      const s = session();
-      const data = await s.api.get<{ migrations: MigrationRecord[] }>(`/v1/migrations${options.workload ? `?workload=${encodeURIComponent(options.workload)}` : ''}`);
-      print(s.format, data, data.migrations, [
-        { header: 'migration', value: (m) => m.id },
-        { header: 'workload', value: (m) => m.workloadId },
-        { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
-        { header: 'strategy', value: (m) => m.strategy },
-        { header: 'state', value: (m) => m.state },
-        { header: 'phase', value: (m) => m.phase },
-        // measured next to what was predicted when it was asked for (— where either is missing)
-        { header: 'freeze (predicted)', value: (m) => `${seconds(m.freeze.agentMs)} (${seconds(m.predicted?.freezeMs)})` },
-        { header: 'total (predicted)', value: (m) => `${seconds(measuredMs(m))} (${seconds(m.predicted ? m.predicted.seconds * 1000 : null)})` },
-      ]);
-    });
+  withPaging(
+    migrations
+      .command('list', { isDefault: true })
+      .description('every migration, newest first')
+      .option('--workload <workload>', 'only this workload’s')
+      .option('--state <state>', 'only those in this state (running, completed, rolled-back…)'),
+  ).action(async (options: { workload?: string; state?: string; limit?: number; cursor?: string }) => {
+    const s = session();
+    const { items, nextCursor } = await s.api.list<MigrationRecord>('/v1/migrations', 'migrations', { workload: options.workload, state: options.state }, pageRequest(options));
+    const data: MigrationListResponse = { migrations: items, nextCursor };
+    print(s.format, data, data.migrations, [
+      { header: 'migration', value: (m) => m.id },
+      { header: 'workload', value: (m) => m.workloadId },
+      { header: 'from → to', value: (m) => `${m.source} → ${m.destination}` },
+      { header: 'strategy', value: (m) => m.strategy },
+      { header: 'state', value: (m) => m.state },
+      { header: 'phase', value: (m) => m.phase },
+      // measured next to what was predicted when it was asked for (— where either is missing)
+      { header: 'freeze (predicted)', value: (m) => `${seconds(m.freeze.agentMs)} (${seconds(m.predicted?.freezeMs)})` },
+      { header: 'total (predicted)', value: (m) => `${seconds(measuredMs(m))} (${seconds(m.predicted ? m.predicted.seconds * 1000 : null)})` },
+    ]);
+    notePage(nextCursor);
+  });
   migrations
     .command('show <migration>')
     .description('one migration: its timeline, phase by phase')
@@ -124,35 +146,36 @@ export function readCommands(program: Command, session: () => Session): void {
       ]);
     });
 
-  program
-    .command('failovers')
-    .description('failovers of dead hosts: what was restarted where, and what could not be')
-    .action(async () => {
-      const s = session();
-      const data = await s.api.get<{ failovers: FailoverRecord[] }>('/v1/failovers');
-      print(s.format, data, data.failovers, [
-        { header: 'failover', value: (f) => f.id },
-        { header: 'host', value: (f) => f.hostId },
-        { header: 'detected', value: (f) => time(f.detectedAt) },
-        { header: 'state', value: (f) => f.state },
-        {
-          header: 'restarted',
-          value: (f) =>
-            f.restarts
-              .filter((r) => r.status === 'restarted')
-              .map((r) => `${r.workload}→${r.to}`)
-              .join(' '),
-        },
-        {
-          header: 'not restarted',
-          value: (f) =>
-            f.restarts
-              .filter((r) => r.status !== 'restarted')
-              .map((r) => `${r.workload} (${r.status})`)
-              .join(' '),
-        },
-      ]);
-    });
+  withPaging(
+    program.command('failovers').description('failovers of dead hosts, newest first: what was restarted where, and what could not be').option('--host <host>', 'only failovers of this host'),
+  ).action(async (options: { host?: string; limit?: number; cursor?: string }) => {
+    const s = session();
+    const { items, nextCursor } = await s.api.list<FailoverRecord>('/v1/failovers', 'failovers', { host: options.host }, pageRequest(options));
+    const data: FailoverListResponse = { failovers: items, nextCursor };
+    print(s.format, data, data.failovers, [
+      { header: 'failover', value: (f) => f.id },
+      { header: 'host', value: (f) => f.hostId },
+      { header: 'detected', value: (f) => time(f.detectedAt) },
+      { header: 'state', value: (f) => f.state },
+      {
+        header: 'restarted',
+        value: (f) =>
+          f.restarts
+            .filter((r) => r.status === 'restarted')
+            .map((r) => `${r.workload}→${r.to}`)
+            .join(' '),
+      },
+      {
+        header: 'not restarted',
+        value: (f) =>
+          f.restarts
+            .filter((r) => r.status !== 'restarted')
+            .map((r) => `${r.workload} (${r.status})`)
+            .join(' '),
+      },
+    ]);
+    notePage(nextCursor);
+  });
 }
 
 /** `ferry workloads show`: where it runs now and what its host reports, not only what was decided at creation. */

@@ -1,5 +1,16 @@
 import type { FastifyInstance } from 'fastify';
-import { AuditQuery, BOOTSTRAP_TOKEN_NAME, CreateTokenRequest, TokenParams, type AuditResponse, type TokenCreated, type TokenListResponse, type TokenRevoked } from '@ferry/protocol';
+import {
+  AuditQuery,
+  BOOTSTRAP_TOKEN_NAME,
+  CreateTokenRequest,
+  TokenListQuery,
+  TokenParams,
+  pageOfList,
+  type AuditResponse,
+  type TokenCreated,
+  type TokenListResponse,
+  type TokenRevoked,
+} from '@ferry/protocol';
 import type { AuditLog, TokenStore } from '@ferry/store';
 import { ApiError, parseRequest } from '../errors.ts';
 
@@ -26,9 +37,12 @@ export function accessRoutes(app: FastifyInstance, tokens: TokenStore, audit: Au
     return reply.status(201).send(answer);
   });
 
-  app.get('/v1/tokens', async (): Promise<TokenListResponse> => {
+  /** In name order (the bootstrap token among them), paged like every list (at most 1,001). */
+  app.get('/v1/tokens', async (request): Promise<TokenListResponse> => {
+    const query = parseRequest(TokenListQuery, request.query, 'query');
     const bootstrap = { name: BOOTSTRAP_TOKEN_NAME, role: 'admin' as const, createdAt: null, lastUsedAt: await tokens.lastUsed(BOOTSTRAP_TOKEN_NAME), builtIn: true };
-    return { tokens: [bootstrap, ...(await tokens.list())] };
+    const page = await pageOfList([bootstrap, ...(await tokens.list())], (t) => t.name, { limit: query.limit, after: query.cursor });
+    return { tokens: page.items, nextCursor: page.nextCursor };
   });
 
   app.delete('/v1/tokens/:name', async (request): Promise<TokenRevoked> => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { HostListQuery, HostParams, type HostListResponse, type HostRecord, type HostView, type MaintenanceRecord } from '@ferry/protocol';
+import { FailoverListQuery, HostListQuery, HostParams, type FailoverListResponse, type HostListResponse, type HostRecord, type HostView, type MaintenanceRecord } from '@ferry/protocol';
 import { ApiError, parseRequest } from '../errors.ts';
 import type { ClusterStore } from '@ferry/store';
 
@@ -15,10 +15,19 @@ export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
   app.get('/v1/hosts', async (request): Promise<HostListResponse> => {
     const query = parseRequest(HostListQuery, request.query, 'query');
     const now = Date.now();
-    const removed = new Set((await store.removedHosts.all()).map((r) => r.hostId));
-    const maintenance = new Map((await store.maintenance.all()).map((m) => [m.hostId, m]));
-    const hosts = (await store.hosts.all()).map((host) => view(host, now, maintenance.get(host.id) ?? null, removed.has(host.id)));
-    return { hosts: hosts.filter((host) => !query.state || host.state === query.state) };
+    const page = await store.hosts.page(
+      { limit: query.limit, after: query.cursor },
+      {
+        // each chunk of hosts with its own maintenance and removal records, not every one there is
+        view: async (records) => {
+          const ids = records.map((h) => h.id);
+          const [maintenance, removed] = await Promise.all([store.maintenance.getMany(ids), store.removedHosts.getMany(ids)]);
+          return records.map((host, i) => view(host, now, maintenance[i] ?? null, removed[i] != null));
+        },
+        keep: query.state ? (host) => host.state === query.state : undefined,
+      },
+    );
+    return { hosts: page.items, nextCursor: page.nextCursor };
   });
 
   /** State changes, fencing, restarts, stale copies discarded — newest first. */
@@ -28,9 +37,19 @@ export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
     return { hostId: id, history: await store.history(id) };
   });
 
-  app.get('/v1/failovers', async () => {
-    const failovers = (await store.failovers.all()).sort((a, b) => b.startedAt - a.startedAt);
-    return { failovers };
+  /** Newest first (by the detection time in the id). */
+  app.get('/v1/failovers', async (request): Promise<FailoverListResponse> => {
+    const query = parseRequest(FailoverListQuery, request.query, 'query');
+    const page = await store.failovers.page(
+      { limit: query.limit, after: query.cursor },
+      {
+        order: 'newest',
+        // ids are f-<host>-<time>: a host's failovers share a prefix (host ids are checked after)
+        ...(query.host ? { prefix: `f-${query.host}-` } : {}),
+        keep: query.host || query.state ? (f) => (!query.host || f.hostId === query.host) && (!query.state || f.state === query.state) : undefined,
+      },
+    );
+    return { failovers: page.items, nextCursor: page.nextCursor };
   });
 
   app.get('/v1/hosts/:id', async (request): Promise<HostView> => {

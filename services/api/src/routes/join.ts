@@ -10,6 +10,8 @@ import {
   type JoinTokenCreated,
   type JoinTokenListResponse,
   type JoinTokenRevoked,
+  TokenListQuery,
+  pageOfList,
 } from '@ferry/protocol';
 import { certificatePin, type ControlPlaneSecrets } from '@ferry/security';
 import type { ClusterStore, JoinTokenStore } from '@ferry/store';
@@ -49,7 +51,12 @@ export function joinRoutes(app: FastifyInstance, store: ClusterStore, tokens: Jo
     return reply.status(201).send(answer);
   });
 
-  app.get('/v1/join-tokens', async (): Promise<JoinTokenListResponse> => ({ joinTokens: await tokens.list() }));
+  /** In id order, paged like every list (a bounded list, read whole from Redis). */
+  app.get('/v1/join-tokens', async (request): Promise<JoinTokenListResponse> => {
+    const query = parseRequest(TokenListQuery, request.query, 'query');
+    const page = await pageOfList(await tokens.list(), (t) => t.id, { limit: query.limit, after: query.cursor });
+    return { joinTokens: page.items, nextCursor: page.nextCursor };
+  });
 
   app.delete('/v1/join-tokens/:id', async (request): Promise<JoinTokenRevoked> => {
     const { id } = parseRequest(JoinTokenParams, request.params, 'params');

@@ -11,6 +11,7 @@ import {
   newMigrationId,
   type MigrationDryRun,
   type MigrationJobData,
+  type MigrationListResponse,
   type MigrationRecord,
 } from '@ferry/protocol';
 import type { ClusterStore } from '@ferry/store';
@@ -52,11 +53,19 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
     return reply.status(202).send({ migration: record, job: { id: record.id, name: 'migrate' } });
   });
 
-  app.get('/v1/migrations', async (request) => {
+  /** Newest first (by the creation time in the id). */
+  app.get('/v1/migrations', async (request): Promise<MigrationListResponse> => {
     const query = parseRequest(MigrationListQuery, request.query, 'query');
-    const all = (await store.migrations.all()).filter((m) => (!query.workload || m.workloadId === query.workload) && (!query.state || m.state === query.state));
-    all.sort((a, b) => b.createdAt - a.createdAt);
-    return { migrations: await Promise.all(all.map(view)) };
+    const page = await store.migrations.page(
+      { limit: query.limit, after: query.cursor },
+      {
+        order: 'newest',
+        // ids are m-<workload>-<time><rand>: a workload's migrations share a prefix (checked after)
+        ...(query.workload ? { prefix: `m-${query.workload}-` } : {}),
+        keep: query.workload || query.state ? (m) => (!query.workload || m.workloadId === query.workload) && (!query.state || m.state === query.state) : undefined,
+      },
+    );
+    return { migrations: await Promise.all(page.items.map(view)), nextCursor: page.nextCursor };
   });
 
   app.get('/v1/migrations/:id', async (request) => {

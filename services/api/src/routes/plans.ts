@@ -114,9 +114,16 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
   app.get('/v1/plans', async (request) => {
     const query = parseRequest(PlanListQuery, request.query, 'query');
     await expirePlans(store, planTtlMs);
-    const plans = (await store.plans.all()).filter((p) => (!query.state || p.state === query.state) && (!query.kind || p.kind === query.kind));
-    plans.sort((a, b) => b.createdAt - a.createdAt);
-    return { plans: await Promise.all(plans.map(view)) };
+    // newest first (by the creation time in the id); p-<kind>-<time><rand>
+    const page = await store.plans.page(
+      { limit: query.limit, after: query.cursor },
+      {
+        order: 'newest',
+        ...(query.kind ? { prefix: `p-${query.kind}-` } : {}),
+        keep: query.state || query.kind ? (p) => (!query.state || p.state === query.state) && (!query.kind || p.kind === query.kind) : undefined,
+      },
+    );
+    return { plans: await Promise.all(page.items.map(view)), nextCursor: page.nextCursor };
   });
 
   app.get('/v1/plans/:id', async (request) => {

@@ -7,6 +7,7 @@ import {
   StopWorkloadQuery,
   WorkloadListQuery,
   WorkloadParams,
+  matchesLabels,
   newJobId,
   type HostRecord,
   type JobView,
@@ -14,6 +15,7 @@ import {
   type WorkloadCreated,
   type WorkloadJobData,
   type WorkloadJobName,
+  type WorkloadListResponse,
   type WorkloadRecord,
   type WorkloadView,
 } from '@ferry/protocol';
@@ -95,11 +97,24 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
     return reply.status(202).send(created);
   });
 
-  app.get('/v1/workloads', async (request) => {
+  /** One page by id; each chunk reads only the hosts its workloads are on. */
+  app.get('/v1/workloads', async (request): Promise<WorkloadListResponse> => {
     const query = parseRequest(WorkloadListQuery, request.query, 'query');
-    const hosts = await hostMap();
-    const workloads = (await store.workloads.all()).filter((w) => (!query.host || w.hostId === query.host) && (!query.phase || w.phase === query.phase)).map((w) => view(w, hosts));
-    return { workloads };
+    const page = await store.workloads.page(
+      { limit: query.limit, after: query.cursor },
+      {
+        view: async (records) => {
+          const hostIds = [...new Set(records.flatMap((w) => (w.hostId ? [w.hostId] : [])))];
+          const hosts = new Map((await store.hosts.getMany(hostIds)).flatMap((h) => (h ? [[h.id, h] as const] : [])));
+          return records.map((w) => view(w, hosts));
+        },
+        keep:
+          query.host || query.phase || query.label
+            ? (w) => (!query.host || w.hostId === query.host) && (!query.phase || w.phase === query.phase) && (!query.label || matchesLabels(w.spec.labels, query.label))
+            : undefined,
+      },
+    );
+    return { workloads: page.items, nextCursor: page.nextCursor };
   });
 
   app.get('/v1/workloads/:id', async (request) => view(await existing(request.params), await hostMap()));
