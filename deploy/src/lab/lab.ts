@@ -206,10 +206,21 @@ export class Lab {
    */
   async setStorageConnected(hostId: string, connected: boolean): Promise<void> {
     const dir = join(this.sharedPool, '.ferry', 'heartbeats', this.host(hostId).id);
-    rmSync(dir, { recursive: true, force: true });
-    if (!connected) {
-      mkdirSync(join(this.sharedPool, '.ferry', 'heartbeats'), { recursive: true });
-      writeFileSync(dir, 'the lab cut this host off the shared pool\n');
+    // The host's agent keeps writing its heartbeat meanwhile: a file it adds while the directory
+    // is being removed fails the removal (ENOTEMPTY), and a directory it makes again before the
+    // file is written fails the write (EEXIST/EISDIR). Either way: again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+        if (!connected) {
+          mkdirSync(join(this.sharedPool, '.ferry', 'heartbeats'), { recursive: true });
+          writeFileSync(dir, 'the lab cut this host off the shared pool\n', { flag: 'wx' });
+        }
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (attempt >= 50 || !['ENOTEMPTY', 'EEXIST', 'EISDIR'].includes(code)) throw err;
+      }
     }
   }
 
