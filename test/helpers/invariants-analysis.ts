@@ -27,11 +27,37 @@ export interface DuplicateRun {
   at: number;
   workload: string;
   hosts: string[];
+  /** what each copy's processes were when seen (state letters, frozen): the failure prints it */
+  seen?: string;
 }
 
 /** A process state letter (the third field of /proc/<pid>/stat) that can still execute the workload. */
 export function stateCanRun(state: string): boolean {
   return !['T', 't', 'Z', 'X', 'x'].includes(state);
+}
+
+/** PF_EXITING in the flags of /proc/<pid>/stat: the task is in do_exit. */
+const PF_EXITING = 0x4;
+/** SIGKILL's bit in the SigPnd / ShdPnd masks of /proc/<pid>/status. */
+const SIGKILL_BIT = 1n << 8n;
+
+/**
+ * Whether a process (its /proc/<pid>/stat and /proc/<pid>/status) can still execute the
+ * workload's code: a runnable state letter, and not dying — a task with SIGKILL pending or already
+ * exiting never returns to user space. (runc destroys a lazily dumped source that way once the
+ * destination took every page: the tasks show `R` for a moment on their way out, while the
+ * destination already runs the workload.)
+ */
+export function processCanRun(stat: string, status: string): boolean {
+  const state = statState(stat);
+  if (state === null || !stateCanRun(state)) return false;
+  const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+  if (Number.isFinite(flags) && (flags & PF_EXITING) !== 0) return false;
+  for (const field of ['SigPnd', 'ShdPnd']) {
+    const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+    if (mask && (BigInt(`0x${mask}`) & SIGKILL_BIT) !== 0n) return false;
+  }
+  return true;
 }
 
 /** Parses the state letter out of /proc/<pid>/stat (the command may hold spaces and parentheses). */

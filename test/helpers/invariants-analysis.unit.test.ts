@@ -5,6 +5,7 @@ import {
   duplicatesIn,
   migrationProcesses,
   reportedByFailovers,
+  processCanRun,
   runningHosts,
   stateCanRun,
   statState,
@@ -91,6 +92,19 @@ describe('samples of the lab hosts', () => {
     expect(['T', 't', 'Z', 'X'].map(stateCanRun)).toEqual([false, false, false, false]);
     expect(statState('1234 (ferry (work) load) t 1 2 3')).toBe('t');
     expect(statState('garbage')).toBeNull();
+  });
+
+  it('a dying process (SIGKILL pending, or in do_exit) does not run, whatever its state letter', () => {
+    const stat = (state: string, flags: number) => `77 (ferry (work) load) ${state} 1 77 77 0 -1 ${flags} 0 0`;
+    const status = (sigPnd: string, shdPnd: string) => `Name:\tworkload\nState:\tR (running)\nSigPnd:\t${sigPnd}\nShdPnd:\t${shdPnd}\n`;
+    expect(processCanRun(stat('R', 0x400000), status('0000000000000000', '0000000000000000'))).toBe(true);
+    // SIGTERM (bit 14) and SIGUSR1 pending change nothing; SIGKILL (bit 8) does, per thread or shared
+    expect(processCanRun(stat('R', 0x400000), status('0000000000004200', '0000000000000000'))).toBe(true);
+    expect(processCanRun(stat('R', 0x400000), status('0000000000000100', '0000000000000000'))).toBe(false);
+    expect(processCanRun(stat('S', 0x400000), status('0000000000000000', '0000000000000100'))).toBe(false);
+    expect(processCanRun(stat('R', 0x400004), status('0000000000000000', '0000000000000000'))).toBe(false);
+    expect(processCanRun(stat('t', 0), status('0000000000000000', '0000000000000000'))).toBe(false);
+    expect(processCanRun('', '')).toBe(false);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   migrationProcesses,
   reportedByFailovers,
   runningHosts,
+  processCanRun,
   stateCanRun,
   statState,
   unaccounted,
@@ -154,9 +155,11 @@ export class InvariantChecker {
     }
   }
 
-  /** A duplicate seen again when read a second time, right away. */
+  /** A duplicate seen again when read a second time, right away (with what was seen then). */
   private confirm(dup: DuplicateRun): boolean {
-    return dup.hosts.filter((host) => this.copyOf(host, dup.workload).running).length > 1;
+    const again = dup.hosts.map((host) => this.inspect(host, dup.workload));
+    dup.seen = again.map((a) => a.seen).join('; ');
+    return again.filter((a) => a.copy.running).length > 1;
   }
 
   private cgroupDir(host: string): string {
@@ -164,16 +167,22 @@ export class InvariantChecker {
   }
 
   private copyOf(host: string, workload: string): Copy {
+    return this.inspect(host, workload).copy;
+  }
+
+  /** A copy, and how it looked (each pid's state letter, `k` when dying; `frozen`): printed with a duplicate. */
+  private inspect(host: string, workload: string): { copy: Copy; seen: string } {
     const dir = join(this.cgroupDir(host), workload);
     const pids = (readText(join(dir, 'cgroup.procs')) ?? '').split('\n').filter(Boolean).map(Number);
     const frozen = V2 ? /\bfrozen 1\b/.test(readText(join(dir, 'cgroup.events')) ?? '') : /FROZEN|FREEZING/.test(readText(join(dir, 'freezer.state')) ?? '');
-    const running =
-      !frozen &&
-      pids.some((pid) => {
-        const state = statState(readText(`/proc/${pid}/stat`) ?? '');
-        return state !== null && stateCanRun(state);
-      });
-    return { host, workload, pids, running };
+    const states = pids.map((pid) => {
+      const stat = readText(`/proc/${pid}/stat`) ?? '';
+      const canRun = processCanRun(stat, readText(`/proc/${pid}/status`) ?? '');
+      return { pid, canRun, letter: statState(stat) ?? '?' };
+    });
+    const running = !frozen && states.some((s) => s.canRun);
+    const seen = `${host}: ${frozen ? 'frozen, ' : ''}${states.map((s) => `${s.pid}${s.letter}${s.canRun || !stateCanRun(s.letter) ? '' : '(dying)'}`).join(' ')}`;
+    return { copy: { host, workload, pids, running }, seen };
   }
 
   /** Every workload's container on every lab host, now. */
@@ -254,7 +263,7 @@ export class InvariantChecker {
     while (this.running) await sleep(10);
     const allowed = new Set(options.duplicatesAllowed ?? []);
     const problems: string[] = [];
-    for (const d of this.duplicates.filter((x) => !allowed.has(x.workload))) problems.push(`(a) ${d.workload} ran on ${d.hosts.join(' and ')} at ${new Date(d.at).toISOString()}`);
+    for (const d of this.duplicates.filter((x) => !allowed.has(x.workload))) problems.push(`(a) ${d.workload} ran on ${d.hosts.join(' and ')} at ${new Date(d.at).toISOString()} (${d.seen ?? ''})`);
     const tickLogs: CheckSummary['tickLogs'] = {};
     await this.refreshRecords(false);
     for (const [id, file] of this.tickLogs()) {
