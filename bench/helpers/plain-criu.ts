@@ -12,6 +12,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,7 +192,12 @@ export async function plainCriuRun(memMiB: number, dirtyMiBps: number, options: 
     const totalMs = performance.now() - started;
     return { memMiB, workloadFreezeMs: stats.maxGapUs / 1000, checkpointMs, lazyDaemonMs, restoreMs, totalMs };
   } finally {
-    (checkpoint as ChildProcess | null)?.kill('SIGKILL');
+    // a run that failed half-way leaves CRIU serving pages (runc's child) and the lazy-pages daemon
+    const serving = checkpoint as ChildProcess | null;
+    if (serving?.pid && serving.exitCode === null) await execa('pkill', ['-KILL', '-P', String(serving.pid)], { reject: false });
+    serving?.kill('SIGKILL');
+    const daemon = Number(await readFile(join(dir, 'restore', 'lazy-pages.pid'), 'utf8').catch(() => ''));
+    if (daemon > 0) await execa('kill', ['-KILL', String(daemon)], { reject: false });
     await runc.delete(id, true).catch(() => undefined);
     await restored.delete(id, true).catch(() => undefined);
     await execa('rmdir', [`/sys/fs/cgroup${cgroup}`, `/sys/fs/cgroup${cgroup}-restored`, '/sys/fs/cgroup/ferry-bench-plain'], { reject: false });
