@@ -1,6 +1,6 @@
 import type { WorkloadRecord, WorkloadSpec } from '@ferry/protocol';
 import type { PlacementPolicy } from './placement.ts';
-import { MiB, inMaintenance, sharedPoolProven, workloadsOnHost, type ClusterSnapshot } from './snapshot.ts';
+import { MiB, PoolProofs, inMaintenance, workloadsByHost, type ClusterSnapshot } from './snapshot.ts';
 
 /**
  * HA admission control, like vSphere HA's "cluster resource percentage" policy: a new workload is
@@ -18,35 +18,39 @@ export interface HaAdmissionState {
   haMem: number[];
   /** the largest of them */
   largestHa: number[];
+  /** which hosts provably share which pools (built with the state; absent: built when asked) */
+  proofs?: PoolProofs;
 }
 
-/** Whether `hostId` provably shares `pool` with another of `peers` (answers cached per host and pool). */
-function poolSharing(snapshot: ClusterSnapshot, peers: string[]): (hostId: string, pool: string) => boolean {
-  const known = new Map<string, boolean>();
-  return (hostId, pool) => {
-    const key = `${hostId}\u0000${pool}`;
-    let shared = known.get(key);
-    if (shared === undefined) {
-      shared = peers.some((p) => p !== hostId && sharedPoolProven(snapshot, pool, hostId, p));
-      known.set(key, shared);
-    }
-    return shared;
-  };
+/**
+ * Whether an HA workload on `pool` at `hostId` could be restarted elsewhere: another host that
+ * counts provably mounts its pool.
+ */
+function restartableFrom(state: HaAdmissionState, snapshot: ClusterSnapshot, hostId: string, pool: string): boolean {
+  state.proofs ??= new PoolProofs(snapshot);
+  return state.proofs.sharesWithAny(pool, hostId, hostSet(state));
 }
 
+const hostSets = new WeakMap<string[], ReadonlySet<string>>();
+const hostSet = (state: HaAdmissionState): ReadonlySet<string> => {
+  let set = hostSets.get(state.hostIds);
+  if (!set) hostSets.set(state.hostIds, (set = new Set(state.hostIds)));
+  return set;
+};
+
+/** The state for a snapshot: O(hosts + workloads + probes). */
 export function haAdmissionState(snapshot: ClusterSnapshot, policy: PlacementPolicy): HaAdmissionState {
   const hosts = snapshot.hosts.filter((h) => h.state === 'up' && !inMaintenance(snapshot, h.id));
-  const hostIds = hosts.map((h) => h.id);
-  const shares = poolSharing(snapshot, hostIds);
-  const state: HaAdmissionState = { hostIds, free: [], haMem: [], largestHa: [] };
+  const state: HaAdmissionState = { hostIds: hosts.map((h) => h.id), free: [], haMem: [], largestHa: [], proofs: new PoolProofs(snapshot) };
+  const residents = workloadsByHost(snapshot);
   for (const host of hosts) {
-    const resident = workloadsOnHost(snapshot, host.id);
+    const resident = residents.get(host.id) ?? [];
     const allocated = resident.reduce((s, w) => s + w.spec.resources.memoryMiB * MiB, 0);
     state.free.push(Math.max(0, host.capacity.memory.totalBytes * policy.memoryOvercommit - allocated));
-    const restartable = (w: WorkloadRecord) => w.spec.ha.enabled && w.phase !== 'failed' && w.phase !== 'stopped' && shares(host.id, w.spec.pool);
+    const restartable = (w: WorkloadRecord) => w.spec.ha.enabled && w.phase !== 'failed' && w.phase !== 'stopped' && restartableFrom(state, snapshot, host.id, w.spec.pool);
     const ha = resident.filter((w) => w.hostId === host.id && restartable(w)).map((w) => w.spec.resources.memoryMiB * MiB);
     state.haMem.push(ha.reduce((s, m) => s + m, 0));
-    state.largestHa.push(Math.max(0, ...ha));
+    state.largestHa.push(ha.reduce((m, x) => Math.max(m, x), 0));
   }
   return state;
 }
@@ -93,15 +97,21 @@ export function haAdmissionProblem(
 ): string | null {
   const i = before.hostIds.indexOf(hostId);
   if (i < 0) return null; // not a host that counts (placement refuses it for its own reasons)
+  return haAdmissionShortfall(haAdmissionAfter(spec, i, snapshot, before, allocated));
+}
+
+/** The state once `spec` is placed on host `i` of `before` (a new state; `before` is left as it is). */
+export function haAdmissionAfter(spec: WorkloadSpec, i: number, snapshot: ClusterSnapshot, before: HaAdmissionState, allocated = false): HaAdmissionState {
+  const hostId = before.hostIds[i]!;
   const mem = spec.resources.memoryMiB * MiB;
-  const counts = spec.ha.enabled && before.hostIds.some((p) => p !== hostId && sharedPoolProven(snapshot, spec.pool, hostId, p));
-  const after: HaAdmissionState = {
+  const counts = spec.ha.enabled && restartableFrom(before, snapshot, hostId, spec.pool);
+  return {
+    ...before,
     hostIds: before.hostIds,
     free: before.free.map((f, k) => (k === i && !allocated ? Math.max(0, f - mem) : f)),
     haMem: before.haMem.map((h, k) => (k === i && counts ? h + mem : h)),
     largestHa: before.largestHa.map((l, k) => (k === i && counts ? Math.max(l, mem) : l)),
   };
-  return haAdmissionShortfall(after);
 }
 
 /**

@@ -34,3 +34,63 @@ export function sharedPoolProven(snapshot: ClusterSnapshot, poolId: string, a: s
   const sees = (reader: typeof pa, writer: string, token: string) => reader.probe!.sees.some((s) => s.hostId === writer && s.token === token);
   return sees(pb, a, pa.probe.token) || sees(pa, b, pb.probe.token);
 }
+
+/** workloadsOnHost for every host at once: one pass over the workloads (O(workloads)), not one per host. */
+export function workloadsByHost(snapshot: ClusterSnapshot): Map<string, WorkloadRecord[]> {
+  const out = new Map<string, WorkloadRecord[]>();
+  const add = (hostId: string, w: WorkloadRecord) => {
+    const list = out.get(hostId);
+    if (list) list.push(w);
+    else out.set(hostId, [w]);
+  };
+  for (const w of snapshot.workloads) {
+    if (w.hostId !== null && w.phase !== 'failed') add(w.hostId, w);
+    if (w.migratingTo !== null && w.migratingTo !== w.hostId) add(w.migratingTo, w);
+  }
+  return out;
+}
+
+/**
+ * sharedPoolProven for many questions about one snapshot: the proofs (a host read another's probe
+ * token back) indexed once, O(probes seen), so each question is O(1) — HA admission asks, for
+ * every host, whether it provably shares a pool with any other, which pairwise would be
+ * O(hosts²) per host.
+ */
+export class PoolProofs {
+  private readonly peers = new Map<string, Set<string>>();
+
+  constructor(snapshot: ClusterSnapshot) {
+    const key = (hostId: string, poolId: string) => `${poolId}\u0000${hostId}`;
+    const tokens = new Map<string, string>();
+    for (const h of snapshot.hosts) for (const p of h.capacity.pools) if (p.shared && p.probe) tokens.set(key(h.id, p.id), p.probe.token);
+    const link = (poolId: string, a: string, b: string) => {
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        let set = this.peers.get(key(x, poolId));
+        if (!set) this.peers.set(key(x, poolId), (set = new Set()));
+        set.add(y);
+      }
+    };
+    for (const h of snapshot.hosts) {
+      for (const p of h.capacity.pools) {
+        if (!p.shared || !p.probe) continue;
+        for (const seen of p.probe.sees) if (seen.hostId !== h.id && tokens.get(key(seen.hostId, p.id)) === seen.token) link(p.id, h.id, seen.hostId);
+      }
+    }
+  }
+
+  /** The same answer as sharedPoolProven(snapshot, poolId, a, b). */
+  proven(poolId: string, a: string, b: string): boolean {
+    return a === b || (this.peers.get(`${poolId}\u0000${a}`)?.has(b) ?? false);
+  }
+
+  /** Whether `hostId` provably shares `poolId` with one of `among` other than itself. */
+  sharesWithAny(poolId: string, hostId: string, among: ReadonlySet<string>): boolean {
+    const peers = this.peers.get(`${poolId}\u0000${hostId}`);
+    if (!peers) return false;
+    for (const p of peers) if (p !== hostId && among.has(p)) return true;
+    return false;
+  }
+}

@@ -1,6 +1,6 @@
 import { WorkloadSpec, type ApiWarning, type Problem } from '@ferry/protocol';
 import { isIpv4, isReservedInSubnet, parseCidr, subnetContains } from './net.ts';
-import { MiB, sharedPoolProven, type ClusterSnapshot } from './snapshot.ts';
+import { MiB, PoolProofs, type ClusterSnapshot } from './snapshot.ts';
 
 export type ValidationResult = { ok: true; spec: WorkloadSpec } | { ok: false; problems: Problem[] };
 
@@ -123,6 +123,13 @@ function clusterProblems(raw: Record<string, unknown>, snapshot: ClusterSnapshot
  * root filesystem is on a pool no other host shares dies with its host: failover has nothing to
  * restart it from (see restartTarget), so HA protects nothing.
  */
+/** Whether two of `holders` provably share `pool` (indexed: pairwise it is O(hosts²)). */
+function provenByTwo(snapshot: ClusterSnapshot, pool: string, holders: ClusterSnapshot['hosts']): boolean {
+  const proofs = new PoolProofs(snapshot);
+  const ids = new Set(holders.map((h) => h.id));
+  return holders.some((h) => proofs.sharesWithAny(pool, h.id, ids));
+}
+
 export function workloadWarnings(spec: WorkloadSpec, snapshot: ClusterSnapshot): ApiWarning[] {
   const warnings: ApiWarning[] = [];
   if (spec.ha.enabled) {
@@ -135,7 +142,7 @@ export function workloadWarnings(spec: WorkloadSpec, snapshot: ClusterSnapshot):
         code: 'HA_POOL_LOCAL',
         message: `HA is on, but pool ${spec.pool} is local to each host: if the host of ${spec.id} dies, its root filesystem is gone with it and it cannot be restarted elsewhere; ${instead}`,
       });
-    } else if (!holders.some((a, i) => holders.slice(i + 1).some((b) => sharedPoolProven(snapshot, spec.pool, a.id, b.id)))) {
+    } else if (!provenByTwo(snapshot, spec.pool, holders)) {
       warnings.push({
         code: 'HA_POOL_NOT_SHARED',
         message: `HA is on, but no two hosts are proven to share pool ${spec.pool} (yet): ${spec.id} can be restarted elsewhere only on a host that sees the same pool`,

@@ -45,7 +45,8 @@ export class ClusterStore {
   ) {
     this.keys = redisKeys(prefix);
     this.hosts = new HashRecords(redis, this.keys.hosts, HostRecord, log, 'host');
-    this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload');
+    // with a change log: the scheduler and the API keep a copy of every workload (RecordCache)
+    this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload', { changeLog: true });
     this.migrations = new HashRecords(redis, this.keys.migrations, MigrationRecord, log, 'migration');
     this.deferredSteps = new HashRecords(redis, this.keys.deferredMigrationSteps, DeferredMigrationStep, log, 'deferred migration step');
     this.maintenance = new HashRecords(redis, this.keys.maintenance, MaintenanceRecord, log, 'maintenance');
@@ -124,7 +125,7 @@ export class ClusterStore {
    * after another took over).
    */
   writesUnder(fence: LockFence): WorkloadWrites {
-    return new FencedWrites(this.redis, { workloads: this.keys.workloads, migrations: this.keys.migrations }, fence);
+    return new FencedWrites(this.redis, { workloads: this.keys.workloads, workloadChanges: this.workloads.changes!, migrations: this.keys.migrations }, fence);
   }
 
   async snapshot(): Promise<ClusterSnapshot> {

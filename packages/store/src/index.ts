@@ -6,3 +6,5 @@ export { MIGRATION_JOB, executePlan, expirePlans, recentlyMoved, savePlan, start
 export { AUDIT_CAP, AuditLog, TOKEN_PREFIX, TokenStore, hashToken, newToken } from './access.ts';
 export { JoinTokenStore, type JoinTokenRefusal } from './join-tokens.ts';
 export { MEASURED_KEPT, MeasuredMigrations } from './measured.ts';
+export { RecordCache } from './record-cache.ts';
+export { TRIM_BEHIND, changeLogKeys, type ChangeLogKeys } from './changelog.ts';

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { Logger } from '@ferry/runtime';
 import { DEFAULT_PAGE_LIMIT, collectPage, idsAfter, type Page, type PageOrder } from '@ferry/protocol';
+import { INSERT_LOGGED, PUT_LOGGED, REMOVE_LOGGED, changeLogKeys, type ChangeLogKeys } from './changelog.ts';
 
 export interface PageRequest {
   /** records per page (default 100) */
@@ -23,18 +24,30 @@ export interface PageOptions<R, V> {
 
 /**
  * JSON records in one Redis hash (field = id). Every read is validated: a record that no longer
- * parses is logged and skipped, never trusted.
+ * parses is logged and skipped, never trusted. With `changeLog`, every write also files the id in
+ * the hash's change log (changelog.ts), so RecordCache copies follow it by reading only changes.
  */
 export class HashRecords<S extends z.ZodType> {
+  /** the change log's keys, when writes keep one */
+  readonly changes: ChangeLogKeys | null;
+
   constructor(
-    protected readonly redis: Redis,
-    protected readonly key: string,
+    readonly redis: Redis,
+    readonly key: string,
     private readonly schema: S,
     private readonly log: Logger,
     private readonly what: string,
-  ) {}
+    options: { changeLog?: boolean } = {},
+  ) {
+    this.changes = options.changeLog ? changeLogKeys(key) : null;
+  }
 
-  private parse(id: string, json: string): z.output<S> | null {
+  private logged(script: string, args: string[]): Promise<unknown> {
+    const c = this.changes!;
+    return this.redis.eval(script, 4, this.key, c.rev, c.log, c.floor, ...args);
+  }
+
+  parse(id: string, json: string): z.output<S> | null {
     try {
       return this.schema.parse(JSON.parse(json));
     } catch (err) {
@@ -87,20 +100,25 @@ export class HashRecords<S extends z.ZodType> {
   }
 
   async put(id: string, record: z.output<S>): Promise<void> {
-    await this.redis.hset(this.key, id, JSON.stringify(record));
+    if (this.changes) await this.logged(PUT_LOGGED, [id, JSON.stringify(record)]);
+    else await this.redis.hset(this.key, id, JSON.stringify(record));
   }
 
   async putMany(entries: Array<[string, z.output<S>]>): Promise<void> {
     if (entries.length === 0) return;
-    await this.redis.hset(this.key, ...entries.flatMap(([id, record]) => [id, JSON.stringify(record)]));
+    const args = entries.flatMap(([id, record]) => [id, JSON.stringify(record)]);
+    if (this.changes) await this.logged(PUT_LOGGED, args);
+    else await this.redis.hset(this.key, ...args);
   }
 
   /** Stores only when no record with this id exists; false when one does. */
   async insert(id: string, record: z.output<S>): Promise<boolean> {
+    if (this.changes) return (await this.logged(INSERT_LOGGED, [id, JSON.stringify(record)])) === 1;
     return (await this.redis.hsetnx(this.key, id, JSON.stringify(record))) === 1;
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.hdel(this.key, id);
+    if (this.changes) await this.logged(REMOVE_LOGGED, [id]);
+    else await this.redis.hdel(this.key, id);
   }
 }

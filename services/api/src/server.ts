@@ -23,6 +23,7 @@ import { joinRoutes, type HostAdmission } from './routes/join.ts';
 import { EventHub } from './events.ts';
 import { ApiMetrics } from './metrics.ts';
 import { routeDrift } from './openapi.ts';
+import { ClusterView } from './cluster-view.ts';
 import { connectNats, natsSettingsOf } from '@ferry/runtime';
 import type { NatsConnection } from 'nats';
 
@@ -96,8 +97,14 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   hostRemovalRoutes(app, store, admission);
   // the scheduler's policy too (placementMode included): what the API plans is what it would do
   const policy: PlacementPolicy = placementPolicy(config);
-  workloadRoutes(app, store, queues.workloads, policy, metrics);
-  migrationRoutes(app, store, queues.migrations, policy);
+  // one copy of the cluster for the checks of creates, starts and migrations (cluster-view.ts)
+  const cluster = new ClusterView(store);
+  // a host changing state (up, suspect, down) is read again at once, not up to a second later
+  hub.listen((event) => {
+    if (event.type === 'host.state') cluster.forgetHosts();
+  });
+  workloadRoutes(app, store, cluster, queues.workloads, policy, metrics);
+  migrationRoutes(app, store, cluster, queues.migrations, policy);
   planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics, config.planTtlMs);
   accessRoutes(app, tokens, audit);
   joinRoutes(app, store, new JoinTokenStore(redis, config.keyPrefix, log), admission);

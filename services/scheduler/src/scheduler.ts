@@ -10,6 +10,7 @@ import { AgentClient } from './workloads/agent-client.ts';
 import { WorkloadRecords } from './workloads/lifecycle.ts';
 import { WorkloadReconciler } from './workloads/reconciler.ts';
 import { WorkloadWorker } from './workloads/worker.ts';
+import { Placements } from './workloads/placements.ts';
 import { MigrationWorker } from './migrations/worker.ts';
 import { PlanWorker } from './plans/worker.ts';
 import { AutoRebalancer } from './plans/auto-rebalance.ts';
@@ -66,7 +67,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     lockMs: config.jobLockMs,
-    placement: policy,
+    placements: new Placements({ store, records, hosts: () => capacity.hosts(), policy }),
     agentTimeoutMs: config.agentTimeoutMs,
     store,
     records,

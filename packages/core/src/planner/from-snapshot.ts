@@ -11,6 +11,8 @@ export interface ModelOptions {
   pinned: ReadonlySet<string>;
   /** the workload a single question is about (placement, a migration's check, a restart): see ModelSubject */
   subject?: ModelSubject;
+  /** several, for questions asked one after another on one model (a batch of placements); after `subject` */
+  subjects?: ModelSubject[];
 }
 
 /**
@@ -70,8 +72,9 @@ function storageOf(snapshot: ClusterSnapshot): (hostId: string, poolId: string) 
 export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<ModelOptions> = {}): PlanCluster {
   const policy = options.policy ?? DEFAULT_PLACEMENT_POLICY;
   const pinned = options.pinned ?? new Set<string>();
-  const subject = options.subject;
-  const others = (w: WorkloadRecord) => w.spec.id !== subject?.spec.id;
+  const subjects = [...(options.subject ? [options.subject] : []), ...(options.subjects ?? [])];
+  const asked = new Set(subjects.map((s) => s.spec.id));
+  const others = (w: WorkloadRecord) => !asked.has(w.spec.id);
   const storage = storageOf(snapshot);
   const pools: PlanPool[] = [];
   const slotOf = new Map<string, number>();
@@ -127,7 +130,9 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
   const reserve = (w: WorkloadRecord, host: number | undefined) => {
     if (host !== undefined) reservations.push({ host, mem: w.spec.resources.memoryMiB * MiB, cpu: w.spec.resources.vcpus, antiAffinity: w.spec.placement.antiAffinity });
   };
-  const common = (spec: WorkloadSpec) => ({
+  // one literal with every field in one order (no spread): 100,000 workloads share one shape,
+  // which took the model of a 5,000-host, 100,000-workload cluster from ~1.2 s to a fraction
+  const planWorkload = (spec: WorkloadSpec, host: number, cpuNeeds: PlanWorkload['cpuNeeds'], running: boolean, template: string | null, pinnedHere: boolean): PlanWorkload => ({
     id: spec.id,
     mem: spec.resources.memoryMiB * MiB,
     cpu: spec.resources.vcpus,
@@ -137,6 +142,11 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
     antiAffinity: spec.placement.antiAffinity,
     haPriority: spec.ha.enabled ? spec.ha.priority + 1 : 0,
     allowed: spec.placement.hosts.length > 0 ? new Set(spec.placement.hosts) : null,
+    host,
+    cpuNeeds,
+    running,
+    template,
+    pinned: pinnedHere,
   });
   const needs = (cpu: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>) => ({ vendor: cpu.vendor, family: cpu.family, flags: cpu.flags });
   for (const w of [...snapshot.workloads].sort((a, b) => a.spec.id.localeCompare(b.spec.id))) {
@@ -150,26 +160,14 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
       continue;
     }
     const hostRecord = recordOf.get(w.hostId!)!;
-    workloads.push({
-      ...common(w.spec),
-      host,
-      cpuNeeds: needs(policy.cpuBaseline ?? w.cpu ?? hostRecord.capacity.cpu),
-      running: w.phase === 'running',
-      template: null,
-      // nothing moves live off a host that is not answering (a down host's HA workloads are failover's)
-      pinned: pinned.has(w.spec.id) || !movable(w) || w.migratingTo !== null || hostRecord.state !== 'up',
-    });
+    // nothing moves live off a host that is not answering (a down host's HA workloads are failover's)
+    const pinnedHere = pinned.has(w.spec.id) || !movable(w) || w.migratingTo !== null || hostRecord.state !== 'up';
+    workloads.push(planWorkload(w.spec, host, needs(policy.cpuBaseline ?? w.cpu ?? hostRecord.capacity.cpu), w.phase === 'running', null, pinnedHere));
   }
-  if (subject) {
+  for (const subject of subjects) {
     const required = policy.cpuBaseline ?? subject.cpu;
-    workloads.push({
-      ...common(subject.spec),
-      host: subject.from === null ? -1 : (hostIndex.get(subject.from) ?? -1),
-      cpuNeeds: required ? needs(required) : null,
-      running: subject.live,
-      template: subject.created ? subject.spec.template : null,
-      pinned: true,
-    });
+    const from = subject.from === null ? -1 : (hostIndex.get(subject.from) ?? -1);
+    workloads.push(planWorkload(subject.spec, from, required ? needs(required) : null, subject.live, subject.created ? subject.spec.template : null, true));
   }
   // what the pools hold beyond the model's workloads: their declared root filesystems come off
   for (const w of workloads) {

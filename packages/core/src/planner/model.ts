@@ -175,6 +175,12 @@ export class Usage {
     }
   }
 
+  /** A workload that is on no host yet (a new one) takes its room on `to`, root filesystem included. */
+  place(index: number, to: number): void {
+    this.add(index, to, true);
+    this.cluster.workloads[index]!.host = to;
+  }
+
   move(index: number, to: number): void {
     const from = this.cluster.workloads[index]!.host;
     this.remove(index, from);

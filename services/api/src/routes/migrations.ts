@@ -16,6 +16,7 @@ import {
 } from '@ferry/protocol';
 import type { ClusterStore } from '@ferry/store';
 import { ApiError, parseRequest } from '../errors.ts';
+import type { ClusterView } from '../cluster-view.ts';
 
 const JOB_OPTIONS = {
   // A retry resumes from the recorded phase; past the commit it only finishes the cleanup.
@@ -25,7 +26,7 @@ const JOB_OPTIONS = {
   removeOnFail: { age: 30 * 24 * 3600 },
 } as const;
 
-export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue, policy: PlacementPolicy): void {
+export function migrationRoutes(app: FastifyInstance, store: ClusterStore, cluster: ClusterView, queue: Queue, policy: PlacementPolicy): void {
   const view = async (record: MigrationRecord) => ({ ...record, cancelRequested: record.cancelRequested || (await store.cancelRequested(record.id)) });
 
   app.post('/v1/workloads/:id/migrate', async (request, reply) => {
@@ -36,7 +37,7 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, queue
     if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
     const active = await store.activeMigration(id);
     if (active) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${active})`, { migrationId: active });
-    const snapshot = await store.snapshot();
+    const snapshot = await cluster.snapshot();
     const plan = planMigration(workload, snapshot, body, policy);
     if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
     const predicted = predictMove(moveToPredict(snapshot, workload, plan.destination, plan.strategy), await store.measuredMigrations.recent());

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { haAdmissionForStart, placeWorkload, validateWorkloadRequest, workloadWarnings, type PlacementPolicy } from '@ferry/core';
+import { haAdmissionForStart, validateWorkloadRequest, workloadWarnings, type PlacementPolicy } from '@ferry/core';
 import {
   CreateWorkloadQuery,
   JobParams,
@@ -22,6 +22,7 @@ import {
 import type { ClusterStore } from '@ferry/store';
 import { ApiError, parseRequest } from '../errors.ts';
 import type { ApiMetrics } from '../metrics.ts';
+import { AdmissionBatches, type ClusterView } from '../cluster-view.ts';
 
 const JOB_OPTIONS = {
   attempts: 4,
@@ -36,14 +37,19 @@ function view(record: WorkloadRecord, hosts: Map<string, HostRecord>): WorkloadV
   return { ...record, observed };
 }
 
-export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue: Queue, policy: PlacementPolicy, metrics: ApiMetrics): void {
-  const hostMap = async () => new Map((await store.hosts.all()).map((h) => [h.id, h]));
+export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluster: ClusterView, queue: Queue, policy: PlacementPolicy, metrics: ApiMetrics): void {
+  /** the one host a workload's view needs (never every host: each is a record rewritten every second) */
+  const hostMap = async (record: WorkloadRecord) => {
+    const host = record.hostId ? await store.hosts.get(record.hostId) : null;
+    return new Map(host ? [[host.id, host]] : []);
+  };
+  const admission = new AdmissionBatches(cluster, policy);
 
   const enqueue = async (record: WorkloadRecord, name: WorkloadJobName, extra: Partial<WorkloadJobData> = {}): Promise<WorkloadAccepted> => {
     const id = newJobId(record.spec.id, name);
     const data: WorkloadJobData = { workloadId: record.spec.id, requestedAt: Date.now(), ...extra };
     await queue.add(name, data, { ...JOB_OPTIONS, jobId: id });
-    return { workload: view(record, await hostMap()), job: { id, name } };
+    return { workload: view(record, await hostMap(record)), job: { id, name } };
   };
 
   const existing = async (params: unknown): Promise<WorkloadRecord> => {
@@ -55,7 +61,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
 
   app.post('/v1/workloads', async (request, reply) => {
     const query = parseRequest(CreateWorkloadQuery, request.query, 'query');
-    const snapshot = await store.snapshot();
+    const snapshot = await cluster.snapshot();
     const validation = validateWorkloadRequest(request.body, snapshot);
     if (!validation.ok) {
       const summary = validation.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
@@ -66,7 +72,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
     // without leaving the cluster unable to absorb one host's failure. (The scheduler checks
     // again when it places it, against the cluster as it is then.)
     if (policy.haAdmission && query.start !== false) {
-      const placed = placeWorkload(spec, snapshot, policy);
+      const placed = await admission.check(spec);
       if (!placed.ok && placed.refused.HA_ADMISSION) {
         const refusals = placed.refusals.filter((r) => r.code === 'HA_ADMISSION');
         metrics.admissionRefusals.inc();
@@ -117,11 +123,14 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, queue:
     return { workloads: page.items, nextCursor: page.nextCursor };
   });
 
-  app.get('/v1/workloads/:id', async (request) => view(await existing(request.params), await hostMap()));
+  app.get('/v1/workloads/:id', async (request) => {
+    const record = await existing(request.params);
+    return view(record, await hostMap(record));
+  });
 
   app.post('/v1/workloads/:id/start', async (request, reply) => {
     const record = await existing(request.params);
-    const problem = haAdmissionForStart(record, await store.snapshot(), policy);
+    const problem = haAdmissionForStart(record, await cluster.snapshot(), policy);
     if (problem) {
       metrics.admissionRefusals.inc();
       throw new ApiError('CONFLICT', `HA admission control refuses to start ${record.spec.id}: ${problem}`, { code: 'HA_ADMISSION' });

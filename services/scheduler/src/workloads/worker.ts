@@ -1,14 +1,13 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { placeWorkload, type PlacementPolicy } from '@ferry/core';
 import { QUEUES, WorkloadJobData, WorkloadJobName, queuePrefix, type WorkloadJobProgress, type WorkloadRecord } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
-import { RedisLock, withLock, type ClusterStore } from '@ferry/store';
+import { withLock, type ClusterStore } from '@ferry/store';
 import { AgentCallError, type AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
+import type { Placements } from './placements.ts';
 import { hostAway } from './discards.ts';
 
-const PLACEMENT_LOCK_TTL_MS = 30_000;
 const BUSY_RETRY_MS = 500;
 
 export interface WorkloadWorkerOptions {
@@ -16,7 +15,8 @@ export interface WorkloadWorkerOptions {
   concurrency: number;
   /** BullMQ lock duration and stalled check, and the workload lock's TTL */
   lockMs: number;
-  placement: PlacementPolicy;
+  /** where new workloads go (batched, under the placement lock) */
+  placements: Placements;
   agentTimeoutMs: number;
   store: ClusterStore;
   records: WorkloadRecords;
@@ -107,7 +107,7 @@ export class WorkloadWorker {
 
     switch (name) {
       case 'create': {
-        if (!record.hostId) record = await this.place(record, jobId, log);
+        if (!record.hostId) record = await this.o.placements.place(record, jobId, log);
         const hostId = record.hostId!;
         record = await records.update(record, { phase: 'creating', error: null, lastJob }, jobId);
         await progress(record);
@@ -173,37 +173,5 @@ export class WorkloadWorker {
     current = await records.update(current, { phase: 'running', lastExit: null, cpu: host?.capacity.cpu ?? current.cpu }, jobId);
     await progress(current);
     return { workloadId: record.spec.id, phase: current.phase, hostId };
-  }
-
-  /** Placement under a cluster-wide lock, so concurrent creates never count the same free room twice. */
-  private async place(record: WorkloadRecord, jobId: string | null, log: Logger): Promise<WorkloadRecord> {
-    const { store, records } = this.o;
-    const key = store.keys.placementLock;
-    let lock: RedisLock | null = null;
-    for (let waited = 0; !lock; waited += 100) {
-      lock = await RedisLock.acquire(store.redis, key, PLACEMENT_LOCK_TTL_MS);
-      if (!lock) {
-        if (waited > PLACEMENT_LOCK_TTL_MS) throw new Error('placement lock stayed busy');
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-    try {
-      const result = placeWorkload(record.spec, await store.snapshot(), this.o.placement);
-      if (!result.ok) {
-        const summary = Object.entries(result.refused)
-          .map(([code, n]) => `${n}× ${code}`)
-          .join(', ');
-        const admission = result.refusals.find((r) => r.code === 'HA_ADMISSION');
-        const message = `no host can take ${record.spec.id}: ${summary || 'there are no hosts'}${admission ? ` (HA admission control: ${admission.message})` : ''}`;
-        log.warn({ refusals: result.refusals }, message);
-        const code = admission ? 'HA_ADMISSION' : 'NO_HOST';
-        await records.update(record, { phase: 'failed', error: { code, message, details: { refusals: result.refusals } } }, jobId, message);
-        throw new UnrecoverableError(message);
-      }
-      log.info({ hostId: result.decision.hostId, reason: result.decision.reason }, 'placed');
-      return await records.update(record, { hostId: result.decision.hostId, placement: result.decision }, jobId, result.decision.reason);
-    } finally {
-      await lock.release();
-    }
   }
 }

@@ -1,0 +1,92 @@
+import { Placer, type ClusterSnapshot, type PlacementPolicy, type PlacementResult } from '@ferry/core';
+import { WorkloadRecord, type HostRecord, type WorkloadSpec } from '@ferry/protocol';
+import { RecordCache, type ClusterStore } from '@ferry/store';
+
+/** How old the API's copy of the host records may be (they change with every report anyway). */
+const HOSTS_MAX_AGE_MS = 1_000;
+
+/**
+ * The cluster as the API's checks of a new workload see it (validation, warnings, HA admission):
+ * every workload from a copy that follows the workloads hash's change log (only what changed is
+ * read, so a create sees every workload written before it), the hosts read at most once a second
+ * (each host rewrites its record every second: reading them per request would read the whole
+ * cluster per request), maintenance as it is. The scheduler checks again when it places, against
+ * its own live host table.
+ */
+export class ClusterView {
+  private readonly workloads: RecordCache<typeof WorkloadRecord>;
+  private hosts: { at: number; records: HostRecord[] } | null = null;
+  private loadingHosts: Promise<HostRecord[]> | null = null;
+
+  constructor(private readonly store: ClusterStore) {
+    this.workloads = new RecordCache(store.workloads);
+  }
+
+  async snapshot(): Promise<ClusterSnapshot> {
+    const [workloads, hosts, maintenance] = await Promise.all([this.workloads.refresh(), this.recentHosts(), this.store.maintenance.all()]);
+    return { hosts, workloads: [...workloads.values()], maintenance };
+  }
+
+  /** The next snapshot reads the hosts again (a host changed state). */
+  forgetHosts(): void {
+    this.hosts = null;
+    this.loadingHosts = null; // a read already under way may predate the change
+  }
+
+  private recentHosts(): Promise<HostRecord[]> {
+    if (this.hosts && Date.now() - this.hosts.at < HOSTS_MAX_AGE_MS) return Promise.resolve(this.hosts.records);
+    if (this.loadingHosts) return this.loadingHosts;
+    const loading: Promise<HostRecord[]> = this.store.hosts.all().then((records) => {
+      if (this.loadingHosts === loading) [this.hosts, this.loadingHosts] = [{ at: Date.now(), records }, null];
+      return records;
+    });
+    loading.catch(() => {
+      if (this.loadingHosts === loading) this.loadingHosts = null;
+    });
+    this.loadingHosts = loading;
+    return loading;
+  }
+}
+
+/**
+ * HA admission for creates, decided together: the creates that arrive while one batch is being
+ * decided wait for the next, and a batch is one Placer over one snapshot — each create sees the
+ * room the ones before it would take (one at a time, every create was admitted against a cluster
+ * without the others), and the model of the cluster is built once per batch, not per request.
+ */
+export class AdmissionBatches {
+  private waiting: Array<{ spec: WorkloadSpec; resolve: (r: PlacementResult) => void; reject: (err: unknown) => void }> = [];
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly view: ClusterView,
+    private readonly policy: PlacementPolicy,
+  ) {}
+
+  check(spec: WorkloadSpec): Promise<PlacementResult> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ spec, resolve, reject });
+      this.running ??= this.drain().finally(() => {
+        this.running = null;
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve)); // the requests already read join in
+    while (this.waiting.length > 0) {
+      const batch = this.waiting;
+      this.waiting = [];
+      try {
+        const placer = new Placer(
+          await this.view.snapshot(),
+          this.policy,
+          batch.map((w) => w.spec),
+        );
+        batch.forEach((w, k) => w.resolve(placer.place(k)));
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+  }
+}
