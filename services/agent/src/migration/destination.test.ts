@@ -8,7 +8,7 @@ import { spec as sampleSpec } from '../../../../test/fuzz/samples.ts';
 import type { ContainerRecord } from '../containers/records.ts';
 import { Criu } from '../containers/criu.ts';
 import { MigrationDestination, type DestinationContainers } from './destination.ts';
-import { MigrationSides } from './state.ts';
+import { MigrationSides, newSide } from './state.ts';
 
 // The destination through its narrow interface: a fake container manager on a temporary pool, a
 // prepare that fails before it touches the host's network (the workload's network is not on this
@@ -19,9 +19,14 @@ beforeEach(async () => {
 });
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
-function destination(records: Map<string, ContainerRecord> = new Map()): MigrationDestination {
+function destination(records: Map<string, ContainerRecord> = new Map(), runcState = new Set<string>()): MigrationDestination {
   const containers: DestinationContainers = {
-    runc: { state: async () => null, hasState: async () => false, delete: async () => undefined, detached: async () => undefined },
+    runc: {
+      state: async () => null,
+      hasState: async (id) => runcState.has(id),
+      delete: async (id) => void runcState.delete(id),
+      detached: async () => undefined,
+    },
     netnsPrefix: 'ferry-test',
     exclusive: (_id, work) => work(),
     record: (id) => records.get(id),
@@ -69,5 +74,38 @@ describe('MigrationDestination.prepare', () => {
     const records = new Map([['web-1', { spec: request.spec } as ContainerRecord]]);
     await expect(destination(records).prepare(request)).rejects.toThrow(/already has a container/);
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('MigrationDestination.abort', () => {
+  const side = (restored: boolean) =>
+    newSide({
+      migrationId: request.migrationId,
+      role: 'destination',
+      workloadId: 'web-1',
+      strategy: 'lazy',
+      containerDir: join(dir, 'pool', 'containers', 'web-1'),
+      sharedRootfs: false,
+      netns: null,
+      spec: request.spec,
+      epoch: 2,
+      restored,
+    });
+
+  it('removes a container a restore left after its agent died (runc state, no record, not marked restored)', async () => {
+    const runc = new Set(['web-1']);
+    const d = destination(new Map(), runc);
+    await new MigrationSides(join(dir, 'migrations')).save(side(false));
+    expect(await d.abort(request.migrationId)).toEqual({ done: true });
+    expect(runc.has('web-1')).toBe(false);
+  });
+
+  it('leaves a container this host has a record of (another life of the workload) when it restored nothing', async () => {
+    const runc = new Set(['web-1']);
+    const records = new Map([['web-1', { spec: request.spec, epoch: 1 } as ContainerRecord]]);
+    const d = destination(records, runc);
+    await new MigrationSides(join(dir, 'migrations')).save(side(false));
+    await d.abort(request.migrationId);
+    expect(runc.has('web-1')).toBe(true);
   });
 });

@@ -277,12 +277,13 @@ export class MigrationDestination {
     if (!side) return { done: true, note: 'nothing here' };
     return this.c.exclusive(side.workloadId, async () => {
       // Only what this migration restored goes; runc state it did not make (even unreadable) stays.
-      if (side.restored) {
-        const record = this.c.record(side.workloadId);
-        if (!record || record.epoch === side.epoch) {
-          await this.c.runc.delete(side.workloadId, true).catch((err: unknown) => this.o.log.warn({ err }, 'runc delete during abort'));
-          await this.c.forget(side.workloadId);
-        }
+      // A restore that ended after its agent died (killed mid-restore) left runc state for the id
+      // but no record and no `restored` mark: with no record of the workload here, that is ours too.
+      const record = this.c.record(side.workloadId);
+      const orphan = !side.restored && !record && side.spec !== undefined && (await this.c.runc.hasState(side.workloadId));
+      if ((side.restored && (!record || record.epoch === side.epoch)) || orphan) {
+        await this.c.runc.delete(side.workloadId, true).catch((err: unknown) => this.o.log.warn({ err }, 'runc delete during abort'));
+        await this.c.forget(side.workloadId);
       }
       await this.stopDaemons(side);
       if (side.netns) await tearDownNetwork(side.netns);
