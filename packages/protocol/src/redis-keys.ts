@@ -1,3 +1,10 @@
+/**
+ * The change log kept beside a hash of records (the store's changelog.ts): its revision counter,
+ * the ids filed by revision, and the highest revision trimmed away.
+ */
+export const changeLogKeys = (hash: string) => ({ rev: `${hash}:rev`, log: `${hash}:log`, floor: `${hash}:floor` });
+export type ChangeLogKeys = ReturnType<typeof changeLogKeys>;
+
 /** Redis keys shared by the scheduler (writer) and the API (reader). */
 export const redisKeys = (prefix = 'ferry') => ({
   /** hash: host id -> HostRecord JSON */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { queuePrefix, redisKeys } from '@ferry/protocol';
+import { changeLogKeys, queuePrefix, redisKeys } from '@ferry/protocol';
 import { readRedisPassword } from '@ferry/runtime';
 
 /** The roles that connect to Redis: each cluster has one user per service role; `admin` is the server's. */
@@ -37,6 +37,8 @@ export function apiWritableKeys(keyPrefix: string): string[] {
   return [
     `${queuePrefix(keyPrefix)}:*`,
     k.workloads,
+    // every write of a workload files it in the hash's change log, in the same Lua step
+    ...Object.values(changeLogKeys(k.workloads)),
     k.migrations,
     k.activeMigrations,
     k.migrationCancels,

@@ -7,13 +7,9 @@
  * Ids filed more than TRIM_BEHIND revisions ago are dropped from the log from time to time; the
  * highest revision dropped is kept (`<hash>:floor`), and a reader behind it reads the whole hash.
  */
-export interface ChangeLogKeys {
-  rev: string;
-  log: string;
-  floor: string;
-}
+import { changeLogKeys, type ChangeLogKeys } from '@ferry/protocol';
 
-export const changeLogKeys = (hash: string): ChangeLogKeys => ({ rev: `${hash}:rev`, log: `${hash}:log`, floor: `${hash}:floor` });
+export { changeLogKeys, type ChangeLogKeys };
 
 /** Revisions kept in the log: a reader further behind than this reads everything again. */
 export const TRIM_BEHIND = 50_000;
