@@ -22,8 +22,16 @@ export class ClusterView {
     this.workloads = new RecordCache(store.workloads);
   }
 
-  async snapshot(): Promise<ClusterSnapshot> {
-    const [workloads, hosts, maintenance] = await Promise.all([this.workloads.refresh(), this.recentHosts(), this.store.maintenance.all()]);
+  /**
+   * The cluster for one request's checks. `fresh`: hosts read from Redis now rather than from the
+   * copy (a migration's source and chosen destination: an operator who just saw a host's new
+   * state or pool size in GET /v1/hosts/:id expects the refusal to say the same).
+   */
+  async snapshot(fresh: Array<string | null | undefined> = []): Promise<ClusterSnapshot> {
+    const ids = [...new Set(fresh.filter((id): id is string => typeof id === 'string'))];
+    const [workloads, cached, now, maintenance] = await Promise.all([this.workloads.refresh(), this.recentHosts(), this.store.hosts.getMany(ids), this.store.maintenance.all()]);
+    const current = new Map(now.flatMap((h) => (h ? [[h.id, h] as const] : [])));
+    const hosts = current.size === 0 ? cached : cached.map((h) => current.get(h.id) ?? h).concat([...current.values()].filter((h) => !cached.some((c) => c.id === h.id)));
     return { hosts, workloads: [...workloads.values()], maintenance };
   }
 

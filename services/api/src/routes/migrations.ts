@@ -37,7 +37,7 @@ export function migrationRoutes(app: FastifyInstance, store: ClusterStore, clust
     if (!workload) throw new ApiError('NOT_FOUND', `no workload ${id}`, { id });
     const active = await store.activeMigration(id);
     if (active) throw new ApiError('CONFLICT', `workload ${id} is already migrating (${active})`, { migrationId: active });
-    const snapshot = await cluster.snapshot();
+    const snapshot = await cluster.snapshot([workload.hostId, body.destination]);
     const plan = planMigration(workload, snapshot, body, policy);
     if (!plan.ok) throw new ApiError(plan.code, plan.message, { problems: plan.problems });
     const predicted = predictMove(moveToPredict(snapshot, workload, plan.destination, plan.strategy), await store.measuredMigrations.recent());
