@@ -133,7 +133,15 @@ export class RsyncDaemon {
           `[${m.name}]\n  path = ${m.path}\n  read only = false\n  uid = root\n  gid = root\n  auth users = ${options.user}\n  secrets file = ${secrets}\n  hosts allow = ${options.allowFrom}\n  hosts deny = *\n`,
       )
       .join('');
-    await writeFile(config, `use chroot = no\nreverse lookup = no\nsocket options = TCP_NODELAY\ntimeout = ${RSYNC_IO_TIMEOUT_S}\nmax connections = 8\n${modules}`, { mode: 0o600 });
+    // Chrooted into the module (the agent runs as root): without a chroot rsyncd "munges" every
+    // absolute symlink it receives (`/etc/x` → `/rsyncd-munged//etc/x`) to keep writes inside the
+    // module, which broke every absolute symlink of a moved root filesystem (Debian's
+    // /etc/runit/runsvdir/current, /etc/alternatives/*): found by the Debian template's lab test.
+    await writeFile(
+      config,
+      `use chroot = yes\nmunge symlinks = no\nnumeric ids = yes\nreverse lookup = no\nsocket options = TCP_NODELAY\ntimeout = ${RSYNC_IO_TIMEOUT_S}\nmax connections = 8\n${modules}`,
+      { mode: 0o600 },
+    );
     const child = spawn('rsync', ['--daemon', '--no-detach', '--address', options.address, '--port', String(options.port), '--config', config, '--log-file', join(options.dir, 'rsyncd.log')], {
       stdio: 'ignore',
     });
