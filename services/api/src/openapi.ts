@@ -62,6 +62,7 @@ import {
   type Role,
 } from '@ferry/protocol';
 import { EventsQuery } from './routes/events.ts';
+import { WhoAmIResponse } from './routes/whoami.ts';
 
 /**
  * Every route of the API, described from the same zod schemas the routes parse with. The server
@@ -104,7 +105,8 @@ export const OPERATIONS: Operation[] = [
   { method: 'GET', path: '/docs', summary: 'The API reference as a page', tag: 'system', access: 'open', html: true },
   { method: 'GET', path: '/', summary: 'Redirects to the dashboard', tag: 'dashboard', access: 'open', html: true },
   { method: 'GET', path: '/ui/', summary: 'The dashboard (asks for the token in the browser)', tag: 'dashboard', access: 'open', html: true },
-  { method: 'GET', path: '/ui/:file', summary: 'The dashboard’s script and style sheet', tag: 'dashboard', access: 'open' },
+  { method: 'GET', path: '/ui/:file', summary: 'The dashboard’s scripts (modules) and style sheet', tag: 'dashboard', access: 'open' },
+  { method: 'GET', path: '/v1/whoami', summary: 'The calling token’s name and role (what the dashboard shows actions by)', tag: 'access', response: WhoAmIResponse, access: 'viewer' },
   { method: 'GET', path: '/v1/stats', summary: 'Capacity reports accepted and rejected, by reason', tag: 'system', response: StatsResponse, access: 'viewer' },
   { method: 'GET', path: '/v1/events', summary: 'Live cluster events as server-sent events (host, workload, migration, failover)', tag: 'events', query: EventsQuery, stream: true, access: 'viewer' },
   {

@@ -19,6 +19,7 @@ import { workloadRoutes } from './routes/workloads.ts';
 import { eventRoutes } from './routes/events.ts';
 import { uiRoutes } from './routes/ui.ts';
 import { accessRoutes } from './routes/access.ts';
+import { whoamiRoutes } from './routes/whoami.ts';
 import { joinRoutes, type HostAdmission } from './routes/join.ts';
 import { EventHub } from './events.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -107,6 +108,7 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   migrationRoutes(app, store, cluster, queues.migrations, policy);
   planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics, config.planTtlMs);
   accessRoutes(app, tokens, audit);
+  whoamiRoutes(app);
   joinRoutes(app, store, new JoinTokenStore(redis, config.keyPrefix, log), admission);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -1,70 +1,41 @@
-// Ferry dashboard: plain JS, no build. Lists come from the API; live changes from GET /v1/events
-// (server-sent events read through fetch, so the token travels in a header, not in the URL).
+// Ferry dashboard: plain JS modules, no build. Lists come from the API; live changes from
+// GET /v1/events (server-sent events read through fetch, so the token travels in a header, not in
+// the URL). Actions (actions.js, drag.js) are shown only to tokens whose role allows them.
+import { api, apiPages, onUnauthorized, session, signIn } from './api.js';
+import { loadAccess } from './access.js';
+import { applyAccess, fillCreateChoices, hostActionsAllowed, hostCell, initActions, migrationCell, workloadActionsAllowed, workloadCell } from './actions.js';
+import { draggable, dragging, followMoves, initDrag, markHosts } from './drag.js';
+import { $, ago, badge, bar, esc, gib, mib } from './util.js';
+
 const PHASES = ['validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'];
 const ACTIVE = new Set(['queued', 'running', 'rolling-back']);
-const $ = (selector) => document.querySelector(selector);
-
-// A token given as #token=… is taken once and removed from the address bar.
-const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
-if (fromHash) {
-  localStorage.setItem('ferry-token', fromHash);
-  history.replaceState(null, '', location.pathname);
-}
-let token = localStorage.getItem('ferry-token');
-
-async function api(path) {
-  const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
-  if (res.status === 401) {
-    localStorage.removeItem('ferry-token');
-    token = null;
-    showLogin('That token was refused.');
-    throw new Error('unauthorized');
-  }
-  if (!res.ok) throw new Error(`${path}: ${res.status}`);
-  return res.json();
-}
-
-/**
- * A list route's pages (limit + cursor → nextCursor), at most `cap` records: the dashboard shows a
- * view, not an export (`ferry workloads` and friends list every one).
- */
-async function apiPages(path, key, cap) {
-  const items = [];
-  let cursor = null;
-  do {
-    const query = new URLSearchParams(path.split('?')[1] ?? '');
-    query.set('limit', String(Math.min(1000, cap - items.length)));
-    if (cursor) query.set('cursor', cursor);
-    const page = await api(`${path.split('?')[0]}?${query}`);
-    items.push(...page[key]);
-    cursor = page.nextCursor ?? null;
-  } while (cursor && items.length < cap);
-  return { items, more: cursor !== null };
-}
 const LIST_CAP = 5000;
+/** how long a workload that just arrived on its new host stays highlighted */
+const ARRIVED_MS = 10_000;
 const moreRow = (shown, columns, command) => `<tr class="more"><td colspan="${columns}">the first ${shown} shown: <code>${command}</code> lists every one</td></tr>`;
 
-const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const badge = (text) => `<span class="badge ${esc(text)}">${esc(text)}</span>`;
-const mib = (bytes) => `${Math.round(bytes / 2 ** 20)} MiB`;
-const gib = (bytes) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
-const ago = (at) => {
-  const s = Math.max(0, Math.round((Date.now() - at) / 1000));
-  return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : new Date(at).toLocaleString();
-};
-function bar(fraction, label) {
-  const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
-  return `<span class="bar" title="${esc(label)}"><span style="width:${pct.toFixed(1)}%"></span><em>${esc(label)}</em></span>`;
-}
 function fill(table, rows) {
   $(`#${table} tbody`).innerHTML = rows.join('');
 }
 
-const state = { hosts: [], workloads: [], migrations: new Map(), plans: [], failovers: [], moreHosts: false, moreWorkloads: false };
+const state = {
+  hosts: [],
+  workloads: [],
+  migrations: new Map(),
+  plans: [],
+  failovers: [],
+  moreHosts: false,
+  moreWorkloads: false,
+  /** moves started from this page: workload → {migrationId, from, to} until it arrived or failed */
+  moves: new Map(),
+  /** workload → when it arrived on its new host (highlighted a while) */
+  arrived: new Map(),
+};
 
 function renderHosts() {
   const allocated = new Map();
   for (const w of state.workloads) if (w.hostId && w.phase !== 'failed') allocated.set(w.hostId, (allocated.get(w.hostId) ?? 0) + w.spec.resources.memoryMiB * 2 ** 20);
+  const columns = 7 + (hostActionsAllowed() ? 1 : 0);
   fill(
     'hosts',
     state.hosts
@@ -76,24 +47,29 @@ function renderHosts() {
         <td>${bar(c.load.one / c.cpu.count, `${c.load.one.toFixed(2)} / ${c.cpu.count} CPUs`)}</td>
         <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
         <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>
-        <td>${c.containers.length}</td><td>${h.maintenance ? badge(h.maintenance.state) : ''}</td></tr>`;
+        <td>${c.containers.length}</td><td>${h.maintenance ? `<span class="badge entering">${h.maintenance.state === 'in' ? 'in maintenance' : 'entering maintenance'}</span>` : ''}</td>${hostCell(h)}</tr>`;
       })
-      .concat(state.moreHosts ? [moreRow(state.hosts.length, 7, 'ferry hosts')] : []),
+      .concat(state.moreHosts ? [moreRow(state.hosts.length, columns, 'ferry hosts')] : []),
   );
+  markHosts();
 }
 
 function renderWorkloads() {
+  const columns = 7 + (workloadActionsAllowed() ? 1 : 0);
+  const now = Date.now();
   fill(
     'workloads',
     state.workloads
       .map((w) => {
         const u = w.observed?.usage;
-        return `<tr data-workload="${esc(w.spec.id)}"><td>${esc(w.spec.id)}</td><td>${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
+        const drag = draggable(w) ? ` draggable="true" title="drag onto a host to migrate ${esc(w.spec.id)}"` : '';
+        const arrived = now - (state.arrived.get(w.spec.id) ?? 0) < ARRIVED_MS ? ' class="arrived"' : '';
+        return `<tr data-workload="${esc(w.spec.id)}"${drag}${arrived}><td>${drag ? '<span class="grip" aria-hidden="true">⠿</span> ' : ''}${esc(w.spec.id)}</td><td class="host">${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
         <td>${w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no'}</td>
         <td>${u ? bar(u.memoryBytes / u.memoryLimitBytes, `${mib(u.memoryBytes)} of ${mib(u.memoryLimitBytes)}`) : ''}</td>
-        <td>${u ? `${u.cpuPercent}%` : ''}</td></tr>`;
+        <td>${u ? `${u.cpuPercent}%` : ''}</td>${workloadCell(w)}</tr>`;
       })
-      .concat(state.moreWorkloads ? [moreRow(state.workloads.length, 7, 'ferry workloads')] : []),
+      .concat(state.moreWorkloads ? [moreRow(state.workloads.length, columns, 'ferry workloads')] : []),
   );
 }
 
@@ -112,7 +88,7 @@ function renderMigrations() {
             ? ` · ${mib(m.bytes.sent)}`
             : '';
       return `<tr data-migration="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(m.workloadId)}</td><td>${esc(m.source)} → ${esc(m.destination)}</td>
-        <td>${esc(m.strategy)}</td><td>${badge(m.state)} ${esc(m.phase)}</td><td>${bar(step / PHASES.length, `${esc(m.phase)}${bytes}`)}</td></tr>`;
+        <td>${esc(m.strategy)}</td><td>${badge(m.state)} ${esc(m.phase)}</td><td>${bar(step / PHASES.length, `${esc(m.phase)}${bytes}`)}</td>${migrationCell(m)}</tr>`;
     }),
   );
 }
@@ -141,6 +117,17 @@ function renderFailovers() {
   );
 }
 
+/** Everything from the state; the host and workload rows wait while a row is being dragged. */
+function render() {
+  if (!dragging()) {
+    renderHosts();
+    renderWorkloads();
+  }
+  renderMigrations();
+  renderPlans();
+  renderFailovers();
+}
+
 async function refresh() {
   // lists are paged: hosts and workloads up to LIST_CAP, only the migrations in progress, the newest plans and failovers
   const [hosts, workloads, queued, running, rollingBack, plans, failovers] = await Promise.all([
@@ -159,11 +146,9 @@ async function refresh() {
   state.migrations = new Map([...queued.items, ...running.items, ...rollingBack.items].map((m) => [m.id, { ...previous.get(m.id), ...m }]));
   state.plans = plans.plans.sort((a, b) => b.createdAt - a.createdAt);
   state.failovers = failovers.failovers.sort((a, b) => b.detectedAt - a.detectedAt);
-  renderHosts();
-  renderWorkloads();
-  renderMigrations();
-  renderPlans();
-  renderFailovers();
+  followMoves(null);
+  fillCreateChoices(state.hosts);
+  render();
 }
 
 let pending = null;
@@ -209,6 +194,7 @@ function onEvent(event) {
       ...(event.strategy ? { strategy: event.strategy, source: event.source, destination: event.destination } : {}),
     });
     renderMigrations();
+    followMoves(event);
   }
   refreshSoon();
 }
@@ -217,7 +203,7 @@ function onEvent(event) {
 async function follow() {
   for (;;) {
     try {
-      const res = await fetch('/v1/events', { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+      const res = await fetch('/v1/events', { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' } });
       if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
       $('#status').textContent = 'live';
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -243,7 +229,7 @@ async function follow() {
     }
     $('#status').textContent = 'reconnecting…';
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    if (!token) return;
+    if (!session.token) return;
   }
 }
 
@@ -252,21 +238,31 @@ function showLogin(message) {
   $('#login').hidden = false;
   $('#status').textContent = message ?? 'signed out';
 }
+onUnauthorized(showLogin);
 
+let opened = false;
 async function open() {
   $('#login').hidden = true;
   $('#main').hidden = false;
+  // the role first: the rows are drawn with the actions it allows
+  await loadAccess();
+  applyAccess();
+  if (!opened) {
+    opened = true;
+    const context = { state, refreshSoon, render };
+    initActions(context);
+    initDrag(context);
+    setInterval(() => refresh().catch(() => undefined), 5000);
+  }
   await refresh();
   void follow();
-  setInterval(() => refresh().catch(() => undefined), 5000);
 }
 
 $('#login').addEventListener('submit', (e) => {
   e.preventDefault();
-  token = $('#token').value.trim();
-  localStorage.setItem('ferry-token', token);
+  signIn($('#token').value.trim());
   open().catch(() => undefined);
 });
 
-if (token) open().catch(() => undefined);
+if (session.token) open().catch(() => undefined);
 else showLogin();

@@ -7,7 +7,17 @@ import { OPERATIONS, openApiDocument } from '../openapi.ts';
 
 const UI_DIR = fileURLToPath(new URL('../../ui/', import.meta.url));
 /** The dashboard's files, and nothing else from the disk. */
-const UI_FILES: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'style.css': 'text/css; charset=utf-8' };
+const JS = 'text/javascript; charset=utf-8';
+const UI_FILES: Record<string, string> = {
+  // the page's modules (app.js imports the others)
+  'app.js': JS,
+  'api.js': JS,
+  'access.js': JS,
+  'actions.js': JS,
+  'drag.js': JS,
+  'util.js': JS,
+  'style.css': 'text/css; charset=utf-8',
+};
 const UiFileParams = z.strictObject({ file: z.string().max(64) });
 const esc = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
