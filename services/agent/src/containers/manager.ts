@@ -79,9 +79,12 @@ export class ContainerManager {
    * The container's CRIU options file (runc has no flags for them; it hands CRIU the file named
    * by the `org.criu.config` annotation). A migration adds its page-stream TLS lines for a while.
    * nftables lock: ~90 ms faster restore than the default iptables lock here (shared DESIGN.md).
+   * file-locks: a VPS's processes hold flock()s and POSIX locks (runit's runsv on supervise/lock,
+   * cron, dpkg, databases), which CRIU refuses to dump without it; runc always sends
+   * file_locks=false over RPC, the file overrides it.
    */
   async writeCriuConfig(id: string, extra = ''): Promise<void> {
-    await writeFile(this.bundle(id).criuConfig, `network-lock nftables\n${extra}`);
+    await writeFile(this.bundle(id).criuConfig, `network-lock nftables\nfile-locks\n${extra}`);
   }
 
   get runc(): Runc {
