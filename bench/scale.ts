@@ -18,6 +18,21 @@
  *   BENCH_SCALE_DIR        the cluster's state directory (default /var/tmp/ferry-bench-scale): its
  *                          secrets/ is kept between runs, so hosts' identities are minted once
  *
+ * Second form (parts 3–5; bench/scale-steps.ts):
+ *   BENCH_SCALE_STORAGE_GROUP  hosts per storage group sharing one pool (default 20; the simulator
+ *                          deals hosts into groups by index, so neighbours are in different groups;
+ *                          0: local pools only, as in the first form — no failover then)
+ *   BENCH_SCALE_HA_ADMISSION   HA admission control on (default true)
+ *   BENCH_SCALE_FAILOVER_WORKLOADS  HA workloads gathered on one host (affinity) that then dies (default 100; 0: none)
+ *   BENCH_SCALE_RACK_HOSTS     hosts that then die at once, a rack (default 50, at most a quarter of the hosts; 0: none)
+ *   BENCH_SCALE_RACK_WORKLOADS HA workloads on each of them (default 2)
+ *   BENCH_SCALE_EVACUATE_HOSTS the hosts holding the most workloads put into maintenance at once
+ *                          afterwards: evacuation plans executed, moves/s (default 4; 0: none)
+ *   BENCH_SCALE_MIGRATION_LIMITS  when set, the scheduler's migration concurrency and per-source,
+ *                          per-destination and per-pool limits (default: the scheduler's own)
+ *   API latency (p50/p99 of one host, the first page of workloads, a migrate dry run) is measured
+ *   while the workloads are created and over the last steady window.
+ *
  * Needs root only as the other cluster benchmarks do (the supervisor); run under the lab lock.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -31,7 +46,8 @@ import { LocalCluster, repoRoot } from '@ferry/deploy';
 import { agentIdentity, HostStateEvent, subjects, WorkloadEvent, type MigrationRecord, type WorkloadSpecInput } from '@ferry/protocol';
 import { createLogger, decodeText } from '@ferry/runtime';
 import { ControlPlaneSecrets, natsNodePaths } from '@ferry/security';
-import { simHostIds } from './sim/simulator.ts';
+import { simHostIds, storageGroupCount } from './sim/simulator.ts';
+import { createHaGroups, snapshotCost, LatencyProbe, measureFailover, measurePlans, percentile, pool, workloadRecords, type FailoverResult, type LatencyRow, type PlanResult } from './scale-steps.ts';
 
 const Settings = z.object({
   BENCH_SCALE_HOSTS: z.coerce.number().int().positive().max(20_000).default(200),
@@ -39,9 +55,22 @@ const Settings = z.object({
   BENCH_SCALE_WORKLOADS: z.coerce.number().int().nonnegative().default(200),
   BENCH_SCALE_MIGRATIONS: z.coerce.number().int().nonnegative().default(20),
   BENCH_SCALE_DIR: z.string().startsWith('/').default('/var/tmp/ferry-bench-scale'),
+  BENCH_SCALE_STORAGE_GROUP: z.coerce.number().int().min(0).max(4096).default(20),
+  BENCH_SCALE_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
+  BENCH_SCALE_FAILOVER_WORKLOADS: z.coerce.number().int().min(0).max(1000).default(100),
+  BENCH_SCALE_RACK_HOSTS: z.coerce.number().int().min(0).default(50),
+  BENCH_SCALE_RACK_WORKLOADS: z.coerce.number().int().min(1).max(100).default(2),
+  BENCH_SCALE_EVACUATE_HOSTS: z.coerce.number().int().min(0).max(100).default(4),
+  BENCH_SCALE_MIGRATION_LIMITS: z.coerce.number().int().min(1).max(64).optional(),
 });
 
-const SimLine = z.looseObject({ type: z.enum(['connecting', 'ready', 'stats']), at: z.number(), rssBytes: z.number(), cpuSeconds: z.number() });
+const SimLine = z.looseObject({ type: z.enum(['connecting', 'ready', 'stats', 'killed', 'owners']), at: z.number(), rssBytes: z.number(), cpuSeconds: z.number() });
+const SimKilled = z.object({ ref: z.number(), killedAt: z.number() });
+const SimOwners = z.object({
+  ref: z.number(),
+  owners: z.record(z.string(), z.array(z.string())),
+  doubleOwners: z.array(z.object({ workload: z.string(), hosts: z.array(z.string()) })),
+});
 const SimStats = z.object({
   reports: z.number(),
   acks: z.number(),
@@ -54,6 +83,8 @@ const SimStats = z.object({
   disconnects: z.number(),
   errors: z.number(),
   commandErrors: z.number(),
+  killed: z.number(),
+  doubleOwners: z.number(),
 });
 type SimStats = z.infer<typeof SimStats> & z.infer<typeof SimLine>;
 
@@ -104,21 +135,6 @@ async function acceptedReports(metricsUrl: string): Promise<number> {
   return sum;
 }
 
-/** Runs jobs with at most `limit` at once. */
-async function pool<T>(items: T[], limit: number, job: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await job(item);
-    }),
-  );
-}
-
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]! : NaN;
-};
-
 export async function runScaleBenchmark(): Promise<void> {
   const settings = Settings.parse(process.env);
   const n = settings.BENCH_SCALE_HOSTS;
@@ -140,7 +156,16 @@ export async function runScaleBenchmark(): Promise<void> {
   const mintSeconds = (Date.now() - mintStarted) / 1000;
   console.error(`identities: ${missing.length} minted, ${n - missing.length} reused from ${secretsDir} (${mintSeconds.toFixed(1)} s)`);
 
-  const cluster = new LocalCluster({ stateDir: dir, log, hostIds, persistentRedis: false });
+  const limits = settings.BENCH_SCALE_MIGRATION_LIMITS;
+  const schedulerEnv: Record<string, string> = limits
+    ? { FERRY_MIGRATION_CONCURRENCY: String(limits), FERRY_MIGRATIONS_PER_SOURCE: String(limits), FERRY_MIGRATIONS_PER_DESTINATION: String(limits), FERRY_MIGRATIONS_PER_POOL: String(limits) }
+    : {};
+  const cluster = new LocalCluster({ stateDir: dir, log, hostIds, persistentRedis: false, schedulerEnv, policyEnv: { FERRY_HA_ADMISSION: settings.BENCH_SCALE_HA_ADMISSION } });
+  const latency: LatencyRow[] = [];
+  const failovers: FailoverResult[] = [];
+  let plans: PlanResult | null = null;
+  const notes: string[] = [];
+  let snapshot: { ms: number; hosts: number; workloads: number; mib: number } | null = null;
   const windows: Window[] = [];
   let placement: {
     count: number;
@@ -183,14 +208,19 @@ export async function runScaleBenchmark(): Promise<void> {
     // what the scheduler decides about hosts and workloads, as an observer hears it
     const observer = await cluster.connectNats('observer');
     const up = new Set<string>();
+    /** hosts the bench killed, and when the scheduler declared each down */
+    const killed = new Set<string>();
+    const downAt = new Map<string, number>();
     observer.subscribe(subjects.hostEvents, {
       callback: (err, msg) => {
         if (err) return;
         const event = HostStateEvent.safeParse(JSON.parse(decodeText(msg.data)));
         if (!event.success) return;
         const { hostId, to, from, silentForMs } = event.data;
+        // a host's down after the bench killed it (one that went down earlier, e.g. while 5,000 connect, does not count)
+        if (to === 'down' && killed.has(hostId) && !downAt.has(hostId)) downAt.set(hostId, Date.now());
         if (to === 'up') up.add(hostId);
-        else if (phase !== 'connecting' && up.has(hostId)) {
+        else if (phase !== 'connecting' && up.has(hostId) && !killed.has(hostId)) {
           falseStates.push(`${hostId}: ${from} → ${to} after ${silentForMs} ms silent (${phase})`);
           phaseOf(phase).falseStates++;
         }
@@ -198,13 +228,18 @@ export async function runScaleBenchmark(): Promise<void> {
     });
     const accepted = new Map<string, number>();
     const runningAt = new Map<string, number>();
+    /** workloads seen running, in order: what the latency probe's dry runs pick from */
+    const runningList: string[] = [];
     let failedWorkloads = 0;
     observer.subscribe('ferry.events.workloads.*', {
       callback: (err, msg) => {
         if (err) return;
         const event = WorkloadEvent.safeParse(JSON.parse(decodeText(msg.data)));
         if (!event.success || event.data.type !== 'workload.phase') return;
-        if (event.data.phase === 'running' && !runningAt.has(event.data.workloadId)) runningAt.set(event.data.workloadId, Date.now());
+        if (event.data.phase === 'running' && !runningAt.has(event.data.workloadId)) {
+          runningAt.set(event.data.workloadId, Date.now());
+          runningList.push(event.data.workloadId);
+        }
         if (event.data.phase === 'failed') failedWorkloads++;
       },
     });
@@ -213,13 +248,34 @@ export async function runScaleBenchmark(): Promise<void> {
     const simStarted = Date.now();
     sim = execa(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'sim', 'main.ts')], {
       cwd: repoRoot,
-      env: { SIM_NATS_URL: cluster.natsUrl, SIM_CONTROL_DIR: secretsDir, SIM_HOSTS: String(n), SIM_REPORT_MS: '1000', SIM_CONNECT_CONCURRENCY: '32' },
+      env: {
+        SIM_NATS_URL: cluster.natsUrl,
+        SIM_CONTROL_DIR: secretsDir,
+        SIM_HOSTS: String(n),
+        SIM_REPORT_MS: '1000',
+        SIM_CONNECT_CONCURRENCY: '32',
+        SIM_STORAGE_GROUP: String(settings.BENCH_SCALE_STORAGE_GROUP),
+      },
       stdin: 'pipe',
       stderr: 'inherit',
       buffer: false,
       reject: false,
     });
     const simPid = sim.pid!;
+    /** commands to the simulator (one JSON line on its stdin), answered by the line with the same ref */
+    const simReplies = new Map<number, (line: unknown) => void>();
+    let simRef = 0;
+    const simCommand = (command: object): Promise<unknown> =>
+      new Promise((resolve) => {
+        const ref = ++simRef;
+        simReplies.set(ref, resolve);
+        sim!.stdin!.write(`${JSON.stringify({ ...command, ref })}\n`);
+      });
+    const simKill = async (hosts: string[]) => {
+      for (const h of hosts) killed.add(h);
+      return SimKilled.parse(await simCommand({ cmd: 'kill', hosts })).killedAt;
+    };
+    const simOwners = async (ids: string[]) => SimOwners.parse(await simCommand({ cmd: 'owners', ids }));
     simOut = (() => {
       const state: { latest: SimStats | null; ready: Promise<SimStats> } = { latest: null, ready: Promise.resolve(null as unknown as SimStats) };
       state.ready = new Promise<SimStats>((resolve, reject) => {
@@ -230,6 +286,11 @@ export async function runScaleBenchmark(): Promise<void> {
           if (parsed.data.type === 'connecting') console.error(`simulator: ${String(parsed.data.connected)}/${n} hosts connected`);
           if (parsed.data.type === 'ready') resolve(parsed.data as unknown as SimStats);
           if (parsed.data.type === 'stats') state.latest = { ...(parsed.data as object), ...SimStats.parse(parsed.data) } as SimStats;
+          if (parsed.data.type === 'killed' || parsed.data.type === 'owners') {
+            const { ref } = z.object({ ref: z.number() }).parse(parsed.data);
+            simReplies.get(ref)?.(parsed.data);
+            simReplies.delete(ref);
+          }
         });
         lines.on('close', () => reject(new Error('the simulator exited')));
       });
@@ -250,6 +311,17 @@ export async function runScaleBenchmark(): Promise<void> {
       if (lease !== null) entry.minLeaseMs = entry.minLeaseMs === null ? lease : Math.min(entry.minLeaseMs, lease);
     }, 500);
     await sleep(5000); // settle: the first flushes, every host's lease acknowledged
+
+    const live = () => hostIds.filter((h) => !killed.has(h));
+    const newProbe = () =>
+      new LatencyProbe(
+        { url: cluster.apiUrl, token: cluster.token },
+        () => {
+          const l = live();
+          return l[Math.floor(Math.random() * l.length)]!;
+        },
+        () => (runningList.length ? runningList[Math.floor(Math.random() * runningList.length)]! : null),
+      );
 
     const measure = async (label: string): Promise<Window> => {
       const at0 = { t: Date.now(), sched: cpuSeconds(schedulerPid), nats: cpuSeconds(natsPid), sim: cpuSeconds(simPid), accepted: await acceptedReports(metricsUrl), stats: simOut!.latest! };
@@ -300,6 +372,7 @@ export async function runScaleBenchmark(): Promise<void> {
       phase = `creating ${k} workloads`;
       const placeStarted = Date.now();
       const cpuAtStart = { sched: cpuSeconds(schedulerPid), api: cpuSeconds(apiPid) };
+      const probe = newProbe();
       await pool(ids, 32, async (id) => {
         const spec: WorkloadSpecInput = { id, template: 'busybox', command: ['/bin/sleep', 'infinity'], resources: { vcpus: 0.05, memoryMiB: 16, diskMiB: 16 }, pool: 'local' };
         // from the request's sending: the scheduler may record it running before the API's answer arrives
@@ -312,6 +385,7 @@ export async function runScaleBenchmark(): Promise<void> {
         if (Date.now() > deadline) break;
         await sleep(200);
       }
+      latency.push(...(await probe.stop(`while ${k} workloads are created (32 requests at a time)`)));
       const latencies = ids.filter((id) => runningAt.has(id)).map((id) => runningAt.get(id)! - accepted.get(id)!);
       const last = Math.max(...ids.map((id) => runningAt.get(id) ?? 0));
       const seconds = (last - placeStarted) / 1000;
@@ -354,18 +428,112 @@ export async function runScaleBenchmark(): Promise<void> {
         migrations = { count: m, seconds, ends: [...ends].map(([state, count]) => `${count} ${state}`).join(', ') };
         console.error(`migrations: ${JSON.stringify(migrations)}`);
       }
-      await sleep(5000);
-      phase = `hosts + ${k} workloads`;
-      windows.push(await measure(phase));
     }
+
+    const redisFo = cluster.redisAdmin({ maxRetriesPerRequest: 2 });
+    const apiAt = { url: cluster.apiUrl, token: cluster.token };
+    const groups = storageGroupCount(n, settings.BENCH_SCALE_STORAGE_GROUP);
+    const fw = settings.BENCH_SCALE_FAILOVER_WORKLOADS;
+    if (fw > 0 && groups > 0) {
+      // one host holding fw HA workloads dies (they share one affinity group: placement gathers them)
+      phase = `failover: creating ${fw} HA workloads on one host`;
+      const made = Date.now();
+      const [group] = await createHaGroups(apiAt, redisFo, cluster.keyPrefix, [{ name: 'fo-one', pool: 'san-000' }], fw);
+      const records = await workloadRecords(redisFo, cluster.keyPrefix, group!.ids);
+      const onHost = group!.ids.filter((_, i) => records[i]?.hostId === group!.host);
+      console.error(`failover: ${onHost.length}/${fw} HA workloads on ${group!.host} (made in ${((Date.now() - made) / 1000).toFixed(1)} s)`);
+      await sleep(3000); // a few reports: every peer's view of the host's storage heartbeat is fresh
+      phase = `failover: ${group!.host} dies`;
+      const result = await measureFailover({
+        label: `1 host (${group!.host}) with ${onHost.length} HA workloads`,
+        redis: redisFo,
+        keyPrefix: cluster.keyPrefix,
+        hosts: [group!.host],
+        ids: onHost,
+        kill: simKill,
+        owners: simOwners,
+        downAt,
+        timeoutMs: 120_000,
+      });
+      failovers.push(result);
+      console.error(`failover: ${JSON.stringify(result)}`);
+    }
+    const rackHosts = Math.min(settings.BENCH_SCALE_RACK_HOSTS, Math.floor(n / 4));
+    if (rackHosts > 0 && groups > 0) {
+      const rw = settings.BENCH_SCALE_RACK_WORKLOADS;
+      phase = `rack: creating ${rackHosts} × ${rw} HA workloads`;
+      const made = Date.now();
+      const rack = await createHaGroups(
+        apiAt,
+        redisFo,
+        cluster.keyPrefix,
+        Array.from({ length: rackHosts }, (_, r) => ({ name: `rack-${String(r).padStart(2, '0')}`, pool: `san-${String(r % groups).padStart(3, '0')}` })),
+        rw,
+        'rack-apart',
+      );
+      const hosts = [...new Set(rack.map((g) => g.host))];
+      const records = await workloadRecords(
+        redisFo,
+        cluster.keyPrefix,
+        rack.flatMap((g) => g.ids),
+      );
+      const ids = records.filter((r) => r && r.hostId && hosts.includes(r.hostId)).map((r) => r!.spec.id);
+      console.error(`rack: ${ids.length} HA workloads on ${hosts.length} hosts (made in ${((Date.now() - made) / 1000).toFixed(1)} s)`);
+      if (hosts.length < rackHosts) notes.push(`rack: the ${rackHosts} affinity groups landed on ${hosts.length} distinct hosts`);
+      await sleep(3000);
+      phase = `rack: ${hosts.length} hosts die`;
+      const result = await measureFailover({
+        label: `${hosts.length} hosts at once (a rack) with ${ids.length} HA workloads`,
+        redis: redisFo,
+        keyPrefix: cluster.keyPrefix,
+        hosts,
+        ids,
+        kill: simKill,
+        owners: simOwners,
+        downAt,
+        timeoutMs: 180_000,
+      });
+      failovers.push(result);
+      console.error(`rack: ${JSON.stringify(result)}`);
+    }
+    const evacuate = settings.BENCH_SCALE_EVACUATE_HOSTS;
+    if (evacuate > 0) {
+      // the live hosts holding the most workloads (the failovers' affinity groups gathered theirs)
+      const count = new Map<string, number>();
+      for (const raw of await redisFo.hvals(`${cluster.keyPrefix}:workloads`)) {
+        const w = JSON.parse(raw) as { hostId: string | null; phase: string };
+        if (w.hostId && w.phase === 'running' && !killed.has(w.hostId)) count.set(w.hostId, (count.get(w.hostId) ?? 0) + 1);
+      }
+      const hosts = [...count]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, evacuate)
+        .map(([h]) => h);
+      phase = `plans: evacuating ${hosts.length} hosts`;
+      plans = await measurePlans(apiAt, hosts, 600_000);
+      console.error(`plans: ${JSON.stringify(plans)} (hosts ${hosts.map((h) => `${h}: ${count.get(h)}`).join(', ')})`);
+    }
+    snapshot = await snapshotCost(redisFo, cluster.keyPrefix, log);
+    console.error(`snapshot: ${JSON.stringify(snapshot)}`);
+    redisFo.disconnect();
+
+    await sleep(5000);
+    phase = `steady: ${n - killed.size} hosts + ${k} workloads`;
+    const probe = newProbe();
+    windows.push(await measure(phase));
+    latency.push(...(await probe.stop(`steady: hosts reporting, ${k} + HA workloads placed`)));
 
     // what the store says at the end: every host should be up
     const redis = cluster.redisAdmin({ maxRetriesPerRequest: 2 });
     const records = await redis.hvals(`${cluster.keyPrefix}:hosts`);
     redis.disconnect();
-    hostsDownAtEnd = records.map((r) => (JSON.parse(r) as { state: string }).state).filter((s) => s !== 'up').length;
+    hostsDownAtEnd = records.map((r) => JSON.parse(r) as { id: string; state: string }).filter((h) => h.state !== 'up' && !killed.has(h.id)).length;
     const natsLog = natsNodePaths(secretsDir).log;
-    slowConsumers = existsSync(natsLog) ? (readFileSync(natsLog, 'utf8').match(/Slow Consumer/g) ?? []).length : 0;
+    // the log is kept with the secrets between runs: only this run's nats-server's lines count
+    slowConsumers = existsSync(natsLog)
+      ? readFileSync(natsLog, 'utf8')
+          .split('\n')
+          .filter((line) => line.startsWith(`[${natsPid}] `) && line.includes('Slow Consumer')).length
+      : 0;
     await observer.close();
   } finally {
     clearInterval(leaseSampler);
@@ -411,5 +579,48 @@ export async function runScaleBenchmark(): Promise<void> {
       `migrations: ${migrations.count} live moves (8 at a time, each followed until it ended) in ${migrations.seconds.toFixed(1)} s = ${(migrations.count / migrations.seconds).toFixed(1)}/s: ${migrations.ends}`,
     );
   }
+  if (latency.length > 0) {
+    console.log('\n| API latency | while | requests | errors | p50 | p99 | max | p99 ≤ 100 ms |');
+    console.log('|---|---|---:|---:|---:|---:|---:|---|');
+    for (const r of latency) {
+      console.log(
+        `| ${r.kind} | ${r.phase} | ${r.n} | ${r.errors} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(0)} ms | ${r.n === 0 ? '-' : r.p99Ms <= 100 ? 'met' : 'not met'} |`,
+      );
+    }
+    console.log('(4 clients, each: one request, then 100 ms pause, the three kinds in turn; a dry run answered 409 counts as an answer)');
+  }
+  if (failovers.length > 0) {
+    console.log('\n| failover | HA workloads | killed → down | → first running elsewhere | → median | → all running elsewhere | double owners | record ≠ simulator | target |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    const secs = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} s`);
+    for (const f of failovers) {
+      const target = f.hostsKilled === 1 ? 10 : 30;
+      const met = f.allRunningS !== null && f.allRunningS <= target && f.doubleOwners === 0;
+      console.log(
+        `| ${f.label} | ${f.workloads} | ${secs(f.detectedDownS)} | ${secs(f.firstRunningS)} | ${secs(f.medianRunningS)} | ${f.error ?? secs(f.allRunningS)} | ${f.doubleOwners} | ${f.recordMismatches} | ≤ ${target} s, 0 double owners: ${met ? 'met' : 'not met'} |`,
+      );
+    }
+  }
+  if (plans) {
+    console.log('\n| plans | moves | completed | other | first request → last move ended | moves/s | move p50 / p99 | target |');
+    console.log('|---|---:|---:|---|---:|---:|---:|---|');
+    console.log(
+      `| ${plans.plans} evacuation plans (maintenance) | ${plans.moves} | ${plans.completed} | ${plans.other || '-'} | ${plans.seconds.toFixed(1)} s | ${plans.movesPerSecond.toFixed(1)} | ${plans.moveP50S.toFixed(1)} s / ${plans.moveP99S.toFixed(1)} s | ≥ 500/s: ${plans.movesPerSecond >= 500 ? 'met' : 'not met'} |`,
+    );
+    console.log(
+      `(maintenance requests one after another; ${plans.refused} refused as stale — 409, the cluster's revision changed — and asked again. A move's time, medians in ms: ${plans.breakdown})`,
+    );
+  }
+  if (snapshot) {
+    console.log(
+      `\none whole-cluster snapshot (ClusterStore.snapshot(), what POST /v1/workloads, each placement and each failover restart load), timed from the bench process at the end: ` +
+        `${snapshot.ms.toFixed(0)} ms for ${snapshot.hosts} host and ${snapshot.workloads} workload records (${snapshot.mib.toFixed(1)} MiB in Redis)`,
+    );
+  }
+  console.log(
+    `\nsettings: storage groups of ${settings.BENCH_SCALE_STORAGE_GROUP} hosts (${storageGroupCount(n, settings.BENCH_SCALE_STORAGE_GROUP)} shared pools), HA admission ${settings.BENCH_SCALE_HA_ADMISSION === 'true' ? 'on' : 'off'}, ` +
+      `migration limits ${limits ? `${limits} (concurrency, per source, per destination, per pool)` : 'the scheduler defaults (4 at once; 2 per source, 2 per destination, 4 per pool)'}; ` +
+      `simulator at the end: ${final?.killed ?? '?'} hosts killed, ${final?.doubleOwners ?? '?'} workloads running on two live hosts${notes.length ? `; ${notes.join('; ')}` : ''}`,
+  );
   console.log(`\n(lost: reports of the window no scheduler acknowledged within 5 report intervals; late acknowledgements over the run: ${final?.lateAcks ?? '?'})`);
 }

@@ -24,6 +24,8 @@ import {
   type ContainerStatus,
   type CpuInfo,
   type MigrationStrategy,
+  type ConfirmFailedResult,
+  type StoragePeer,
   type WorkloadSpec,
 } from '@ferry/protocol';
 
@@ -43,6 +45,69 @@ export interface SimHostOptions {
   /** the simulator's pid stands for every simulated agent's */
   pid: number;
   startedAt: number;
+  /** a shared pool this host mounts with the other hosts of its storage group (none: local pool only) */
+  sharedPool?: SimSharedPool;
+}
+
+/**
+ * One shared pool (an NFS export, a SAN volume) as the hosts of one storage group see it, held in
+ * the simulator's memory: what the real agents exchange through files in the pool
+ * (services/agent/src/inventory/probes.ts, services/agent/src/storage/heartbeats.ts) — each
+ * member's probe token (which proves the sharing to the scheduler), its storage heartbeat (written
+ * with every report, so it stops when the host dies) and the declarations of failure.
+ */
+export class SimSharedPool {
+  private readonly members = new Map<string, { token: string; beatAt: number | null; fenced: boolean }>();
+  /** hosts declared failed in this pool (storage.confirm-failed writes them) */
+  readonly declared = new Set<string>();
+
+  constructor(
+    readonly id: string,
+    readonly totalBytes = 8192 * GiB,
+  ) {}
+
+  join(hostId: string, token: string): void {
+    this.members.set(hostId, { token, beatAt: null, fenced: false });
+  }
+
+  /** the host's heartbeat written now */
+  beat(hostId: string, now: number): void {
+    const m = this.members.get(hostId);
+    if (m) m.beatAt = now;
+  }
+
+  token(hostId: string): string {
+    return this.members.get(hostId)!.token;
+  }
+
+  /** the other members' probe files, as `hostId` reads them (PoolProbe.sees) */
+  sees(hostId: string): Array<{ hostId: string; token: string }> {
+    const out: Array<{ hostId: string; token: string }> = [];
+    for (const [id, m] of this.members) if (id !== hostId) out.push({ hostId: id, token: m.token });
+    return out;
+  }
+
+  /** the other members' heartbeats as `hostId` sees them (StorageLiveness.peers); a heartbeat never written is not listed */
+  peers(hostId: string, now: number): StoragePeer[] {
+    const out: StoragePeer[] = [];
+    for (const [id, m] of this.members) {
+      if (id === hostId || m.beatAt === null) continue;
+      out.push({ hostId: id, pool: this.id, unchangedForMs: Math.max(0, now - m.beatAt), fenced: m.fenced });
+    }
+    return out;
+  }
+
+  /** storage.confirm-failed, as the real agent answers it (heartbeats.ts confirmFailed) */
+  confirmFailed(hostId: string, by: string, staleAfterMs: number, now: number): ConfirmFailedResult {
+    if (!this.members.has(by)) return { confirmed: false, reason: 'not-shared', unchangedForMs: null };
+    this.declared.add(hostId);
+    const m = this.members.get(hostId);
+    if (!m || m.beatAt === null) return { confirmed: true, reason: 'stale', unchangedForMs: null };
+    const unchangedForMs = Math.max(0, now - m.beatAt);
+    if (m.fenced) return { confirmed: true, reason: 'fenced', unchangedForMs };
+    if (unchangedForMs >= staleAfterMs) return { confirmed: true, reason: 'stale', unchangedForMs };
+    return { confirmed: false, reason: 'alive', unchangedForMs };
+  }
 }
 
 interface SimContainer {
@@ -101,6 +166,8 @@ export class SimHost {
   private readonly sentAt = new Map<number, number>();
   private leaseValidUntil: number;
   private fakePid = 1000;
+  /** killed: no more reports, heartbeats or answers; its containers are gone with it */
+  dead = false;
   /**
    * unacked: reports no scheduler acknowledged within UNACKED_AFTER reports (lost, or so late that
    * the lease they would renew is gone); lateAcks: acknowledgements of a report already counted so,
@@ -117,6 +184,20 @@ export class SimHost {
   /** ms until the lease runs out (negative: it ran out; a real agent would have fenced) */
   leaseRemainingMs(now = Date.now()): number {
     return this.leaseValidUntil - now;
+  }
+
+  /** The host dies: its containers with it (nothing of it answers any more). */
+  kill(): void {
+    this.dead = true;
+    this.containers.clear();
+    this.migrations.clear();
+  }
+
+  /** ids of the containers running here */
+  runningIds(): string[] {
+    const ids: string[] = [];
+    for (const [id, c] of this.containers) if (c.state === 'running') ids.push(id);
+    return ids;
   }
 
   containerCount(): number {
@@ -149,14 +230,19 @@ export class SimHost {
   buildReport(now = Date.now()): CapacityReport {
     const memoryBytes = this.o.memoryBytes ?? 64 * GiB;
     const poolBytes = this.o.poolBytes ?? 2048 * GiB;
+    const shared = this.o.sharedPool;
     let usedMemory = 0;
     let usedDisk = 0;
+    let usedShared = 0;
     const statuses: ContainerStatus[] = [];
     for (const [id, c] of this.containers) {
       if (c.state === 'running') usedMemory += 16 * MiB;
-      usedDisk += c.spec.resources.diskMiB * MiB;
+      if (shared && c.spec.pool === shared.id) usedShared += c.spec.resources.diskMiB * MiB;
+      else usedDisk += c.spec.resources.diskMiB * MiB;
       statuses.push(this.status(id, c));
     }
+    // the storage heartbeat goes with the report (the real agent writes it every report interval)
+    shared?.beat(this.hostId, now);
     const seq = this.seq++;
     this.sentAt.set(seq, now);
     if (this.sentAt.delete(seq - UNACKED_AFTER)) this.counts.unacked++;
@@ -173,12 +259,27 @@ export class SimHost {
       cpu: SIM_CPU,
       memory: { totalBytes: memoryBytes, availableBytes: Math.max(0, memoryBytes - 2 * GiB - usedMemory) },
       load: { one: 0.1, five: 0.1, fifteen: 0.1 },
-      pools: [{ id: 'local', path: '/var/lib/ferry/pools/local', shared: false, totalBytes: poolBytes, freeBytes: Math.max(0, poolBytes - usedDisk) }],
+      pools: [
+        { id: 'local', path: '/var/lib/ferry/pools/local', shared: false, totalBytes: poolBytes, freeBytes: Math.max(0, poolBytes - usedDisk) },
+        ...(shared
+          ? [
+              {
+                id: shared.id,
+                path: `/mnt/${shared.id}`,
+                shared: true,
+                totalBytes: shared.totalBytes,
+                freeBytes: Math.max(0, shared.totalBytes - usedShared),
+                probe: { token: shared.token(this.hostId), sees: shared.sees(this.hostId) },
+              },
+            ]
+          : []),
+      ],
       networks: [{ name: 'prod', bridge: 'fbr-prod', subnet: '10.77.0.0/16' }],
       criu: { version: '4.2.1', usable: true, features: { memDirtyTrack: true, uffdNoncoop: true } },
       templates: [{ name: 'busybox', version: 'sim' }],
       containers: statuses,
       fencing: [],
+      ...(shared ? { storage: { heartbeatOk: true, peers: shared.peers(this.hostId, now) } } : {}),
     };
   }
 
@@ -365,8 +466,12 @@ export class SimHost {
         this.migrations.delete(migrationId);
         return { done: true, lazyBytes: 0 };
       }
-      case 'storage.confirm-failed':
-        return { confirmed: false, reason: 'not-shared', unchangedForMs: null };
+      case 'storage.confirm-failed': {
+        const { hostId, pool, staleAfterMs } = request as z.output<(typeof agentRequestSchemas)['storage.confirm-failed']>;
+        const shared = this.o.sharedPool;
+        if (!shared || shared.id !== pool) return { confirmed: false, reason: 'not-shared', unchangedForMs: null };
+        return shared.confirmFailed(hostId, this.hostId, staleAfterMs, now);
+      }
     }
   }
 }
