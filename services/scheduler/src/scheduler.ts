@@ -11,7 +11,6 @@ import { WorkloadRecords } from './workloads/lifecycle.ts';
 import { WorkloadReconciler } from './workloads/reconciler.ts';
 import { WorkloadWorker } from './workloads/worker.ts';
 import { Placements } from './workloads/placements.ts';
-import { SchedulerClusterView } from './cluster-view.ts';
 import { MigrationWorker } from './migrations/worker.ts';
 import { PlanWorker } from './plans/worker.ts';
 import { AutoRebalancer } from './plans/auto-rebalance.ts';
@@ -49,9 +48,6 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const counted = Object.values(QUEUES).map((name) => new Queue(name, { connection: redis, prefix: queuePrefix(config.keyPrefix) }));
   const metrics = new SchedulerMetrics();
   const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }), metrics);
-  // every decision of this process reads the cluster from its host table and workload copy
-  const view = new SchedulerClusterView(store, () => capacity.hosts());
-  store.readSnapshotsFrom(() => view.snapshot());
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
   // a request to an agent that restarts meanwhile fails at once (its new run never answers it)
   const agents = new AgentClient(nc, (hostId) => capacity.agentRun(hostId));
@@ -71,7 +67,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     lockMs: config.jobLockMs,
-    placements: new Placements({ store, records, policy }),
+    placements: new Placements({ store, records, hosts: () => capacity.hosts(), policy }),
     agentTimeoutMs: config.agentTimeoutMs,
     store,
     records,
