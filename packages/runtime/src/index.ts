@@ -9,3 +9,4 @@ export * from './limiter.ts';
 export * from './metrics.ts';
 export * from './redis.ts';
 export * from './https-json.ts';
+export * from './batcher.ts';

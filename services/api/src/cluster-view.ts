@@ -1,5 +1,6 @@
 import { Placer, type ClusterSnapshot, type PlacementPolicy, type PlacementResult } from '@ferry/core';
 import { WorkloadRecord, type HostRecord, type WorkloadSpec } from '@ferry/protocol';
+import { Batcher } from '@ferry/runtime';
 import { RecordCache, type ClusterStore } from '@ferry/store';
 
 /** How old the API's copy of the host records may be (they change with every report anyway). */
@@ -63,8 +64,10 @@ export class ClusterView {
  * without the others), and the model of the cluster is built once per batch, not per request.
  */
 export class AdmissionBatches {
-  private waiting: Array<{ spec: WorkloadSpec; resolve: (r: PlacementResult) => void; reject: (err: unknown) => void }> = [];
-  private running: Promise<void> | null = null;
+  private readonly batches = new Batcher<WorkloadSpec, PlacementResult>(async (specs) => {
+    const placer = new Placer(await this.view.snapshot(), this.policy, specs);
+    return specs.map((_, k) => Promise.resolve(placer.place(k)));
+  });
 
   constructor(
     private readonly view: ClusterView,
@@ -72,29 +75,6 @@ export class AdmissionBatches {
   ) {}
 
   check(spec: WorkloadSpec): Promise<PlacementResult> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ spec, resolve, reject });
-      this.running ??= this.drain().finally(() => {
-        this.running = null;
-      });
-    });
-  }
-
-  private async drain(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve)); // the requests already read join in
-    while (this.waiting.length > 0) {
-      const batch = this.waiting;
-      this.waiting = [];
-      try {
-        const placer = new Placer(
-          await this.view.snapshot(),
-          this.policy,
-          batch.map((w) => w.spec),
-        );
-        batch.forEach((w, k) => w.resolve(placer.place(k)));
-      } catch (err) {
-        for (const w of batch) w.reject(err);
-      }
-    }
+    return this.batches.submit(spec);
   }
 }

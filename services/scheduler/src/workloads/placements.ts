@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { Placer, type ClusterSnapshot, type PlacementPolicy, type PlacementResult } from '@ferry/core';
 import { WorkloadRecord, type HostRecord } from '@ferry/protocol';
-import type { Logger } from '@ferry/runtime';
+import { Batcher, type Logger } from '@ferry/runtime';
 import { RecordCache, RedisLock, type ClusterStore } from '@ferry/store';
 import type { WorkloadRecords } from './lifecycle.ts';
 
@@ -13,8 +13,6 @@ interface Waiting {
   record: WorkloadRecord;
   jobId: string | null;
   log: Logger;
-  resolve: (placed: WorkloadRecord) => void;
-  reject: (err: unknown) => void;
 }
 
 export interface PlacementsOptions {
@@ -37,9 +35,8 @@ export interface PlacementsOptions {
  * workload: 2–3 placements/s at 5,000 hosts (bench/RESULTS.md, "Scale, first form").
  */
 export class Placements {
-  private readonly waiting: Waiting[] = [];
+  private readonly batches = new Batcher<Waiting, WorkloadRecord>((batch) => this.decide(batch), MAX_BATCH);
   private readonly workloads: RecordCache<typeof WorkloadRecord>;
-  private draining = false;
   /** batches decided, and placements in them (the benchmark reads them) */
   readonly stats = { batches: 0, placed: 0 };
 
@@ -49,27 +46,10 @@ export class Placements {
 
   /** Places `record` (it has no host yet): the record with its host, or an UnrecoverableError when no host can take it. */
   place(record: WorkloadRecord, jobId: string | null, log: Logger): Promise<WorkloadRecord> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ record, jobId, log, resolve, reject });
-      if (!this.draining) void this.drain();
-    });
+    return this.batches.submit({ record, jobId, log });
   }
 
-  private async drain(): Promise<void> {
-    this.draining = true;
-    try {
-      while (this.waiting.length > 0) {
-        const batch = this.waiting.splice(0, MAX_BATCH);
-        await this.decide(batch).catch((err: unknown) => {
-          for (const w of batch) w.reject(err);
-        });
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
-
-  private async decide(batch: Waiting[]): Promise<void> {
+  private async decide(batch: Waiting[]): Promise<Array<Promise<WorkloadRecord>>> {
     const { store } = this.o;
     const lock = await this.lock();
     try {
@@ -83,8 +63,10 @@ export class Placements {
       const results = batch.map((_, k) => placer.place(k));
       this.stats.batches++;
       this.stats.placed += results.filter((r) => r.ok).length;
+      const outcomes = batch.map((w, k) => this.record(w, results[k]!));
       // every record lands before the lock is released: the next batch (any replica) reads them
-      await Promise.all(batch.map((w, k) => this.record(w, results[k]!).then(w.resolve, w.reject)));
+      await Promise.allSettled(outcomes);
+      return outcomes;
     } finally {
       await lock.release();
     }
