@@ -105,7 +105,15 @@ export interface CollectOptions<T> {
   budget?: number;
   /** records loaded per round trip at least (default: those still wanted; 100 with a filter) */
   chunk?: number;
+  /** `ids` is only the start of the ids after the cursor (more follow it): a page that uses them all still has a next */
+  truncated?: boolean;
 }
+
+/**
+ * How many records one page examines at most: ten pages' worth (at least 5,000), so a filter that
+ * matches few records still answers in bounded time.
+ */
+export const pageBudget = (limit: number): number => Math.max(limit * 10, 5_000);
 
 /**
  * One page from ids already in page order (see idsAfter): loads them in chunks, keeps those the
@@ -114,7 +122,7 @@ export interface CollectOptions<T> {
  */
 export async function collectPage<T>(ids: readonly string[], load: (ids: string[]) => Promise<Array<T | null>>, options: CollectOptions<T>): Promise<Page<T>> {
   const { limit, keep = () => true } = options;
-  const budget = Math.max(options.budget ?? Math.max(limit * 10, 5_000), limit);
+  const budget = Math.max(options.budget ?? pageBudget(limit), limit);
   const items: T[] = [];
   let examined = 0;
   let lastId: string | null = null;
@@ -135,7 +143,7 @@ export async function collectPage<T>(ids: readonly string[], load: (ids: string[
       if (items.length === limit) break;
     }
   }
-  return { items, nextCursor: index < ids.length && lastId !== null ? encodeCursor(lastId) : null };
+  return { items, nextCursor: (index < ids.length || options.truncated === true) && lastId !== null ? encodeCursor(lastId) : null };
 }
 
 /** A page of a list already in memory (small, bounded lists such as tokens), in id order. */

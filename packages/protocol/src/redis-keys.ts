@@ -2,7 +2,12 @@
  * The change log kept beside a hash of records (the store's changelog.ts): its revision counter,
  * the ids filed by revision, and the highest revision trimmed away.
  */
-export const changeLogKeys = (hash: string) => ({ rev: `${hash}:rev`, log: `${hash}:log`, floor: `${hash}:floor` });
+/**
+ * The keys beside a hash that keeps a change log (packages/store/src/changelog.ts): its revision,
+ * log and floor, and `ids`, every id of the hash in a sorted set (score 0: byte order), so a page
+ * of the list reads its ids with ZRANGEBYLEX rather than every id of the hash.
+ */
+export const changeLogKeys = (hash: string) => ({ rev: `${hash}:rev`, log: `${hash}:log`, floor: `${hash}:floor`, ids: `${hash}:ids` });
 export type ChangeLogKeys = ReturnType<typeof changeLogKeys>;
 
 /** Redis keys shared by the scheduler (writer) and the API (reader). */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { MigrationRecord, WorkloadRecord } from '@ferry/protocol';
-import { FILE_CHANGE_LUA, type ChangeLogKeys } from './changelog.ts';
+import { FILE_CHANGE_LUA, changeLogKeyList, type ChangeLogKeys } from './changelog.ts';
 import { LockLostError, type LockFence } from './lock.ts';
 
 // Each script writes only while KEYS[1] (the lock) still holds ARGV[1] (this holder's token):
@@ -9,18 +9,18 @@ const PUT_FENCED = `
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
 return 1`;
-// the workloads hash keeps a change log (changelog.ts): KEYS[3..5] are its rev, log and floor
+// the workloads hash keeps a change log (changelog.ts): KEYS[3..6] are its rev, log, floor and ids
 const PUT_WORKLOAD_FENCED = `${FILE_CHANGE_LUA}
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
-file(KEYS[3], KEYS[4], KEYS[5], ARGV[2])
+file(3, ARGV[2], true)
 return 1`;
-// KEYS: lock, workloads, migrations, then the workloads' rev, log and floor
+// KEYS: lock, workloads, migrations, then the workloads' rev, log, floor and ids
 const COMMIT_FENCED = `${FILE_CHANGE_LUA}
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
 redis.call('hset', KEYS[3], ARGV[4], ARGV[5])
-file(KEYS[4], KEYS[5], KEYS[6], ARGV[2])
+file(4, ARGV[2], true)
 return 1`;
 
 /** The writes of a job that holds a workload's lock (a migration), each refused once it is lost. */
@@ -57,21 +57,20 @@ export class FencedWrites implements WorkloadWrites {
   }
 
   async putWorkload(record: WorkloadRecord): Promise<void> {
-    const c = this.keys.workloadChanges;
-    this.landed(await this.redis.eval(PUT_WORKLOAD_FENCED, 5, this.fence.key, this.keys.workloads, c.rev, c.log, c.floor, this.fence.token, record.spec.id, JSON.stringify(record)));
+    const changes = changeLogKeyList(this.keys.workloadChanges);
+    this.landed(await this.redis.eval(PUT_WORKLOAD_FENCED, 2 + changes.length, this.fence.key, this.keys.workloads, ...changes, this.fence.token, record.spec.id, JSON.stringify(record)));
   }
 
   async commitMigration(workload: WorkloadRecord, migration: MigrationRecord): Promise<void> {
+    const changes = changeLogKeyList(this.keys.workloadChanges);
     this.landed(
       await this.redis.eval(
         COMMIT_FENCED,
-        6,
+        3 + changes.length,
         this.fence.key,
         this.keys.workloads,
         this.keys.migrations,
-        this.keys.workloadChanges.rev,
-        this.keys.workloadChanges.log,
-        this.keys.workloadChanges.floor,
+        ...changes,
         this.fence.token,
         workload.spec.id,
         JSON.stringify(workload),

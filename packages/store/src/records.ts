@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
 import type { Logger } from '@ferry/runtime';
-import { DEFAULT_PAGE_LIMIT, collectPage, idsAfter, type Page, type PageOrder } from '@ferry/protocol';
-import { INSERT_LOGGED, PUT_LOGGED, REMOVE_LOGGED, changeLogKeys, type ChangeLogKeys } from './changelog.ts';
+import { DEFAULT_PAGE_LIMIT, collectPage, idsAfter, pageBudget, type Page, type PageOrder } from '@ferry/protocol';
+import { INSERT_LOGGED, PUT_LOGGED, REINDEX, REMOVE_LOGGED, changeLogKeyList, changeLogKeys, type ChangeLogKeys } from './changelog.ts';
 
 export interface PageRequest {
   /** records per page (default 100) */
@@ -43,8 +43,8 @@ export class HashRecords<S extends z.ZodType> {
   }
 
   private logged(script: string, args: string[]): Promise<unknown> {
-    const c = this.changes!;
-    return this.redis.eval(script, 4, this.key, c.rev, c.log, c.floor, ...args);
+    const keys = changeLogKeyList(this.changes!);
+    return this.redis.eval(script, 1 + keys.length, this.key, ...keys, ...args);
   }
 
   parse(id: string, json: string): z.output<S> | null {
@@ -82,12 +82,26 @@ export class HashRecords<S extends z.ZodType> {
   }
 
   /**
-   * One page of records in a stable order: reads every id (cheap next to the records), then only
-   * the records the page examines, a chunk per round trip (HMGET). A filter that matches few
-   * records answers partial pages, each with a cursor, rather than reading the whole hash at once.
+   * One page of records in a stable order: reads the ids the page may examine, then only their
+   * records, a chunk per round trip (HMGET). A filter that matches few records answers partial
+   * pages, each with a cursor, rather than reading the whole hash at once. In id order a hash with
+   * a change log reads its ids from its sorted index (ZRANGEBYLEX: the page's ids only); otherwise
+   * every id is read (HKEYS: cheap next to the records) and sorted here.
    */
   async page<V = z.output<S>>(request: PageRequest, options: PageOptions<z.output<S>, V> = {}): Promise<Page<V>> {
-    const ids = idsAfter(await this.ids(), options.order ?? 'id', request.after, options.prefix);
+    const limit = request.limit ?? DEFAULT_PAGE_LIMIT;
+    const order = options.order ?? 'id';
+    let ids: string[];
+    let truncated = false;
+    if (this.changes && order === 'id') {
+      // a filtered page may examine its whole budget; an unfiltered one its records and one more
+      // (whether a next page exists); a record gone meanwhile makes the page end early, cursor kept
+      const count = (options.keep ? pageBudget(limit) : limit) + 1;
+      ids = await this.indexedIdsAfter(request.after, options.prefix, count);
+      truncated = ids.length === count;
+    } else {
+      ids = idsAfter(await this.ids(), order, request.after, options.prefix);
+    }
     const load = async (chunk: string[]): Promise<Array<V | null>> => {
       const records = await this.getMany(chunk);
       if (!options.view) return records as Array<V | null>;
@@ -96,7 +110,18 @@ export class HashRecords<S extends z.ZodType> {
       let next = 0;
       return records.map((r) => (r === null ? null : views[next++]!));
     };
-    return collectPage(ids, load, { limit: request.limit ?? DEFAULT_PAGE_LIMIT, ...(options.keep ? { keep: options.keep } : {}) });
+    return collectPage(ids, load, { limit, truncated, ...(options.keep ? { keep: options.keep } : {}) });
+  }
+
+  /** Up to `count` ids after `after` (and starting with `prefix`) in byte order, from the index. */
+  private async indexedIdsAfter(after: string | undefined, prefix: string | undefined, count: number): Promise<string[]> {
+    const index = this.changes!.ids;
+    await this.redis.eval(REINDEX, 2, this.key, index);
+    // ids are ASCII (protocol ids): every id with the prefix sorts below prefix + U+00FF's bytes
+    const start = prefix !== undefined && (after === undefined || after < prefix) ? `[${prefix}` : after !== undefined ? `(${after}` : '-';
+    const end = prefix !== undefined ? `(${prefix}\u00ff` : '+';
+    const ids = await this.redis.zrangebylex(index, start, end, 'LIMIT', 0, count);
+    return prefix === undefined ? ids : ids.filter((id) => id.startsWith(prefix));
   }
 
   async put(id: string, record: z.output<S>): Promise<void> {
