@@ -73,4 +73,30 @@ describe('a copy of every workload that reads only what changed (real Redis)', (
     expect(hostsOf(await cache.refresh())).toEqual({ f: 'h5' });
     expect(cache.stats.full).toBe(full + 2);
   });
+
+  it('reads everything again when Redis lost its last writes and counted past them again', async () => {
+    const cache = new RecordCache(store.workloads);
+    await store.workloads.put('g', record('g', 'h1'));
+    await cache.refresh();
+    const keys = store.workloads.changes!;
+    const before = Number(await redis.get(keys.rev));
+    // two writes this copy reads, then Redis loses them (restarted from an AOF a second old) …
+    await store.workloads.put('h', record('h', 'h2'));
+    await store.workloads.put('g', record('g', 'h3'));
+    expect(hostsOf(await cache.refresh())).toMatchObject({ g: 'h3', h: 'h2' });
+    await redis.set(keys.rev, String(before));
+    await redis.zrem(keys.log, 'h');
+    await redis.zadd(keys.log, before, 'g');
+    await redis.hdel(store.keys.workloads, 'h');
+    await redis.hset(store.keys.workloads, 'g', JSON.stringify(record('g', 'h1')));
+    // … and counts past the copy's revision with other writes
+    await store.workloads.put('i', record('i', 'h4'));
+    await store.workloads.put('j', record('j', 'h4'));
+    await store.workloads.put('k', record('k', 'h4'));
+    const full = cache.stats.full;
+    const copy = hostsOf(await cache.refresh());
+    expect(cache.stats.full).toBe(full + 1);
+    expect(copy).toMatchObject({ g: 'h1', i: 'h4', j: 'h4', k: 'h4' });
+    expect(copy).not.toHaveProperty('h');
+  });
 });

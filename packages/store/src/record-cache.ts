@@ -4,8 +4,10 @@ import type { HashRecords } from './records.ts';
 /**
  * A process's copy of every record of a hash that keeps a change log (changelog.ts), brought up
  * to date by reading only the records written since the last refresh: one round trip for the log,
- * one HMGET for what changed. The first refresh, a reader behind the log's floor, and a revision
- * that went backwards (Redis lost its data and counts from 0 again) read the whole hash.
+ * one HMGET for what changed. The first refresh, a reader behind the log's floor, a revision
+ * that went backwards (Redis lost its data and counts from 0 again) and a log that no longer files
+ * the newest change this copy read at its revision or later (Redis lost its last writes — an AOF
+ * synced every second — and counted past them again) read the whole hash.
  *
  * A refresh reflects every write that completed before it was called (calls run one after
  * another), which is what the scheduler's placement relies on under its placement lock.
@@ -13,6 +15,8 @@ import type { HashRecords } from './records.ts';
 export class RecordCache<S extends z.ZodType> {
   private readonly records = new Map<string, z.output<S>>();
   private rev: number | null = null;
+  /** the id filed at `rev` (the newest change this copy holds), to notice a log that lost it */
+  private newestId: string | null = null;
   private chain: Promise<void> = Promise.resolve();
   /** the refresh that has not started yet: callers meanwhile share it */
   private next: Promise<void> | null = null;
@@ -49,19 +53,29 @@ export class RecordCache<S extends z.ZodType> {
     const { redis } = this.hash;
     const keys = this.hash.changes!;
     if (this.rev === null) return this.readAll();
-    const replies = await redis.multi().get(keys.rev).get(keys.floor).zrangebyscore(keys.log, `(${this.rev}`, '+inf', 'WITHSCORES').exec();
+    const replies = await redis
+      .multi()
+      .get(keys.rev)
+      .get(keys.floor)
+      .zrangebyscore(keys.log, `(${this.rev}`, '+inf', 'WITHSCORES')
+      .zscore(keys.log, this.newestId ?? '')
+      .exec();
     if (!replies) throw new Error('the change log read was aborted');
     for (const [err] of replies) if (err) throw err;
     const current = Number(replies[0]![1] ?? 0);
     const floor = Number(replies[1]![1] ?? 0);
     if (current < this.rev || floor > this.rev) return this.readAll();
+    const newestFiled = replies[3]![1] === null ? null : Number(replies[3]![1]);
+    if (this.newestId !== null && (newestFiled === null || newestFiled < this.rev)) return this.readAll();
     const log = replies[2]![1] as string[];
     if (log.length === 0) return;
     const ids: string[] = [];
     let newest = this.rev;
+    let newestId = this.newestId;
     for (let i = 0; i < log.length; i += 2) {
+      const rev = Number(log[i + 1]);
       ids.push(log[i]!);
-      newest = Math.max(newest, Number(log[i + 1]));
+      if (rev > newest) [newest, newestId] = [rev, log[i]!];
     }
     const values = await redis.hmget(this.hash.key, ...ids);
     ids.forEach((id, i) => {
@@ -70,7 +84,7 @@ export class RecordCache<S extends z.ZodType> {
       if (record === null) this.records.delete(id);
       else this.records.set(id, record);
     });
-    this.rev = newest;
+    [this.rev, this.newestId] = [newest, newestId];
     this.stats.incremental++;
     this.stats.changed += ids.length;
   }
@@ -78,14 +92,17 @@ export class RecordCache<S extends z.ZodType> {
   /** The revision first, then the hash: whatever is written in between is read again next time. */
   private async readAll(): Promise<void> {
     const { redis } = this.hash;
-    const rev = Number((await redis.get(this.hash.changes!.rev)) ?? 0);
+    const keys = this.hash.changes!;
+    const rev = Number((await redis.get(keys.rev)) ?? 0);
+    // the id filed at that revision (none when the log was trimmed past it: no check next time)
+    const newest = rev > 0 ? await redis.zrangebyscore(keys.log, rev, rev) : [];
     const raw = await redis.hgetall(this.hash.key);
     this.records.clear();
     for (const [id, json] of Object.entries(raw)) {
       const record = this.hash.parse(id, json);
       if (record !== null) this.records.set(id, record);
     }
-    this.rev = rev;
+    [this.rev, this.newestId] = [rev, newest[0] ?? null];
     this.stats.full++;
   }
 }
