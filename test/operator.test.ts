@@ -346,6 +346,14 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
       await row.waitFor({ state: 'detached', timeout: 20_000 });
       await page.locator('#events li', { hasText: 'migration.finished' }).first().waitFor();
       await page.close();
+
+      // a console opened afterwards lists what just happened: the API replays its latest events
+      const later = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await later.goto(`${t.cluster.apiUrl}/ui/#token=${encodeURIComponent(t.cluster.token)}`);
+      await later.locator('#status', { hasText: 'live' }).waitFor({ timeout: 20_000 });
+      await later.locator('#events li', { hasText: 'migration.finished' }).first().waitFor({ timeout: 10_000 });
+      expect(await later.locator('#events li', { hasText: 'op-big' }).count()).toBeGreaterThan(1);
+      await later.close();
     }, 240_000);
   });
 });

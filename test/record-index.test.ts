@@ -27,7 +27,7 @@ describe('pages of workloads read their ids from a sorted index (real Redis)', (
       const page = await store.workloads.page({ limit, after }, keep ? { keep } : {});
       ids.push(...page.items.map((w) => w.spec.id));
       if (!page.nextCursor) return { ids, pages };
-      after = decodeCursor(page.nextCursor);
+      after = decodeCursor(page.nextCursor) ?? undefined;
     }
   }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from 'nats';
 import { z } from 'zod';
 import { FailoverEvent, HostStateEvent, MigrationEvent, MigrationProgressEvent, WorkloadEvent, subjects } from '@ferry/protocol';
@@ -12,17 +13,29 @@ export const EVENT_KINDS = ['host', 'workload', 'migration', 'failover'] as cons
 export type EventKind = (typeof EVENT_KINDS)[number];
 export const kindOf = (event: ClusterEvent): EventKind => event.type.split('.')[0] as EventKind;
 
-type Listener = (event: ClusterEvent) => void;
+type Listener = (event: ClusterEvent, id: string) => void;
+
+/** Events an API process keeps for replay (a client that just opened the console, or reconnects). */
+export const REPLAY_EVENTS = 1_000;
 
 /**
  * One NATS subscription to `ferry.events.>` for the whole API, fanned out to the clients that
  * stream events. What comes from NATS is parsed like any other boundary input: a message that is
  * not a known event is counted and dropped, never forwarded.
+ *
+ * The last REPLAY_EVENTS events are kept with an id `<run>.<seq>` (this process's run, then a
+ * counter), so a stream can start with the recent ones and a client that reconnects to the same
+ * process (SSE `Last-Event-ID`) gets what it missed. Every API replica hears every event, but
+ * counts its own: an id from another run replays nothing.
  */
 export class EventHub {
   private readonly listeners = new Set<Listener>();
   private readonly stoppers = new Map<Listener, () => void>();
   private subscription: Subscription | undefined;
+  private readonly recent: Array<{ seq: number; event: ClusterEvent }> = [];
+  private seq = 0;
+  /** this process's run: event ids of another run are not this buffer's */
+  readonly run = randomBytes(4).toString('hex');
 
   constructor(
     private readonly log: Logger,
@@ -42,9 +55,28 @@ export class EventHub {
           this.log.debug({ subject: msg.subject }, 'dropped a message that is not a known event');
           return;
         }
-        for (const listener of this.listeners) listener(event);
+        this.publish(event);
       },
     });
+  }
+
+  /** Keeps `event` for replay and hands it to every listener (what the subscription does with each). */
+  publish(event: ClusterEvent): void {
+    const seq = ++this.seq;
+    this.recent.push({ seq, event });
+    if (this.recent.length > REPLAY_EVENTS) this.recent.shift();
+    const id = `${this.run}.${seq}`;
+    for (const listener of this.listeners) listener(event, id);
+  }
+
+  /**
+   * Kept events to send before the live ones, oldest first: those after `lastEventId` when it is
+   * one of this run's ids, else the last `recent` (0: none).
+   */
+  replay(options: { recent: number; lastEventId?: string | undefined }): Array<{ id: string; event: ClusterEvent }> {
+    const match = options.lastEventId?.match(/^([0-9a-f]{8})\.(\d{1,15})$/);
+    const kept = match && match[1] === this.run ? this.recent.filter((e) => e.seq > Number(match[2])) : options.recent > 0 ? this.recent.slice(-options.recent) : [];
+    return kept.map((e) => ({ id: `${this.run}.${e.seq}`, event: e.event }));
   }
 
   /** `onStop` ends the client's stream when the API stops (an open stream would hold the server up). */

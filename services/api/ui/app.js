@@ -10,6 +10,8 @@ import { $, ago, badge, bar, esc, gib, mib } from './util.js';
 const PHASES = ['validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'];
 const ACTIVE = new Set(['queued', 'running', 'rolling-back']);
 const LIST_CAP = 5000;
+/** events the list opens with (the API keeps the latest of them) */
+const RECENT_EVENTS = 50;
 /** how long a workload that just arrived on its new host stays highlighted */
 const ARRIVED_MS = 10_000;
 const moreRow = (shown, columns, command) => `<tr class="more"><td colspan="${columns}">the first ${shown} shown: <code>${command}</code> lists every one</td></tr>`;
@@ -42,9 +44,12 @@ function renderHosts() {
       .map((h) => {
         const c = h.capacity;
         const mem = allocated.get(h.id) ?? 0;
+        // CPU its workloads used over the last report (their cgroups): the host's own figure,
+        // where the load average is the kernel's (one machine's for every host of a lab)
+        const used = c.containers.reduce((sum, k) => sum + (k.usage?.cpuPercent ?? 0), 0) / 100;
         const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
         return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? ' <span title="silent on the control plane, alive on storage: nothing restarted elsewhere">isolated</span>' : ''}</td>
-        <td>${bar(c.load.one / c.cpu.count, `${c.load.one.toFixed(2)} / ${c.cpu.count} CPUs`)}</td>
+        <td title="load average ${c.load.one.toFixed(2)}: the whole machine's, shared by every host of a lab on one machine">${bar(used / c.cpu.count, `${used.toFixed(2)} of ${c.cpu.count} CPUs`)}</td>
         <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
         <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>
         <td>${c.containers.length}</td><td>${h.maintenance ? `<span class="badge entering">${h.maintenance.state === 'in' ? 'in maintenance' : 'entering maintenance'}</span>` : ''}</td>${hostCell(h)}</tr>`;
@@ -159,8 +164,10 @@ const refreshSoon = () => {
   }, 300);
 };
 
-function onEvent(event) {
+/** One event from the stream; `replayed`: it happened before the stream opened, so it is only listed. */
+function onEvent(event, replayed = false) {
   if (event.type === 'migration.progress') {
+    if (replayed) return;
     // the source agent's copy progress (rsync's running total) within presync or transfer
     const known = state.migrations.get(event.migrationId);
     if (known) {
@@ -181,6 +188,7 @@ function onEvent(event) {
   line.textContent = `${new Date(event.at).toLocaleTimeString()}  ${event.type}  ${what}`;
   $('#events').prepend(line);
   while ($('#events').children.length > 100) $('#events').lastChild.remove();
+  if (replayed) return;
   if (event.type.startsWith('migration.')) {
     // live progress straight from the event; the full record follows with the next refresh
     const known = state.migrations.get(event.migrationId) ?? { id: event.migrationId, workloadId: event.workloadId, createdAt: event.at };
@@ -199,15 +207,22 @@ function onEvent(event) {
   refreshSoon();
 }
 
-/** Reads the event stream until it ends, then comes back after a pause (the API restarted, …). */
+/**
+ * Reads the event stream until it ends, then comes back after a pause (the API restarted, …). It
+ * opens with the latest events, so the list is not empty on load; a reconnect asks for what it
+ * missed since the last event it saw (Last-Event-ID), which the same API process can replay.
+ */
 async function follow() {
+  let lastEventId = null;
   for (;;) {
     try {
-      const res = await fetch('/v1/events', { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' } });
+      const headers = { authorization: `Bearer ${session.token}`, accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) };
+      const res = await fetch(`/v1/events?recent=${RECENT_EVENTS}`, { headers });
       if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
       $('#status').textContent = 'live';
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';
+      let replaying = true; // until the server's `: live`: events that already happened
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
@@ -216,12 +231,18 @@ async function follow() {
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          const data = block
-            .split('\n')
+          const lines = block.split('\n');
+          const data = lines
             .filter((l) => l.startsWith('data: '))
             .map((l) => l.slice(6))
             .join('\n');
-          if (data) onEvent(JSON.parse(data));
+          const id = lines.find((l) => l.startsWith('id: '));
+          if (id) lastEventId = id.slice(4);
+          if (lines.includes(': live')) {
+            replaying = false;
+            refreshSoon(); // what the replay only listed, the lists show as it is now
+          }
+          if (data) onEvent(JSON.parse(data), replaying);
         }
       }
     } catch {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ApiError, parseRequest } from '../errors.ts';
-import { EVENT_KINDS, kindOf, type ClusterEvent, type EventHub } from '../events.ts';
+import { EVENT_KINDS, REPLAY_EVENTS, kindOf, type ClusterEvent, type EventHub } from '../events.ts';
 
 export const EventsQuery = z.strictObject({
   /** comma-separated: host, workload, migration, failover (default all) */
@@ -14,6 +14,8 @@ export const EventsQuery = z.strictObject({
   workload: z.string().max(64).optional(),
   /** only this migration's events */
   migration: z.string().max(128).optional(),
+  /** start with up to this many of the latest events (of those this API process kept), then live */
+  recent: z.coerce.number().int().min(0).max(REPLAY_EVENTS).default(0),
 });
 
 const HEARTBEAT_MS = 15_000;
@@ -28,8 +30,11 @@ function matches(event: ClusterEvent, query: z.output<typeof EventsQuery>): bool
 }
 
 /**
- * `GET /v1/events`: server-sent events, live (no replay), one `event: <type>` + JSON `data:` per
- * cluster event, a comment every 15 s so proxies keep the connection open.
+ * `GET /v1/events`: server-sent events, one `id:` + `event: <type>` + JSON `data:` per cluster
+ * event, a comment every 15 s so proxies keep the connection open. It starts with the events a
+ * client reconnecting with `Last-Event-ID` missed (when this API process sent that id), else with
+ * the latest `recent` ones, then a `: live` comment, then goes on live; a replayed event matches
+ * the same filters.
  */
 export function eventRoutes(app: FastifyInstance, hub: EventHub): void {
   app.get('/v1/events', async (request, reply) => {
@@ -39,12 +44,13 @@ export function eventRoutes(app: FastifyInstance, hub: EventHub): void {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(': ferry events\n\n');
-    const unlisten = hub.listen(
-      (event) => {
-        if (matches(event, query)) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-      },
-      () => res.end(),
-    );
+    const send = (event: ClusterEvent, id: string) => {
+      if (matches(event, query)) res.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    };
+    const lastEventId = request.headers['last-event-id'];
+    for (const { id, event } of hub.replay({ recent: query.recent, lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined })) send(event, id);
+    res.write(': live\n\n'); // what follows happens now (a console animates it; the replay it only lists)
+    const unlisten = hub.listen(send, () => res.end());
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
     request.raw.on('close', () => {
       clearInterval(heartbeat);
