@@ -8,3 +8,4 @@ export { JoinTokenStore, type JoinTokenRefusal } from './join-tokens.ts';
 export { MEASURED_KEPT, MeasuredMigrations } from './measured.ts';
 export { RecordCache } from './record-cache.ts';
 export { TRIM_BEHIND, changeLogKeys, type ChangeLogKeys } from './changelog.ts';
+export { ClusterCopy, type HostSource } from './cluster-copy.ts';

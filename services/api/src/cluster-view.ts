@@ -1,26 +1,24 @@
 import { Placer, type ClusterSnapshot, type PlacementPolicy, type PlacementResult } from '@ferry/core';
-import { WorkloadRecord, type HostRecord, type WorkloadSpec } from '@ferry/protocol';
+import type { HostRecord, WorkloadSpec } from '@ferry/protocol';
 import { Batcher } from '@ferry/runtime';
-import { RecordCache, type ClusterStore } from '@ferry/store';
+import { ClusterCopy, type ClusterStore } from '@ferry/store';
 
 /** How old the API's copy of the host records may be (they change with every report anyway). */
 const HOSTS_MAX_AGE_MS = 1_000;
 
 /**
  * The cluster as the API's checks of a new workload see it (validation, warnings, HA admission):
- * every workload from a copy that follows the workloads hash's change log (only what changed is
- * read, so a create sees every workload written before it), the hosts read at most once a second
- * (each host rewrites its record every second: reading them per request would read the whole
- * cluster per request), maintenance as it is. The scheduler checks again when it places, against
- * its own live host table.
+ * a ClusterCopy whose hosts are read at most once a second (each host rewrites its record every
+ * second: reading them per request would read the whole cluster per request). The scheduler
+ * checks again when it places, against its own live host table.
  */
 export class ClusterView {
-  private readonly workloads: RecordCache<typeof WorkloadRecord>;
+  private readonly copy: ClusterCopy;
   private hosts: { at: number; records: HostRecord[] } | null = null;
   private loadingHosts: Promise<HostRecord[]> | null = null;
 
   constructor(private readonly store: ClusterStore) {
-    this.workloads = new RecordCache(store.workloads);
+    this.copy = new ClusterCopy(store, (fresh) => this.hostsWith(fresh));
   }
 
   /**
@@ -28,18 +26,21 @@ export class ClusterView {
    * copy (a migration's source and chosen destination: an operator who just saw a host's new
    * state or pool size in GET /v1/hosts/:id expects the refusal to say the same).
    */
-  async snapshot(fresh: Array<string | null | undefined> = []): Promise<ClusterSnapshot> {
-    const ids = [...new Set(fresh.filter((id): id is string => typeof id === 'string'))];
-    const [workloads, cached, now, maintenance] = await Promise.all([this.workloads.refresh(), this.recentHosts(), this.store.hosts.getMany(ids), this.store.maintenance.all()]);
-    const current = new Map(now.flatMap((h) => (h ? [[h.id, h] as const] : [])));
-    const hosts = current.size === 0 ? cached : cached.map((h) => current.get(h.id) ?? h).concat([...current.values()].filter((h) => !cached.some((c) => c.id === h.id)));
-    return { hosts, workloads: [...workloads.values()], maintenance };
+  snapshot(fresh: Array<string | null | undefined> = []): Promise<ClusterSnapshot> {
+    return this.copy.snapshot([...new Set(fresh.filter((id): id is string => typeof id === 'string'))]);
   }
 
   /** The next snapshot reads the hosts again (a host changed state). */
   forgetHosts(): void {
     this.hosts = null;
     this.loadingHosts = null; // a read already under way may predate the change
+  }
+
+  private async hostsWith(fresh: readonly string[]): Promise<HostRecord[]> {
+    const [cached, now] = await Promise.all([this.recentHosts(), this.store.hosts.getMany([...fresh])]);
+    const current = new Map(now.flatMap((h) => (h ? [[h.id, h] as const] : [])));
+    if (current.size === 0) return cached;
+    return cached.map((h) => current.get(h.id) ?? h).concat([...current.values()].filter((h) => !cached.some((c) => c.id === h.id)));
   }
 
   private recentHosts(): Promise<HostRecord[]> {

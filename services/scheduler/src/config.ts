@@ -26,8 +26,14 @@ export const SchedulerConfig = z
     rejectLogWindowMs: z.coerce.number().int().min(0).default(60_000),
     /** cpuBaseline, placementMode, haAdmission: the same settings (and variables) as the API's */
     ...PLACEMENT_SETTINGS,
-    /** workload jobs run at the same time by this scheduler */
-    workloadConcurrency: z.coerce.number().int().min(1).max(64).default(4),
+    /**
+     * workload jobs run at the same time by this scheduler: most of a job is waiting for an agent,
+     * so many run at once across the cluster (4 at a time held 1,000 creates to ~100/s with
+     * instant agents, bench/RESULTS.md) while commandsPerHost protects each agent
+     */
+    workloadConcurrency: z.coerce.number().int().min(1).max(512).default(32),
+    /** container commands (create, start, stop, destroy) in flight to one host from this scheduler */
+    commandsPerHost: z.coerce.number().int().min(1).max(64).default(4),
     /**
      * How long a job (and the workload lock it holds) outlives a scheduler that died: BullMQ's
      * lock duration and stalled-job check, and the workload lock's TTL. Renewed while alive.
@@ -80,6 +86,7 @@ export const SCHEDULER_ENV = {
   FERRY_FLUSH_MS: 'flushMs',
   FERRY_REJECT_LOG_WINDOW_MS: 'rejectLogWindowMs',
   FERRY_WORKLOAD_CONCURRENCY: 'workloadConcurrency',
+  FERRY_COMMANDS_PER_HOST: 'commandsPerHost',
   FERRY_FAILOVER_CONCURRENCY: 'failoverConcurrency',
   FERRY_AGENT_TIMEOUT_MS: 'agentTimeoutMs',
   FERRY_MIGRATION_CONCURRENCY: 'migrationConcurrency',

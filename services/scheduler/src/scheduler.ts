@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { QUEUES, queuePrefix, subjects, type FailoverEvent } from '@ferry/protocol';
 import { connectNats, encodeJson, natsSettingsOf, redisConnectionOptions, serveMetricsIfPossible, type Logger, type RedisSettings } from '@ferry/runtime';
 import { measuredFrom, placementPolicy } from '@ferry/core';
-import { ClusterStore } from '@ferry/store';
+import { ClusterCopy, ClusterStore } from '@ferry/store';
 import type { SchedulerConfig } from './config.ts';
 import { CapacityService } from './capacity/service.ts';
 import { AgentClient } from './workloads/agent-client.ts';
@@ -48,6 +48,10 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const counted = Object.values(QUEUES).map((name) => new Queue(name, { connection: redis, prefix: queuePrefix(config.keyPrefix) }));
   const metrics = new SchedulerMetrics();
   const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }), metrics);
+  // every decision of this process reads the cluster from its live host table and a copy of
+  // every workload that follows the change log, not from Redis whole (ClusterCopy)
+  const cluster = new ClusterCopy(store, () => capacity.hosts());
+  store.readSnapshotsFrom(() => cluster.snapshot());
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
   // a request to an agent that restarts meanwhile fails at once (its new run never answers it)
   const agents = new AgentClient(nc, (hostId) => capacity.agentRun(hostId));
@@ -67,8 +71,9 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     lockMs: config.jobLockMs,
-    placements: new Placements({ store, records, hosts: () => capacity.hosts(), policy }),
+    placements: new Placements({ store, records, policy }),
     agentTimeoutMs: config.agentTimeoutMs,
+    commandsPerHost: config.commandsPerHost,
     store,
     records,
     agents,

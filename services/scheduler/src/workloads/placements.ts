@@ -1,8 +1,8 @@
 import { UnrecoverableError } from 'bullmq';
-import { Placer, type ClusterSnapshot, type PlacementPolicy, type PlacementResult } from '@ferry/core';
-import { WorkloadRecord, type HostRecord } from '@ferry/protocol';
+import { Placer, type PlacementPolicy, type PlacementResult } from '@ferry/core';
+import type { WorkloadRecord } from '@ferry/protocol';
 import { Batcher, type Logger } from '@ferry/runtime';
-import { RecordCache, RedisLock, type ClusterStore } from '@ferry/store';
+import { RedisLock, type ClusterStore } from '@ferry/store';
 import type { WorkloadRecords } from './lifecycle.ts';
 
 const PLACEMENT_LOCK_TTL_MS = 30_000;
@@ -18,8 +18,6 @@ interface Waiting {
 export interface PlacementsOptions {
   store: ClusterStore;
   records: WorkloadRecords;
-  /** every host as this replica's capacity intake sees it now (fresher than Redis) */
-  hosts: () => HostRecord[];
   policy: PlacementPolicy;
 }
 
@@ -30,19 +28,16 @@ export interface PlacementsOptions {
  *
  * A batch is every placement waiting when the lock is taken. Its model of the cluster is built
  * once, from the hosts this replica's intake holds and a copy of every workload that follows the
- * workloads hash's change log (RecordCache: only what changed since the last batch is read) —
+ * workloads hash's change log (the store's snapshot in the scheduler: its ClusterCopy) —
  * not from a snapshot of the whole cluster per placement, which made placement O(cluster) per
  * workload: 2–3 placements/s at 5,000 hosts (bench/RESULTS.md, "Scale, first form").
  */
 export class Placements {
   private readonly batches = new Batcher<Waiting, WorkloadRecord>((batch) => this.decide(batch), MAX_BATCH);
-  private readonly workloads: RecordCache<typeof WorkloadRecord>;
   /** batches decided, and placements in them (the benchmark reads them) */
   readonly stats = { batches: 0, placed: 0 };
 
-  constructor(private readonly o: PlacementsOptions) {
-    this.workloads = new RecordCache(o.store.workloads);
-  }
+  constructor(private readonly o: PlacementsOptions) {}
 
   /** Places `record` (it has no host yet): the record with its host, or an UnrecoverableError when no host can take it. */
   place(record: WorkloadRecord, jobId: string | null, log: Logger): Promise<WorkloadRecord> {
@@ -53,10 +48,8 @@ export class Placements {
     const { store } = this.o;
     const lock = await this.lock();
     try {
-      const [workloads, maintenance] = await Promise.all([this.workloads.refresh(), store.maintenance.all()]);
-      const snapshot: ClusterSnapshot = { hosts: this.o.hosts(), workloads: [...workloads.values()], maintenance };
       const placer = new Placer(
-        snapshot,
+        await store.snapshot(),
         this.o.policy,
         batch.map((w) => w.record.spec),
       );

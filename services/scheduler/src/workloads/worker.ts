@@ -7,6 +7,7 @@ import { AgentCallError, type AgentClient } from './agent-client.ts';
 import type { WorkloadRecords } from './lifecycle.ts';
 import type { Placements } from './placements.ts';
 import { hostAway } from './discards.ts';
+import { HostSlots } from './host-slots.ts';
 
 const BUSY_RETRY_MS = 500;
 
@@ -18,6 +19,8 @@ export interface WorkloadWorkerOptions {
   /** where new workloads go (batched, under the placement lock) */
   placements: Placements;
   agentTimeoutMs: number;
+  /** container commands in flight to one host at most (the others wait their turn) */
+  commandsPerHost: number;
   store: ClusterStore;
   records: WorkloadRecords;
   agents: AgentClient;
@@ -35,8 +38,16 @@ export type WorkloadJobResult = { workloadId: string; phase: WorkloadRecord['pha
  */
 export class WorkloadWorker {
   private worker: Worker | undefined;
+  private readonly slots: HostSlots;
 
-  constructor(private readonly o: WorkloadWorkerOptions) {}
+  constructor(private readonly o: WorkloadWorkerOptions) {
+    this.slots = new HostSlots(o.commandsPerHost);
+  }
+
+  /** One container command to `hostId`, within the host's share of commands in flight. */
+  private command<T>(hostId: string, call: () => Promise<T>): Promise<T> {
+    return this.slots.run(hostId, call);
+  }
 
   start(): void {
     this.worker = new Worker(QUEUES.workloads, (job, token) => this.process(job, token), {
@@ -111,7 +122,7 @@ export class WorkloadWorker {
         const hostId = record.hostId!;
         record = await records.update(record, { phase: 'creating', error: null, lastJob }, jobId);
         await progress(record);
-        await step('create', () => agents.call(hostId, 'container.create', { spec: record!.spec, epoch: record!.epoch }, this.o.agentTimeoutMs));
+        await step('create', () => this.command(hostId, () => agents.call(hostId, 'container.create', { spec: record!.spec, epoch: record!.epoch }, this.o.agentTimeoutMs)));
         if (record.desired === 'running') return this.startOn(record, hostId, jobId, step, progress);
         record = await records.update(record, { phase: 'stopped' }, jobId);
         return { workloadId: data.workloadId, phase: record.phase, hostId };
@@ -127,7 +138,7 @@ export class WorkloadWorker {
         const hostId = this.requireHost(record);
         record = await records.update(record, { phase: 'stopping', desired: 'stopped', lastJob, error: null }, jobId);
         await progress(record);
-        const status = await step('stop', () => agents.call(hostId, 'container.stop', { id: data.workloadId, graceMs: data.graceMs ?? 10_000 }, this.o.agentTimeoutMs));
+        const status = await step('stop', () => this.command(hostId, () => agents.call(hostId, 'container.stop', { id: data.workloadId, graceMs: data.graceMs ?? 10_000 }, this.o.agentTimeoutMs)));
         record = await records.update(record, { phase: 'stopped', lastExit: status.exit ?? record.lastExit }, jobId);
         await progress(record);
         return { workloadId: data.workloadId, phase: record.phase, hostId };
@@ -144,7 +155,7 @@ export class WorkloadWorker {
             log.warn({ hostId, away }, 'host is away: workload record dropped, its copy discarded if the host ever reports it');
             await this.o.store.copyDiscards.put(`${hostId}/${data.workloadId}`, { hostId, workloadId: data.workloadId, at: Date.now(), reason: `deleted while its host was ${away}` });
           } else {
-            await step('destroy', () => agents.call(hostId, 'container.destroy', { id: data.workloadId }, this.o.agentTimeoutMs));
+            await step('destroy', () => this.command(hostId, () => agents.call(hostId, 'container.destroy', { id: data.workloadId }, this.o.agentTimeoutMs)));
           }
         }
         await records.remove(record, jobId);
@@ -168,7 +179,7 @@ export class WorkloadWorker {
     const { records, agents } = this.o;
     let current = await records.update(record, { phase: 'starting' }, jobId);
     await progress(current);
-    await step('start', () => agents.call(hostId, 'container.start', { id: record.spec.id, epoch: record.epoch }, this.o.agentTimeoutMs));
+    await step('start', () => this.command(hostId, () => agents.call(hostId, 'container.start', { id: record.spec.id, epoch: record.epoch }, this.o.agentTimeoutMs)));
     const host = await this.o.store.hosts.get(hostId);
     current = await records.update(current, { phase: 'running', lastExit: null, cpu: host?.capacity.cpu ?? current.cpu }, jobId);
     await progress(current);
