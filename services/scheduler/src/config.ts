@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { flag, loadConfig, NATS_CONFIG_ENV, NATS_CONFIG_FIELDS, PLACEMENT_ENV, PLACEMENT_SETTINGS, REDIS_CONFIG_ENV, REDIS_CONFIG_FIELDS } from '@ferry/runtime';
+import { MAX_REBALANCE_MOVES } from '@ferry/protocol';
 
 export const SchedulerConfig = z
   .object({
@@ -44,7 +45,7 @@ export const SchedulerConfig = z
     rebalanceIntervalMs: z.coerce.number().int().min(500).default(60_000),
     rebalanceThreshold: z.coerce.number().min(0).default(0.05),
     rebalanceRounds: z.coerce.number().int().min(1).max(100).default(3),
-    rebalanceMaxMoves: z.coerce.number().int().min(1).max(1000).default(5),
+    rebalanceMaxMoves: z.coerce.number().int().min(1).max(MAX_REBALANCE_MOVES).default(5),
     rebalanceCooldownMs: z.coerce.number().int().min(0).default(600_000),
     /** how long a dead leader keeps the leadership */
     leaderTtlMs: z.coerce.number().int().min(500).default(10_000),
