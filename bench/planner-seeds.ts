@@ -13,7 +13,7 @@ console.log('| hosts | seed | Ferry to convergence: score, moves | reference: sc
 console.log('|---|---|---|---|---|---|');
 for (const hosts of [10, 100]) {
   for (const seed of SEEDS) {
-    const state = new PlanningState(generateCluster({ hosts, perHost: [20, 20], seed }));
+    const state = new PlanningState(generateCluster({ hosts, perHost: [20, 20], workloads: 20 * hosts, seed }));
     const ferry = planRebalance(state, { maxMoves: Number.POSITIVE_INFINITY, timeBudgetMs: 120_000 });
     const ref = referenceSearch(state);
     const budgeted = planRebalance(state, { maxMoves: ref.moves, timeBudgetMs: 120_000 });

@@ -90,6 +90,26 @@ describe('ferry plan (offline, on a snapshot file, no service running)', () => {
     expect(JSON.parse(ok.stdout).moves.length).toBeGreaterThan(0);
   });
 
+  it('prints the score components, weighed as asked; a term the score lacks is refused (exit 2)', async () => {
+    const table = await ferry(['plan', 'rebalance', '--snapshot', snapshotFile()]);
+    expect(table.exitCode, table.stderr).toBe(0);
+    expect(table.stdout).toContain('score components (weighted; they add up to the score):');
+    expect(table.stdout).toMatch(/\n {2}mem +\d+\.\d{4} → \d+\.\d{4}/);
+    const plain = JSON.parse((await ferry(['plan', 'rebalance', '--snapshot', snapshotFile(), '-o', 'json'])).stdout);
+    const weighed = await ferry(['plan', 'rebalance', '--snapshot', snapshotFile(), '--weights', 'cpu=0,instances=1', '--move-cost', '0', '-o', 'json']);
+    expect(weighed.exitCode, weighed.stderr).toBe(0);
+    const out = JSON.parse(weighed.stdout);
+    expect(plain.components.before.cpu).toBeGreaterThan(0);
+    expect(plain.components.before.instances).toBe(0); // off by default
+    expect(out.components.before.cpu).toBe(0);
+    expect(out.components.before.instances).toBeGreaterThan(0);
+    const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+    expect(sum(out.components.after)).toBeCloseTo(out.scoreAfter, 9);
+    const bad = await ferry(['plan', 'rebalance', '--snapshot', snapshotFile(), '--weights', 'ram=1']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--weights has no term ram');
+  });
+
   it('exits 2 with a message on bad usage or a bad file', async () => {
     const noFile = await ferry(['plan', 'rebalance']);
     expect(noFile.exitCode).toBe(2);

@@ -19,7 +19,7 @@ import { labApi, labWorkload } from './helpers/workload.ts';
  */
 describe.skipIf(skipLab())('executing plans: stages (a move that needs the room another frees waits for it), partial evacuation', () => {
   let t: LabCluster;
-  const { api, get, migration, running, expectUndisturbed } = labApi(() => t);
+  const { api, get, migration, running, finished, expectUndisturbed } = labApi(() => t);
   const hosts = ['h1', 'h2', 'h3'];
   /** vCPUs a host hands out: its CPUs × the default overcommit (4) */
   let vcpus = 0;
@@ -104,8 +104,8 @@ describe.skipIf(skipLab())('executing plans: stages (a move that needs the room 
     await expectUndisturbed(hosts, since);
   });
 
-  it('a plan cancelled in its first stage never starts the second', async () => {
-    // back to the start: the Y onto h1 again, then the Xs onto h2
+  /** Back to the start: the Ys onto h1 again, then the Xs onto h2. */
+  const backToStart = async () => {
     const back: Array<[string, string]> = [];
     for (const id of ['y1', 'y2', 'y3']) if ((await get(id)).hostId === 'h2') back.push([id, 'h1']);
     for (const id of ['x1', 'x2', 'x3']) if ((await get(id)).hostId === 'h3') back.push([id, 'h2']);
@@ -115,6 +115,39 @@ describe.skipIf(skipLab())('executing plans: stages (a move that needs the room 
       const m = res.body.migration as MigrationRecord;
       await eventually(`${id} → ${to}`, async () => ((await migration(m.id)).state === 'completed' ? true : null), 120_000);
     }
+  };
+
+  it('a move whose predecessor did not complete never starts, and the plan says which and why', async () => {
+    await backToStart();
+    const plan = await chainPlan();
+    const checker = await InvariantChecker.start(t);
+    const since = Date.now();
+    const started = await api('POST', `/v1/plans/${plan.id}/execute`);
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    // cancel the Xs' own migrations (not the plan): Y needs both, so one not completing is enough
+    for (const m of (started.body as PlanRecord).moves.slice(0, 2)) expect((await api('DELETE', `/v1/migrations/${m.migrationId}`)).status).toBe(202);
+    const done = await ended(plan.id);
+    const xs = done.moves.slice(0, 2);
+    expect(
+      xs.some((m) => m.status === 'cancelled'),
+      JSON.stringify(xs),
+    ).toBe(true);
+    const missing = xs.findIndex((m) => m.status !== 'completed');
+    // the plan was not cancelled: a move did not complete, so it failed, and Y's reason names the move it needed
+    expect(done.state).toBe('failed');
+    expect(done.moves[2]).toMatchObject({
+      status: 'cancelled',
+      migrationId: null,
+      reason: expect.stringContaining(`not started: it needs move ${missing + 1} (${xs[missing]!.workload} h2 → h3) completed first, and that one cancelled`),
+    });
+    expect((await get(done.moves[2]!.workload)).hostId).toBe('h1');
+    for (const m of xs) expect((await get(m.workload)).hostId).toBe(m.status === 'completed' ? 'h3' : 'h2');
+    await checker.check();
+    await expectUndisturbed(hosts, since);
+  });
+
+  it('a plan cancelled in its first stage never starts the second', async () => {
+    await backToStart();
     const plan = await chainPlan();
     const checker = await InvariantChecker.start(t);
     const since = Date.now();
@@ -161,6 +194,8 @@ describe.skipIf(skipLab())('executing plans: stages (a move that needs the room 
     const all = await ferry(['maintenance', 'enter', 'h2']);
     expect(all.exitCode, all.stderr).toBe(5);
     expect(all.stderr).toContain('cannot be emptied');
+    // the refusal names each workload that cannot leave, with why (the API's message; details.unplaced has them all)
+    expect(all.stderr).toMatch(/ — s: refused by all 2 hosts that take workloads: NOT_ALLOWED ×2/);
     const partial = await ferry(['maintenance', 'enter', 'h2', '--partial', '-o', 'json']);
     expect(partial.exitCode, partial.stderr).toBe(0);
     expect(partial.stderr).toMatch(/1 workload\(s\) cannot leave and stay:\n\s+s\s+stays on h2: refused by all 2 hosts that take workloads: NOT_ALLOWED ×2/);
@@ -175,5 +210,54 @@ describe.skipIf(skipLab())('executing plans: stages (a move that needs the room 
     await checker.check();
     await expectUndisturbed(hosts, since);
     expect((await api('DELETE', '/v1/hosts/h2/maintenance')).status).toBe(200);
+  });
+
+  it('never plans a move of a workload mid-migration: all or nothing refuses naming it; partial moves the rest and it leaves on its own', async () => {
+    const onHost = async (host: string) =>
+      (await t.cluster.get<{ workloads: Array<{ spec: { id: string }; hostId: string | null }> }>('/v1/workloads')).workloads.filter((w) => w.hostId === host).map((w) => w.spec.id);
+    const migrations = async () => (await t.cluster.get<{ migrations: MigrationRecord[] }>('/v1/migrations')).migrations;
+    const migrate = async (id: string, to: string) => {
+      const res = await api('POST', `/v1/workloads/${id}/migrate`, { destination: to });
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      return (res.body.migration as MigrationRecord).id;
+    };
+    // Z (small, may run on h2 or h3) starts on h3, where the Xs are since the partial evacuation
+    await running(labWorkload('z', '10.77.0.98', { resources: { vcpus: 0.25, memoryMiB: 64, diskMiB: 64 }, ha: { enabled: false, priority: 0 }, placement: { hosts: ['h2', 'h3'] } }), 'h1');
+    if ((await get('z')).hostId !== 'h3') expect((await finished(await migrate('z', 'h3'))).state).toBe('completed');
+    const xs = (await onHost('h3')).filter((id) => id !== 'z');
+    expect(xs.length).toBeGreaterThan(0);
+    const checker = await InvariantChecker.start(t);
+    const since = Date.now();
+
+    // all or nothing: Z is migrating h3 → h2 (asked for, maybe not started yet): refused, Z named, nothing else starts
+    const before = (await migrations()).length;
+    const first = await migrate('z', 'h2');
+    const refused = await api('POST', '/v1/hosts/h3/maintenance', {});
+    expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+    expect(refused.body.details.unplaced).toEqual([{ workload: 'z', refused: {}, busy: expect.stringMatching(/^migrating/), reason: expect.stringMatching(/^it cannot move while migrating/) }]);
+    expect(refused.body.message).toMatch(/cannot move now \(being created or migrating\) — z: it cannot move while migrating/);
+    expect((await t.cluster.get<HostView>('/v1/hosts/h3')).maintenance).toBeNull();
+    expect((await migrations()).length).toBe(before + 1);
+    expect((await finished(first)).state).toBe('completed');
+    expect((await get('z')).hostId).toBe('h2');
+    expect((await onHost('h3')).sort()).toEqual([...xs].sort());
+
+    // partial: Z back on h3, migrating to h2 again; the Xs move, Z is listed and leaves by its own migration
+    expect((await finished(await migrate('z', 'h3'))).state).toBe('completed');
+    const second = await migrate('z', 'h2');
+    const started = await api('POST', '/v1/hosts/h3/maintenance?partial=true', {});
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const plan = started.body.plan as PlanRecord;
+    expect(plan.moves.map((m) => m.workload).sort()).toEqual([...xs].sort());
+    expect(plan.unplaced).toEqual([expect.objectContaining({ workload: 'z', refused: {}, busy: expect.stringMatching(/^migrating/) })]);
+    const done = await ended(plan.id);
+    expect(done.state, JSON.stringify(done.moves)).toBe('completed');
+    expect((await finished(second)).state).toBe('completed');
+    expect((await get('z')).hostId).toBe('h2');
+    expect(await onHost('h3')).toEqual([]);
+    expect((await t.cluster.get<HostView>('/v1/hosts/h3')).maintenance?.state).toBe('in');
+    await checker.check();
+    await expectUndisturbed(hosts, since);
+    expect((await api('DELETE', '/v1/hosts/h3/maintenance')).status).toBe(200);
   });
 });

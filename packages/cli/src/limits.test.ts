@@ -36,6 +36,36 @@ describe('ferry rebalance: the API limits, checked before anything is asked', ()
   });
 });
 
+describe('ferry rebalance: the move cost and the score weights, through the same schema', () => {
+  const refusal = (flags: Parameters<typeof rebalanceBody>[0]) => {
+    try {
+      rebalanceBody(flags);
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      return (err as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  it('sends --move-cost, --move-cost-per-gib and --weights as the API takes them', () => {
+    expect(rebalanceBody({ moveCost: '0.001', moveCostPerGiB: '0', weights: 'cpu=0.5, instances=0.1' })).toEqual({
+      moveCost: 0.001,
+      moveCostPerGiB: 0,
+      weights: { cpu: 0.5, instances: 0.1 },
+    });
+    expect(RebalanceRequest.parse({ weights: { mem: 2 } }).weights).toEqual({ mem: 2 });
+  });
+
+  it('refuses a term the score does not have, a negative weight, a malformed list, a negative cost', () => {
+    expect(refusal({ weights: 'ram=1' })).toBe('--weights has no term ram (terms: mem, cpu, disk, instances, overcommit, antiAffinity, draining), not ram=1');
+    expect(refusal({ weights: 'cpu=-1' })).toMatch(/^--weights cpu must be (at least|above) 0 \(the API's limit\), not cpu=-1$/);
+    expect(refusal({ weights: 'cpu' })).toBe('--weights takes TERM=NUMBER,… (e.g. mem=1,cpu=0.5), not cpu');
+    expect(refusal({ weights: 'cpu=1=2' })).toContain('--weights takes TERM=NUMBER');
+    expect(refusal({ moveCost: '-0.1' })).toMatch(/^--move-cost must be (at least|above) 0 /);
+    expect(refusal({ moveCostPerGiB: 'x' })).toBe('--move-cost-per-gib must be a number, not x');
+  });
+});
+
 describe('score components in the output', () => {
   it('none for a plan without them', () => {
     expect(componentLines({ id: 'p-1' })).toEqual([]);

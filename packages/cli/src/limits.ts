@@ -1,12 +1,24 @@
 import type { z } from 'zod';
-import { RebalanceRequest, type PlanRecord } from '@ferry/protocol';
+import { RebalanceRequest, SCORE_TERMS, type PlanRecord } from '@ferry/protocol';
 import { UsageError } from './errors.ts';
 
 /** The CLI's flag for each field of the API's rebalance request. */
-const FLAGS = { maxMoves: '--max-moves', minGain: '--min-gain' } as const;
+const FLAGS = { maxMoves: '--max-moves', minGain: '--min-gain', moveCost: '--move-cost', moveCostPerGiB: '--move-cost-per-gib' } as const;
 
-export type RebalanceFlags = Partial<Record<keyof typeof FLAGS, string>>;
-export type RebalanceBody = Partial<Pick<z.output<typeof RebalanceRequest>, keyof typeof FLAGS>>;
+export type RebalanceFlags = Partial<Record<keyof typeof FLAGS | 'weights', string>>;
+export type RebalanceBody = Partial<Pick<z.output<typeof RebalanceRequest>, keyof typeof FLAGS | 'weights'>>;
+
+/** `--weights mem=1,cpu=0.5`: the score's weights by term (the API checks the names and bounds). */
+function parseWeights(raw: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of raw.split(',')) {
+    const [term, value, extra] = part.split('=').map((x) => x.trim());
+    const n = Number(value);
+    if (!term || value === undefined || value === '' || extra !== undefined || !Number.isFinite(n)) throw new UsageError(`--weights takes TERM=NUMBER,… (e.g. mem=1,cpu=0.5), not ${raw}`);
+    out[term] = n;
+  }
+  return out;
+}
 
 function explain(issue: z.core.$ZodIssue): string {
   if (issue.code === 'too_big') return `must be ${issue.inclusive === false ? 'below' : 'at most'} ${String(issue.maximum)}`;
@@ -22,7 +34,7 @@ function explain(issue: z.core.$ZodIssue): string {
  * API's defaults stay the API's.
  */
 export function rebalanceBody(flags: RebalanceFlags): RebalanceBody {
-  const body: Record<string, number> = {};
+  const body: Record<string, unknown> = {};
   for (const key of Object.keys(FLAGS) as Array<keyof typeof FLAGS>) {
     const raw = flags[key];
     if (raw === undefined) continue;
@@ -30,14 +42,20 @@ export function rebalanceBody(flags: RebalanceFlags): RebalanceBody {
     if (raw.trim() === '' || !Number.isFinite(value)) throw new UsageError(`${FLAGS[key]} must be a number, not ${raw}`);
     body[key] = value;
   }
+  if (flags.weights !== undefined) body.weights = parseWeights(flags.weights);
   const parsed = RebalanceRequest.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
+    if (issue.path[0] === 'weights') {
+      const term = issue.path[1];
+      const what = issue.code === 'unrecognized_keys' ? `has no term ${issue.keys.join(', ')} (terms: ${SCORE_TERMS.join(', ')})` : `${String(term)} ${explain(issue)} (the API's limit)`;
+      throw new UsageError(`--weights ${what}, not ${flags.weights ?? ''}`);
+    }
     const key = issue.path[0] as keyof typeof FLAGS;
     throw new UsageError(`${FLAGS[key] ?? String(key)} ${explain(issue)} (the API's limit), not ${flags[key] ?? ''}`.trim());
   }
   const out: RebalanceBody = {};
-  for (const key of Object.keys(body) as Array<keyof typeof FLAGS>) out[key] = parsed.data[key];
+  for (const key of Object.keys(body) as Array<keyof RebalanceBody>) Object.assign(out, { [key]: parsed.data[key] });
   return out;
 }
 

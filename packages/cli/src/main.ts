@@ -32,10 +32,14 @@ function build(): Command {
 
   // Offline: the same planners on a snapshot file (GET /v1/cluster/snapshot), no service needed.
   const plan = program.command('plan').description('plan offline on a cluster snapshot file');
-  const offline = (kind: 'rebalance' | 'evacuate', host: string | undefined, options: { snapshot?: string; maxMoves?: string; minGain?: string; partial?: boolean }) => {
+  const offline = (
+    kind: 'rebalance' | 'evacuate',
+    host: string | undefined,
+    options: { snapshot?: string; maxMoves?: string; minGain?: string; moveCost?: string; moveCostPerGib?: string; weights?: string; partial?: boolean },
+  ) => {
     if (!options.snapshot) throw new CliError('needs --snapshot FILE (save one with GET /v1/cluster/snapshot)', EXIT.usage);
     // the API's bounds (RebalanceRequest): an offline plan is the plan the API would make
-    const limits = rebalanceBody({ maxMoves: options.maxMoves, minGain: options.minGain });
+    const limits = rebalanceBody({ maxMoves: options.maxMoves, minGain: options.minGain, moveCost: options.moveCost, moveCostPerGiB: options.moveCostPerGib, weights: options.weights });
     const out = planOffline(kind, readSnapshot(options.snapshot), { ...limits, ...(host ? { host } : {}), ...(options.partial ? { partial: true } : {}) });
     const format = outputFormat(program.opts<GlobalOptions>().output);
     process.stdout.write(format === 'json' ? `${JSON.stringify(out, null, 2)}\n` : format === 'yaml' ? stringify(out) : `${formatTable(out)}\n`);
@@ -47,7 +51,10 @@ function build(): Command {
     .option('--snapshot <file>', 'the snapshot file')
     .option('--max-moves <n>', 'at most this many moves')
     .option('--min-gain <x>', 'a move must lower the score at least this much')
-    .action((options: { snapshot?: string; maxMoves?: string; minGain?: string }) => offline('rebalance', undefined, options));
+    .option('--move-cost <x>', 'what any move costs, in score, subtracted from its gain')
+    .option('--move-cost-per-gib <x>', 'what each GiB a move copies costs, in score')
+    .option('--weights <term=x,…>', 'the score weights to change, e.g. cpu=0.5,instances=0.1')
+    .action((options: { snapshot?: string; maxMoves?: string; minGain?: string; moveCost?: string; moveCostPerGib?: string; weights?: string }) => offline('rebalance', undefined, options));
   plan
     .command('evacuate <host>')
     .description('an evacuation plan for one host of the snapshot')

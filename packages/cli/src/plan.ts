@@ -3,7 +3,7 @@ import { buildEvacuationPlan, buildRebalancePlan } from '@ferry/core';
 import { ClusterSnapshotDocument } from '@ferry/protocol';
 
 import { UsageError } from './errors.ts';
-import { componentLines } from './limits.ts';
+import { componentLines, type RebalanceBody } from './limits.ts';
 
 export { UsageError };
 
@@ -38,14 +38,22 @@ export function readSnapshot(file: string): ClusterSnapshotDocument {
 }
 
 /** The same planners the scheduler runs, on a snapshot file, with no service running. */
-export function planOffline(kind: 'rebalance' | 'evacuate', snapshot: ClusterSnapshotDocument, options: { maxMoves?: number; minGain?: number; host?: string; partial?: boolean }): PlanOutput {
+export function planOffline(kind: 'rebalance' | 'evacuate', snapshot: ClusterSnapshotDocument, options: RebalanceBody & { host?: string; partial?: boolean }): PlanOutput {
   const started = process.hrtime.bigint();
   const about = { revision: snapshot.revision, takenAt: snapshot.takenAt, hosts: snapshot.hosts.length, workloads: snapshot.workloads.length };
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
   const moves = (m: Array<{ workload: string; from: string; to: string; strategy: string; predicted: { bytes: number }; stage?: number; dependsOn?: number[] }>) =>
     m.map((x) => ({ workload: x.workload, from: x.from, to: x.to, strategy: x.strategy, bytes: x.predicted.bytes, stage: x.stage ?? 1, dependsOn: x.dependsOn ?? [] }));
   if (kind === 'rebalance') {
-    const plan = buildRebalancePlan(snapshot, { ...(options.maxMoves ? { maxMoves: options.maxMoves } : {}), ...(options.minGain !== undefined ? { minGain: options.minGain } : {}) });
+    // the request's fields the planner takes as they are: the API's defaults are the planner's
+    const { maxMoves, minGain, moveCost, moveCostPerGiB, weights } = options;
+    const plan = buildRebalancePlan(snapshot, {
+      ...(maxMoves !== undefined ? { maxMoves } : {}),
+      ...(minGain !== undefined ? { minGain } : {}),
+      ...(moveCost !== undefined ? { moveCost } : {}),
+      ...(moveCostPerGiB !== undefined ? { moveCostPerGiB } : {}),
+      ...(weights !== undefined ? { weights } : {}),
+    });
     return {
       kind,
       snapshot: about,

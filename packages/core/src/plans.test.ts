@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { WorkloadSpec, type PlanMove } from '@ferry/protocol';
 import { sampleHostRecord, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { buildEvacuationPlan, buildRebalancePlan, nextPlanStep } from './plans.ts';
-import { planEvacuation } from './planner/evacuate.ts';
+import { busyWorkloads, planEvacuation } from './planner/evacuate.ts';
+import { planMigration } from './migration.ts';
 import { modelFromSnapshot } from './planner/from-snapshot.ts';
 import { DEFAULT_PLACEMENT_POLICY } from './placement.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
@@ -125,6 +126,100 @@ describe('evacuation: all or nothing, or partial', () => {
     expect(partial.moves).toHaveLength(3);
     expect(partial.unplaced.map((u) => u.workload)).toEqual(['pinned']);
     expect(partial.unplaced[0]!.reason).toMatch(/^refused by all 2 hosts that take workloads: NOT_ALLOWED ×2 \(h[23]: not among the hosts the workload may run on\)$/);
+  });
+});
+
+describe('evacuation: workloads being created or mid-migration stay, listed with what they are doing', () => {
+  // h1 holds two movable workloads and four busy ones; m2 migrates h2 → h1; f1 failed on h1
+  const busySnapshot: ClusterSnapshot = {
+    hosts: ['h1', 'h2', 'h3'].map((id) => sampleHostRecord(id)),
+    workloads: [
+      sampleWorkloadRecord(spec('ok1', 1024), 'h1'),
+      sampleWorkloadRecord(spec('ok2', 512), 'h1', 'stopped'),
+      sampleWorkloadRecord(spec('new1', 512), 'h1', 'pending'),
+      sampleWorkloadRecord(spec('new2', 512), 'h1', 'creating'),
+      sampleWorkloadRecord(spec('stop1', 512), 'h1', 'stopping'),
+      { ...sampleWorkloadRecord(spec('m1', 512), 'h1', 'migrating'), migratingTo: 'h3' },
+      { ...sampleWorkloadRecord(spec('m2', 512), 'h2', 'migrating'), migratingTo: 'h1' },
+      sampleWorkloadRecord(spec('f1', 512), 'h1', 'failed'),
+      sampleWorkloadRecord(spec('elsewhere', 512), 'h2', 'creating'),
+    ],
+  };
+
+  it('busyWorkloads: on the host or arriving there, not running or stopped or already moving; failed ones and other hosts not', () => {
+    expect(Object.fromEntries(busyWorkloads(busySnapshot, ['h1']))).toEqual({
+      new1: 'waiting to be created on h1',
+      new2: 'being created',
+      stop1: 'stopping',
+      m1: 'migrating to h3',
+      m2: 'migrating onto h1 from h2',
+    });
+  });
+
+  it('all or nothing: refused, each busy one listed with no host refusal and why', () => {
+    const draft = buildEvacuationPlan(busySnapshot, 'h1');
+    expect(draft.ok).toBe(false);
+    if (draft.ok) return;
+    expect(draft.reason).toBe('5 workload(s) cannot move now (being created or migrating)');
+    expect(draft.unplaced.map((u) => [u.workload, u.busy, u.refused]).sort()).toEqual([
+      ['m1', 'migrating to h3', {}],
+      ['m2', 'migrating onto h1 from h2', {}],
+      ['new1', 'waiting to be created on h1', {}],
+      ['new2', 'being created', {}],
+      ['stop1', 'stopping', {}],
+    ]);
+    expect(draft.unplaced.find((u) => u.workload === 'new2')!.reason).toBe(
+      'it cannot move while being created: a migration takes only a running or stopped workload that is not already moving; evacuate again once it has settled',
+    );
+  });
+
+  it('partial: only the movable ones move, and a migration would take every move it plans', () => {
+    const draft = buildEvacuationPlan(busySnapshot, 'h1', { partial: true });
+    expect(draft.ok).toBe(true);
+    if (!draft.ok) return;
+    expect(draft.plan.moves.map((m) => m.workload).sort()).toEqual(['ok1', 'ok2']);
+    expect(draft.plan.unplaced!.map((u) => u.workload).sort()).toEqual(['m1', 'm2', 'new1', 'new2', 'stop1']);
+    expect(draft.plan.reason).toContain('5 cannot leave and stay');
+    for (const m of draft.plan.moves) {
+      const w = busySnapshot.workloads.find((x) => x.spec.id === m.workload)!;
+      expect(planMigration(w, busySnapshot, { destination: m.to, mode: 'auto' }).ok, m.workload).toBe(true);
+    }
+    // and the busy ones are exactly those planMigration refuses (m2 is h2's: not this host's to move)
+    for (const u of draft.plan.unplaced!.filter((x) => x.workload !== 'm2')) {
+      const w = busySnapshot.workloads.find((x) => x.spec.id === u.workload)!;
+      expect(planMigration(w, busySnapshot, { destination: 'h2', mode: 'auto' }).ok, u.workload).toBe(false);
+    }
+  });
+
+  it('both kinds: the summary counts each', () => {
+    const mixed: ClusterSnapshot = { ...busySnapshot, workloads: [...busySnapshot.workloads, sampleWorkloadRecord(spec('only-h1', 512, ['h1']), 'h1')] };
+    const draft = buildEvacuationPlan(mixed, 'h1');
+    expect(!draft.ok && draft.reason).toBe('1 workload(s) have nowhere to go; 5 workload(s) cannot move now (being created or migrating)');
+  });
+
+  it('a busy map from the caller (a migration queued, not started) adds to what the snapshot shows, which wins', () => {
+    const draft = buildEvacuationPlan(busySnapshot, 'h1', {
+      partial: true,
+      busy: new Map([
+        ['ok1', 'migrating (m-ok1)'],
+        ['m1', 'migrating (m-m1)'],
+      ]),
+    });
+    expect(draft.ok && draft.plan.moves.map((m) => m.workload)).toEqual(['ok2']);
+    const unplaced = draft.ok ? draft.plan.unplaced! : [];
+    expect(unplaced.find((u) => u.workload === 'ok1')).toMatchObject({ busy: 'migrating (m-ok1)', refused: {} });
+    expect(unplaced.find((u) => u.workload === 'm1')).toMatchObject({ busy: 'migrating to h3' });
+  });
+
+  it('the planner alone: a resident the model pins stays even without the map', () => {
+    const cluster = modelFromSnapshot(busySnapshot, { policy: DEFAULT_PLACEMENT_POLICY });
+    const plan = planEvacuation(cluster, ['h1'], { partial: true });
+    expect(plan.ok && plan.moves.map((m) => m.workload).sort()).toEqual(['ok1', 'ok2']);
+    expect(plan.unplaced.map((u) => [u.workload, u.busy]).sort()).toEqual([
+      ['m1', 'it is in another operation'],
+      ['new2', 'it is in another operation'],
+      ['stop1', 'it is in another operation'],
+    ]);
   });
 });
 

@@ -3,7 +3,7 @@ import { chooseStrategy } from './migration.ts';
 import { DEFAULT_COSTS, predictMove, type CostModel } from './migration-prediction.ts';
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from './placement.ts';
 import { clusterRevision, modelFromSnapshot } from './planner/from-snapshot.ts';
-import { planEvacuation, type EvacuationOptions } from './planner/evacuate.ts';
+import { busyWorkloads, planEvacuation, type EvacuationOptions } from './planner/evacuate.ts';
 import { planRebalance, type RebalanceOptions } from './planner/rebalance.ts';
 import type { PlannedMove } from './planner/rebalance.ts';
 import { planStages } from './planner/stages.ts';
@@ -67,7 +67,14 @@ export function buildRebalancePlan(snapshot: ClusterSnapshot, options: Partial<R
     components: plan.components,
     moves: toMoves(snapshot, cluster, plan.moves, options),
     reason: plan.moves.length === 0 ? `nothing to do: ${plan.stopped}` : `${plan.moves.length} move(s) lower the score ${plan.scoreBefore.toFixed(4)} → ${plan.scoreAfter.toFixed(4)}; ${plan.stopped}`,
-    params: { maxMoves: options.maxMoves ?? null, minGain: options.minGain ?? null },
+    params: {
+      maxMoves: options.maxMoves ?? null,
+      minGain: options.minGain ?? null,
+      // what the plan was asked to weigh, when not the defaults
+      ...(options.moveCost === undefined ? {} : { moveCost: options.moveCost }),
+      ...(options.moveCostPerGiB === undefined ? {} : { moveCostPerGiB: options.moveCostPerGiB }),
+      ...(options.weights === undefined ? {} : { weights: options.weights }),
+    },
     finishedAt: null,
   };
 }
@@ -83,7 +90,10 @@ export function buildEvacuationPlan(snapshot: ClusterSnapshot, hostId: string, o
   // nothing can be migrated off a host that is not answering: that is failover's job
   if (host && host.state !== 'up') return { ok: false, reason: `${hostId} is ${host.state}; a host is emptied live only while it is up`, unplaced: [] };
   const cluster = modelFromSnapshot(snapshot, { policy: options.policy ?? DEFAULT_PLACEMENT_POLICY });
-  const result = planEvacuation(cluster, [hostId], options);
+  // workloads being created or mid-migration are listed as staying, never moved (a migration would
+  // refuse them); `options.busy` adds what the snapshot cannot show (a migration queued, not started)
+  const busy = new Map([...(options.busy ?? []), ...busyWorkloads(snapshot, [hostId])]);
+  const result = planEvacuation(cluster, [hostId], { ...options, busy });
   if (!result.ok) return { ok: false, reason: result.reason, unplaced: result.unplaced };
   const staying = result.unplaced.length > 0 ? `; ${result.unplaced.length} cannot leave and stay: ${result.unplaced.map((u) => u.workload).join(', ')}` : '';
   return {

@@ -34,12 +34,14 @@ export const PlanMove = z.object({
 });
 export type PlanMove = z.infer<typeof PlanMove>;
 
-/** A workload an evacuation cannot move, and why: how many hosts refused it, by refusal code. */
+/** A workload an evacuation cannot move, and why: how many hosts refused it, by refusal code, or what it is busy with. */
 export const PlanUnplaced = z.object({
   workload: WorkloadId,
   refused: z.record(z.string(), z.number().int().nonnegative()),
   /** the refusals in words */
   reason: z.string(),
+  /** what it is doing that keeps it from moving now (being created, migrating…); `refused` is empty then */
+  busy: z.string().optional(),
 });
 export type PlanUnplaced = z.infer<typeof PlanUnplaced>;
 
@@ -85,6 +87,13 @@ export type PlanListResponse = z.infer<typeof PlanListResponse>;
 
 export const MAX_REBALANCE_MOVES = 1000;
 
+/** The score's terms a request may weigh (packages/core ScoreWeights); 0 turns a term off. */
+export const SCORE_TERMS = ['mem', 'cpu', 'disk', 'instances', 'overcommit', 'antiAffinity', 'draining'] as const;
+export const ScoreWeightsRequest = z.strictObject(
+  Object.fromEntries(SCORE_TERMS.map((t) => [t, z.number().nonnegative().max(1000).optional()])) as Record<(typeof SCORE_TERMS)[number], z.ZodOptional<z.ZodNumber>>,
+);
+export type ScoreWeightsRequest = z.infer<typeof ScoreWeightsRequest>;
+
 /**
  * A rebalance runs to convergence by default, within the move cap (a plan of more than 1,000
  * migrations is hours of copying; plan again once it ran) and the planner's time budget.
@@ -94,6 +103,14 @@ export const RebalanceRequest = z.strictObject({
   /** how long the planner may search, ms (default 10 s); the plan says when it stopped there */
   timeBudgetMs: z.number().int().min(1).max(60_000).optional(),
   minGain: z.number().nonnegative().max(10).optional(),
+  /**
+   * the cost of a move, subtracted from its gain when moves are ranked (a penalty, not a divisor):
+   * a fixed part and a part per GiB put on the link (docs/placement.md, "Rebalancing")
+   */
+  moveCost: z.number().nonnegative().max(1).optional(),
+  moveCostPerGiB: z.number().nonnegative().max(1).optional(),
+  /** the score's weights, each term optional (the planner's defaults for the rest) */
+  weights: ScoreWeightsRequest.optional(),
   /** a workload moved less than this long ago stays put (no ping-pong) */
   cooldownMinutes: z
     .number()

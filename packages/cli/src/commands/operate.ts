@@ -216,10 +216,13 @@ export function operateCommands(program: Command, session: () => Session): void 
     .option('--apply', 'plan and run the moves, following their progress')
     .option('--max-moves <n>', 'at most this many moves (the API takes up to its limit)')
     .option('--min-gain <x>', 'a move must lower the score at least this much')
-    .action(async (options: { dryRun?: boolean; apply?: boolean; maxMoves?: string; minGain?: string }) => {
+    .option('--move-cost <x>', "what any move costs, in score, subtracted from its gain (the planner's default otherwise)")
+    .option('--move-cost-per-gib <x>', 'what each GiB a move copies costs, in score')
+    .option('--weights <term=x,…>', 'the score weights to change, e.g. cpu=0.5,instances=0.1 (terms: mem, cpu, disk, instances, overcommit, antiAffinity, draining)')
+    .action(async (options: { dryRun?: boolean; apply?: boolean; maxMoves?: string; minGain?: string; moveCost?: string; moveCostPerGib?: string; weights?: string }) => {
       if (options.dryRun && options.apply) throw new UsageError('--dry-run and --apply exclude each other');
       // the API's bounds, checked before anything is asked
-      const body = rebalanceBody({ maxMoves: options.maxMoves, minGain: options.minGain });
+      const body = rebalanceBody({ maxMoves: options.maxMoves, minGain: options.minGain, moveCost: options.moveCost, moveCostPerGiB: options.moveCostPerGib, weights: options.weights });
       const s = session();
       const plan = await s.api.request<PlanRecord>('POST', `/v1/rebalance${options.apply ? '' : '?dryRun=true'}`, body);
       process.stderr.write(

@@ -1,3 +1,4 @@
+import type { ClusterSnapshot } from '../snapshot.ts';
 import { explainRefusal, firstRefusal, type RefusalCode } from '../feasibility.ts';
 import { moveBytes, stateOf, type PlanCluster, type PlanningState, type Usage } from './model.ts';
 import type { PlannedMove } from './rebalance.ts';
@@ -9,6 +10,12 @@ export interface EvacuationOptions {
   keepHaCapacity: boolean;
   /** move what can leave and list the rest (default: all or nothing) */
   partial: boolean;
+  /**
+   * workloads on (or coming to) the drained hosts that cannot move now, with what they are doing
+   * (busyWorkloads): listed as staying, never moved. A resident the model pins is busy even if
+   * absent here.
+   */
+  busy: ReadonlyMap<string, string>;
 }
 
 export interface UnplacedWorkload {
@@ -17,7 +24,34 @@ export interface UnplacedWorkload {
   refused: Record<string, number>;
   /** the refusals in words: each code with what the first host refusing with it said */
   reason: string;
+  /** what it is doing that keeps it from moving now (no host was asked then: `refused` is empty) */
+  busy?: string;
 }
+
+/**
+ * The workloads on `hostIds`, or migrating onto them, that a migration would refuse to move now
+ * (planMigration takes only a running or stopped workload not already moving), each with what it
+ * is doing. An evacuation lists them as staying instead of planning moves that would fail: a
+ * workload being created is not there to move yet, and one mid-migration is the migration's.
+ * (A failed workload is not listed: nothing runs, and failover or an operator deals with it.)
+ */
+export function busyWorkloads(snapshot: Pick<ClusterSnapshot, 'workloads'>, hostIds: readonly string[]): Map<string, string> {
+  const drained = new Set(hostIds);
+  const busy = new Map<string, string>();
+  for (const w of snapshot.workloads) {
+    const here = w.hostId !== null && drained.has(w.hostId);
+    const arriving = w.migratingTo !== null && w.migratingTo !== w.hostId && drained.has(w.migratingTo);
+    if (w.phase === 'failed' || (!here && !arriving)) continue;
+    if (arriving) busy.set(w.spec.id, `migrating onto ${w.migratingTo} from ${w.hostId ?? 'nowhere'}`);
+    else if (w.migratingTo !== null && w.migratingTo !== w.hostId) busy.set(w.spec.id, `migrating to ${w.migratingTo}`);
+    else if (w.phase === 'pending') busy.set(w.spec.id, `waiting to be created on ${w.hostId}`);
+    else if (w.phase === 'creating') busy.set(w.spec.id, 'being created');
+    else if (w.phase !== 'running' && w.phase !== 'stopped') busy.set(w.spec.id, w.phase);
+  }
+  return busy;
+}
+
+const busyReason = (what: string) => `it cannot move while ${what}: a migration takes only a running or stopped workload that is not already moving; evacuate again once it has settled`;
 
 /** ok: the moves (with `partial`, `unplaced` lists the workloads that stay); not ok: nothing moves, every reason. */
 export type EvacuationPlan = { ok: true; moves: PlannedMove[]; unplaced: UnplacedWorkload[] } | { ok: false; moves: []; unplaced: UnplacedWorkload[]; reason: string };
@@ -28,10 +62,12 @@ export type EvacuationPlan = { ok: true; moves: PlannedMove[]; unplaced: Unplace
  * nothing by default: when one workload has nowhere to go, the plan is refused with every
  * reason, no moves. With `partial`, the others move and the plan lists the ones that stay, each
  * with its reasons. (Either way the rest must keep room for the HA workloads of any one host.)
+ * Workloads that cannot move now (pinned in the model, or in `busy`: being created or
+ * mid-migration) are never moved: they are listed as staying, with what they are doing.
  */
 export function planEvacuation(input: PlanCluster | PlanningState, drain: string[], options: Partial<EvacuationOptions> = {}): EvacuationPlan {
   const state = stateOf(input);
-  return state.trial((move) => evacuate(state, move, drain, { mode: 'spread', keepHaCapacity: true, partial: false, ...options }));
+  return state.trial((move) => evacuate(state, move, drain, { mode: 'spread', keepHaCapacity: true, partial: false, busy: new Map(), ...options }));
 }
 
 function evacuate(state: PlanningState, apply: (index: number, to: number) => void, drain: string[], o: EvacuationOptions): EvacuationPlan {
@@ -57,6 +93,12 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
   const unplaced: UnplacedWorkload[] = [];
   for (const index of leaving) {
     const w = cluster.workloads[index]!;
+    if (w.pinned || o.busy.has(w.id)) {
+      // creating, mid-migration or otherwise busy (the model pins it): planMigration would refuse the move
+      const what = o.busy.get(w.id) ?? 'it is in another operation';
+      unplaced.push({ workload: w.id, refused: {}, reason: busyReason(what), busy: what });
+      continue;
+    }
     const refused: Record<string, number> = {};
     /** what the first host refusing with each code said */
     const said = new Map<RefusalCode, string>();
@@ -103,12 +145,22 @@ function evacuate(state: PlanningState, apply: (index: number, to: number) => vo
       reason: `${from} is being drained; ${cluster.hosts[chosen]!.id} passes every check and has ${Math.round(free(chosen) / 2 ** 20)} MiB free after it`,
     });
   }
-  if (unplaced.length > 0 && !o.partial) return { ok: false, moves: [], unplaced, reason: `${unplaced.length} workload(s) have nowhere to go` };
+  // busy workloads that are not residents in the model (waiting to be created, migrating onto a drained host)
+  const listed = new Set(unplaced.map((u) => u.workload));
+  for (const [id, what] of o.busy) if (!listed.has(id)) unplaced.push({ workload: id, refused: {}, reason: busyReason(what), busy: what });
+  if (unplaced.length > 0 && !o.partial) return { ok: false, moves: [], unplaced, reason: unplacedSummary(unplaced) };
   if (o.keepHaCapacity) {
     const shortfall = haShortfall(cluster, usage);
     if (shortfall) return { ok: false, moves: [], unplaced, reason: shortfall };
   }
   return { ok: true, moves, unplaced };
+}
+
+/** "2 workload(s) have nowhere to go", "1 workload(s) cannot move now (busy)", or both */
+function unplacedSummary(unplaced: readonly UnplacedWorkload[]): string {
+  const busy = unplaced.filter((u) => u.busy !== undefined).length;
+  const nowhere = unplaced.length - busy;
+  return [...(nowhere > 0 ? [`${nowhere} workload(s) have nowhere to go`] : []), ...(busy > 0 ? [`${busy} workload(s) cannot move now (being created or migrating)`] : [])].join('; ');
 }
 
 /** "refused by all 3 hosts: NOT_ALLOWED ×2 (h1: not among …); MEMORY_INSUFFICIENT ×1 (h3: needs …)" */

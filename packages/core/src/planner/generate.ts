@@ -23,6 +23,32 @@ export interface GenerateOptions {
   /** fraction of hosts with an older CPU (fewer flags) */
   olderCpu: number;
   seed: number;
+  /**
+   * exactly this many workloads in all: the nearly empty hosts keep their 0–4 and the others share
+   * the rest evenly (the benchmark's "20 per host": 20,000 at 1,000 hosts). Unset: `perHost` decides.
+   */
+  workloads?: number;
+}
+
+type HostKind = 'overloaded' | 'empty' | 'normal';
+
+/** Each host's kind and workload count when the total is given (its own PRNG: `perHost` clusters stay as they were). */
+function presetCounts(o: GenerateOptions, total: number): Array<{ kind: HostKind; count: number }> {
+  const rnd = random(o.seed ^ 0x5bd1e995);
+  const kinds = Array.from({ length: o.hosts }, (): HostKind => {
+    const roll = rnd();
+    return roll < o.overloaded ? 'overloaded' : roll < o.overloaded + o.empty ? 'empty' : 'normal';
+  });
+  const counts = kinds.map((kind) => (kind === 'empty' ? Math.floor(rnd() * 5) : 0));
+  const others = kinds.filter((k) => k !== 'empty').length;
+  const rest = Math.max(0, total - counts.reduce((a, b) => a + b, 0));
+  let seen = 0;
+  return kinds.map((kind, i) => {
+    if (kind === 'empty') return { kind, count: counts[i]! };
+    const count = Math.floor(rest / others) + (seen < rest % others ? 1 : 0);
+    seen++;
+    return { kind, count };
+  });
 }
 
 const GiB = 2 ** 30;
@@ -69,11 +95,17 @@ export function generateCluster(options: Partial<GenerateOptions> = {}): PlanClu
   }
   const workloads: PlanWorkload[] = [];
   // anti-affinity pairs, drawn across the whole cluster (2 % of the workloads are in one)
-  const groups = Math.max(1, Math.floor((((o.hosts * (o.perHost[0] + o.perHost[1])) / 2) * 0.02) / 2));
+  const groups = Math.max(1, Math.floor(((o.workloads ?? (o.hosts * (o.perHost[0] + o.perHost[1])) / 2) * 0.02) / 2));
+  const preset = o.workloads === undefined ? null : presetCounts(o, o.workloads);
   hosts.forEach((host, h) => {
-    const roll = rnd();
-    const kind = roll < o.overloaded ? 'overloaded' : roll < o.overloaded + o.empty ? 'empty' : 'normal';
-    const count = kind === 'empty' ? Math.floor(rnd() * 5) : o.perHost[0] + Math.floor(rnd() * (o.perHost[1] - o.perHost[0] + 1));
+    let kind: HostKind;
+    let count: number;
+    if (preset) ({ kind, count } = preset[h]!);
+    else {
+      const roll = rnd();
+      kind = roll < o.overloaded ? 'overloaded' : roll < o.overloaded + o.empty ? 'empty' : 'normal';
+      count = kind === 'empty' ? Math.floor(rnd() * 5) : o.perHost[0] + Math.floor(rnd() * (o.perHost[1] - o.perHost[0] + 1));
+    }
     const target = host.memTotal * (kind === 'overloaded' ? 0.9 : kind === 'empty' ? 0.1 : 0.3 + rnd() * 0.4);
     // sizes with a long tail, scaled so the host lands near its target fill
     const raw = Array.from({ length: count }, () => Math.exp(rnd() * Math.log(64)));

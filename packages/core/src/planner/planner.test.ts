@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PlanningState, Usage, cloneCluster, type PlanCluster, type PlanHost, type PlanPool, type PlanWorkload } from './model.ts';
 import { cpuFlagsPresent, firstRefusal as moveRefusal } from '../feasibility.ts';
-import { ClusterScore } from './score.ts';
+import { COMPONENT_NAMES, ClusterScore } from './score.ts';
+import { SCORE_TERMS } from '@ferry/protocol';
 import { STOPPED, planRebalance } from './rebalance.ts';
 import { DestinationIndex } from './candidates.ts';
 import { GAIN_EPSILON } from './gain.ts';
@@ -149,6 +150,30 @@ describe('cluster score', () => {
   });
 });
 
+describe('cluster score, halved', () => {
+  it('prepare + afterTo gives after() to the bit, overcommitted, clashing, draining and counting heads too', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      // overloaded hosts (overcommit), anti-affinity pairs, a draining host, the instance term on
+      const cluster = generateCluster({ hosts: 10, perHost: [5, 30], overloaded: 0.4, seed });
+      cluster.hosts[seed % 10] = { ...cluster.hosts[seed % 10]!, accepting: false, draining: true };
+      const usage = new Usage(cluster);
+      const score = new ClusterScore(cluster, usage, { instances: 0.5 });
+      const rnd = random(seed);
+      for (let i = 0; i < 40; i++) {
+        const index = Math.floor(rnd() * cluster.workloads.length);
+        score.prepare(index);
+        for (let to = 0; to < cluster.hosts.length; to++) if (to !== cluster.workloads[index]!.host) expect(score.afterTo(to)).toBe(score.after(index, to));
+        const to = Math.floor(rnd() * cluster.hosts.length);
+        if (to !== cluster.workloads[index]!.host) score.apply(index, to);
+      }
+    }
+  });
+
+  it('the API names the same terms the score has', () => {
+    expect([...SCORE_TERMS].sort()).toEqual([...COMPONENT_NAMES].sort());
+  });
+});
+
 describe('rebalancing (property tests on random clusters)', () => {
   it('ends lower than it started, every plan is feasible step by step, components sum to the score, and the same input gives the same plan', () => {
     for (let seed = 1; seed <= 12; seed++) {
@@ -275,6 +300,46 @@ describe('rebalancing (property tests on random clusters)', () => {
     const plan = planRebalance(cluster);
     expect(plan.moves[0]).toMatchObject({ workload: 'db1', from: 'a' });
     expect(plan.moves.some((m) => m.workload === 'db2')).toBe(false);
+  });
+
+  it('the cost of moving is a penalty on gain that changes which move is taken, and whether any is', () => {
+    // a holds 8 + 7 GiB (and a pinned 1 GiB), b nothing: moving the 8 GiB workload evens them out,
+    // moving the 7 GiB one nearly does — but the 8 GiB one drags a 200 GiB root filesystem along
+    const cluster = modelOf(
+      [host('a'), host('b')],
+      [
+        workload('big', 0, { mem: 8 * GiB, cpu: 4, disk: 200 * GiB }),
+        workload('small', 0, { mem: 7 * GiB, cpu: 3.5, disk: 1 * GiB }),
+        workload('fixed', 0, { mem: 1 * GiB, cpu: 0.5, disk: 1 * GiB, pinned: true }),
+      ],
+    );
+    const weights = { disk: 0 }; // disk not weighed: the gain is memory and CPU only
+    const free = planRebalance(cluster, { weights, moveCost: 0, moveCostPerGiB: 0 });
+    expect(free.moves.map((m) => m.workload)).toEqual(['big']);
+    const perGiB = planRebalance(cluster, { weights, moveCost: 0, moveCostPerGiB: 0.001 });
+    expect(perGiB.moves.map((m) => m.workload)).toEqual(['small']);
+    expect(perGiB.scoreAfter).toBeGreaterThan(free.scoreAfter); // a little less even, 200 GiB less copied
+    // a fixed cost above what any move gains: nothing is worth moving
+    const gainOfBest = free.scoreBefore - free.scoreAfter;
+    const n = 2; // the cost is per accepting host: (moveCost + …) / n
+    expect(planRebalance(cluster, { weights, moveCost: gainOfBest * n * 1.01, moveCostPerGiB: 0 }).moves).toEqual([]);
+    expect(planRebalance(cluster, { weights, moveCost: gainOfBest * n * 0.99, moveCostPerGiB: 0 }).moves.map((m) => m.workload)).toEqual(['big']);
+  });
+
+  it('stops at its move budget, saying so, and runs to convergence without one', () => {
+    const cluster = generateCluster({ hosts: 30, perHost: [10, 20], seed: 9 });
+    const budgeted = planRebalance(cluster, { maxMoves: 5 });
+    expect(budgeted.stopped).toBe(STOPPED.moves);
+    expect(budgeted.moves.length).toBeGreaterThan(0);
+    expect(budgeted.moves.length).toBeLessThanOrEqual(5);
+    const converged = planRebalance(cluster, { maxMoves: Infinity });
+    expect(converged.stopped).toBe(STOPPED.converged);
+    expect(converged.moves.length).toBeGreaterThan(5);
+    expect(converged.scoreAfter).toBeLessThan(budgeted.scoreAfter);
+    // the default: converged within the API's cap of 1,000 moves and the 10 s time budget
+    const byDefault = planRebalance(cluster);
+    expect(byDefault.stopped).toBe(STOPPED.converged);
+    expect(byDefault.moves).toEqual(converged.moves);
   });
 
   it('stays in its time budget', () => {

@@ -15,6 +15,7 @@ import {
   type ClusterSnapshotDocument,
   type PlanMove,
   type PlanRecord,
+  type PlanUnplaced,
 } from '@ferry/protocol';
 import { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import { z } from 'zod';
@@ -24,6 +25,17 @@ import type { ApiMetrics } from '../metrics.ts';
 const CompatQuery = z.strictObject({ workload: WorkloadId, host: HostId });
 
 const duration = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
+
+/** How many of the workloads that cannot leave a refusal's message names (all of them are in its details). */
+const NAMED_IN_MESSAGE = 5;
+
+/** " — s: refused by all 2 hosts …; db-1: it cannot move while being created …; and 3 more (details.unplaced)" */
+function stayingList(unplaced: readonly PlanUnplaced[]): string {
+  if (unplaced.length === 0) return '';
+  const named = unplaced.slice(0, NAMED_IN_MESSAGE).map((u) => `${u.workload}: ${u.reason}`);
+  const more = unplaced.length - named.length;
+  return ` — ${named.join('; ')}${more > 0 ? `; and ${more} more (details.unplaced)` : ''}`;
+}
 
 /** `planTtlMs`: a plan not executed this long after it was made expires (FERRY_PLAN_TTL_MS). */
 export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: FlowProducer, keyPrefix: string, policy: PlacementPolicy, metrics: ApiMetrics, planTtlMs: number): void {
@@ -101,6 +113,9 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
         maxMoves: body.maxMoves,
         ...(body.minGain === undefined ? {} : { minGain: body.minGain }),
         ...(body.timeBudgetMs === undefined ? {} : { timeBudgetMs: body.timeBudgetMs }),
+        ...(body.moveCost === undefined ? {} : { moveCost: body.moveCost }),
+        ...(body.moveCostPerGiB === undefined ? {} : { moveCostPerGiB: body.moveCostPerGiB }),
+        ...(body.weights === undefined ? {} : { weights: body.weights }),
         pinned: await recentlyMoved(store, body.cooldownMinutes * 60_000),
         history: await store.measuredMigrations.recent(),
       }),
@@ -167,9 +182,17 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const snapshot = await store.snapshot();
     if (inMaintenance(snapshot, id)) throw new ApiError('CONFLICT', `host ${id} is already in maintenance`, { maintenance: await store.maintenance.get(id) });
     // all or nothing unless ?partial=true: then what can leave does, and the plan lists the rest
-    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode, policy, partial: partial === true, history: await store.measuredMigrations.recent() });
+    // a migration asked for but not started yet: the snapshot still shows its workload running here
+    const busy = new Map<string, string>();
+    for (const w of snapshot.workloads) {
+      const migration = w.hostId === id ? await store.activeMigration(w.spec.id) : null;
+      if (migration) busy.set(w.spec.id, `migrating (${migration})`);
+    }
+    const draft = buildEvacuationPlan(snapshot, id, { mode: body.mode, policy, partial: partial === true, busy, history: await store.measuredMigrations.recent() });
     if (!draft.ok)
-      throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}${draft.unplaced.length > 0 && !partial ? ' (?partial=true moves the others)' : ''}`, { unplaced: draft.unplaced });
+      throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}${stayingList(draft.unplaced)}${draft.unplaced.length > 0 && !partial ? ' (?partial=true moves the others)' : ''}`, {
+        unplaced: draft.unplaced,
+      });
     const now = Date.now();
     // out of placement at once, before a single workload moves
     const plan = await save(draft.plan);
