@@ -18,7 +18,7 @@ export interface PlanOutput {
   scoreAfter: number | null;
   /** rebalance: the score's named terms (weighted) before and after */
   components?: { before: Record<string, number>; after: Record<string, number> };
-  unplaced?: Array<{ workload: string; refused: Record<string, number>; reason?: string }>;
+  unplaced?: Array<{ workload: string; refused: Record<string, number>; reason?: string; busy?: string }>;
   seconds: number;
 }
 
@@ -92,14 +92,15 @@ export function formatTable(out: PlanOutput): string {
     lines.push('WORKLOAD  FROM  TO  STRATEGY  MIB');
     for (const m of out.moves) lines.push(`${m.workload}  ${m.from}  ${m.to}  ${m.strategy}  ${(m.bytes / 2 ** 20).toFixed(0)}`);
   }
-  for (const u of out.unplaced ?? [])
-    lines.push(
-      `${u.workload}: nowhere to go (${
-        u.reason ??
-        Object.entries(u.refused)
-          .map(([c, n]) => `${n}× ${c}`)
-          .join(', ')
-      })`,
-    );
+  for (const u of out.unplaced ?? []) {
+    // busy: being created or mid-migration, it stays where it is for now (not a lack of room)
+    const why =
+      u.busy ??
+      u.reason ??
+      Object.entries(u.refused)
+        .map(([c, n]) => `${n}× ${c}`)
+        .join(', ');
+    lines.push(u.busy ? `${u.workload}: stays for now (${why})` : `${u.workload}: nowhere to go (${why})`);
+  }
   return lines.join('\n');
 }
