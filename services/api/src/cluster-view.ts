@@ -3,14 +3,21 @@ import type { HostRecord, WorkloadSpec } from '@ferry/protocol';
 import { Batcher } from '@ferry/runtime';
 import { ClusterCopy, type ClusterStore } from '@ferry/store';
 
-/** How old the API's copy of the host records may be (they change with every report anyway). */
-const HOSTS_MAX_AGE_MS = 1_000;
+/**
+ * How old the API's copy of the host records may be. They change with every report anyway, and
+ * reading them all costs the API ~0.14 ms of CPU per host record (JSON and its schema, 20
+ * containers each): re-read every second, 1,000 hosts kept the API ~15 % busy and 5,000 would
+ * keep it ~70 % busy for that alone (bench/RESULTS.md, "Scale, with the cluster copy"). A host
+ * state event still drops the copy at once, a migration reads its own two hosts fresh, and the
+ * scheduler checks every placement against its live table.
+ */
+const HOSTS_MAX_AGE_MS = 5_000;
 
 /**
  * The cluster as the API's checks of a new workload see it (validation, warnings, HA admission):
- * a ClusterCopy whose hosts are read at most once a second (each host rewrites its record every
- * second: reading them per request would read the whole cluster per request). The scheduler
- * checks again when it places, against its own live host table.
+ * a ClusterCopy whose hosts are read at most every HOSTS_MAX_AGE_MS (each host rewrites its
+ * record every second: reading them per request would read the whole cluster per request). The
+ * scheduler checks again when it places, against its own live host table.
  */
 export class ClusterView {
   private readonly copy: ClusterCopy;
