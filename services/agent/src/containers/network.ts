@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { macForAddress, parseCidr } from '@ferry/core';
 import type { NetworkAttachment, NetworkReport } from '@ferry/protocol';
+import { antispoofInstall, removeAntispoof } from './antispoof.ts';
+import { hostGuardInstall } from './host-guard.ts';
+import { runNft } from './nft.ts';
 
 export interface LinkPlan {
   /** veth end on the host, enslaved to the network's bridge */
@@ -44,14 +47,18 @@ const ip = (args: string[]) => execa('ip', args, { timeout: 30_000 });
  * Builds the container's network namespace: loopback up, IPv4 only (no IPv6 chatter, so a
  * migration's destination namespace stays silent until its workload runs), one veth per network,
  * bridged on the host side before the address comes up inside (so the first ARP is not lost),
- * fixed MAC. `hostSideUp: false` leaves the host ends down (a migration's destination, until the
- * restore). On any failure it removes what it built.
+ * fixed MAC. The tenant isolation rules (antispoof.ts, host-guard.ts) are in place before the
+ * first frame can leave. `hostSideUp: false` leaves the host ends down (a migration's destination,
+ * until the restore). On any failure it removes what it built.
  */
 export async function setUpNetwork(plan: NetworkPlan, options: { hostSideUp?: boolean } = {}): Promise<void> {
   await ip(['netns', 'add', plan.netns]);
   try {
-    // IPv6 off before any interface is in the namespace (none ever gets a link-local address)
-    await execa('ip', ['netns', 'exec', plan.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], {
+    // One nft transaction: the container's anti-spoofing chain and the host guard for its bridges.
+    await runNft([...hostGuardInstall([...new Set(plan.links.map((l) => l.bridge))]), ...antispoofInstall(plan)]);
+    // IPv6 off before any interface is in the namespace (none ever gets a link-local address).
+    // ping without CAP_NET_RAW: ICMP datagram sockets for every group.
+    await execa('ip', ['netns', 'exec', plan.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv4.ping_group_range=0 2147483647'], {
       timeout: 30_000,
     });
     // Two `ip -batch` runs instead of five commands per network: a failover starts dozens of
@@ -89,9 +96,10 @@ export async function ipBatch(netns: string | null, commands: string[][]): Promi
   await execa('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], { input: `${commands.map((c) => c.join(' ')).join('\n')}\n`, timeout: 30_000 });
 }
 
-/** Removes the namespace; its veth pairs go with it. Missing is fine (idempotent). */
+/** Removes the namespace (its veth pairs go with it) and its anti-spoofing rules. Missing is fine (idempotent). */
 export async function tearDownNetwork(netns: string): Promise<void> {
   const result = await execa('ip', ['netns', 'del', netns], { reject: false, timeout: 30_000 });
+  await removeAntispoof(netns);
   if (result.exitCode !== 0 && !/No such file/.test(result.stderr)) {
     throw new Error(`ip netns del ${netns}: ${result.stderr.trim()}`);
   }

@@ -44,6 +44,20 @@ describe('OCI config', () => {
     expect(config.hostname).toBe('web-1');
   });
 
+  it('grants no CAP_NET_RAW (no forged frames), no CAP_NET_ADMIN or CAP_SYS_ADMIN, and what sshd, nginx and init need', () => {
+    const { bounding, effective, permitted } = config.process.capabilities;
+    expect(effective).toEqual(bounding);
+    expect(permitted).toEqual(bounding);
+    for (const missing of ['CAP_NET_RAW', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_SYS_PTRACE', 'CAP_SYS_MODULE', 'CAP_DAC_READ_SEARCH']) expect(bounding).not.toContain(missing);
+    for (const needed of ['CAP_SETUID', 'CAP_SETGID', 'CAP_SYS_CHROOT', 'CAP_NET_BIND_SERVICE', 'CAP_KILL', 'CAP_CHOWN', 'CAP_AUDIT_WRITE']) expect(bounding).toContain(needed);
+    expect(config.process.noNewPrivileges).toBe(true);
+  });
+
+  it('runs under the default seccomp profile', () => {
+    expect(config.linux.seccomp.defaultAction).toBe('SCMP_ACT_ALLOW');
+    expect(config.linux.seccomp.syscalls[0].names).toContain('keyctl');
+  });
+
   it('runs the command with its environment, no terminal, on the private root', () => {
     expect(config.process.args).toEqual(['/usr/bin/ferry-workload', '--mem', '32']);
     expect(config.process.env).toContain('MODE=demo');

@@ -1,4 +1,5 @@
 import type { WorkloadSpec } from '@ferry/protocol';
+import { defaultSeccompProfile } from './seccomp.ts';
 
 export const CPU_PERIOD_US = 100_000;
 /** The smallest CFS quota the kernel accepts (cpu.max / cpu.cfs_quota_us): 1 ms. */
@@ -27,7 +28,17 @@ export interface OciPlacement {
   criuConfig: string;
 }
 
-const CAPABILITIES = [
+/**
+ * What root in a container may do: Docker's default set without CAP_NET_RAW. No raw or packet
+ * sockets, so no forged ARP or IP from inside (the bridge's anti-spoofing rules hold anyway, see
+ * antispoof.ts); ping works through ICMP datagram sockets (net.ipv4.ping_group_range, network.ts).
+ * What the Debian VPS needs is all here: sshd (SETUID, SETGID, SYS_CHROOT for its privilege
+ * separation, AUDIT_WRITE, CHOWN, KILL), nginx (NET_BIND_SERVICE, SETUID), init (KILL), dpkg
+ * (CHOWN, FOWNER, FSETID, DAC_OVERRIDE, SETFCAP). No CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE,
+ * CAP_SYS_MODULE: a container cannot change its addresses, routes or MAC, mount, or trace
+ * what is not its own. MKNOD is harmless: the device cgroup refuses every device.
+ */
+export const CAPABILITIES = [
   'CAP_AUDIT_WRITE',
   'CAP_CHOWN',
   'CAP_DAC_OVERRIDE',
@@ -36,7 +47,6 @@ const CAPABILITIES = [
   'CAP_KILL',
   'CAP_MKNOD',
   'CAP_NET_BIND_SERVICE',
-  'CAP_NET_RAW',
   'CAP_SETFCAP',
   'CAP_SETGID',
   'CAP_SETPCAP',
@@ -46,8 +56,9 @@ const CAPABILITIES = [
 
 /**
  * The OCI runtime config runc runs a workload with: its own PID, mount, UTS and IPC namespaces,
- * the agent-owned network namespace, and the spec's limits as cgroup settings (runc maps them to
- * cgroup v1 or v2, whichever the host has).
+ * the agent-owned network namespace, the spec's limits as cgroup settings (runc maps them to
+ * cgroup v1 or v2, whichever the host has), a reduced capability set and the default seccomp
+ * profile (seccomp.ts).
  */
 export function buildOciConfig(spec: WorkloadSpec, placement: OciPlacement): Record<string, unknown> {
   const memory = spec.resources.memoryMiB * MiB;
@@ -90,6 +101,7 @@ export function buildOciConfig(spec: WorkloadSpec, placement: OciPlacement): Rec
       },
       namespaces: [{ type: 'pid' }, placement.netnsPath ? { type: 'network', path: placement.netnsPath } : { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+      seccomp: defaultSeccompProfile(),
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
