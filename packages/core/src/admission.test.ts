@@ -4,7 +4,7 @@ import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/proto
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { haAdmissionForStart, haAdmissionProblem, haAdmissionShortfall, haAdmissionState } from './admission.ts';
 import { DEFAULT_PLACEMENT_POLICY, Placer, placeWorkload, type PlacementResult } from './placement.ts';
-import { restartTarget } from './failover.ts';
+import { restartTarget, restartTargets } from './failover.ts';
 import { MiB, type ClusterSnapshot } from './snapshot.ts';
 
 const GiB = 1024 * MiB;
@@ -142,6 +142,45 @@ describe('placing a batch on one model (Placer)', () => {
             const same = (r: PlacementResult) => ({ ...r, refusals: r.refusals.map((x) => (x.code === 'ANTI_AFFINITY' ? { ...x, message: '' } : x)) });
             expect(same(batched)).toEqual(same(alone));
             if (alone.ok) sequential = { ...sequential, workloads: [...sequential.workloads, on(alone.decision.hostId, s, 'pending')] };
+          });
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('restart targets of one failover, decided on one model (restartTargets)', () => {
+  /**
+   * A failover decides where each of a dead host's HA workloads restarts, highest priority first,
+   * on one model of the cluster: exactly what deciding them one at a time does, each on a snapshot
+   * where the earlier ones already run on their new host (what the failover writes before the next).
+   */
+  it('decides what one-at-a-time restarts on updated snapshots decide', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gib: fc.integer({ min: 1, max: 7 }), pool: fc.constantFrom('local', 'shared', 'shared', 'shared'), pin: fc.constantFrom('', 'h2', 'h3') }), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        fc.constantFrom<'spread' | 'binpack'>('spread', 'binpack'),
+        (dying, mode) => {
+          const p = { ...DEFAULT_PLACEMENT_POLICY, mode };
+          const victims = dying.map((d, i) => {
+            const s = spec(`v${i}`, d.gib, true, d.pool);
+            return on('h1', d.pin ? { ...s, placement: { ...s.placement, hosts: [d.pin] } } : s);
+          });
+          const cluster: ClusterSnapshot = { hosts: hosts({ h1: 64, h2: 12, h3: 10, h4: 8 }), workloads: [...victims, on('h2', spec('resident', 4, false))] };
+          const batched = restartTargets(victims, 'h1', cluster, p);
+          let sequential = cluster;
+          victims.forEach((victim, k) => {
+            const alone = restartTarget(victim, 'h1', sequential, p);
+            expect(batched[k]).toEqual(alone);
+            if (alone.ok)
+              sequential = {
+                ...sequential,
+                workloads: sequential.workloads.map((w) => (w.spec.id === victim.spec.id ? { ...w, hostId: alone.to, epoch: w.epoch + 1, phase: 'starting' as const } : w)),
+              };
           });
         },
       ),

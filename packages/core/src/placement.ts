@@ -136,10 +136,11 @@ export class Placer {
     private readonly snapshot: ClusterSnapshot,
     private readonly policy: PlacementPolicy,
     private readonly specs: WorkloadSpec[],
-    private readonly options: HostCheckOptions & { exclude?: string } = {},
+    private readonly options: HostCheckOptions & { exclude?: string; cpus?: readonly CpuInfo[] } = {},
   ) {
     const m = options.migrating;
-    const subjects = specs.map((spec) => ({ spec, from: m?.from ?? null, cpu: m?.cpu ?? null, created: !m, live: m?.live ?? false }));
+    // `cpus`: each workload's own CPU (the one its processes started under) where they differ
+    const subjects = specs.map((spec, k) => ({ spec, from: m?.from ?? null, cpu: options.cpus?.[k] ?? m?.cpu ?? null, created: !m, live: m?.live ?? false }));
     const cluster = modelFromSnapshot(snapshot, { policy, subjects });
     this.view = { cluster, usage: new Usage(cluster), index: cluster.workloads.length - 1, hostIndex: new Map(cluster.hosts.map((h, i) => [h.id, i])) };
     this.first = cluster.workloads.length - specs.length;
@@ -210,8 +211,9 @@ export class Placer {
     for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
     if (chosen < 0) return { ok: false, refusals, refused };
     const best = feasible[chosen]!;
-    // the next workloads of this placer see this one where it went
-    if (!this.options.migrating) usage.place(view.index, best.to);
+    // the next workloads of this placer see this one where it went (a moving one leaves its host)
+    if (this.options.migrating) usage.move(view.index, best.to);
+    else usage.place(view.index, best.to);
     for (const g of spec.placement.affinity) this.holds(g, best.host.id);
     if (admitted) this.admission = admitted;
     const why = chosen > 0 ? 'is the best that keeps the failover room' : this.policy.mode === 'spread' ? 'has the most unallocated memory afterwards' : 'is the fullest that still fits (binpack)';

@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { restartTarget, type PlacementPolicy } from '@ferry/core';
-import { FailoverJobData, QUEUES, queuePrefix, type FailoverRecord, type FailoverRestart } from '@ferry/protocol';
+import { restartTarget, restartTargets, type PlacementPolicy, type RestartDecision } from '@ferry/core';
+import { FailoverJobData, QUEUES, queuePrefix, type FailoverRecord, type FailoverRestart, type WorkloadRecord } from '@ferry/protocol';
 import { createLimiter, type Logger } from '@ferry/runtime';
 import { LockLostError, withLock, type ClusterStore, type WorkloadWrites } from '@ferry/store';
 import type { AgentClient } from '../workloads/agent-client.ts';
@@ -104,9 +104,11 @@ export class FailoverWorker {
       this.hooks.onFinished?.(record);
       return record;
     }
-    // Placement decisions are taken one at a time in priority order (each sees the ones before
-    // it, so the highest priorities get the room); the restarts themselves then run side by
-    // side, at most `concurrency` at once.
+    // Placement decisions are taken in priority order, each seeing the ones before it (so the
+    // highest priorities get the room): all at once on one model of the cluster first; a
+    // workload that changed since then is decided again, one at a time, when its turn comes. The
+    // restarts themselves then run side by side, at most `concurrency` at once.
+    const planned = await this.planRestarts(record);
     let failures = 0;
     let previousDecided: Promise<void> = Promise.resolve();
     const tasks: Array<Promise<void>> = [];
@@ -126,7 +128,7 @@ export class FailoverWorker {
             // the failover record — and leaves it to that replica.
             const held = await withLock(this.store.redis, this.store.keys.workloadLock(entry.workload), record!.id, this.lockMs, async (lock) => {
               const writes = this.store.writesUnder(lock.fence);
-              const outcome = await this.restart(record!, entry, (intent) => writes.check().then(() => setEntry(i, intent)), decided, log, writes);
+              const outcome = await this.restart(record!, entry, planned, (intent) => writes.check().then(() => setEntry(i, intent)), decided, log, writes);
               await writes.check();
               await setEntry(i, outcome.entry, outcome.unrecoverable);
               return outcome;
@@ -189,9 +191,26 @@ export class FailoverWorker {
     }
   }
 
+  /**
+   * Where each restart still to decide goes, decided together (restartTargets), keyed by workload
+   * with the epoch it was decided at: a workload whose record moved on since is decided again.
+   */
+  private async planRestarts(record: FailoverRecord): Promise<Map<string, { epoch: number; decision: RestartDecision }>> {
+    const planned = new Map<string, { epoch: number; decision: RestartDecision }>();
+    const open = record.restarts.filter((r) => r.status !== 'restarted' && r.status !== 'unplaceable' && r.to === null);
+    if (open.length === 0) return planned;
+    const current = await this.store.workloads.getMany(open.map((r) => r.workload));
+    const onDeadHost = current.filter((w): w is WorkloadRecord => w !== null && w.hostId === record.hostId);
+    if (onDeadHost.length === 0) return planned;
+    const decisions = restartTargets(onDeadHost, record.hostId, await this.store.snapshot(), this.policy);
+    onDeadHost.forEach((w, i) => planned.set(w.spec.id, { epoch: w.epoch, decision: decisions[i]! }));
+    return planned;
+  }
+
   private async restart(
     record: FailoverRecord,
     entry: FailoverRestart,
+    planned: ReadonlyMap<string, { epoch: number; decision: RestartDecision }>,
     intend: (intent: FailoverRestart) => Promise<unknown>,
     decided: () => void,
     log: Logger,
@@ -205,7 +224,10 @@ export class FailoverWorker {
     let epoch = workload.epoch;
     if (!to) {
       if (workload.hostId !== record.hostId) return { entry: { ...entry, status: 'restarted', to: workload.hostId, epoch: workload.epoch, reason: 'already elsewhere', at: Date.now() } };
-      const decision = restartTarget(workload, record.hostId, await this.store.snapshot(), this.policy);
+      const early = planned.get(workload.spec.id);
+      const decision = early && early.epoch === workload.epoch ? early.decision : restartTarget(workload, record.hostId, await this.store.snapshot(), this.policy);
+      // decided with the others on one model: the next one's decision does not wait for this one's records
+      if (early && early.decision === decision) decided();
       if (!decision.ok) {
         log.warn({ workload: entry.workload, reason: decision.reason }, decision.unrecoverable ? 'HA workload cannot be recovered' : 'HA workload cannot be placed now');
         await this.store.addHistory(record.hostId, { at: Date.now(), kind: decision.unrecoverable ? 'unrecoverable' : 'restart', message: `${entry.workload}: ${decision.reason}` });
