@@ -53,7 +53,7 @@ async function startMainJob(previousStateDir?: string) {
 }
 
 describe.skipIf(skipLab())('npm start (the main job)', () => {
-  it('serves three hosts and six demo containers, and on SIGTERM stops every process and removes the lab', async () => {
+  it('serves three hosts, six demo containers and a Debian VPS, and on SIGTERM stops every process and removes the lab', async () => {
     const job = await startMainJob();
     expect(job.output()).toContain(`API    ${job.url}`);
     expect(job.output()).toContain(`token  ${job.token}`);
@@ -70,8 +70,16 @@ describe.skipIf(skipLab())('npm start (the main job)', () => {
     }
     expect(job.run.processes.map((p) => p.name)).toEqual(['nats', 'redis', 'scheduler', 'api', 'agent-host-1', 'agent-host-2', 'agent-host-3']);
     const workloads = ((await http(`${job.url}/v1/workloads`, { token: job.token })).body as { workloads: WorkloadView[] }).workloads;
-    expect(workloads).toHaveLength(6);
-    for (const host of ['host-1', 'host-2', 'host-3']) expect(workloads.filter((w) => w.hostId === host)).toHaveLength(2);
+    expect(workloads).toHaveLength(7);
+    for (const host of ['host-1', 'host-2', 'host-3']) expect(workloads.filter((w) => w.hostId === host && w.spec.id.startsWith('demo-'))).toHaveLength(2);
+    // the VPS booted its own init, which started sshd and nginx
+    const vps = workloads.find((w) => w.spec.id === 'vps-1')!;
+    expect([vps.spec.template, vps.observed?.state]).toEqual(['debian-12', 'running']);
+    await eventually(
+      'vps-1 to run init, sshd and nginx (master and worker): 4 processes or more',
+      async () => (((await http(`${job.url}/v1/workloads/vps-1`, { token: job.token })).body as WorkloadView).observed?.usage?.pids ?? 0) >= 4,
+      30_000,
+    );
     for (const w of workloads) {
       expect(w.phase).toBe('running');
       expect(w.observed?.usage?.memoryBytes).toBeGreaterThan(2 ** 20);
@@ -132,7 +140,7 @@ describe.skipIf(skipLab())('npm start (the main job)', () => {
       expect(tokens.map((x) => x.name)).toContain('kept-token');
       expect(second.output()).toContain('state kept from the previous run');
       const workloads = ((await http(`${second.url}/v1/workloads`, { token: second.token })).body as { workloads: WorkloadView[] }).workloads;
-      expect(workloads).toHaveLength(6);
+      expect(workloads).toHaveLength(7);
       for (const w of workloads) expect([w.spec.id, w.phase, w.observed?.state]).toEqual([w.spec.id, 'running', 'running']);
     } finally {
       second.child.kill('SIGTERM');

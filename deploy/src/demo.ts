@@ -25,6 +25,24 @@ export function demoWorkloads(hostIds: string[], perHost = 2): WorkloadSpecInput
 }
 
 /**
+ * Debian 12 VPSs from the debian-12 OS template (deploy/setup builds it): each boots its own init,
+ * which starts sshd and nginx, on the demo network — what a customer of a VPS host gets. HA, on
+ * the shared pool, like the test workloads.
+ */
+export function demoVpss(count = 1): WorkloadSpecInput[] {
+  return Array.from({ length: count }, (_, n) => ({
+    id: `vps-${n + 1}`,
+    template: 'debian-12',
+    command: ['/sbin/init'],
+    resources: { vcpus: 0.5, memoryMiB: 256, diskMiB: 1024 },
+    networks: [{ network: DEMO_NETWORK.name, address: `10.77.0.${100 + n + 1}` }],
+    pool: 'shared',
+    ha: { enabled: true, priority: 20 },
+    labels: { app: 'vps' },
+  }));
+}
+
+/**
  * `npm start` keeps the cluster's state (Redis persists in the state directory) but builds a new
  * lab each time, and the previous lab's containers went with it. Records of workloads on these
  * hosts that no host reports (checked after every host's first report) are deleted, so the demo

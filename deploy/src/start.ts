@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createLogger, describeIssues } from '@ferry/runtime';
 import type { HostView, WorkloadView } from '@ferry/protocol';
 import { LocalCluster, repoRoot } from './cluster.ts';
-import { createAndWaitRunning, DEMO_NETWORK, demoWorkloads, dropWorkloadsOfPreviousLab } from './demo.ts';
+import { createAndWaitRunning, DEMO_NETWORK, demoVpss, demoWorkloads, dropWorkloadsOfPreviousLab } from './demo.ts';
 import { Lab } from './lab/lab.ts';
 
 const log = createLogger('start');
@@ -25,6 +25,8 @@ const StartEnv = z
     FERRY_STATE_DIR: z.string().min(1).default(resolve(repoRoot, '.ferry')),
     FERRY_HOSTS: z.coerce.number().int().min(1).max(16).default(3),
     FERRY_DEMO_PER_HOST: z.coerce.number().int().min(0).max(20).default(2),
+    /** Debian 12 VPSs (sysvinit, sshd, nginx) in the demo */
+    FERRY_DEMO_VPS: z.coerce.number().int().min(0).max(20).default(1),
     /** HA admission control (N+1): on in the demo unless turned off */
     FERRY_HA_ADMISSION: z.enum(['true', 'false']).default('true'),
     /** embedded nats-servers: one, or a cluster of three */
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
     await cluster.waitForHostsUp(hostIds, 30_000);
     const dropped = await dropWorkloadsOfPreviousLab(cluster, hostIds);
     if (dropped.length > 0) console.log(`state kept from the previous run; its lab's containers are gone: deleted their records (${dropped.join(', ')}) to create them again`);
-    const workloads = await createAndWaitRunning(cluster, demoWorkloads(hostIds, settings.FERRY_DEMO_PER_HOST));
+    const workloads = await createAndWaitRunning(cluster, [...demoWorkloads(hostIds, settings.FERRY_DEMO_PER_HOST), ...demoVpss(settings.FERRY_DEMO_VPS)]);
     const hosts = (await cluster.get<{ hosts: HostView[] }>('/v1/hosts')).hosts.filter((h) => hostIds.includes(h.id));
     console.log(`${hostIds.length} hosts up:\n${hostTable(hosts)}`);
     console.log(`${workloads.length} demo containers running:\n${workloadTable(workloads)}`);
