@@ -292,7 +292,7 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
         const done = await finished(res.body.migration.id);
         expect(done).toMatchObject({ state: 'rolled-back', strategy, error: { phase: 'restore' } });
         expect(done.completed).toContain('freeze');
-        expect(done.rollback?.steps).toEqual(['resume-source', 'abort-destination']);
+        expect(done.rollback?.steps).toEqual(['ready-source', 'abort-destination', 'resume-source']);
       } finally {
         await execa('rm', ['-rf', stale]);
       }

@@ -442,6 +442,7 @@ export class SimHost {
         const r = request as z.output<(typeof agentRequestSchemas)['migration.resume']>;
         const id = workloadOf(r.migrationId);
         const c = this.need(id);
+        if (r.readyOnly) return this.status(id, c); // the rollback's first step: nothing to take back here
         c.state = 'running';
         this.migrations.delete(r.migrationId);
         return this.status(id, c);

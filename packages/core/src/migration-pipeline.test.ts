@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MIGRATION_PHASES, MIGRATION_STRATEGIES, WorkloadSpec, type CriuReport } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { chooseStrategy, phasesFor, planMigration } from './migration.ts';
-import { MIGRATION_STRATEGY_REGISTRY, describePipeline, implementedStrategies, phaseDefinition, strategyUnavailable } from './migration-pipeline.ts';
+import { MIGRATION_STRATEGY_REGISTRY, UNDO_ORDER, UNDO_STEPS, describePipeline, implementedStrategies, phaseDefinition, strategyUnavailable } from './migration-pipeline.ts';
 
 const withCriu = (id: string, criu: CriuReport) => sampleHostRecord(id, { capacity: sampleReport(id, { criu }) });
 const everything: CriuReport = { version: '4.2.1', usable: true, features: { memDirtyTrack: true, uffdNoncoop: true } };
@@ -21,17 +21,31 @@ describe('the migration pipeline registry', () => {
     // an agent phase names its timeout; a scheduler step runs in the scheduler's own time
     for (const p of s.phases) expect(p.side === 'scheduler' ? p.timeout === null : p.timeout !== null).toBe(true);
     // nothing after the commit can be cancelled or undone
-    for (const phase of ['commit', 'cleanup'] as const) expect(phaseDefinition(name, phase)).toMatchObject({ cancel: 'never', undo: null });
+    for (const phase of ['commit', 'cleanup'] as const) expect(phaseDefinition(name, phase)).toMatchObject({ cancel: 'never', undo: [] });
     expect(s.implemented).toBe(s.unavailable === null);
   });
 
-  it('resumes the source before the freeze only where a presync staged something, and after it from the dump', () => {
+  it('resumes the source before the freeze only where a presync staged something, and after it from the dump, made ready first', () => {
     for (const s of implementedStrategies().filter((d) => d.live)) {
-      expect(phaseDefinition(s.name, 'freeze')).toMatchObject({ side: 'source', command: 'migration.dump', undo: 'resume-source', recheck: true });
+      expect(phaseDefinition(s.name, 'freeze')).toMatchObject({ side: 'source', command: 'migration.dump', undo: ['ready-source', 'resume-source'], recheck: true });
       expect(s.frozenFrom).toBe('freeze');
     }
     expect(phaseDefinition('cold', 'freeze')).toBeUndefined();
-    for (const name of MIGRATION_STRATEGIES) expect(phaseDefinition(name, 'presync')).toMatchObject({ side: 'source', undo: 'resume-source', skip: 'shared-rootfs', cancel: 'during' });
+    for (const name of MIGRATION_STRATEGIES) expect(phaseDefinition(name, 'presync')).toMatchObject({ side: 'source', undo: ['resume-source'], skip: 'shared-rootfs', cancel: 'during' });
+  });
+
+  it("removes the destination's copy before the source runs the workload again, once the source is ready", () => {
+    expect(UNDO_ORDER).toEqual(['ready-source', 'abort-destination', 'resume-source']);
+    expect(UNDO_STEPS['ready-source']).toEqual({ side: 'source', command: 'migration.resume', timeout: 'transferMs', flag: 'readyOnly', whenHostDown: 'skip' });
+  });
+
+  it('says which strategies can roll back after the restore only until the last page left', () => {
+    expect(MIGRATION_STRATEGIES.filter((s) => MIGRATION_STRATEGY_REGISTRY[s].sourceResumableUntil === 'last-page')).toEqual(['lazy']);
+    expect(MIGRATION_STRATEGIES.filter((s) => MIGRATION_STRATEGY_REGISTRY[s].pagesAfterDump === 'destination')).toEqual(['page-server']);
+    // measured in test/migration-rollback.test.ts, which expects what this says
+    expect(MIGRATION_STRATEGIES.filter((s) => !MIGRATION_STRATEGY_REGISTRY[s].rollbackKeepsConnections)).toEqual(['lazy']);
+    // a strategy that needs the destination to roll back after its dump is never picked by itself
+    expect(MIGRATION_STRATEGY_REGISTRY['page-server'].auto).toBeNull();
   });
 
   it('has only post-copy serve pages after the restore', () => {

@@ -46,8 +46,15 @@ export type PipelineCommand = Extract<AgentCommand, 'migration.prepare' | 'migra
 /** What the scheduler does by itself in a phase (the runner has one function per step). */
 export type SchedulerStep = 'check-destination' | 'reserve' | 'precopy-rounds' | 'commit' | 'cleanup';
 
-/** Rollback steps, run in this order whatever order the phases ran in: the workload runs again first. */
-export const UNDO_ORDER = ['resume-source', 'abort-destination'] as const;
+/**
+ * Rollback steps, run in this order whatever order the phases ran in. The destination's copy is
+ * removed before the source runs the workload again, so that it never runs twice (a restore that
+ * ended after its request timed out would otherwise run until the abort landed); but first the
+ * source makes sure it can run it again — it stops serving pages and takes its images back, from
+ * the destination if the dump left them there — for until then the destination's copy may be the
+ * only one.
+ */
+export const UNDO_ORDER = ['ready-source', 'abort-destination', 'resume-source'] as const;
 export type UndoStep = (typeof UNDO_ORDER)[number];
 
 export type CleanupStep = 'finish-source' | 'finish-destination';
@@ -63,12 +70,14 @@ export interface AgentStepDefinition {
   side: 'source' | 'destination';
   command: AgentCommand;
   timeout: MigrationTimeoutName;
+  /** the request field that makes the command this step, when another step sends the same command */
+  flag?: string;
 }
 
 interface PhaseCommon {
   phase: MigrationPhase;
-  /** what a rollback must do once this phase started (null: nothing of it outlives a rollback) */
-  undo: UndoStep | null;
+  /** what a rollback must do once this phase started (none: nothing of it outlives a rollback); run in UNDO_ORDER */
+  undo: readonly UndoStep[];
   skip: SkipRule | null;
   /**
    * When a cancel request is honoured: `before` the phase starts, also `during` it (the agent
@@ -107,11 +116,30 @@ export interface MigrationStrategyDefinition {
   /** the source serves memory pages after the restore: its finish waits for the last page */
   postCopy: boolean;
   /**
+   * Until when, before the commit, the source can still run the workload again. `commit`: its
+   * frozen process or its images stay until the commit. `last-page` (post-copy): a lazy
+   * checkpoint holds the frozen process only until the destination pulled its last page, then
+   * CRIU ends it — a rollback after that (the restore succeeded but a later phase failed) stops at
+   * ready-source, which refuses, and never aborts the destination: its copy is the only one.
+   */
+  sourceResumableUntil: 'commit' | 'last-page';
+  /**
+   * Whether the workload's open TCP connections survive a rollback after the dump. A restore
+   * from images (stop-and-copy, page-server) brings them back out of repair mode. A lazy dump
+   * does not: CRIU takes the sockets out of repair mode (network_unlock) only for a dump that
+   * failed before its page server started, so ending a lazy dump — killed, or its page server
+   * failed — leaves them in repair mode, and the thawed workload loses each of them (measured: the
+   * client sees a reset, or no answer again; the process, its memory and its timers are intact,
+   * and new connections are answered).
+   */
+  rollbackKeepsConnections: boolean;
+  /**
    * Where the memory pages are once the dump ended, which is what a rollback after the dump
    * restores from: `source` (kept in memory by a lazy checkpoint, or image files here), or
-   * `destination` (the page server wrote them there only: resume-source pulls them back through
-   * the destination's transfer daemon; should the destination be lost between the dump and the
-   * commit, so is the workload — such a strategy is never chosen automatically).
+   * `destination` (the page server wrote them there only: ready-source pulls them back through
+   * the destination's transfer daemon before abort-destination stops it; should the destination
+   * be lost between the dump and the commit, so is the workload — such a strategy is never chosen
+   * automatically).
    */
   pagesAfterDump: 'source' | 'destination';
   /** after the commit, in order; each retried until done (or deferred) */
@@ -120,9 +148,20 @@ export interface MigrationStrategyDefinition {
   summary: string;
 }
 
-export const UNDO_STEPS: Record<UndoStep, AgentStepDefinition> = {
-  'resume-source': { side: 'source', command: 'migration.resume', timeout: 'restoreMs' },
-  'abort-destination': { side: 'destination', command: 'migration.abort', timeout: 'finishMs' },
+/**
+ * A rollback step, and what it becomes when its host is declared down: `defer` (run when the host
+ * is back: DeferredSteps), or `skip` (it only prepares a later step on the same host, deferred in
+ * turn).
+ */
+export interface UndoStepDefinition extends AgentStepDefinition {
+  whenHostDown: 'defer' | 'skip';
+}
+
+export const UNDO_STEPS: Record<UndoStep, UndoStepDefinition> = {
+  // `migration.resume` with readyOnly: may pull the pages back, hence the transfer's timeout
+  'ready-source': { side: 'source', command: 'migration.resume', timeout: 'transferMs', flag: 'readyOnly', whenHostDown: 'skip' },
+  'resume-source': { side: 'source', command: 'migration.resume', timeout: 'restoreMs', whenHostDown: 'defer' },
+  'abort-destination': { side: 'destination', command: 'migration.abort', timeout: 'finishMs', whenHostDown: 'defer' },
 };
 
 export const CLEANUP_STEPS: Record<CleanupStep, AgentStepDefinition> = {
@@ -130,20 +169,21 @@ export const CLEANUP_STEPS: Record<CleanupStep, AgentStepDefinition> = {
   'finish-destination': { side: 'destination', command: 'migration.finish', timeout: 'finishDestinationMs' },
 };
 
-const common = { undo: null, skip: null, cancel: 'before', recheck: false } as const;
+const common = { undo: [], skip: null, cancel: 'before', recheck: false } as const;
 
 /** The phases as every strategy runs them today; a strategy lists those it needs. */
 const PHASES = {
   validate: { ...common, phase: 'validate', side: 'scheduler', step: 'check-destination', timeout: null },
   // the reservation (the workload record's migratingTo) is always put back at the end of a rollback
   reserve: { ...common, phase: 'reserve', side: 'scheduler', step: 'reserve', timeout: null },
-  prepare: { ...common, phase: 'prepare', side: 'destination', command: 'migration.prepare', timeout: 'prepareMs', undo: 'abort-destination' },
+  prepare: { ...common, phase: 'prepare', side: 'destination', command: 'migration.prepare', timeout: 'prepareMs', undo: ['abort-destination'] },
   // before the freeze resume-source only clears what the presync staged on the source
-  presync: { ...common, phase: 'presync', side: 'source', command: 'migration.presync', timeout: 'transferMs', undo: 'resume-source', skip: 'shared-rootfs', cancel: 'during' },
-  precopy: { ...common, phase: 'precopy', side: 'scheduler', step: 'precopy-rounds', timeout: null, undo: 'resume-source' },
-  freeze: { ...common, phase: 'freeze', side: 'source', command: 'migration.dump', timeout: 'dumpMs', undo: 'resume-source', recheck: true },
-  transfer: { ...common, phase: 'transfer', side: 'source', command: 'migration.transfer', timeout: 'transferMs', undo: 'resume-source' },
-  restore: { ...common, phase: 'restore', side: 'destination', command: 'migration.restore', timeout: 'restoreMs', undo: 'abort-destination' },
+  presync: { ...common, phase: 'presync', side: 'source', command: 'migration.presync', timeout: 'transferMs', undo: ['resume-source'], skip: 'shared-rootfs', cancel: 'during' },
+  precopy: { ...common, phase: 'precopy', side: 'scheduler', step: 'precopy-rounds', timeout: null, undo: ['resume-source'] },
+  // from the dump on the source must be made ready (pages back, lazy serving stopped) before the destination is aborted
+  freeze: { ...common, phase: 'freeze', side: 'source', command: 'migration.dump', timeout: 'dumpMs', undo: ['ready-source', 'resume-source'], recheck: true },
+  transfer: { ...common, phase: 'transfer', side: 'source', command: 'migration.transfer', timeout: 'transferMs', undo: ['ready-source', 'resume-source'] },
+  restore: { ...common, phase: 'restore', side: 'destination', command: 'migration.restore', timeout: 'restoreMs', undo: ['abort-destination'] },
   verify: { ...common, phase: 'verify', side: 'destination', command: 'container.status', timeout: 'prepareMs' },
   commit: { ...common, phase: 'commit', side: 'scheduler', step: 'commit', timeout: null, cancel: 'never' },
   cleanup: { ...common, phase: 'cleanup', side: 'scheduler', step: 'cleanup', timeout: null, cancel: 'never' },
@@ -166,6 +206,8 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     phases: LIVE,
     frozenFrom: 'freeze',
     postCopy: true,
+    sourceResumableUntil: 'last-page',
+    rollbackKeepsConnections: false,
     pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'post-copy: dump without memory, restore, the destination pulls the pages from the source',
@@ -182,6 +224,8 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     phases: LIVE,
     frozenFrom: 'freeze',
     postCopy: false,
+    sourceResumableUntil: 'commit',
+    rollbackKeepsConnections: true,
     pagesAfterDump: 'destination',
     cleanup: CLEANUP,
     summary: "stop-and-copy straight into the destination's CRIU page server; its rollback pulls the pages back, so it needs the destination alive until the commit (on request only)",
@@ -197,6 +241,8 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     phases: pick('validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'),
     frozenFrom: 'freeze',
     postCopy: false,
+    sourceResumableUntil: 'commit',
+    rollbackKeepsConnections: true,
     pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'iterative pre-dumps while running, then a short final dump (needs mem_dirty_track)',
@@ -212,6 +258,8 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     phases: LIVE,
     frozenFrom: 'freeze',
     postCopy: false,
+    sourceResumableUntil: 'commit',
+    rollbackKeepsConnections: true,
     pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'dump to files, rsync them with the root-filesystem delta, restore',
@@ -229,6 +277,8 @@ export const MIGRATION_STRATEGY_REGISTRY: { readonly [S in MigrationStrategy]: M
     // a stopped workload is never frozen; from the restore on the destination may hold a copy
     frozenFrom: 'restore',
     postCopy: false,
+    sourceResumableUntil: 'commit',
+    rollbackKeepsConnections: true,
     pagesAfterDump: 'source',
     cleanup: CLEANUP,
     summary: 'the workload is stopped: its root filesystem moves, nothing else',
@@ -285,6 +335,8 @@ export function describePipeline(timeouts: MigrationTimeouts = DEFAULT_MIGRATION
     `| chosen | ${strategies.map((s) => (!s.live ? 'stopped workload, or asked' : s.auto ? `auto (rank ${s.auto.rank})${s.requires.length ? `, needs ${s.requires.join(', ')}` : ''}` : 'on request')).join(' | ')} |`,
     `| after the restore | ${strategies.map((s) => (s.postCopy ? 'source serves pages until the last one' : '—')).join(' | ')} |`,
     `| rollback after the dump | ${strategies.map((s) => (!s.live ? '—' : s.pagesAfterDump === 'destination' ? 'pulls the pages back from the destination' : 'from the source')).join(' | ')} |`,
+    `| open connections after a rollback | ${strategies.map((s) => (!s.live ? '—' : s.rollbackKeepsConnections ? 'kept' : "**reset** (CRIU leaves a lazy dump's sockets in repair mode)")).join(' | ')} |`,
+    `| rollback after the restore | ${strategies.map((s) => (!s.live ? 'yes' : s.sourceResumableUntil === 'last-page' ? 'only until the destination pulled the last page' : 'yes')).join(' | ')} |`,
     '',
     '| phase | runs | timeout | undo | skipped when | cancel |',
     '|---|---|---|---|---|---|',
@@ -300,14 +352,17 @@ export function describePipeline(timeouts: MigrationTimeouts = DEFAULT_MIGRATION
       const label = variants.size > 1 ? `${phase} (${users.join(', ')})` : phase;
       const timeout = p.timeout === null ? '—' : `${seconds(timeouts[p.timeout])} (\`${p.timeout}\`)`;
       const check = p.recheck ? ', after the validate checks again' : '';
-      lines.push(`| ${label} | ${runs(p)}${check} | ${timeout} | ${p.undo ?? '—'} | ${p.skip ?? '—'} | ${p.cancel} |`);
+      lines.push(`| ${label} | ${runs(p)}${check} | ${timeout} | ${p.undo.length ? p.undo.join(', ') : '—'} | ${p.skip ?? '—'} | ${p.cancel} |`);
     }
   }
   lines.push(
     '',
     '| step | runs | timeout |',
     '|---|---|---|',
-    ...UNDO_ORDER.map((u) => `| ${u} (rollback) | ${UNDO_STEPS[u].side}: \`${UNDO_STEPS[u].command}\` | ${seconds(timeouts[UNDO_STEPS[u].timeout])} |`),
+    ...UNDO_ORDER.map((u) => {
+      const { side, command, flag, timeout } = UNDO_STEPS[u];
+      return `| ${u} (rollback) | ${side}: \`${command}\`${flag ? ` with \`${flag}\`` : ''} | ${seconds(timeouts[timeout])} |`;
+    }),
     ...(Object.keys(CLEANUP_STEPS) as CleanupStep[]).map((c) => `| ${c} (cleanup) | ${CLEANUP_STEPS[c].side}: \`${CLEANUP_STEPS[c].command}\` | ${seconds(timeouts[CLEANUP_STEPS[c].timeout])} |`),
   );
   return lines.join('\n');

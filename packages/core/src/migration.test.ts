@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MIGRATION_STRATEGIES, WorkloadSpec, type CriuReport, type MigrationRecord, type WorkloadRecord } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
 import { chooseStrategy, decideResume, phasesFor, planMigration, precopyStopReason, rollbackSteps, versionAtLeast } from './migration.ts';
+import { MIGRATION_STRATEGY_REGISTRY } from './migration-pipeline.ts';
 
 const withCriu = (id: string, criu: CriuReport | null) => sampleHostRecord(id, { capacity: sampleReport(id, { criu }) });
 const criu = (memDirtyTrack: boolean, uffdNoncoop: boolean, version = '4.2.1'): CriuReport => ({ version, usable: true, features: { memDirtyTrack, uffdNoncoop } });
@@ -97,14 +98,16 @@ describe('resuming a migration from its record', () => {
   });
 
   it.each(MIGRATION_STRATEGIES)('plans rollback steps from how far it got (%s)', (strategy) => {
+    const frozen = MIGRATION_STRATEGY_REGISTRY[strategy].live;
     expect(rollbackSteps(['validate', 'reserve'], strategy)).toEqual([]);
     expect(rollbackSteps(['validate', 'reserve', 'prepare'], strategy)).toEqual(['abort-destination']);
-    // the presync staged the move on the source: its side is cleared too
-    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync'], strategy)).toEqual(['resume-source', 'abort-destination']);
-    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'freeze'], strategy)).toEqual(['resume-source', 'abort-destination']);
-    // the source is resumed first whatever the order of the phases: the workload runs again first
-    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'restore'], strategy)).toEqual(['resume-source', 'abort-destination']);
-    expect(rollbackSteps(['commit'], strategy)).toEqual(['resume-source', 'abort-destination']);
+    // the presync staged the move on the source: its side is cleared too, after the destination's
+    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync'], strategy)).toEqual(['abort-destination', 'resume-source']);
+    // once dumped the source is made ready first; the destination's copy always goes before the source runs again
+    const afterDump = frozen ? ['ready-source', 'abort-destination', 'resume-source'] : ['abort-destination', 'resume-source'];
+    if (frozen) expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'freeze'], strategy)).toEqual(afterDump);
+    expect(rollbackSteps(['validate', 'reserve', 'prepare', 'presync', 'restore'], strategy)).toEqual(afterDump);
+    expect(rollbackSteps(['commit'], strategy)).toEqual(afterDump);
   });
 
   it('rolls back an interrupted cold migration from its restore on (nothing to freeze before)', () => {

@@ -146,14 +146,15 @@ export function decideResume(record: Pick<MigrationRecord, 'state' | 'phase' | '
 
 /**
  * Rollback steps needed after these phases completed (or started), in order: the undo of every
- * phase of the strategy's pipeline up to the furthest one started, each once, in UNDO_ORDER.
- * The source is resumed first: the workload must run again as soon as possible. Before the freeze
- * the source only keeps what the presync staged, and the same step removes it.
+ * phase of the strategy's pipeline up to the furthest one started, each once, in UNDO_ORDER:
+ * once dumped, the source is made ready first, then the destination's copy goes, then the source
+ * runs the workload again (never two copies at once). Before the freeze the source only keeps
+ * what the presync staged, and resume-source removes it.
  */
 export function rollbackSteps(started: MigrationPhase[], strategy: MigrationStrategy): UndoStep[] {
   const phases = MIGRATION_STRATEGY_REGISTRY[strategy].phases;
   const furthest = Math.max(-1, ...started.map(phaseIndex));
-  const undo = new Set(phases.filter((p) => phaseIndex(p.phase) <= furthest).map((p) => p.undo));
+  const undo = new Set(phases.filter((p) => phaseIndex(p.phase) <= furthest).flatMap((p) => p.undo));
   return UNDO_ORDER.filter((step) => undo.has(step));
 }
 

@@ -142,10 +142,16 @@ export type RestoreResult = z.infer<typeof RestoreResult>;
 
 export const MigrationIdRequest = z.strictObject({ migrationId: MigrationId });
 /**
- * Source, rollback: run the workload here again. `pagesFrom`: where its pages are when the
- * strategy's dump left them on the destination only (page-server): pulled back from there first.
+ * Source, rollback: run the workload here again. `readyOnly`: only make it ready to run again
+ * (stop serving pages, take its images back; it stays frozen), the rollback's step before the
+ * destination's copy is removed. `pagesFrom`: where its pages are when the strategy's dump left
+ * them on the destination only (page-server): pulled back from there.
  */
-export const ResumeRequest = z.strictObject({ migrationId: MigrationId, pagesFrom: z.strictObject({ destination: Endpoint, secret: Secret }).optional() });
+export const ResumeRequest = z.strictObject({
+  migrationId: MigrationId,
+  readyOnly: z.boolean().optional(),
+  pagesFrom: z.strictObject({ destination: Endpoint, secret: Secret }).optional(),
+});
 export const FinishMigrationRequest = z.strictObject({
   migrationId: MigrationId,
   role: z.enum(['source', 'destination']),

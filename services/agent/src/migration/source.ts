@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentStepTime, ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy, NetworkReport } from '@ferry/protocol';
@@ -65,8 +65,10 @@ export interface CopyRequest {
 
 export interface ResumeRequest {
   migrationId: string;
+  /** only get ready to run it again (see ready): the rollback's step before the destination is aborted */
+  readyOnly?: boolean | undefined;
   /** where the pages are when the dump left them on the destination only (page-server) */
-  pagesFrom?: { destination: Destination; secret: string };
+  pagesFrom?: { destination: Destination; secret: string } | undefined;
 }
 
 export interface DumpRequest {
@@ -245,11 +247,13 @@ export class MigrationSource {
 
   /**
    * Rollback: the workload runs here again, from memory (thaw) or from its kept images; before
-   * the freeze it never stopped, and only the migration's staging is removed.
+   * the freeze it never stopped, and only the migration's staging is removed. With `readyOnly`,
+   * only what must happen before the destination is aborted (see ready).
    */
   resume(req: ResumeRequest): Promise<ContainerStatus> {
     const { migrationId } = req;
     const workloadId = workloadOf(migrationId);
+    if (req.readyOnly) return this.c.exclusive(workloadId, () => this.ready(req));
     return this.c.exclusive(workloadId, async () => {
       const record = this.requireRecord(workloadId);
       const side = await this.o.sides.load(migrationId);
@@ -278,8 +282,10 @@ export class MigrationSource {
         await this.pagesBack(side, req);
         if (state) await runc.delete(workloadId, true);
         await rearmTimers(this.o, migrationId, side.imagesDir);
+        // the dump's lock goes (CRIU's restore sets its own), but the link stays down until the
+        // sockets are back: the bridges still send the workload's traffic here, and a client's
+        // retransmission reaching a namespace with no socket for it yet is answered with a reset
         await removeCriuLocks(plan.netns);
-        await setHostSide(plan, true);
         const bundle = this.c.bundle(workloadId);
         const workDir = join(this.o.sides.workDir(migrationId), `resume-${Date.now()}`);
         await mkdir(workDir, { recursive: true });
@@ -287,6 +293,7 @@ export class MigrationSource {
           ['restore', '--detach', '--image-path', side.imagesDir, '--work-path', workDir, '--tcp-established', '--bundle', bundle.dir, '--pid-file', bundle.pidFile, workloadId],
           bundle.consoleLog,
         );
+        await setHostSide(plan, true);
         void announce(plan);
       }
       const pid = Number((await readFile(this.c.bundle(workloadId).pidFile, 'utf8').catch(() => String(record.pid ?? 0))).trim()) || record.pid;
@@ -299,9 +306,56 @@ export class MigrationSource {
   }
 
   /**
+   * The rollback's first step once dumped, before the destination's copy is removed (which may be
+   * the only one until this succeeds): make sure the workload can run here again, without running
+   * it. A lazy checkpoint stops serving pages — unless it already sent the last one, when CRIU
+   * ended the frozen process: then this refuses, and the rollback goes no further. A page-server
+   * dump's pages are pulled back from the destination. Images on a shared pool are moved out of
+   * the directory the destination's abort removes. Idempotent; the workload stays frozen.
+   */
+  private async ready(req: ResumeRequest): Promise<ContainerStatus> {
+    const { migrationId } = req;
+    const workloadId = workloadOf(migrationId);
+    const record = this.requireRecord(workloadId);
+    let side = await this.o.sides.load(migrationId);
+    if (side?.dumped) {
+      const state = await this.c.runc.state(workloadId);
+      const held = state?.status === 'running' || state?.status === 'paused';
+      if (side.strategy === 'lazy' && !held && (await this.checkpointFinished(migrationId, side))) {
+        throw new CommandError('MIGRATION_FAILED', `every page of ${workloadId} already went to the destination: it cannot resume here, and the destination's copy must stay`);
+      }
+      await this.stopLazyCheckpoint(migrationId, side);
+      if (!held) {
+        await this.pagesBack(side, req);
+        side = await this.keepSharedImages(side);
+      }
+      this.o.log.warn({ migrationId, workload: workloadId }, 'rollback: the source is ready to run the workload again');
+    }
+    return this.c.statusOfRecord(record);
+  }
+
+  /**
+   * On a shared pool the images directory is the destination's too, and its abort removes it: it
+   * is renamed to one only this side knows (the same filesystem: no copy), before that abort.
+   */
+  private async keepSharedImages(side: MigrationSide): Promise<MigrationSide> {
+    const kept = join(side.containerDir, `ckpt-${side.migrationId}.rollback`);
+    if (!side.sharedRootfs || side.imagesDir === kept) return side;
+    try {
+      await rename(side.imagesDir, kept);
+    } catch (err) {
+      // renamed by an earlier try that did not get to save the side
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !(await stat(kept).catch(() => null))) throw err;
+    }
+    const moved = { ...side, imagesDir: kept };
+    await this.o.sides.save(moved);
+    return moved;
+  }
+
+  /**
    * A page-server dump wrote the pages into the destination's images directory only (unless a
    * shared pool holds that directory for both): the rollback pulls them back from the
-   * destination's transfer daemon, which the rollback's order keeps until this resume is done.
+   * destination's transfer daemon, which the rollback's order keeps until ready-source is done.
    */
   private async pagesBack(side: MigrationSide, req: ResumeRequest): Promise<void> {
     if (side.strategy !== 'page-server' || side.sharedRootfs || (await this.hasPages(side.imagesDir))) return;

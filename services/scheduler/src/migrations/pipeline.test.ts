@@ -13,15 +13,21 @@ import { FAILURE_KINDS, Harness, type AgentCall, type Fault, type FailureKind } 
 const STRATEGIES = implementedStrategies().map((s) => s.name);
 const phasesOf = (strategy: MigrationStrategy) => implementedStrategies().find((s) => s.name === strategy)!.phases;
 const hostOf = (side: 'source' | 'destination') => (side === 'source' ? 'h1' : 'h2');
-const short = (calls: AgentCall[]) => calls.map((c) => `${c.hostId} ${c.command}${c.request.role ? ` ${c.request.role}` : ''}${c.request.abandon ? ' abandon' : ''}`);
+const short = (calls: AgentCall[]) =>
+  calls.map((c) => `${c.hostId} ${c.command}${c.request.role ? ` ${c.request.role}` : ''}${c.request.abandon ? ' abandon' : ''}${c.request.readyOnly ? ' ready' : ''}`);
 
-/** The rollback a failure in `phase` needs: nothing before the destination was asked for anything; the source first. */
-function expectedUndo(phase: MigrationPhase): string[] {
+/**
+ * The rollback a failure in `phase` needs: nothing before the destination was asked for anything;
+ * once the source was frozen, it gets ready first; the destination's copy always goes before the
+ * source runs the workload again (never two copies).
+ */
+function expectedUndo(strategy: MigrationStrategy, phase: MigrationPhase): string[] {
   if (phase === 'validate' || phase === 'reserve') return [];
   if (phase === 'prepare') return ['abort-destination'];
-  return ['resume-source', 'abort-destination'];
+  if (phase === 'presync' || strategy === 'cold') return ['abort-destination', 'resume-source'];
+  return ['ready-source', 'abort-destination', 'resume-source'];
 }
-const UNDO_CALL: Record<string, string> = { 'resume-source': 'h1 migration.resume', 'abort-destination': 'h2 migration.abort' };
+const UNDO_CALL: Record<string, string> = { 'ready-source': 'h1 migration.resume ready', 'resume-source': 'h1 migration.resume', 'abort-destination': 'h2 migration.abort' };
 
 /** The agent requests of the phases before `phase` (and of it), as a healthy run sends them. */
 function forwardCalls(strategy: MigrationStrategy, upTo: MigrationPhase, including: boolean): string[] {
@@ -74,7 +80,7 @@ describe.each(STRATEGIES)('the %s pipeline', (strategy) => {
         h.faults = [faultFor(phase, kind)];
         const done = await h.runner().run();
         expect(done.state).toBe('rolled-back');
-        const undo = expectedUndo(phase.phase);
+        const undo = expectedUndo(strategy, phase.phase);
         expect(done.rollback?.steps).toEqual(undo);
         expect(done.error).toMatchObject({ phase: phase.phase, code: phase.side === 'scheduler' ? SCHEDULER_CODES[phase.phase] : CODES[kind] });
         expect(short(h.calls)).toEqual([...forwardCalls(strategy, phase.phase, phase.side !== 'scheduler'), ...undo.map((u) => UNDO_CALL[u])]);
@@ -145,6 +151,66 @@ describe.each(STRATEGIES)('the %s pipeline', (strategy) => {
   });
 });
 
+/**
+ * Where the workload runs, as the agents' answers make it run: the source stops at its dump, a
+ * destination restore runs it there (even one whose request timed out: it ended later), an abort
+ * stops the destination's copy, a resume (not only getting ready) runs it on the source again.
+ * Every call is checked against it: the workload must never run on both hosts.
+ */
+function trackCopies(h: Harness, restoreLands: boolean): { running: Set<string>; twice: string[] } {
+  const running = new Set(['h1']);
+  const twice: string[] = [];
+  h.onCall = (call) => {
+    if (call.command === 'migration.dump') running.delete('h1');
+    if (call.command === 'migration.restore' && restoreLands) running.add('h2');
+    if (call.command === 'migration.abort') running.delete('h2');
+    if (call.command === 'migration.resume' && !call.request.readyOnly) running.add('h1');
+    if (running.size > 1) twice.push(`${call.hostId} ${call.command}`);
+  };
+  return { running, twice };
+}
+
+describe.each(STRATEGIES.filter((s) => s !== 'cold'))("the %s rollback's order", (strategy) => {
+  it.each(['timeout', 'restarted'] as const)('removes a destination restore that ended after its request failed (%s) before the source runs the workload again', async (kind) => {
+    const h = new Harness(strategy);
+    const copies = trackCopies(h, true);
+    // the restore request times out (> restoreMs), but the destination's restore goes on and ends
+    h.faults = [{ kind, hostId: 'h2', command: 'migration.restore' }];
+    const done = await h.runner().run();
+    expect(done).toMatchObject({ state: 'rolled-back', error: { phase: 'restore' } });
+    expect(short(h.calls).slice(-3)).toEqual(['h1 migration.resume ready', 'h2 migration.abort', 'h1 migration.resume']);
+    expect(copies.twice).toEqual([]);
+    expect([...copies.running]).toEqual(['h1']);
+    onSource(h.workload, true);
+  });
+
+  it('removes the copy the destination verified when a later failure rolls back (verify failing)', async () => {
+    const h = new Harness(strategy);
+    const copies = trackCopies(h, true);
+    h.faults = [{ kind: 'timeout', hostId: 'h2', command: 'container.status' }];
+    const done = await h.runner().run();
+    expect(done).toMatchObject({ state: 'rolled-back', error: { phase: 'verify' } });
+    expect(copies.twice).toEqual([]);
+    expect([...copies.running]).toEqual(['h1']);
+  });
+
+  it('runs the same safe order again when the rollback is picked up after its abort failed', async () => {
+    const h = new Harness(strategy);
+    const copies = trackCopies(h, true);
+    h.faults = [
+      { kind: 'timeout', hostId: 'h2', command: 'migration.restore' },
+      { kind: 'timeout', hostId: 'h2', command: 'migration.abort' },
+    ];
+    await expect(h.runner().run()).rejects.toThrow(/did not answer migration.abort/);
+    // the source got ready but never ran the workload: the destination's copy was not removed
+    expect(h.calls.filter((c) => c.command === 'migration.resume' && !c.request.readyOnly)).toEqual([]);
+    const done = await h.runner().run();
+    expect(done.state).toBe('rolled-back');
+    expect(short(h.calls).slice(-3)).toEqual(['h1 migration.resume ready', 'h2 migration.abort', 'h1 migration.resume']);
+    expect(copies.twice).toEqual([]);
+  });
+});
+
 describe('a pipeline picked up again', () => {
   it('rolls back a freeze that was interrupted, and a rollback step that failed is run again on the next pickup', async () => {
     const h = new Harness('lazy');
@@ -154,24 +220,40 @@ describe('a pipeline picked up again', () => {
     ];
     await expect(h.runner().run()).rejects.toThrow(/did not answer migration.resume/);
     expect(h.migration.state).toBe('rolling-back');
+    // the source never said it could run the workload again: the destination's copy stays
+    expect(short(h.calls).slice(-1)).toEqual(['h1 migration.resume ready']);
     const done = await h.runner().run();
     expect(done.state).toBe('rolled-back');
-    expect(short(h.calls).slice(-3)).toEqual(['h1 migration.resume', 'h1 migration.resume', 'h2 migration.abort']);
+    expect(short(h.calls).slice(-4)).toEqual(['h1 migration.resume ready', 'h1 migration.resume ready', 'h2 migration.abort', 'h1 migration.resume']);
+  });
+
+  it("never aborts the destination when the source cannot run the workload again (a lazy source whose last page left): the destination's copy is the only one", async () => {
+    const h = new Harness('lazy');
+    h.faults = [
+      { kind: 'error', hostId: 'h2', command: 'container.status' },
+      { kind: 'error', hostId: 'h1', command: 'migration.resume' },
+    ];
+    await expect(h.runner().run()).rejects.toThrow(/migration.resume failed/);
+    expect(h.migration.state).toBe('rolling-back');
+    expect(h.calls.some((c) => c.command === 'migration.abort')).toBe(false);
+    expect(short(h.calls).slice(-1)).toEqual(['h1 migration.resume ready']);
   });
 
   it.each(['lazy', 'page-server', 'stop-and-copy'] as const)('%s: a failure after the dump tells the source where its pages are only when the dump left them on the destination', async (strategy) => {
     const h = new Harness(strategy);
     h.faults = [{ kind: 'error', hostId: 'h2', command: 'migration.restore' }];
     const done = await h.runner().run();
-    expect(done).toMatchObject({ state: 'rolled-back', rollback: { steps: ['resume-source', 'abort-destination'] } });
-    const resume = h.calls.find((c) => c.command === 'migration.resume')!;
+    expect(done).toMatchObject({ state: 'rolled-back', rollback: { steps: ['ready-source', 'abort-destination', 'resume-source'] } });
+    const [ready, resume] = h.calls.filter((c) => c.command === 'migration.resume');
     const presync = h.calls.find((c) => c.command === 'migration.presync')!;
     if (strategy === 'page-server') {
-      expect(resume.request).toEqual({ migrationId: 'm-w1-test', pagesFrom: { destination: presync.request.destination, secret: presync.request.secret } });
+      // pulled back while the destination's transfer daemon still runs: before the abort stops it
+      expect(ready!.request).toEqual({ migrationId: 'm-w1-test', readyOnly: true, pagesFrom: { destination: presync.request.destination, secret: presync.request.secret } });
     } else {
-      expect(resume.request).toEqual({ migrationId: 'm-w1-test' });
+      expect(ready!.request).toEqual({ migrationId: 'm-w1-test', readyOnly: true });
     }
-    expect(short(h.calls).slice(-2)).toEqual(['h1 migration.resume', 'h2 migration.abort']);
+    expect(resume!.request).toEqual({ migrationId: 'm-w1-test' });
+    expect(short(h.calls).slice(-3)).toEqual(['h1 migration.resume ready', 'h2 migration.abort', 'h1 migration.resume']);
   });
 
   it('defers a rollback step whose host is down', async () => {
@@ -182,9 +264,21 @@ describe('a pipeline picked up again', () => {
       if (call.command === 'migration.restore') h.hosts[1] = { ...h.hosts[1]!, state: 'down' };
     };
     const done = await h.runner().run();
-    expect(done).toMatchObject({ state: 'rolled-back', rollback: { steps: ['resume-source', 'abort-destination'] } });
-    expect(short(h.calls).slice(-2)).toEqual(['h2 migration.restore', 'h1 migration.resume']);
+    expect(done).toMatchObject({ state: 'rolled-back', rollback: { steps: ['ready-source', 'abort-destination', 'resume-source'] } });
+    expect(short(h.calls).slice(-3)).toEqual(['h2 migration.restore', 'h1 migration.resume ready', 'h1 migration.resume']);
     expect(h.deferred).toEqual([expect.objectContaining({ hostId: 'h2', step: 'abort-destination' })]);
+  });
+
+  it("skips getting a source ready that is down, and defers its resume (the workload is failover's meanwhile)", async () => {
+    const h = new Harness('stop-and-copy');
+    h.faults = [{ kind: 'restarted', hostId: 'h1', command: 'migration.transfer' }];
+    h.onCall = (call) => {
+      if (call.command === 'migration.transfer') h.hosts[0] = { ...h.hosts[0]!, state: 'down' };
+    };
+    const done = await h.runner().run();
+    expect(done).toMatchObject({ state: 'rolled-back', rollback: { steps: ['ready-source', 'abort-destination', 'resume-source'] } });
+    expect(short(h.calls).slice(-2)).toEqual(['h1 migration.transfer', 'h2 migration.abort']);
+    expect(h.deferred).toEqual([expect.objectContaining({ hostId: 'h1', step: 'resume-source' })]);
   });
 
   it("records where the freeze went: each agent's steps, and the rest as the time between the agents", async () => {

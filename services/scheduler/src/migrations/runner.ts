@@ -417,9 +417,12 @@ export class MigrationRunner {
   }
 
   /**
-   * Before the commit, any failure lands here: the source runs the workload again (from its kept
-   * images if it was dumped), the destination is cleaned, the workload's record returns to what
-   * it was. A step that fails throws, and the job retry runs the rollback again (idempotent).
+   * Before the commit, any failure lands here: the source makes itself ready to run the workload
+   * again (once dumped), the destination's copy is removed, the source runs the workload (from its
+   * frozen process or its images), the workload's record returns to what it was — in the
+   * registry's UNDO_ORDER, so that the workload never runs on both hosts. A step that fails
+   * throws, and the job retry runs the rollback again (idempotent); a source that cannot run the
+   * workload again fails ready-source, and the destination's copy, then the only one, stays.
    */
   private async rollback(failure: MigrationFailure): Promise<MigrationRecord> {
     const r = this.record;
@@ -433,9 +436,14 @@ export class MigrationRunner {
     });
     this.publish(r.phase, 'failed', null);
     for (const step of steps) {
-      const { side, command, timeout } = UNDO_STEPS[step];
+      const { side, command, timeout, whenHostDown } = UNDO_STEPS[step];
       const hostId = side === 'source' ? r.source : r.destination;
-      await this.unlessDown(hostId, step, async () => this.call(hostId, command, await this.undoRequest(step), this.timeouts[timeout]));
+      const call = async () => this.call(hostId, command, await this.undoRequest(step), this.timeouts[timeout]);
+      if (whenHostDown === 'defer') {
+        await this.unlessDown(hostId, step as DeferredMigrationStep['step'], call);
+      } else if ((await this.store.hosts.get(hostId))?.state !== 'down') {
+        await call();
+      }
     }
     const workload = await this.store.workloads.get(r.workloadId);
     if (workload && workload.hostId === r.source) {
@@ -449,17 +457,20 @@ export class MigrationRunner {
   }
 
   /**
-   * An undo step's request. A strategy whose dump leaves the pages on the destination only
-   * (declared `pagesAfterDump: 'destination'`) tells the source where to pull them back from: the
-   * destination's transfer daemon, which abort-destination (always after resume-source) stops.
+   * An undo step's request. ready-source of a strategy whose dump leaves the pages on the
+   * destination only (declared `pagesAfterDump: 'destination'`) tells the source where to pull
+   * them back from: the destination's transfer daemon, which abort-destination (always after
+   * ready-source) stops.
    */
   private async undoRequest(step: UndoStep): Promise<AgentRequest<'migration.resume'>> {
     const r = this.record;
-    if (step !== 'resume-source' || this.strategy.pagesAfterDump !== 'destination' || !r.transfer || r.transfer.sharedRootfs) return { migrationId: r.id };
+    if (step !== 'ready-source') return { migrationId: r.id };
+    const ready = { migrationId: r.id, readyOnly: true };
+    if (this.strategy.pagesAfterDump !== 'destination' || !r.transfer || r.transfer.sharedRootfs) return ready;
     const secret = await this.store.redis.get(secretKey(this.store, r.id));
-    if (!secret) return { migrationId: r.id };
+    if (!secret) return ready;
     const { address, rsyncPort, pageServerPort } = r.transfer;
-    return { migrationId: r.id, pagesFrom: { destination: { address, rsyncPort, pageServerPort }, secret } };
+    return { ...ready, pagesFrom: { destination: { address, rsyncPort, pageServerPort }, secret } };
   }
 
   /**
