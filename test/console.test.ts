@@ -46,7 +46,7 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
     const page = await context.newPage();
     await page.goto(`${t.cluster.apiUrl}/ui/#token=${encodeURIComponent(token)}`);
     await page.locator('#status', { hasText: 'live' }).waitFor({ timeout: 20_000 });
-    await page.locator('#hosts tr[data-host="h2"]').waitFor();
+    await page.locator('#hosts [data-host="h2"]').waitFor();
     return page;
   };
   /** A TCP client holding one connection to the workload from inside a lab host (test/helpers/tcp-client.mjs). */
@@ -64,7 +64,7 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
   const dragOver = async (page: Page, workload: string, host: string) => {
     await page.locator(`#workloads tr[data-workload="${workload}"][draggable="true"]`).hover();
     await page.mouse.down();
-    const target = page.locator(`#hosts tr[data-host="${host}"]`);
+    const target = page.locator(`#hosts [data-host="${host}"]`);
     await target.hover();
     await target.hover({ position: { x: 40, y: 8 } });
   };
@@ -100,7 +100,7 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
     const hint = page.locator('#drag-hint');
     await page.locator('#drag-hint.ok').waitFor({ timeout: 15_000 });
     expect(await hint.innerText()).toMatch(new RegExp(`${to} can take drag-a: \\S+, freeze about`));
-    await expect.poll(() => page.locator(`#hosts tr[data-host="${to}"]`).getAttribute('class')).toContain('compat-ok');
+    await expect.poll(() => page.locator(`#hosts [data-host="${to}"]`).getAttribute('class')).toContain('compat-ok');
     expect(await migrationsOf('drag-a')).toEqual([]); // nothing moved yet
     expect((await get('drag-a')).hostId).toBe(from);
     await shot(page, 'drag-over-compatible.png', `drag-a held over ${to}: the host row marked compatible, the hint with strategy and predicted freeze`);
@@ -144,7 +144,7 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
     expect((await api('GET', `/v1/hosts/${target}`)).body.maintenance).toMatchObject({ reason: 'console test' });
     // the API's copy of the hosts follows within a second
     await eventually('the API refuses the move', async () => (await api('POST', '/v1/workloads/drag-a/migrate?dryRun=true', { destination: target })).status === 409);
-    await page.locator(`#hosts tr[data-host="${target}"] .badge`, { hasText: /maintenance/ }).waitFor();
+    await page.locator(`#hosts [data-host="${target}"] .badge`, { hasText: /maintenance/ }).waitFor();
 
     await dragOver(page, 'drag-a', target);
     await page.locator('#drag-hint.refused').waitFor({ timeout: 15_000 });
@@ -152,7 +152,7 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
     expect(await hint.innerText()).toContain(`${target} refuses drag-a`);
     expect(await hint.innerText()).toContain('host is in planned maintenance');
     expect(await hint.innerText()).toContain('HOST_IN_MAINTENANCE');
-    await expect.poll(() => page.locator(`#hosts tr[data-host="${target}"]`).getAttribute('class')).toContain('compat-refused');
+    await expect.poll(() => page.locator(`#hosts [data-host="${target}"]`).getAttribute('class')).toContain('compat-refused');
     await shot(page, 'drag-refused.png', `drag-a held over ${target}, which is in maintenance: the row marked refused, the hint lists the reason (HOST_IN_MAINTENANCE)`);
     await page.mouse.up();
     await hint.filter({ hasText: 'drag-a was not moved' }).waitFor();

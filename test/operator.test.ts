@@ -323,8 +323,8 @@ describe.skipIf(skipLab())('operator experience: CLI, dashboard, OpenAPI, metric
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(`${t.cluster.apiUrl}/ui/#token=${encodeURIComponent(t.cluster.token)}`);
       await page.locator('#status', { hasText: 'live' }).waitFor({ timeout: 20_000 });
-      await page.locator('#hosts tr[data-host="h1"]').waitFor();
-      expect(await page.locator('#hosts tbody tr').count()).toBe(2);
+      await page.locator('#hosts [data-host="h1"]').waitFor();
+      expect(await page.locator('#hosts [data-host]').count()).toBe(2);
       await page.locator('#workloads tr[data-workload="op-big"]').waitFor();
 
       const from = await hostOf('op-big');

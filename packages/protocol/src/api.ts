@@ -15,8 +15,16 @@ export type ApiErrorBody = z.infer<typeof ApiErrorBody>;
 
 export const HostParams = z.strictObject({ id: HostId });
 
+/** `?search=`: ids starting with it (lists are in id order, so a prefix is read from the index) */
+const IdSearch = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9-]+$/, 'an id prefix: lowercase letters, digits and dashes');
+
 export const HostListQuery = z.strictObject({
   state: HostState.optional(),
+  search: IdSearch.optional(),
   ...pageQuery,
 });
 export type HostListQuery = z.infer<typeof HostListQuery>;
@@ -87,6 +95,9 @@ export const WorkloadListQuery = z.strictObject({
   phase: WorkloadPhase.optional(),
   /** labels every workload listed has (see LabelSelector) */
   label: LabelSelector.optional(),
+  /** made from this OS template */
+  template: z.string().min(1).max(63).optional(),
+  search: IdSearch.optional(),
   ...pageQuery,
 });
 

@@ -17,3 +17,4 @@ export * from './nats-identities.ts';
 export * from './join.ts';
 export * from './storage-liveness.ts';
 export * from './paging.ts';
+export * from './usage.ts';

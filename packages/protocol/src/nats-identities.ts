@@ -10,7 +10,9 @@ import { NAME_PATTERN } from './ids.ts';
  *   commands addressed to it and its own lease acknowledgements, and answers the requests it
  *   received (NATS `allow_responses`: one reply per request, to the requester's private inbox);
  * - a scheduler commands agents, acknowledges leases and publishes cluster events;
- * - the API (and an observer, such as a test or a dashboard relay) only reads events;
+ * - the API (and an observer, such as a test or a dashboard relay) only reads events; the API may
+ *   also ask an agent for its last hour of usage (`ferry.usage.<host>`, read-only: the agent
+ *   answers with samples and changes nothing), which the agent hears for its own host only;
  * - the probe only connects (readiness checks).
  * Every identity's request inboxes live under its own prefix, which only it may subscribe to: a
  * reply (a migration's secrets among them) reaches the requester and nobody else.
@@ -51,7 +53,7 @@ export function natsPermissions(identity: NatsIdentity): NatsPermissions {
       if (!host) throw new Error(`agent identity ${identity.name} names no host`);
       return {
         publish: { allow: [`ferry.host.${host}.capacity`, `ferry.events.migrations.*.progress.${host}`] },
-        subscribe: { allow: [`ferry.agent.${host}.>`, `ferry.host.${host}.lease`, inbox] },
+        subscribe: { allow: [`ferry.agent.${host}.>`, `ferry.host.${host}.lease`, `ferry.usage.${host}`, inbox] },
         allowResponses: { max: 1, expires: LONGEST_REPLY },
       };
     }
@@ -63,6 +65,8 @@ export function natsPermissions(identity: NatsIdentity): NatsPermissions {
         subscribe: { allow: ['ferry.host.*.capacity', inbox] },
       };
     case 'api':
+      // the usage request is the one thing it publishes (the console's charts; usage.ts)
+      return { publish: { allow: ['ferry.usage.*'] }, subscribe: { allow: ['ferry.events.>', inbox] } };
     case 'observer':
       return { publish: { deny: ['>'] }, subscribe: { allow: ['ferry.events.>', inbox] } };
     case 'probe':

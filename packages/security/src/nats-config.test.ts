@@ -32,8 +32,8 @@ describe('the generated nats-server configuration', () => {
     const text = renderNatsAuthorization(users);
     expect(text).not.toContain('no_auth_user');
     expect(text).toContain(`{ nkey: "${users[0]!.publicKey}", permissions: { publish: { allow: ["ferry.host.h1.capacity", "ferry.events.migrations.*.progress.h1"] }`);
-    expect(text).toContain('subscribe: { allow: ["ferry.agent.h1.>", "ferry.host.h1.lease", "_INBOX_agent-h1.>"] }, allow_responses: { max: 1, expires: "30m" }');
-    expect(text).toMatch(/# api \(api\)\n.*publish: \{ deny: \[">"\] \}, subscribe: \{ allow: \["ferry.events.>", "_INBOX_api.>"\] \}/);
+    expect(text).toContain('subscribe: { allow: ["ferry.agent.h1.>", "ferry.host.h1.lease", "ferry.usage.h1", "_INBOX_agent-h1.>"] }, allow_responses: { max: 1, expires: "30m" }');
+    expect(text).toMatch(/# api \(api\)\n.*publish: \{ allow: \["ferry.usage.\*"\] \}, subscribe: \{ allow: \["ferry.events.>", "_INBOX_api.>"\] \}/);
   });
 
   it('is the same text for the same users in any order', () => {

@@ -18,6 +18,8 @@ import { serveMetricsIfPossible, type MetricsServer } from '@ferry/runtime';
 import { cgroupParentOf, metricsHostOf } from './config.ts';
 import { PoolProbes } from './inventory/probes.ts';
 import { StorageHeartbeats } from './storage/heartbeats.ts';
+import { UsageHistory } from './usage/history.ts';
+import { serveUsage } from './usage/server.ts';
 
 /**
  * The host agent: runs containers on command and publishes a capacity report every interval.
@@ -44,6 +46,8 @@ export class Agent {
   /** the second heartbeat channel: this host's heartbeat in its shared pools */
   private readonly storage: StorageHeartbeats;
   private storageTimer: NodeJS.Timeout | undefined;
+  /** the last hour of usage, for the console's charts (usage/) */
+  private readonly usage = new UsageHistory();
 
   private constructor(
     private readonly config: AgentConfig,
@@ -86,6 +90,7 @@ export class Agent {
     // daemons of migrations past their deadline stop, also those an earlier agent left running
     host.migrations.watchDeadlines();
     agent.commands = serveCommands(nc, config.hostId, { containers: host.containers, migrations: host.migrations, storage: agent.storage }, log.child({ part: 'commands' }), agent.metrics);
+    serveUsage(nc, config.hostId, agent.usage, log.child({ part: 'usage' }));
     agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, metricsHostOf(config), config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
     await agent.fencer.importGuardEvents(config.dataDir);
@@ -246,6 +251,7 @@ export class Agent {
     const stopTimer = this.metrics.reportSeconds.startTimer();
     const report = await this.buildReport();
     stopTimer();
+    this.usage.record(report);
     if (this.stopped || this.nc.isClosed()) return;
     this.metrics.reports.inc();
     this.lease.sent(report.seq);

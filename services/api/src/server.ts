@@ -20,6 +20,8 @@ import { eventRoutes } from './routes/events.ts';
 import { uiRoutes } from './routes/ui.ts';
 import { accessRoutes } from './routes/access.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
+import { usageRoutes } from './routes/usage.ts';
+import { UsageAsker } from './usage.ts';
 import { joinRoutes, type HostAdmission } from './routes/join.ts';
 import { EventHub } from './events.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -46,6 +48,8 @@ const API_VERSION = '0.1.0';
 export interface AppOptions {
   /** filled with every route as it is added (for tests) */
   served?: Array<{ method: string; url: string }>;
+  /** what asks agents for their usage history (the console's charts); without it, none is available */
+  usage?: UsageAsker;
 }
 
 /**
@@ -109,6 +113,7 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   planRoutes(app, store, queues.flows, config.keyPrefix, policy, metrics, config.planTtlMs);
   accessRoutes(app, tokens, audit);
   whoamiRoutes(app);
+  usageRoutes(app, store, options.usage ?? new UsageAsker(null));
   joinRoutes(app, store, new JoinTokenStore(redis, config.keyPrefix, log), admission);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -141,7 +146,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
   const metrics = new ApiMetrics(() => hub.clients);
   const hub = new EventHub(log.child({ part: 'events' }), () => metrics.eventsRejected.inc());
   hub.start(nc);
-  const app = await buildApp(config, redis, queues, hub, metrics, log);
+  const app = await buildApp(config, redis, queues, hub, metrics, log, { usage: new UsageAsker(nc) });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

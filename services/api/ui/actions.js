@@ -12,7 +12,7 @@ export let perms = {};
 export function initActions(context) {
   ctx = context;
   $('#workloads tbody').addEventListener('click', onWorkloadClick);
-  $('#hosts tbody').addEventListener('click', onHostClick);
+  $('#hosts').addEventListener('click', onHostClick);
   $('#migrations tbody').addEventListener('click', onMigrationClick);
   $('#create').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -28,7 +28,6 @@ export function applyAccess() {
   $('#whoami').textContent = me.name ? `${me.name} (${role})` : '';
   document.body.dataset.role = role;
   for (const th of document.querySelectorAll('#workloads th.act')) th.hidden = !workloadActionsAllowed();
-  for (const th of document.querySelectorAll('#hosts th.act')) th.hidden = !hostActionsAllowed();
   for (const th of document.querySelectorAll('#migrations th.act')) th.hidden = !perms.cancelMigration;
   $('#create-section').hidden = !perms.create;
   $('#rebalance').hidden = !perms.rebalance;
@@ -60,14 +59,14 @@ export function workloadCell(w) {
   return `<td class="act">${parts.join(' ')}</td>`;
 }
 
-/** The actions cell of a host's row. */
+/** The actions of a host's card. */
 export function hostCell(h) {
   if (!hostActionsAllowed()) return '';
   const id = esc(h.id);
   const parts = [];
   if (h.maintenance && perms.exitMaintenance) parts.push(button('exit-maintenance', 'Exit maintenance', ` aria-label="Exit maintenance on ${id}"`));
   if (!h.maintenance && h.state === 'up' && perms.enterMaintenance) parts.push(button('enter-maintenance', 'Maintenance…', ` aria-label="Enter maintenance on ${id}"`));
-  return `<td class="act">${parts.join(' ')}</td>`;
+  return `<div class="act">${parts.join(' ')}</div>`;
 }
 
 /** The cancel button of a migration in progress. */
@@ -78,7 +77,7 @@ export function migrationCell(m) {
 }
 
 const workloadOf = (target) => ctx.state.workloads.find((w) => w.spec.id === target.closest('tr[data-workload]')?.dataset.workload);
-const hostOf = (target) => ctx.state.hosts.find((h) => h.id === target.closest('tr[data-host]')?.dataset.host);
+const hostOf = (target) => ctx.state.hosts.find((h) => h.id === target.closest('[data-host]')?.dataset.host);
 
 async function act(method, path, done, body) {
   const answer = await call(method, path, body);

@@ -3,79 +3,104 @@
 // the URL). Actions (actions.js, drag.js) are shown only to tokens whose role allows them.
 import { api, apiPages, onUnauthorized, session, signIn } from './api.js';
 import { loadAccess } from './access.js';
-import { applyAccess, fillCreateChoices, hostActionsAllowed, hostCell, initActions, migrationCell, workloadActionsAllowed, workloadCell } from './actions.js';
+import { applyAccess, fillCreateChoices, hostCell, initActions, migrationCell, workloadCell } from './actions.js';
 import { draggable, dragging, followMoves, initDrag, markHosts } from './drag.js';
-import { $, ago, badge, bar, esc, gib, mib } from './util.js';
+import { $, ago, badge, bar, esc, eventLine, gib, mib } from './util.js';
+import { EMPTY_FILTERS, filtersFromQuery, filtersToQuery, hostQuery, withinLoaded, workloadMatches, workloadQuery } from './filters.js';
+import { closePage, initPages, parseRoute, showPage } from './pages.js';
 
 const PHASES = ['validate', 'reserve', 'prepare', 'presync', 'precopy', 'freeze', 'transfer', 'restore', 'verify', 'commit', 'cleanup'];
 const ACTIVE = new Set(['queued', 'running', 'rolling-back']);
-const LIST_CAP = 5000;
+/** host cards and workload rows per page: the page shows what the filters ask for, "more" follows the cursor */
+const HOST_PAGE = 48;
+const WORKLOAD_PAGE = 100;
+/** short pages of a narrow filter followed at once, at most (each examines up to ~5,000 records) */
+const FOLLOW_SHORT_PAGES = 4;
+/** a host card lists this many of its workloads, the host's page every one */
+const CARD_WORKLOADS = 12;
 /** events the list opens with (the API keeps the latest of them) */
 const RECENT_EVENTS = 50;
 /** how long a workload that just arrived on its new host stays highlighted */
 const ARRIVED_MS = 10_000;
-const moreRow = (shown, columns, command) => `<tr class="more"><td colspan="${columns}">the first ${shown} shown: <code>${command}</code> lists every one</td></tr>`;
+/** the shown hosts are read again this often: capacity and usage change with every report, which makes no event */
+const HOSTS_EVERY_MS = 10_000;
 
 function fill(table, rows) {
   $(`#${table} tbody`).innerHTML = rows.join('');
 }
 
 const state = {
+  filters: { ...EMPTY_FILTERS },
   hosts: [],
   workloads: [],
   migrations: new Map(),
   plans: [],
   failovers: [],
-  moreHosts: false,
-  moreWorkloads: false,
+  /** the cursors of the next pages (null: the last page is shown) */
+  hostsCursor: null,
+  workloadsCursor: null,
   /** moves started from this page: workload → {migrationId, from, to} until it arrived or failed */
   moves: new Map(),
   /** workload → when it arrived on its new host (highlighted a while) */
   arrived: new Map(),
 };
 
+/** One host as a card: its state, capacity bars and the workloads its newest report lists. */
+function hostCard(h) {
+  const c = h.capacity;
+  // CPU its workloads used over the last report (their cgroups): the host's own figure,
+  // where the load average is the kernel's (one machine's for every host of a lab)
+  const used = c.containers.reduce((sum, k) => sum + (k.usage?.cpuPercent ?? 0), 0) / 100;
+  // its workloads' working sets, not the kernel's figure (one machine's for every host of a lab)
+  const mem = c.containers.reduce((sum, k) => sum + (k.usage?.memoryBytes ?? 0), 0);
+  const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
+  const chips = c.containers
+    .slice(0, CARD_WORKLOADS)
+    .map(
+      (k) =>
+        `<a class="chip ${esc(k.state)}" href="#/workloads/${encodeURIComponent(k.id)}" title="${esc(k.id)}: ${esc(k.state)}${k.usage ? `, ${k.usage.cpuPercent}% CPU, ${mib(k.usage.memoryBytes)}` : ''}">${esc(k.id)}</a>`,
+    );
+  const rest = c.containers.length - CARD_WORKLOADS;
+  if (rest > 0) chips.push(`<a class="chip more" href="#/hosts/${encodeURIComponent(h.id)}">+${rest} more</a>`);
+  return `<article class="host-card" data-host="${esc(h.id)}">
+    <header><a class="host-link" href="#/hosts/${encodeURIComponent(h.id)}">${esc(h.id)}</a> ${badge(h.state)}${h.isolated ? ' <span title="silent on the control plane, alive on storage: nothing restarted elsewhere">isolated</span>' : ''}${h.maintenance ? ` <span class="badge entering">${h.maintenance.state === 'in' ? 'in maintenance' : 'entering maintenance'}</span>` : ''}</header>
+    <div class="bars" title="load average ${c.load.one.toFixed(2)}: the whole machine's, shared by every host of a lab on one machine">
+      ${bar(used / c.cpu.count, `CPU ${used.toFixed(2)} of ${c.cpu.count}`)}
+      ${bar(mem / c.memory.totalBytes, `memory ${mem < 2 ** 30 ? mib(mem) : gib(mem)} of ${gib(c.memory.totalBytes)}`)}
+      ${bar(disk.total ? disk.used / disk.total : 0, `disk ${gib(disk.used)} of ${gib(disk.total)}`)}
+    </div>
+    <div class="chips" aria-label="workloads on ${esc(h.id)}">${chips.join('') || '<span class="muted">no workloads</span>'}</div>
+    ${hostCell(h)}
+  </article>`;
+}
+
 function renderHosts() {
-  const allocated = new Map();
-  for (const w of state.workloads) if (w.hostId && w.phase !== 'failed') allocated.set(w.hostId, (allocated.get(w.hostId) ?? 0) + w.spec.resources.memoryMiB * 2 ** 20);
-  const columns = 7 + (hostActionsAllowed() ? 1 : 0);
-  fill(
-    'hosts',
-    state.hosts
-      .map((h) => {
-        const c = h.capacity;
-        const mem = allocated.get(h.id) ?? 0;
-        // CPU its workloads used over the last report (their cgroups): the host's own figure,
-        // where the load average is the kernel's (one machine's for every host of a lab)
-        const used = c.containers.reduce((sum, k) => sum + (k.usage?.cpuPercent ?? 0), 0) / 100;
-        const disk = c.pools.reduce((a, p) => ({ used: a.used + p.totalBytes - p.freeBytes, total: a.total + p.totalBytes }), { used: 0, total: 0 });
-        return `<tr data-host="${esc(h.id)}"><td>${esc(h.id)}</td><td>${badge(h.state)}${h.isolated ? ' <span title="silent on the control plane, alive on storage: nothing restarted elsewhere">isolated</span>' : ''}</td>
-        <td title="load average ${c.load.one.toFixed(2)}: the whole machine's, shared by every host of a lab on one machine">${bar(used / c.cpu.count, `${used.toFixed(2)} of ${c.cpu.count} CPUs`)}</td>
-        <td>${bar(mem / c.memory.totalBytes, `${gib(mem)} of ${gib(c.memory.totalBytes)}`)}</td>
-        <td>${bar(disk.total ? disk.used / disk.total : 0, `${gib(disk.used)} of ${gib(disk.total)}`)}</td>
-        <td>${c.containers.length}</td><td>${h.maintenance ? `<span class="badge entering">${h.maintenance.state === 'in' ? 'in maintenance' : 'entering maintenance'}</span>` : ''}</td>${hostCell(h)}</tr>`;
-      })
-      .concat(state.moreHosts ? [moreRow(state.hosts.length, columns, 'ferry hosts')] : []),
-  );
+  fillCreateChoices(state.hosts);
+  $('#hosts').innerHTML = state.hosts.map(hostCard).join('') || '<p class="muted">No host matches.</p>';
+  $('#more-hosts').hidden = state.hostsCursor === null;
+  $('#hosts-count').textContent = `${state.hosts.length}${state.hostsCursor ? '+' : ''} shown`;
   markHosts();
 }
 
 function renderWorkloads() {
-  const columns = 7 + (workloadActionsAllowed() ? 1 : 0);
   const now = Date.now();
   fill(
     'workloads',
-    state.workloads
-      .map((w) => {
-        const u = w.observed?.usage;
-        const drag = draggable(w) ? ` draggable="true" title="drag onto a host to migrate ${esc(w.spec.id)}"` : '';
-        const arrived = now - (state.arrived.get(w.spec.id) ?? 0) < ARRIVED_MS ? ' class="arrived"' : '';
-        return `<tr data-workload="${esc(w.spec.id)}"${drag}${arrived}><td>${drag ? '<span class="grip" aria-hidden="true">⠿</span> ' : ''}${esc(w.spec.id)}</td><td class="host">${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
+    state.workloads.map((w) => {
+      const u = w.observed?.usage;
+      const drag = draggable(w) ? ` draggable="true" title="drag onto a host to migrate ${esc(w.spec.id)}"` : '';
+      const arrived = now - (state.arrived.get(w.spec.id) ?? 0) < ARRIVED_MS ? ' class="arrived"' : '';
+      const link = `<a href="#/workloads/${encodeURIComponent(w.spec.id)}">${esc(w.spec.id)}</a>`;
+      return `<tr data-workload="${esc(w.spec.id)}"${drag}${arrived}><td>${drag ? '<span class="grip" aria-hidden="true">⠿</span> ' : ''}${link}</td><td class="host">${esc(w.hostId ?? '—')}</td><td>${badge(w.phase)}</td><td>${w.epoch}</td>
         <td>${w.spec.ha.enabled ? `yes (${w.spec.ha.priority})` : 'no'}</td>
         <td>${u ? bar(u.memoryBytes / u.memoryLimitBytes, `${mib(u.memoryBytes)} of ${mib(u.memoryLimitBytes)}`) : ''}</td>
         <td>${u ? `${u.cpuPercent}%` : ''}</td>${workloadCell(w)}</tr>`;
-      })
-      .concat(state.moreWorkloads ? [moreRow(state.workloads.length, columns, 'ferry workloads')] : []),
+    }),
   );
+  $('#more-workloads').hidden = state.workloadsCursor === null;
+  $('#workloads-count').textContent = state.workloads.length ? `${state.workloads.length}${state.workloadsCursor ? '+' : ''} shown` : 'No workload matches.';
+  const f = filtersToQuery(state.filters);
+  $('#workloads-filter').textContent = f ? `filtered: ${decodeURIComponent(f).replaceAll('&', ', ')}` : '';
 }
 
 function renderMigrations() {
@@ -133,27 +158,66 @@ function render() {
   renderFailovers();
 }
 
-async function refresh() {
-  // lists are paged: hosts and workloads up to LIST_CAP, only the migrations in progress, the newest plans and failovers
-  const [hosts, workloads, queued, running, rollingBack, plans, failovers] = await Promise.all([
-    apiPages('/v1/hosts', 'hosts', LIST_CAP),
-    apiPages('/v1/workloads', 'workloads', LIST_CAP),
+/** The shown hosts again (one request for as many as are shown): their capacity changes with every report. */
+async function loadHosts(more = false) {
+  const limit = more ? HOST_PAGE : Math.min(1000, Math.max(HOST_PAGE, state.hosts.length));
+  const page = await api(hostQuery(state.filters, limit, more ? state.hostsCursor : null));
+  state.hosts = more ? state.hosts.concat(page.hosts) : page.hosts;
+  state.hostsCursor = page.nextCursor;
+}
+
+/**
+ * The shown workloads again (or the next page): the filters decide, server-side. A filter that
+ * matches few records gets partial pages (the API examines a bounded number per request), so a
+ * short page with a cursor is followed a few times to fill the view before "more" is left to the reader.
+ */
+async function loadWorkloads(more = false) {
+  const limit = more ? WORKLOAD_PAGE : Math.min(1000, Math.max(WORKLOAD_PAGE, state.workloads.length));
+  let cursor = more ? state.workloadsCursor : null;
+  const found = [];
+  for (let round = 0; round < FOLLOW_SHORT_PAGES; round++) {
+    const page = await api(workloadQuery(state.filters, limit - found.length, cursor));
+    found.push(...page.workloads);
+    cursor = page.nextCursor;
+    if (!cursor || found.length >= limit) break;
+  }
+  state.workloads = more ? state.workloads.concat(found) : found;
+  state.workloadsCursor = cursor;
+  followMoves(null);
+}
+
+/** Only the migrations in progress (a few), the newest plans and failovers. */
+async function loadActivity() {
+  const [queued, running, rollingBack, plans, failovers] = await Promise.all([
     ...[...ACTIVE].map((s) => apiPages(`/v1/migrations?state=${s}`, 'migrations', 1000)),
     api('/v1/plans?limit=10'),
     api('/v1/failovers?limit=10'),
   ]);
-  state.hosts = hosts.items;
-  state.moreHosts = hosts.more;
-  state.workloads = workloads.items;
-  state.moreWorkloads = workloads.more;
   // the migrations in progress now, with the live copy progress events brought
   const previous = state.migrations;
   state.migrations = new Map([...queued.items, ...running.items, ...rollingBack.items].map((m) => [m.id, { ...previous.get(m.id), ...m }]));
   state.plans = plans.plans.sort((a, b) => b.createdAt - a.createdAt);
   state.failovers = failovers.failovers.sort((a, b) => b.detectedAt - a.detectedAt);
   followMoves(null);
-  fillCreateChoices(state.hosts);
-  render();
+}
+
+/** Everything shown, read again (after an action of this page, and when the filters change). */
+async function refresh() {
+  // each part drawn as soon as it is read: the first paint waits for no slower list
+  const drawn = (draw) => async () => {
+    await accessReady;
+    if (!dragging()) draw();
+  };
+  await Promise.all([
+    loadHosts().then(drawn(renderHosts)),
+    loadWorkloads().then(drawn(renderWorkloads)),
+    loadActivity().then(async () => {
+      await accessReady;
+      renderMigrations();
+      renderPlans();
+      renderFailovers();
+    }),
+  ]);
 }
 
 let pending = null;
@@ -163,6 +227,67 @@ const refreshSoon = () => {
     refresh().catch(() => undefined);
   }, 300);
 };
+
+let activityPending = null;
+const activitySoon = () => {
+  activityPending ??= setTimeout(() => {
+    activityPending = null;
+    loadActivity()
+      .then(() => {
+        renderMigrations();
+        renderPlans();
+        renderFailovers();
+      })
+      .catch(() => undefined);
+  }, 500);
+};
+
+/**
+ * The workloads events named, read again one by one (a burst of events for one workload during a
+ * migration is one read) and put where they belong: in the list when the filters take them and
+ * they fall within the pages shown, out of it otherwise. Nothing else is read again.
+ */
+const touchedWorkloads = new Set();
+let touchPending = null;
+function touchWorkload(id) {
+  touchedWorkloads.add(id);
+  touchPending ??= setTimeout(() => {
+    touchPending = null;
+    const ids = [...touchedWorkloads];
+    touchedWorkloads.clear();
+    Promise.all(ids.map((wid) => api(`/v1/workloads/${encodeURIComponent(wid)}`).catch(() => null)))
+      .then((records) => {
+        ids.forEach((wid, i) => placeWorkload(wid, records[i]));
+        followMoves(null);
+        if (!dragging()) renderWorkloads();
+      })
+      .catch(() => undefined);
+  }, 250);
+}
+
+function placeWorkload(id, record) {
+  const at = state.workloads.findIndex((w) => w.spec.id === id);
+  const last = state.workloads.at(-1)?.spec.id ?? null;
+  const belongs = record && workloadMatches(record, state.filters) && withinLoaded(id, last, state.workloadsCursor !== null);
+  if (!belongs) {
+    if (at >= 0) state.workloads.splice(at, 1);
+    return;
+  }
+  if (at >= 0) state.workloads[at] = record;
+  else {
+    const before = state.workloads.findIndex((w) => w.spec.id > id);
+    state.workloads.splice(before < 0 ? state.workloads.length : before, 0, record);
+  }
+}
+
+/** A host whose state changed, read again when it is shown. */
+async function touchHost(id) {
+  if (!state.hosts.some((h) => h.id === id)) return;
+  const host = await api(`/v1/hosts/${encodeURIComponent(id)}`).catch(() => null);
+  const at = state.hosts.findIndex((h) => h.id === id);
+  if (host && at >= 0) state.hosts[at] = host;
+  if (!dragging()) renderHosts();
+}
 
 /** One event from the stream; `replayed`: it happened before the stream opened, so it is only listed. */
 function onEvent(event, replayed = false) {
@@ -177,20 +302,12 @@ function onEvent(event, replayed = false) {
     return;
   }
   const line = document.createElement('li');
-  const what =
-    event.type === 'host.state'
-      ? `${event.hostId}: ${event.from ?? 'new'} → ${event.to}`
-      : event.type.startsWith('workload.')
-        ? `${event.workloadId}: ${event.phase ?? 'destroyed'}${event.hostId ? ` on ${event.hostId}` : ''}`
-        : event.type.startsWith('migration.')
-          ? `${event.workloadId}: ${event.phase} ${event.status}${event.bytes?.sent ? ` (${mib(event.bytes.sent)})` : ''}`
-          : `failover of ${event.failover.hostId}: ${event.failover.state}`;
-  line.textContent = `${new Date(event.at).toLocaleTimeString()}  ${event.type}  ${what}`;
+  line.textContent = eventLine(event);
   $('#events').prepend(line);
   while ($('#events').children.length > 100) $('#events').lastChild.remove();
   if (replayed) return;
   if (event.type.startsWith('migration.')) {
-    // live progress straight from the event; the full record follows with the next refresh
+    // live progress straight from the event; the full record follows
     const known = state.migrations.get(event.migrationId) ?? { id: event.migrationId, workloadId: event.workloadId, createdAt: event.at };
     state.migrations.set(event.migrationId, {
       ...known,
@@ -203,8 +320,13 @@ function onEvent(event, replayed = false) {
     });
     renderMigrations();
     followMoves(event);
+    activitySoon(); // the record as it is now (started, phase ended, finished)
+    if (event.workloadId) touchWorkload(event.workloadId);
+    return;
   }
-  refreshSoon();
+  if (event.type.startsWith('workload.')) touchWorkload(event.workloadId);
+  else if (event.type === 'host.state') void touchHost(event.hostId);
+  else activitySoon(); // a failover
 }
 
 /**
@@ -214,6 +336,7 @@ function onEvent(event, replayed = false) {
  */
 async function follow() {
   let lastEventId = null;
+  let reconnected = false;
   for (;;) {
     try {
       const headers = { authorization: `Bearer ${session.token}`, accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) };
@@ -240,7 +363,8 @@ async function follow() {
           if (id) lastEventId = id.slice(4);
           if (lines.includes(': live')) {
             replaying = false;
-            refreshSoon(); // what the replay only listed, the lists show as it is now
+            if (reconnected) refreshSoon(); // what it missed while away, the lists show as it is now
+            reconnected = true;
           }
           if (data) onEvent(JSON.parse(data), replaying);
         }
@@ -262,21 +386,75 @@ function showLogin(message) {
 onUnauthorized(showLogin);
 
 let opened = false;
+/** the token's role and what it may do (access.js), read once per sign-in */
+let accessReady = Promise.resolve();
 async function open() {
   $('#login').hidden = true;
   $('#main').hidden = false;
-  // the role first: the rows are drawn with the actions it allows
-  await loadAccess();
-  applyAccess();
+  // the role is read while the lists are: rows are drawn once both are there (with the actions it allows)
+  accessReady = loadAccess().then(applyAccess);
   if (!opened) {
     opened = true;
     const context = { state, refreshSoon, render };
     initActions(context);
     initDrag(context);
-    setInterval(() => refresh().catch(() => undefined), 5000);
+    initFilters();
+    initPages();
+    window.addEventListener('hashchange', () => void route());
+    // capacity makes no event: the shown hosts are read again; plans and failovers likewise
+    setInterval(() => {
+      if (document.hidden || dragging() || !$('#page').hidden) return;
+      Promise.all([loadHosts(), loadActivity()])
+        .then(() => {
+          renderHosts();
+          renderMigrations();
+          renderPlans();
+          renderFailovers();
+        })
+        .catch(() => undefined);
+    }, HOSTS_EVERY_MS);
   }
-  await refresh();
   void follow();
+  await Promise.all([accessReady, route()]);
+}
+
+/** The form's filters, applied from the address (#/?phase=running): a filtered view can be linked and reloaded. */
+function initFilters() {
+  const form = $('#filters');
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const filters = Object.fromEntries(Object.keys(EMPTY_FILTERS).map((key) => [key, form.elements[key].value.trim()]));
+    const query = filtersToQuery(filters);
+    location.hash = `#/${query ? `?${query}` : ''}`;
+  });
+  form.addEventListener('reset', () => setTimeout(() => form.requestSubmit(), 0));
+  $('#more-hosts').addEventListener('click', () => void loadHosts(true).then(renderHosts));
+  $('#more-workloads').addEventListener('click', () => void loadWorkloads(true).then(renderWorkloads));
+}
+
+let overviewShown = false;
+/** #/ (the overview, with its filters), #/workloads/<id> or #/hosts/<id> (their pages). */
+async function route() {
+  const target = parseRoute(location.hash);
+  $('#overview').hidden = target.kind !== 'overview';
+  $('#page').hidden = target.kind === 'overview';
+  if (target.kind !== 'overview') {
+    await showPage(target);
+    return;
+  }
+  closePage();
+  const filters = filtersFromQuery(target.query);
+  const form = $('#filters');
+  for (const [key, value] of Object.entries(filters)) form.elements[key].value = value;
+  const changed = filtersToQuery(filters) !== filtersToQuery(state.filters);
+  state.filters = filters;
+  if (changed || !overviewShown) {
+    // a new view: its first pages, not more of the old one
+    state.hosts = [];
+    state.workloads = [];
+  }
+  overviewShown = true;
+  await refresh();
 }
 
 $('#login').addEventListener('submit', (e) => {

@@ -1,4 +1,4 @@
-// Migrate by dragging: a workload's row dragged onto a host's row. While it is over a host the
+// Migrate by dragging: a workload's row dragged onto a host's card. While it is over a host the
 // migrate dry run checks that host (once per host per drag) and the hint says where and how it
 // would move, or every reason it would not; nothing moves until the drop, and a drop on a host
 // that refused moves nothing. The row of a moved workload shows its new host when it arrives.
@@ -25,7 +25,7 @@ export const draggable = (w) => perms.migrate && Boolean(w.hostId) && (w.phase =
 export function initDrag(context) {
   ctx = context;
   const workloads = $('#workloads tbody');
-  const hosts = $('#hosts tbody');
+  const hosts = $('#hosts');
   workloads.addEventListener('dragstart', (e) => {
     const row = e.target.closest?.('tr[data-workload][draggable="true"]');
     const w = row && ctx.state.workloads.find((x) => x.spec.id === row.dataset.workload);
@@ -38,9 +38,9 @@ export function initDrag(context) {
     hint(`Drop <strong>${esc(w.spec.id)}</strong> (on ${esc(w.hostId)}) on a host to migrate it live: each host is checked as it passes over.`);
   });
   workloads.addEventListener('dragend', () => endDrag());
-  // a host's row is a drop target: both events cancelled (the spec's way to accept a drop)
+  // a host's card is a drop target: both events cancelled (the spec's way to accept a drop)
   const overHost = (e) => {
-    const row = e.target.closest?.('tr[data-host]');
+    const row = e.target.closest?.('[data-host]');
     if (!drag || !row) return;
     e.preventDefault();
     e.dataTransfer.dropEffect = drag.results.get(row.dataset.host)?.ok === false ? 'none' : 'move';
@@ -49,13 +49,13 @@ export function initDrag(context) {
   hosts.addEventListener('dragenter', overHost);
   hosts.addEventListener('dragover', overHost);
   hosts.addEventListener('dragleave', (e) => {
-    const row = e.target.closest?.('tr[data-host]');
+    const row = e.target.closest?.('[data-host]');
     if (!drag || !row || row.contains(e.relatedTarget)) return;
     row.classList.remove('drop-over');
     if (drag.over === row.dataset.host) drag.over = null;
   });
   hosts.addEventListener('drop', (e) => {
-    const row = e.target.closest?.('tr[data-host]');
+    const row = e.target.closest?.('[data-host]');
     if (!drag || !row) return;
     e.preventDefault();
     drag.dropped = true;
@@ -63,13 +63,13 @@ export function initDrag(context) {
   });
 }
 
-/** The row of a host, for marks (re-rendered rows get them back from markHosts). */
-const hostRow = (host) => document.querySelector(`#hosts tr[data-host="${CSS.escape(host)}"]`);
+/** The card of a host, for marks (re-rendered cards get them back from markHosts). */
+const hostRow = (host) => document.querySelector(`#hosts [data-host="${CSS.escape(host)}"]`);
 
 function over(host) {
   const d = drag;
   d.over = host;
-  for (const row of document.querySelectorAll('#hosts tr.drop-over')) row.classList.remove('drop-over');
+  for (const row of document.querySelectorAll('#hosts .drop-over')) row.classList.remove('drop-over');
   hostRow(host)?.classList.add('drop-over');
   if (host === d.from) {
     hint(`<p><strong>${esc(d.workload)}</strong> already runs on ${esc(host)}.</p>`);
@@ -97,7 +97,7 @@ function check(d, host) {
 
 /** Marks each host the drag has checked: can take it, or refuses (with the reasons as the row's title). */
 export function markHosts() {
-  for (const row of document.querySelectorAll('#hosts tr[data-host]')) {
+  for (const row of document.querySelectorAll('#hosts [data-host]')) {
     const answer = drag?.results.get(row.dataset.host);
     row.classList.toggle('compat-ok', answer?.ok === true);
     row.classList.toggle('compat-refused', answer?.ok === false);

@@ -13,3 +13,18 @@ export function bar(fraction, label) {
   const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
   return `<span class="bar" title="${esc(label)}"><span style="width:${pct.toFixed(1)}%"></span><em>${esc(label)}</em></span>`;
 }
+
+/** One cluster event in a line of words (the events lists). */
+export function eventLine(event) {
+  const what =
+    event.type === 'host.state'
+      ? `${event.hostId}: ${event.from ?? 'new'} → ${event.to}`
+      : event.type.startsWith('workload.')
+        ? `${event.workloadId}: ${event.phase ?? 'destroyed'}${event.hostId ? ` on ${event.hostId}` : ''}`
+        : event.type === 'migration.progress'
+          ? `${event.migrationId}: ${event.phase} ${event.percent}%`
+          : event.type.startsWith('migration.')
+            ? `${event.workloadId}: ${event.phase} ${event.status}${event.bytes?.sent ? ` (${mib(event.bytes.sent)})` : ''}`
+            : `failover of ${event.failover.hostId}: ${event.failover.state}`;
+  return `${new Date(event.at).toLocaleTimeString()}  ${event.type}  ${what}`;
+}

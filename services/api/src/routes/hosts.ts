@@ -18,6 +18,7 @@ export function hostRoutes(app: FastifyInstance, store: ClusterStore): void {
     const page = await store.hosts.page(
       { limit: query.limit, after: query.cursor },
       {
+        ...(query.search ? { prefix: query.search } : {}),
         // each chunk of hosts with its own maintenance and removal records, not every one there is
         view: async (records) => {
           const ids = records.map((h) => h.id);

@@ -16,6 +16,10 @@ const UI_FILES: Record<string, string> = {
   'actions.js': JS,
   'drag.js': JS,
   'util.js': JS,
+  'filters.js': JS,
+  'pages.js': JS,
+  'chart.js': JS,
+  'measured.js': JS,
   'style.css': 'text/css; charset=utf-8',
 };
 const UiFileParams = z.strictObject({ file: z.string().max(64) });
