@@ -27,7 +27,7 @@ export interface HaAdmissionState {
  * counts provably mounts its pool.
  */
 function restartableFrom(state: HaAdmissionState, snapshot: ClusterSnapshot, hostId: string, pool: string): boolean {
-  state.proofs ??= new PoolProofs(snapshot);
+  state.proofs ??= PoolProofs.of(snapshot);
   return state.proofs.sharesWithAny(pool, hostId, hostSet(state));
 }
 
@@ -41,7 +41,7 @@ const hostSet = (state: HaAdmissionState): ReadonlySet<string> => {
 /** The state for a snapshot: O(hosts + workloads + probes). */
 export function haAdmissionState(snapshot: ClusterSnapshot, policy: PlacementPolicy): HaAdmissionState {
   const hosts = snapshot.hosts.filter((h) => h.state === 'up' && !inMaintenance(snapshot, h.id));
-  const state: HaAdmissionState = { hostIds: hosts.map((h) => h.id), free: [], haMem: [], largestHa: [], proofs: new PoolProofs(snapshot) };
+  const state: HaAdmissionState = { hostIds: hosts.map((h) => h.id), free: [], haMem: [], largestHa: [], proofs: PoolProofs.of(snapshot) };
   const residents = workloadsByHost(snapshot);
   for (const host of hosts) {
     const resident = residents.get(host.id) ?? [];

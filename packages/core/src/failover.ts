@@ -31,7 +31,7 @@ export function restartTarget(workload: WorkloadRecord, deadHost: string, snapsh
  */
 export function restartTargets(workloads: readonly WorkloadRecord[], deadHost: string, snapshot: ClusterSnapshot, policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY): RestartDecision[] {
   const dead = snapshot.hosts.find((h) => h.id === deadHost);
-  const proofs = new PoolProofs(snapshot);
+  const proofs = PoolProofs.of(snapshot);
   const sharersOf = new Map<string, string[]>();
   const decisions: Array<RestartDecision | null> = [];
   const specs: WorkloadSpec[] = [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpec, type HostRecord, type WorkloadRecord } from '@ferry/protocol';
 import { sampleHostRecord, sampleReport, sampleWorkloadRecord } from '../../../test/fixtures/capacity.ts';
-import { DEFAULT_PLACEMENT_POLICY, hostProblems, placeWorkload } from './placement.ts';
+import { DEFAULT_PLACEMENT_POLICY, MAX_REFUSAL_DETAILS, hostProblems, placeWorkload } from './placement.ts';
 import { MiB, sharedPoolProven } from './snapshot.ts';
 
 const host = (id: string, overrides: Partial<HostRecord> = {}, memoryGiB = 16): HostRecord =>
@@ -98,5 +98,25 @@ describe('a cluster CPU baseline (EVC-style)', () => {
     expect(hostProblems(spec('w'), older, snapshot, evc, { migrating: { cpu: started } })).toEqual([]);
     const intel = host('intel', { capacity: sampleReport('intel', { cpu: { ...started, vendor: 'GenuineIntel', family: 6 } }) });
     expect(hostProblems(spec('w'), intel, { hosts: [intel], workloads: [] }, evc).map((p) => p.code)).toEqual(['CPU_VENDOR_MISMATCH']);
+  });
+});
+
+describe('refusals at scale', () => {
+  it('counts every refusal but explains at most MAX_REFUSAL_DETAILS hosts per code', () => {
+    const many = Array.from({ length: 80 }, (_, i) => sampleHostRecord(`h${String(i).padStart(2, '0')}`));
+    const spec = WorkloadSpec.parse({
+      id: 'pinned',
+      template: 'busybox',
+      command: ['/bin/sh'],
+      resources: { vcpus: 0.5, memoryMiB: 64, diskMiB: 64 },
+      networks: [],
+      pool: 'local',
+      placement: { hosts: ['nowhere'] },
+    });
+    const result = placeWorkload(spec, { hosts: many, workloads: [] });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(Object.values(result.refused).reduce((a, b) => a + b, 0)).toBe(80);
+    expect(result.refusals.length).toBe(MAX_REFUSAL_DETAILS);
   });
 });

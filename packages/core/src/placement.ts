@@ -80,6 +80,9 @@ export function feasibilityView(spec: WorkloadSpec, snapshot: ClusterSnapshot, p
   return { cluster, usage: new Usage(cluster), index: cluster.workloads.length - 1, hostIndex: new Map(cluster.hosts.map((h, i) => [h.id, i])) };
 }
 
+/** Host-by-host explanations a placement keeps at most per refusal code (`refused` counts every refusal). */
+export const MAX_REFUSAL_DETAILS = 25;
+
 const refusalsAt = (view: FeasibilityView, to: number, codes: RefusalCode[]): HostRefusal[] =>
   codes.map((code) => ({ hostId: view.cluster.hosts[to]!.id, code, message: explainRefusal(code, { ...view, to }) }));
 
@@ -174,13 +177,20 @@ export class Placer {
     const view = { ...this.view, index: this.first + k };
     const { cluster, usage } = view;
     const refusals: HostRefusal[] = [];
+    const refused: Record<string, number> = {};
+    // every refusal is counted; the first MAX_REFUSAL_DETAILS of each code are explained host by
+    // host (a message per host of thousands cost more than the placement, and filled failed records)
+    const refuse = (code: string, explain: () => HostRefusal) => {
+      refused[code] = (refused[code] ?? 0) + 1;
+      if (refused[code]! <= MAX_REFUSAL_DETAILS) refusals.push(explain());
+    };
     const feasible: Array<{ host: HostRecord; to: number; score: number; freeAfter: number }> = [];
     for (const host of this.sortedHosts) {
       if (host.id === this.options.exclude) continue;
       const to = view.hostIndex.get(host.id)!;
       const code = firstRefusal(cluster, usage, view.index, to);
       if (code) {
-        refusals.push(...refusalsAt(view, to, [code]));
+        refuse(code, () => refusalsAt(view, to, [code])[0]!);
         continue;
       }
       const allocatable = cluster.hosts[to]!.memTotal;
@@ -204,11 +214,9 @@ export class Placer {
       const i = admission ? admission.hostIds.indexOf(feasible[k2]!.host.id) : -1;
       const after = admission && i >= 0 ? haAdmissionAfter(spec, i, this.snapshot, admission) : null;
       const problem = after ? haAdmissionShortfall(after) : null;
-      if (problem) refusals.push({ hostId: feasible[k2]!.host.id, code: 'HA_ADMISSION', message: problem });
+      if (problem) refuse('HA_ADMISSION', () => ({ hostId: feasible[k2]!.host.id, code: 'HA_ADMISSION', message: problem }));
       else [chosen, admitted] = [k2, after];
     }
-    const refused: Record<string, number> = {};
-    for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
     if (chosen < 0) return { ok: false, refusals, refused };
     const best = feasible[chosen]!;
     // the next workloads of this placer see this one where it went (a moving one leaves its host)

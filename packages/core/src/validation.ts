@@ -125,7 +125,7 @@ function clusterProblems(raw: Record<string, unknown>, snapshot: ClusterSnapshot
  */
 /** Whether two of `holders` provably share `pool` (indexed: pairwise it is O(hosts²)). */
 function provenByTwo(snapshot: ClusterSnapshot, pool: string, holders: ClusterSnapshot['hosts']): boolean {
-  const proofs = new PoolProofs(snapshot);
+  const proofs = PoolProofs.of(snapshot);
   const ids = new Set(holders.map((h) => h.id));
   return holders.some((h) => proofs.sharesWithAny(pool, h.id, ids));
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CapacityReport } from '@ferry/protocol';
-import { HostTable, stateForSilence } from './liveness.ts';
+import { sampleReport } from '../../../../test/fixtures/capacity.ts';
+import { HostTable, keepUnchanged, stateForSilence } from './liveness.ts';
 
 const thresholds = { suspectAfterMs: 3000, downAfterMs: 10_000 };
-const report = (hostId: string, storage?: CapacityReport['storage']) => ({ hostId, ...(storage ? { storage } : {}) }) as CapacityReport;
+const report = (hostId: string, storage?: CapacityReport['storage']): CapacityReport => sampleReport(hostId, storage ? { storage } : {});
 
 describe('host liveness', () => {
   it('classifies silence', () => {
@@ -94,5 +95,26 @@ describe('host liveness', () => {
     fencedTable.onReport(report('h1'), 0);
     fencedTable.onReport(report('h2', { heartbeatOk: true, peers: [{ hostId: 'h1', pool: 'shared', unchangedForMs: 0, fenced: true }] }), 10_500);
     expect(fencedTable.tick(10_501).map((c) => c.event?.to)).toEqual(['down']);
+  });
+});
+
+describe('keepUnchanged (the host table keeps a host’s unchanged arrays from report to report)', () => {
+  it('reuses the previous CPU flags, networks and templates when equal, and takes the new ones when not', () => {
+    const first = sampleReport('h1');
+    const same = sampleReport('h1', { seq: 2 });
+    const kept = keepUnchanged(first, same);
+    expect(kept.seq).toBe(2);
+    expect(kept.cpu.flags).toBe(first.cpu.flags);
+    expect(kept.networks).toBe(first.networks);
+    expect(kept.templates).toBe(first.templates);
+    const changed = sampleReport('h1', { seq: 3, cpu: { ...first.cpu, flags: [...first.cpu.flags, 'avx512f'] }, templates: [] });
+    const next = keepUnchanged(first, changed);
+    expect(next.cpu.flags).toBe(changed.cpu.flags);
+    expect(next.templates).toBe(changed.templates);
+    expect(next.networks).toBe(first.networks);
+    // the table stores what it kept
+    const table = new HostTable({ suspectAfterMs: 3000, downAfterMs: 7000 });
+    table.onReport(first, 1000);
+    expect(table.onReport(same, 2000).record.capacity.cpu.flags).toBe(first.cpu.flags);
   });
 });

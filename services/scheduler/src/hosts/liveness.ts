@@ -76,8 +76,9 @@ export class HostTable {
     return [...this.hosts.values()];
   }
 
-  onReport(report: CapacityReport, now: number): ReportOutcome {
-    const previous = this.hosts.get(report.hostId);
+  onReport(fresh: CapacityReport, now: number): ReportOutcome {
+    const previous = this.hosts.get(fresh.hostId);
+    const report = previous ? keepUnchanged(previous.capacity, fresh) : fresh;
     const record: HostRecord = {
       id: report.hostId,
       state: 'up',
@@ -145,4 +146,23 @@ export class HostTable {
     }
     return changes;
   }
+}
+
+const sameFlags = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((flag, i) => flag === b[i]);
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * `next` with the previous report's CPU flags, networks and templates where they did not change
+ * (almost always): the models built from the host table cache what they derive from those arrays
+ * by the arrays themselves (planner/from-snapshot.ts), so unchanged arrays are worked out once,
+ * not with every report.
+ */
+export function keepUnchanged(previous: CapacityReport, next: CapacityReport): CapacityReport {
+  const flags = sameFlags(previous.cpu.flags, next.cpu.flags) ? previous.cpu.flags : next.cpu.flags;
+  return {
+    ...next,
+    cpu: flags === next.cpu.flags ? next.cpu : { ...next.cpu, flags },
+    networks: sameJson(previous.networks, next.networks) ? previous.networks : next.networks,
+    templates: sameJson(previous.templates, next.templates) ? previous.templates : next.templates,
+  };
 }
