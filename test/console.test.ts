@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { repoRoot } from '@ferry/deploy';
 import type { MigrationRecord, TokenCreated } from '@ferry/protocol';
 import { eventually } from './helpers/cluster.ts';
+import { endTcpClient, startTcpClient } from './helpers/tcp-client.ts';
 import { InvariantChecker } from './helpers/invariants.ts';
 import { skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { labApi, labWorkload, talk } from './helpers/workload.ts';
@@ -20,13 +20,6 @@ function skipBrowser(): boolean {
   if (process.env.CI) throw new Error(`the console test cannot run in CI: ${CHROMIUM} is missing (deploy/setup installs chromium)`);
   console.warn(`skipping the console test: ${CHROMIUM} is missing (run deploy/setup)`);
   return true;
-}
-
-interface ClientSummary {
-  ok: boolean;
-  error: string | null;
-  requests: number;
-  maxGapMs: number;
 }
 
 describe.skipIf(skipLab() || skipBrowser())('the management console in headless Chromium (issue 18)', () => {
@@ -49,16 +42,8 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
     await page.locator('#hosts [data-host="h2"]').waitFor();
     return page;
   };
-  /** A TCP client holding one connection to the workload from inside a lab host (test/helpers/tcp-client.mjs). */
-  const client = (fromHost: string, address: string): ResultPromise => {
-    const [command, args] = t.lab.inHost(fromHost, process.execPath, [join(repoRoot, 'test', 'helpers', 'tcp-client.mjs'), address, '7000']);
-    return execa(command, args, { stdin: 'pipe', reject: false });
-  };
-  const endClient = async (c: ResultPromise): Promise<ClientSummary> => {
-    c.stdin!.end();
-    const result = await c;
-    return JSON.parse(String(result.stdout).trim().split('\n').pop()!) as ClientSummary;
-  };
+  const client = (fromHost: string, address: string) => startTcpClient(t.lab, fromHost, address);
+  const endClient = endTcpClient;
   const migrationsOf = async (id: string) => ((await api('GET', `/v1/migrations?workload=${id}`)).body as { migrations: MigrationRecord[] }).migrations;
   /** Drags a workload's row onto a host's row and holds it there (the mouse stays down): two moves over the target, so dragover fires. */
   const dragOver = async (page: Page, workload: string, host: string) => {

@@ -1,21 +1,12 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { implementedStrategies, strategyDefinition } from '@ferry/core';
-import { repoRoot } from '@ferry/deploy';
 import { eventually } from './helpers/cluster.ts';
+import { endTcpClient, startTcpClient } from './helpers/tcp-client.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { expectTimersFire, labApi, labWorkload, talk as talkTo, workloadStats } from './helpers/workload.ts';
-
-interface ClientSummary {
-  ok: boolean;
-  error: string | null;
-  requests: number;
-  first: number | null;
-  last: number | null;
-  maxGapMs: number;
-}
 
 /** Every strategy the registry implements that freezes a running workload (cold never dumps). */
 const LIVE = implementedStrategies()
@@ -44,16 +35,8 @@ describe.skipIf(skipLab())('rollback after the dump, every live strategy (real r
   const { api, get, finished, running, expectUndisturbed } = labApi(() => t);
   const talk = (fromHost: string, address: string, line: string) => talkTo(t.lab, fromHost, address, line);
   const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
-  /** one TCP connection held open across the migration, an `inc` every 20 ms (test/helpers/tcp-client.mjs) */
-  const client = (fromHost: string, address: string): ResultPromise => {
-    const [command, args] = t.lab.inHost(fromHost, process.execPath, [join(repoRoot, 'test', 'helpers', 'tcp-client.mjs'), address, '7000']);
-    return execa(command, args, { stdin: 'pipe', reject: false });
-  };
-  const endClient = async (c: ResultPromise): Promise<ClientSummary> => {
-    c.stdin!.end();
-    const result = await c;
-    return JSON.parse(String(result.stdout).trim().split('\n').pop()!) as ClientSummary;
-  };
+  const client = (fromHost: string, address: string) => startTcpClient(t.lab, fromHost, address);
+  const endClient = endTcpClient;
   const containersOn = async (host: string, id: string) => {
     const h = await t.cluster.get<{ capacity: { containers: Array<{ id: string; state: string }> } }>(`/v1/hosts/${host}`);
     return h.capacity.containers.filter((c) => c.id === id).map((c) => c.state);

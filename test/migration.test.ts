@@ -1,11 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import type { NatsConnection } from 'nats';
-import { isRunning, repoRoot } from '@ferry/deploy';
+import { isRunning } from '@ferry/deploy';
 import { MigrationEvent, MigrationProgressEvent, subjects, type WorkloadSpecInput } from '@ferry/protocol';
 import { eventually } from './helpers/cluster.ts';
+import { endTcpClient, startTcpClient } from './helpers/tcp-client.ts';
 import { PROD, skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { expectTimersFire, labApi, talk as talkTo, workloadStats } from './helpers/workload.ts';
 
@@ -18,15 +19,6 @@ const workload = (id: string, address: string, extra: string[] = []): WorkloadSp
   pool: 'local',
   placement: { hosts: ['h1', 'h2'] },
 });
-
-interface ClientSummary {
-  ok: boolean;
-  error: string | null;
-  requests: number;
-  first: number | null;
-  last: number | null;
-  maxGapMs: number;
-}
 
 describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, rsync)', () => {
   let t: LabCluster;
@@ -49,15 +41,8 @@ describe.skipIf(skipLab())('live migration between lab hosts (real runc, CRIU, r
   const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
   /** Until the workload's counter answers (its container may run a while before it listens). */
   const answering = (fromHost: string, address: string) => eventually(`${address} to answer`, async () => /^\d+$/.test(await talk(fromHost, address, 'get')), 30_000);
-  const client = (fromHost: string, address: string): ResultPromise => {
-    const [command, args] = t.lab.inHost(fromHost, process.execPath, [join(repoRoot, 'test', 'helpers', 'tcp-client.mjs'), address, '7000']);
-    return execa(command, args, { stdin: 'pipe', reject: false });
-  };
-  const endClient = async (c: ResultPromise): Promise<ClientSummary> => {
-    c.stdin!.end();
-    const result = await c;
-    return JSON.parse(String(result.stdout).trim().split('\n').pop()!) as ClientSummary;
-  };
+  const client = (fromHost: string, address: string) => startTcpClient(t.lab, fromHost, address);
+  const endClient = endTcpClient;
 
   it('moves a running workload to another host: memory, counter and an open TCP connection survive', async () => {
     const before = await running(workload('mover', '10.77.0.60', ['--tick-log', '/var/log/ticks.log']));
