@@ -128,23 +128,9 @@ export class ClusterStore {
     return new FencedWrites(this.redis, { workloads: this.keys.workloads, workloadChanges: this.workloads.changes!, migrations: this.keys.migrations }, fence);
   }
 
-  /**
-   * The cluster as a decision sees it. Read from Redis unless a process gave a cheaper source of
-   * the same facts (readSnapshotsFrom): the scheduler's is its live host table and a copy of
-   * every workload that follows the change log — a whole-cluster read per decision cost ~1 s at
-   * 5,000 hosts and made failover, migrations and liveness wait on it.
-   */
   async snapshot(): Promise<ClusterSnapshot> {
-    if (this.snapshotSource) return this.snapshotSource();
     const [hosts, workloads, maintenance] = await Promise.all([this.hosts.all(), this.workloads.all(), this.maintenance.all()]);
     return { hosts, workloads, maintenance };
-  }
-
-  private snapshotSource: (() => Promise<ClusterSnapshot>) | null = null;
-
-  /** Where snapshot() reads from in this process from now on (see snapshot). */
-  readSnapshotsFrom(source: () => Promise<ClusterSnapshot>): void {
-    this.snapshotSource = source;
   }
 
   async addCapacityCounts(counts: Map<string, number>): Promise<void> {

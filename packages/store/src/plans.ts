@@ -97,10 +97,13 @@ export async function startPlanMoves(
  * migration job per move of that stage. The plan's job starts each later stage once the one
  * before ended (the scheduler's PlanWorker, nextPlanStep). Returns the plan as stored.
  */
-export async function executePlan(store: ClusterStore, flows: FlowProducer, keyPrefix: string, plan: PlanRecord): Promise<PlanRecord> {
+export async function executePlan(store: ClusterStore, flows: FlowProducer, keyPrefix: string, plan: PlanRecord, options: { fresh?: boolean } = {}): Promise<PlanRecord> {
   const snapshot = await store.snapshot();
+  // `fresh`: made in this same request from the cluster as it is (maintenance) — no plan someone
+  // reviewed can have gone stale, and a workload that changed meanwhile (a migration's progress)
+  // would refuse it for nothing; each move's migration checks its own hosts anyway
   const revision = clusterRevision(snapshot);
-  if (revision !== plan.revision) throw new StalePlanError(plan.revision, revision);
+  if (!options.fresh && revision !== plan.revision) throw new StalePlanError(plan.revision, revision);
   const first = nextPlanStep(plan.moves, false);
   const { moves, jobs } = await startPlanMoves(store, plan, first.start, snapshot);
   const started: PlanRecord = { ...plan, state: 'executing', moves, updatedAt: Date.now() };

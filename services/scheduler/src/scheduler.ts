@@ -48,10 +48,12 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   const counted = Object.values(QUEUES).map((name) => new Queue(name, { connection: redis, prefix: queuePrefix(config.keyPrefix) }));
   const metrics = new SchedulerMetrics();
   const capacity = new CapacityService(config, nc, store, log.child({ part: 'capacity' }), metrics);
-  // every decision of this process reads the cluster from its live host table and a copy of
-  // every workload that follows the change log, not from Redis whole (ClusterCopy)
+  // Placement reads the cluster from this replica's live host table and a copy of every workload
+  // that follows the change log (ClusterCopy), not from Redis whole. The other decisions
+  // (failover, migrations, plans) still read Redis: with the copy as the store's snapshot source
+  // for all of them, the fresh-clone suite failed the failover fault matrix twice (its first
+  // cells restarted nothing for a minute) and passed once — not understood yet (docs/placement.md)
   const cluster = new ClusterCopy(store, () => capacity.hosts());
-  store.readSnapshotsFrom(() => cluster.snapshot());
   const records = new WorkloadRecords(store, nc, log.child({ part: 'workloads' }));
   // a request to an agent that restarts meanwhile fails at once (its new run never answers it)
   const agents = new AgentClient(nc, (hostId) => capacity.agentRun(hostId));
@@ -71,7 +73,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     keyPrefix: config.keyPrefix,
     concurrency: config.workloadConcurrency,
     lockMs: config.jobLockMs,
-    placements: new Placements({ store, records, policy }),
+    placements: new Placements({ store, records, policy, cluster }),
     agentTimeoutMs: config.agentTimeoutMs,
     commandsPerHost: config.commandsPerHost,
     store,

@@ -80,9 +80,9 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     return plan;
   };
 
-  const execute = async (plan: PlanRecord): Promise<PlanRecord> => {
+  const execute = async (plan: PlanRecord, options: { fresh?: boolean } = {}): Promise<PlanRecord> => {
     try {
-      return await executePlan(store, flows, keyPrefix, plan);
+      return await executePlan(store, flows, keyPrefix, plan, options);
     } catch (err) {
       if (err instanceof StalePlanError) throw new ApiError('CONFLICT', err.message, { planned: err.planned, now: err.now });
       throw err;
@@ -198,8 +198,16 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
     const plan = await save(draft.plan);
     await store.maintenance.put(id, { hostId: id, state: plan.moves.length === 0 ? 'in' : 'entering', since: now, planId: plan.id, ...(body.reason ? { reason: body.reason } : {}) });
     if (plan.moves.length === 0) return reply.status(200).send({ maintenance: await store.maintenance.get(id), plan });
-    // the revision was taken before the host entered maintenance: re-stamp it
-    const started = await execute({ ...plan, revision: clusterRevision(await store.snapshot()) });
+    // planned a moment ago by this request: nobody reviewed it, so it cannot have gone stale (a
+    // revision check here refused maintenance whenever any workload changed in between, and left
+    // the host entering maintenance with no plan running)
+    let started: PlanRecord;
+    try {
+      started = await execute(plan, { fresh: true });
+    } catch (err) {
+      await store.maintenance.remove(id); // nothing moves: the host takes workloads again
+      throw err;
+    }
     return reply.status(202).send({ maintenance: await store.maintenance.get(id), plan: started });
   });
 

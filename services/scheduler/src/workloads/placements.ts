@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { Placer, type PlacementPolicy, type PlacementResult } from '@ferry/core';
 import type { WorkloadRecord } from '@ferry/protocol';
 import { Batcher, type Logger } from '@ferry/runtime';
-import { RedisLock, type ClusterStore } from '@ferry/store';
+import { RedisLock, type ClusterCopy, type ClusterStore } from '@ferry/store';
 import type { WorkloadRecords } from './lifecycle.ts';
 
 const PLACEMENT_LOCK_TTL_MS = 30_000;
@@ -19,6 +19,8 @@ export interface PlacementsOptions {
   store: ClusterStore;
   records: WorkloadRecords;
   policy: PlacementPolicy;
+  /** the cluster as this replica sees it: its live host table and a change-log copy of every workload */
+  cluster: ClusterCopy;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface PlacementsOptions {
  *
  * A batch is every placement waiting when the lock is taken. Its model of the cluster is built
  * once, from the hosts this replica's intake holds and a copy of every workload that follows the
- * workloads hash's change log (the store's snapshot in the scheduler: its ClusterCopy) —
+ * workloads hash's change log (a ClusterCopy) —
  * not from a snapshot of the whole cluster per placement, which made placement O(cluster) per
  * workload: 2–3 placements/s at 5,000 hosts (bench/RESULTS.md, "Scale, first form").
  */
@@ -45,11 +47,10 @@ export class Placements {
   }
 
   private async decide(batch: Waiting[]): Promise<Array<Promise<WorkloadRecord>>> {
-    const { store } = this.o;
     const lock = await this.lock();
     try {
       const placer = new Placer(
-        await store.snapshot(),
+        await this.o.cluster.snapshot(),
         this.o.policy,
         batch.map((w) => w.record.spec),
       );
