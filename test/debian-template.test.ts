@@ -1,5 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
 import { eventually } from './helpers/cluster.ts';
@@ -16,6 +19,7 @@ import { labApi } from './helpers/workload.ts';
 
 const TEMPLATE = '/opt/ferry/templates/debian-12/template.json';
 const ADDRESS = '10.77.0.70';
+const ADDRESS_2 = '10.77.0.71';
 
 function skip(): boolean {
   if (skipLab()) return true;
@@ -209,5 +213,115 @@ describe.skipIf(skip())('a Debian 12 VPS from the debian-12 template (sysvinit, 
     // one host only, all along; records and reality agree; nothing of the migration left behind
     const summary = await checker.check();
     console.log(`invariants held over ${summary.samples} samples (longest gap ${summary.maxGapMs} ms)`);
+  });
+
+  it('keeps an SSH session, a large HTTP download and the timers inside the VPS across a live migration', { timeout: 300_000 }, async () => {
+    const res = await api('POST', '/v1/workloads', vps('vps2', ADDRESS_2));
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const running = await eventually(
+      'vps2 running',
+      async () => {
+        const v = await get('vps2');
+        if (v.phase === 'failed') throw new Error(v.error?.message);
+        return v.phase === 'running' && v.observed?.state === 'running' ? v : null;
+      },
+      120_000,
+    );
+    await answering('h1', ADDRESS_2);
+    const source = running.hostId!;
+    const destination = source === 'h1' ? 'h2' : 'h1';
+    const client = destination; // the client host: its TCP connections cross the move
+
+    // what the customer put in the VPS: their SSH key for root, a large file for nginx to serve
+    const keys = mkdtempSync(join(tmpdir(), 'ferry-vps-key-'));
+    try {
+      await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keys, 'id')]);
+      const root = `/proc/${processes(source, 'vps2').find((p) => p.nsPid === 1)!.hostPid}/root`;
+      mkdirSync(`${root}/root/.ssh`, { recursive: true, mode: 0o700 });
+      writeFileSync(`${root}/root/.ssh/authorized_keys`, readFileSync(join(keys, 'id.pub')));
+      chmodSync(`${root}/root/.ssh/authorized_keys`, 0o600);
+      const big = randomBytes(96 * 2 ** 20);
+      writeFileSync(`${root}/var/www/html/big.bin`, big);
+      const bigSha = createHash('sha256').update(big).digest('hex');
+
+      // an SSH session whose remote shell ticks every 200 ms (sleep: the VPS's own timers), and
+      // a download paced at 8 MB/s (~12 s), both open from the client host while the VPS moves
+      const [sshCmd, sshArgs] = t.lab.inHost(client, 'ssh', [
+        ...['-i', join(keys, 'id'), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR'],
+        `root@${ADDRESS_2}`,
+        'echo pid $$; while :; do date +%s%N; sleep 0.2; done',
+      ]);
+      const ssh = execa(sshCmd, sshArgs, { reject: false, stdin: 'pipe' });
+      const ticks: Array<{ at: number; remote: number }> = [];
+      let sessionPid: number | null = null;
+      let partial = '';
+      ssh.stdout!.on('data', (chunk: Buffer) => {
+        const text = partial + chunk.toString();
+        const lines = text.split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          if (line.startsWith('pid ')) sessionPid = Number(line.slice(4));
+          else if (/^\d+$/.test(line)) ticks.push({ at: Date.now(), remote: Number(BigInt(line) / 1_000_000n) });
+        }
+      });
+      await eventually('the SSH session to tick', async () => ticks.length >= 5, 20_000, 100);
+      const [curlCmd, curlArgs] = t.lab.inHost(client, 'sh', ['-c', `curl -sS --fail --limit-rate 8M http://${ADDRESS_2}/big.bin | sha256sum`]);
+      const download = execa(curlCmd, curlArgs, { reject: false });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // the process tree without the session's short-lived `sleep` and `date` children
+      const steady = (host: string) =>
+        eventually(
+          `vps2's process tree on ${host} to settle`,
+          async () => {
+            const read = () =>
+              processes(host, 'vps2')
+                .filter((p) => !/^(sleep|date)\b/.test(p.cmdline))
+                .map((p) => `${p.nsPid} ${p.cmdline}`)
+                .join('\n');
+            const first = read();
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            return first !== '' && read() === first ? first.split('\n') : null;
+          },
+          15_000,
+          0,
+        );
+      const treeBefore = await steady(source);
+
+      const checker = await InvariantChecker.start(t);
+      const migrate = await api('POST', '/v1/workloads/vps2/migrate', { destination });
+      expect(migrate.status, JSON.stringify(migrate.body)).toBe(202);
+      const done = await finished(migrate.body.migration.id as string, 240_000);
+      expect(done.state, JSON.stringify(done.error)).toBe('completed');
+      const movedAt = Date.now();
+      expect(download.exitCode, 'the download was still under way when the move ended').toBeNull();
+      console.log(`vps2 migrated ${source} → ${destination} (${done.strategy}) during the download and the SSH session; freeze ${done.freeze.agentMs} ms`);
+
+      // the download finishes intact, over the connection it started on
+      const got = await download;
+      expect(got.exitCode, got.stderr).toBe(0);
+      expect(got.stdout.split(' ')[0]).toBe(bigSha);
+      // the SSH session goes on ticking after the move: same shell, its timers firing
+      await eventually('the SSH session to tick after the move', async () => ticks.filter((k) => k.at > movedAt + 1000).length >= 5, 20_000, 100);
+      expect(ssh.exitCode, 'the SSH client is still connected').toBeNull();
+      const gaps = ticks.slice(1).map((k, i) => k.remote - ticks[i]!.remote);
+      const longest = Math.max(...gaps);
+      console.log(`SSH session: ${ticks.length} ticks, longest gap between the VPS's own ticks ${longest} ms (every 200 ms otherwise); download sha256 ${bigSha.slice(0, 12)}… intact`);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(150); // each tick waited for its timer
+      expect(longest).toBeLessThan(10_000);
+      // the session's shell is the same process (same pid inside the VPS), and so is every other
+      expect(sessionPid).not.toBeNull();
+      const treeAfter = await steady(destination);
+      expect(treeAfter.some((line) => line.startsWith(`${sessionPid} `))).toBe(true);
+      expect(treeAfter).toEqual(treeBefore);
+      expect(processes(source, 'vps2')).toEqual([]);
+
+      ssh.stdin!.end();
+      ssh.kill('SIGTERM');
+      await ssh;
+      const summary = await checker.check();
+      console.log(`invariants held over ${summary.samples} samples (longest gap ${summary.maxGapMs} ms)`);
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+    }
   });
 });
