@@ -54,6 +54,14 @@ export interface RebalanceOptions {
   prune: boolean;
   /** when no single move helps, try swapping two workloads between a loaded and a light host */
   polish: boolean;
+  /**
+   * the polish makes the plan better, not longer: when its swaps leave more moves than the
+   * single-move search had made, the moves worth least are dropped down to that count (the plan
+   * then ends lower than the single-move search did, in as many moves). Where that count cannot
+   * be reached, the polish's extra moves stay only if each gains at least what the single-move
+   * search's last move gained; otherwise the plan is the single-move search's
+   */
+  polishKeepsLength: boolean;
   weights: Partial<ScoreWeights>;
 }
 
@@ -72,11 +80,12 @@ export const DEFAULT_REBALANCE: RebalanceOptions = {
   timeBudgetMs: 10_000,
   minGain: 0,
   moveCost: 0.0005,
-  moveCostPerGiB: 0.00003,
+  moveCostPerGiB: 0.00001,
   candidates: 8,
   allDestinationsBelow: 250_000,
   exactBelow: 25_000,
   polish: true,
+  polishKeepsLength: true,
   prune: true,
   weights: DEFAULT_WEIGHTS,
 };
@@ -151,6 +160,15 @@ class Search {
   private current: number;
   private evaluations = 0;
   private swaps = 0;
+  /**
+   * the single-move search's plan when the polish first ran: each displaced workload once, to
+   * where it then was (in the order of its last move), and the score it reached
+   */
+  private beforePolish: { sequence: Array<{ index: number; to: number }>; score: number; marginalGain: number } | null = null;
+  /** what the single-move search's latest move gained (its marginal move, once it converged) */
+  private lastSingleGain = 0;
+  /** the workloads each swap exchanged */
+  private readonly swapPairs: Array<readonly [number, number]> = [];
   /** per candidate list of the index, the verify pass's hosts in it (one pass) */
   private amongCache = new WeakMap<readonly number[], readonly number[]>();
 
@@ -235,6 +253,7 @@ class Search {
     this.log.push({ index, to });
     this.score.apply(index, to, this.apply);
     this.current = this.score.value();
+    if (!this.beforePolish) this.lastSingleGain = before - this.current;
     const fromId = this.cluster.hosts[from]!.id;
     this.moves.push({ workload: w.id, from: fromId, to: this.cluster.hosts[to]!.id, bytes, score: this.current, reason: reason(fromId, before, this.current) });
     this.stamp[from]!++;
@@ -342,7 +361,9 @@ class Search {
     const last = new Map<number, number>();
     this.log.forEach((m, at) => last.set(m.index, at));
     const moved: Displacement[] = [...last.keys()].sort((a, b) => last.get(a)! - last.get(b)!).map((index) => ({ index, origin: this.origin.get(index)! }));
-    const keep = pruneMoves({ cluster: this.cluster, usage: this.state.usage, score: this.score, move: this.apply, cost: (bytes) => this.cost(bytes) }, moved);
+    const greedy = this.o.polishKeepsLength ? this.beforePolish : null;
+    const lengthCap = greedy ? { moves: greedy.sequence.length, score: greedy.score, pairs: this.swapPairs } : undefined;
+    const keep = pruneMoves({ cluster: this.cluster, usage: this.state.usage, score: this.score, move: this.apply, cost: (bytes) => this.cost(bytes) }, moved, lengthCap);
     if (keep.length === this.log.length && this.log.length <= this.o.maxMoves) return this.moves; // nothing dropped, nothing moved twice
     const final = new Map(keep.map((d) => [d.index, this.cluster.workloads[d.index]!.host]));
     const replay = (sequence: Array<{ index: number; to: number }>): PlannedMove[] | null => {
@@ -375,6 +396,16 @@ class Search {
       return out;
     };
     const current = this.current;
+    const extraMoves = greedy ? keep.length - greedy.sequence.length : 0;
+    if (greedy && (this.score.value() > greedy.score || (extraMoves > 0 && (greedy.score - this.score.value()) / extraMoves < greedy.marginalGain))) {
+      // the polish could not make the plan better in as many moves, and the moves it adds gain
+      // less each than the single-move search's last move did: the single-move search's plan
+      const plan = replay(greedy.sequence);
+      if (plan) {
+        this.current = this.score.value();
+        return plan;
+      }
+    }
     const plan = replay(keep.map((d) => ({ index: d.index, to: final.get(d.index)! })));
     if (plan && plan.length <= this.o.maxMoves) {
       this.current = this.score.value();
@@ -387,8 +418,19 @@ class Search {
     return prefix ?? this.moves;
   }
 
+  /** the workloads away from where they started, each once to where it is, in the order of its last move */
+  private displacements(): Array<{ index: number; to: number }> {
+    const last = new Map<number, number>();
+    this.log.forEach((m, at) => last.set(m.index, at));
+    return [...last.keys()]
+      .sort((a, b) => last.get(a)! - last.get(b)!)
+      .filter((index) => this.cluster.workloads[index]!.host !== this.origin.get(index))
+      .map((index) => ({ index, to: this.cluster.workloads[index]!.host }));
+  }
+
   /** One swap, when one lowers the score by more than the cost of its two moves. */
   private polish(): boolean {
+    this.beforePolish ??= { sequence: this.displacements(), score: this.current, marginalGain: this.lastSingleGain };
     const swap = findSwap({
       cluster: this.cluster,
       usage: this.state.usage,
@@ -401,6 +443,7 @@ class Search {
     });
     if (!swap) return false;
     this.swaps++;
+    this.swapPairs.push([swap.first.index, swap.second.index]);
     const a = this.cluster.workloads[swap.first.index]!;
     const b = this.cluster.workloads[swap.second.index]!;
     const start = this.current;
