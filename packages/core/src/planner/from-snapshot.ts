@@ -4,6 +4,7 @@ import { versionAtLeast, MIN_CRIU_VERSION } from '../migration.ts';
 import { DEFAULT_PLACEMENT_POLICY, type PlacementPolicy } from '../placement.ts';
 import { MiB, inMaintenance, type ClusterSnapshot } from '../snapshot.ts';
 import type { PlanCluster, PlanHost, PlanPool, PlanReservation, PlanWorkload } from './model.ts';
+import { PoolShapeCache } from '../pool-shapes.ts';
 
 export interface ModelOptions {
   policy: PlacementPolicy;
@@ -82,14 +83,14 @@ function computeStorage(hosts: readonly HostRecord[]): (hostId: string, poolId: 
 }
 
 /**
- * The storage of the same host list is computed once: the API's copy of the hosts is one array
- * for seconds, and each admission batch and dry run built the model — and this — again.
+ * The storage of the same host list and pool shape is computed once (PoolShapeCache): the API's
+ * copy of the hosts is one array for seconds, and the scheduler's live host table keeps each
+ * pool's probe while it is unchanged; each admission batch, placement batch and dry run built the
+ * model — and this — again.
  */
-const storageCache = new WeakMap<readonly HostRecord[], (hostId: string, poolId: string) => string>();
+const storageCache = new PoolShapeCache((hosts) => computeStorage(hosts));
 function storageOf(snapshot: ClusterSnapshot): (hostId: string, poolId: string) => string {
-  let storage = storageCache.get(snapshot.hosts);
-  if (!storage) storageCache.set(snapshot.hosts, (storage = computeStorage(snapshot.hosts)));
-  return storage;
+  return storageCache.get(snapshot.hosts);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { haWorkloadsOf } from '@ferry/core';
+import { haWorkloadsOf, type ClusterSnapshot } from '@ferry/core';
 import type { FailoverJobData, FailoverRecord } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import type { ClusterStore } from '@ferry/store';
@@ -7,6 +7,8 @@ import type { LeaderElection } from '../leader.ts';
 import type { DeferredSteps } from '../migrations/deferred.ts';
 
 /** A failover retries until every restart is done or placed nowhere (its host returning ends it too). */
+/** how long a down host found with nothing to restart is left alone */
+const RECHECK_MS = 30_000;
 const FAILOVER_JOB = { attempts: 100_000, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: { age: 7 * 24 * 3600 } };
 
 /**
@@ -20,6 +22,12 @@ export class FailoverDetector {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private again = false;
+  /**
+   * down hosts (with when they went down, and when looked at) found holding no HA workload: nothing
+   * is placed on a down host, so they are looked at again only every RECHECK_MS (a record written
+   * just after the read, e.g. a migration's commit to it, is then still found)
+   */
+  private readonly nothingToRestart = new Map<string, { since: number; at: number }>();
 
   constructor(
     private readonly store: ClusterStore,
@@ -49,7 +57,10 @@ export class FailoverDetector {
     this.busy = true;
     this.again = false;
     try {
-      const snapshot = await this.store.snapshot();
+      // the down hosts every tick (matched inside Redis: only they are read and parsed); every
+      // workload only when one is down without its failover (a whole-cluster read each second
+      // cost a third of a core at 1,000 hosts and 5,000 workloads)
+      const hosts = (await this.store.hosts.allContaining('"state":"down"')).filter((h) => h.state === 'down');
       const failovers = await this.store.failovers.all();
       for (const failover of failovers.filter((f) => f.state === 'running')) {
         const state = await this.queue.getJobState(failover.id);
@@ -57,16 +68,25 @@ export class FailoverDetector {
         else if (state === 'unknown') await this.queue.add('failover', { failoverId: failover.id } satisfies FailoverJobData, { jobId: failover.id, ...FAILOVER_JOB });
       }
       await this.deferred.runDue();
-      for (const host of snapshot.hosts.filter((h) => h.state === 'down')) {
+      // One failover per death: every replica declares the host down by its own clock and writes
+      // the host record, so `stateSince` (and the id made of it) can change under a failover
+      // already running — a failover detected after the host's last report is of this silence.
+      const now = Date.now();
+      for (const [hostId, seen] of this.nothingToRestart) {
+        const still = hosts.some((h) => h.id === hostId && h.state === 'down' && h.stateSince === seen.since);
+        if (!still || now - seen.at > RECHECK_MS) this.nothingToRestart.delete(hostId);
+      }
+      const dead = hosts.filter((h) => h.state === 'down' && !this.nothingToRestart.has(h.id) && !failovers.some((f) => f.hostId === h.id && f.detectedAt > h.lastReportAt));
+      if (dead.length === 0) return;
+      const snapshot: ClusterSnapshot = { hosts, workloads: await this.store.workloads.all() };
+      for (const host of dead) {
         const ha = haWorkloadsOf(snapshot, host.id);
-        if (ha.length === 0) continue;
-        // One failover per death: every replica declares the host down by its own clock and writes
-        // the host record, so `stateSince` (and the id made of it) can change under a failover
-        // already running — a failover detected after the host's last report is of this silence.
-        if (failovers.some((f) => f.hostId === host.id && f.detectedAt > host.lastReportAt)) continue;
+        if (ha.length === 0) {
+          this.nothingToRestart.set(host.id, { since: host.stateSince, at: now });
+          continue;
+        }
         const id = `f-${host.id}-${host.stateSince.toString(36)}`;
         if (await this.store.failovers.get(id)) continue;
-        const now = Date.now();
         const record: FailoverRecord = {
           id,
           hostId: host.id,

@@ -117,4 +117,17 @@ describe('keepUnchanged (the host table keeps a host’s unchanged arrays from r
     table.onReport(first, 1000);
     expect(table.onReport(same, 2000).record.capacity.cpu.flags).toBe(first.cpu.flags);
   });
+
+  it('keeps each pool’s probe while it is equal, with the new free space, and takes a changed probe', () => {
+    const pools = (token: string, freeBytes: number) => [
+      { id: 'local', path: '/p', shared: false, totalBytes: 2 ** 40, freeBytes },
+      { id: 'shared', path: '/s', shared: true, totalBytes: 2 ** 42, freeBytes, probe: { token, sees: [{ hostId: 'h2', token: 'h2-token-h2-token' }] } },
+    ];
+    const first = sampleReport('h1', { pools: pools('h1-token-h1-token', 100) });
+    const kept = keepUnchanged(first, sampleReport('h1', { pools: pools('h1-token-h1-token', 50) }));
+    expect(kept.pools[1]!.probe).toBe(first.pools[1]!.probe);
+    expect(kept.pools.map((p) => p.freeBytes)).toEqual([50, 50]);
+    const changed = sampleReport('h1', { pools: pools('h1-other-token-xx', 50) });
+    expect(keepUnchanged(first, changed).pools[1]!.probe).toBe(changed.pools[1]!.probe);
+  });
 });
