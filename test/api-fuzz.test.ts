@@ -158,6 +158,8 @@ const BODY_SAMPLES: Record<string, unknown> = {
   'POST /v1/hosts/:id/maintenance': { reason: 'kernel', mode: 'spread' },
   'POST /v1/workloads': WORKLOAD,
   'POST /v1/workloads/:id/migrate': { destination: 'h2', mode: 'live' },
+  'POST /v1/workloads/:id/exec': { argv: ['ls', '-l', '/'], timeoutMs: 1000 },
+  'POST /v1/workloads/:id/console': { rows: 30, cols: 100, term: 'xterm' },
   'POST /v1/rebalance': { maxMoves: 3 },
   'POST /v1/tokens': { name: 'fuzz-bot', role: 'viewer' },
   'POST /v1/join-tokens': { ttlSeconds: 120 },

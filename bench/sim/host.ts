@@ -403,6 +403,9 @@ export class SimHost {
       }
       case 'container.list':
         return [...this.containers].map(([id, c]) => this.status(id, c));
+      case 'container.suspend':
+      case 'container.resume':
+        throw new SimCommandError('BAD_REQUEST', `simulated host ${this.hostId} does not suspend to disk`);
       case 'migration.prepare': {
         const r = request as z.output<(typeof agentRequestSchemas)['migration.prepare']>;
         this.migrations.set(r.migrationId, { role: 'destination', workloadId: r.spec.id, strategy: r.strategy, spec: r.spec, epoch: r.epoch });

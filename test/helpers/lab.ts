@@ -2,7 +2,7 @@ import { execSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, LocalCluster, type ClusterOptions, type LabNetwork } from '@ferry/deploy';
+import { Lab, LocalCluster, type ClusterOptions, type LabNetwork, type LabOptions } from '@ferry/deploy';
 import { createLogger } from '@ferry/runtime';
 
 /** Why lab tests cannot run here, or null when they can. */
@@ -48,10 +48,11 @@ export async function startLabCluster(
   schedulerEnv: Record<string, string> = {},
   apiEnv: Record<string, string> = {},
   clusterOptions: Partial<ClusterOptions> = {},
+  labOptions: Pick<LabOptions, 'quotaPools'> = {},
 ): Promise<LabCluster> {
   const stateDir = mkdtempSync(join(tmpdir(), 'ferry-lab-test-'));
   const log = createLogger('test-lab').child({}, { level: 'warn' });
-  const lab = await Lab.create({ stateDir, hostIds, networks, reportIntervalMs: 500, log });
+  const lab = await Lab.create({ stateDir, hostIds, networks, reportIntervalMs: 500, log, ...labOptions });
   const cluster = new LocalCluster({ stateDir, lab, log, schedulerEnv, apiEnv, ...clusterOptions });
   let closed = false;
   const close = async () => {

@@ -33,6 +33,12 @@ export interface LabOptions {
   /** the NATS URL agents get (reachable on the management network) */
   natsUrl?: string;
   reportIntervalMs?: number;
+  /**
+   * the hosts' local pools and the shared pool on loop-mounted btrfs images with quota groups
+   * (deploy/pool-image): copy-on-write roots and enforced disk limits; plain directories otherwise.
+   * FERRY_LAB_QUOTA_POOLS=1 turns it on for every lab (a whole suite on quota pools).
+   */
+  quotaPools?: boolean;
   log: Logger;
 }
 
@@ -118,6 +124,7 @@ export class Lab {
       await ip(['link', 'set', fabric, 'up']);
     }
     mkdirSync(this.sharedPool, { recursive: true });
+    if (this.quotaPools) await this.mountPoolImage(join(this.dir, 'shared-pool.img'), this.sharedPool);
     const cgroupRoot = `/ferry-lab-${this.id}`;
     this.record({ kind: 'cgroup', path: cgroupRoot });
     const netnsPrefix = `fl${this.id}`;
@@ -154,6 +161,7 @@ export class Lab {
       }
 
       mkdirSync(join(dir, 'pool'), { recursive: true });
+      if (this.quotaPools) await this.mountPoolImage(join(dir, 'pool.img'), join(dir, 'pool'));
       const agentConfigFile = join(dir, 'agent.json');
       writeFileSync(
         agentConfigFile,
@@ -179,6 +187,16 @@ export class Lab {
       this.record({ kind: 'agent', config: agentConfigFile });
       this.hosts.push({ id: hostId, index, netns, address, dir, agentConfigFile, networks });
     }
+  }
+
+  private get quotaPools(): boolean {
+    return this.options.quotaPools ?? process.env.FERRY_LAB_QUOTA_POOLS === '1';
+  }
+
+  /** A sparse btrfs image with quota groups mounted on `path` (journaled first: teardown unmounts it). */
+  private async mountPoolImage(image: string, path: string): Promise<void> {
+    this.record({ kind: 'mount', path });
+    await execa(join(repoRoot, 'deploy', 'pool-image'), [image, path, '32G'], { timeout: 60_000 });
   }
 
   host(id: string): LabHost {
@@ -288,6 +306,13 @@ async function tearDown(items: LabItem[], log: Logger): Promise<void> {
       const { stdout } = await execa('ip', ['netns', 'list'], { reject: false });
       for (const name of stdout.split('\n').map((line) => line.split(' ')[0] ?? '')) {
         if (name.startsWith(item.prefix)) await execa('ip', ['netns', 'del', name], { reject: false });
+      }
+    } else if (item.kind === 'mount') {
+      const mounted = await execa('mountpoint', ['-q', item.path], { reject: false });
+      if (mounted.exitCode === 0) {
+        const r = await execa('umount', [item.path], { reject: false });
+        // still busy (a process of a lost container): detach it lazily, the loop device follows
+        if (r.exitCode !== 0) await execa('umount', ['-l', item.path], { reject: false });
       }
     } else if (item.kind === 'dir') {
       rmSync(item.path, { recursive: true, force: true });

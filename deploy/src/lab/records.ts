@@ -13,6 +13,8 @@ export const LabItem = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('netns-prefix'), prefix: z.string().min(4) }),
   /** an agent config whose containers must be destroyed before the hosts go */
   z.object({ kind: z.literal('agent'), config: z.string() }),
+  /** a loop-mounted pool image (deploy/pool-image): unmounted before its directory goes */
+  z.object({ kind: z.literal('mount'), path: z.string() }),
 ]);
 export type LabItem = z.infer<typeof LabItem>;
 

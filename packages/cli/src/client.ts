@@ -53,7 +53,14 @@ export class ApiClient {
       throw new CliError(`the API refused the token (${this.target.from}): ${message}. Set the right one with 'ferry context set NAME --url URL --token TOKEN'.`, EXIT.unreachable);
     if (res.status === 403) throw new CliError(`the API refused: ${message}. Ask an admin for a token with that role ('ferry tokens create NAME --role ROLE').`, EXIT.unreachable);
     if (res.status === 404) throw new CliError(`${message}. List what exists with 'ferry hosts', 'ferry workloads', 'ferry migrations' or 'ferry plans'.`, EXIT.notFound);
-    if (res.status === 400) throw new CliError(`the API rejected the request: ${message}`, EXIT.usage);
+    if (res.status === 400) {
+      // a workload's problems (POST /v1/workloads): one line per field
+      const problems = (error.details as { problems?: Array<{ field?: unknown; message?: unknown }> } | undefined)?.problems;
+      if (Array.isArray(problems) && problems.length > 0) {
+        throw new CliError(`the API rejected the request, ${problems.length} problem(s):\n${problems.map((p) => `  ${String(p.field)}: ${String(p.message)}`).join('\n')}`, EXIT.usage);
+      }
+      throw new CliError(`the API rejected the request: ${message}`, EXIT.usage);
+    }
     if (res.status === 409) throw new CliError(`refused: ${message}`, EXIT.refused);
     throw new CliError(`the API failed (${res.status}): ${message}`, EXIT.failed);
   }

@@ -1,9 +1,13 @@
 import { Command, CommanderError, Option } from 'commander';
 import { stringify } from 'yaml';
 import { accessCommands } from './commands/access.ts';
+import { consoleCommands } from './commands/console.ts';
 import { contextCommands } from './commands/context.ts';
 import { hostAdminCommands } from './commands/host-admin.ts';
 import { operateCommands } from './commands/operate.ts';
+import { lifecycleCommands } from './commands/lifecycle.ts';
+import { suspendCommands } from './commands/suspend.ts';
+import { observeCommands } from './commands/observe.ts';
 import { readCommands } from './commands/read.ts';
 import { CliError, EXIT } from './errors.ts';
 import { formatTable, planOffline, readSnapshot } from './plan.ts';
@@ -28,6 +32,10 @@ function build(): Command {
   readCommands(program, session);
   hostAdminCommands(program, session);
   operateCommands(program, session);
+  consoleCommands(program, session);
+  lifecycleCommands(program, session);
+  suspendCommands(program, session);
+  observeCommands(program, session);
   accessCommands(program, session);
 
   // Offline: the same planners on a snapshot file (GET /v1/cluster/snapshot), no service needed.

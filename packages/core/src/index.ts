@@ -10,3 +10,4 @@ export * from './planner/index.ts';
 export * from './plans.ts';
 export * from './failover.ts';
 export * from './admission.ts';
+export * from './resume.ts';

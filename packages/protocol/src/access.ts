@@ -4,8 +4,8 @@ import { nextCursorField } from './paging.ts';
 
 /**
  * API roles, least to most: each can do what the ones before it can.
- * - viewer: read (every GET);
- * - operator: move and run things (migrate, cancel, maintenance, rebalance, plans, start/stop), read the audit log;
+ * - viewer: read (every GET but the audit log and workloads' console logs);
+ * - operator: move and run things (migrate, cancel, maintenance, rebalance, plans, start/stop), read the audit log and console logs;
  * - admin: create and destroy workloads, remove and admit hosts, manage tokens.
  * Which route needs which role is declared once, in the API's operation table (services/api/src/openapi.ts).
  */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HostId } from './ids.ts';
 import { MigrationStrategy } from './migrations.ts';
-import { ContainerStatus, WorkloadId, WorkloadSpec } from './workloads.ts';
+import { ContainerStatus, SuspendedImage, WorkloadId, WorkloadSpec } from './workloads.ts';
 import { ConfirmFailedRequest, ConfirmFailedResult } from './storage-liveness.ts';
 
 /** Commands the scheduler sends an agent by NATS request/reply on ferry.agent.<hostId>.<command>. */
@@ -15,6 +15,8 @@ export const AGENT_COMMANDS = [
   'container.thaw',
   'container.adopt',
   'container.stamp',
+  'container.suspend',
+  'container.resume',
   'migration.prepare',
   'migration.presync',
   'migration.dump',
@@ -49,6 +51,18 @@ export const DestroyContainerRequest = z.strictObject({
  * copy, no memory): a new container record at the new epoch, then start.
  */
 export const AdoptContainerRequest = z.strictObject({ spec: WorkloadSpec, epoch: z.number().int().positive(), fromHost: HostId });
+
+/**
+ * Suspend to disk: checkpoint the running container into its pool (`<pool>/containers/<id>/suspended`),
+ * stop it and release its namespace and cgroup; its root filesystem and the images stay. The host
+ * then forgets the container (a suspended workload holds no host). `epoch`: the one it runs at.
+ */
+export const SuspendContainerRequest = z.strictObject({ id: WorkloadId, epoch: z.number().int().positive() });
+/**
+ * Resume: restore a suspended workload from its images in the pool (this host's own, or a shared
+ * pool another host suspended it to) at the new `epoch`; the images go once it runs.
+ */
+export const ResumeContainerRequest = z.strictObject({ spec: WorkloadSpec, epoch: z.number().int().positive(), suspendedOn: HostId });
 
 /** Marks these copies as confirmed by the cluster generation `generation` (kept in their records). */
 export const StampContainersRequest = z.strictObject({ generation: z.string().min(1).max(64), ids: z.array(WorkloadId).max(1500) });
@@ -175,6 +189,8 @@ export const agentRequestSchemas = {
   'container.thaw': ContainerIdRequest,
   'container.adopt': AdoptContainerRequest,
   'container.stamp': StampContainersRequest,
+  'container.suspend': SuspendContainerRequest,
+  'container.resume': ResumeContainerRequest,
   'migration.prepare': PrepareMigrationRequest,
   'migration.presync': PresyncRequest,
   'migration.dump': DumpRequest,
@@ -198,6 +214,8 @@ export const agentResultSchemas = {
   'container.thaw': ContainerStatus,
   'container.adopt': ContainerStatus,
   'container.stamp': z.object({ stamped: z.array(WorkloadId) }),
+  'container.suspend': SuspendedImage,
+  'container.resume': ContainerStatus,
   'migration.prepare': PrepareMigrationResult,
   'migration.presync': TransferResult,
   'migration.dump': DumpResult,

@@ -105,6 +105,10 @@ export const StopWorkloadQuery = z.strictObject({
   graceMs: z.coerce.number().int().min(0).max(300_000).optional(),
 });
 
+/** POST /v1/workloads/:id/resume: where (default: the host it was suspended on, or on a shared pool the best compatible one). */
+export const ResumeWorkloadBody = z.strictObject({ host: HostId.optional() });
+export type ResumeWorkloadBody = z.infer<typeof ResumeWorkloadBody>;
+
 /** A workload as the API shows it: the scheduler's record plus what its host reports right now. */
 export const WorkloadView = WorkloadRecord.extend({
   observed: ContainerStatus.nullable(),

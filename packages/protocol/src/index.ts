@@ -18,3 +18,6 @@ export * from './join.ts';
 export * from './storage-liveness.ts';
 export * from './paging.ts';
 export * from './usage.ts';
+export * from './logs.ts';
+export * from './operate.ts';
+export * from './websocket.ts';

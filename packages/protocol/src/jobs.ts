@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { HostId } from './ids.ts';
 import { WorkloadId } from './workloads.ts';
 
 /** BullMQ queues; keys live under `<keyPrefix>:q:<queue>`. */
 export const QUEUES = { workloads: 'workloads', migrations: 'migrations', plans: 'plans', failovers: 'failovers' } as const;
 export const queuePrefix = (keyPrefix: string) => `${keyPrefix}:q`;
 
-export const WORKLOAD_JOBS = ['create', 'start', 'stop', 'destroy'] as const;
+export const WORKLOAD_JOBS = ['create', 'start', 'stop', 'destroy', 'suspend', 'resume'] as const;
 export const WorkloadJobName = z.enum(WORKLOAD_JOBS);
 export type WorkloadJobName = z.infer<typeof WorkloadJobName>;
 
@@ -15,6 +16,8 @@ export const WorkloadJobData = z.strictObject({
   requestedAt: z.number().int().nonnegative(),
   /** stop: SIGTERM, then SIGKILL after this long */
   graceMs: z.number().int().min(0).max(300_000).optional(),
+  /** resume: the host asked for (otherwise the checkpoint's own host, or on a shared pool the best compatible one) */
+  host: HostId.optional(),
 });
 export type WorkloadJobData = z.infer<typeof WorkloadJobData>;
 

@@ -12,7 +12,8 @@ import { NAME_PATTERN } from './ids.ts';
  * - a scheduler commands agents, acknowledges leases and publishes cluster events;
  * - the API (and an observer, such as a test or a dashboard relay) only reads events; the API may
  *   also ask an agent for its last hour of usage (`ferry.usage.<host>`, read-only: the agent
- *   answers with samples and changes nothing), which the agent hears for its own host only;
+ *   answers with samples and changes nothing) and a workload's console output (`ferry.logs.<host>`,
+ *   read-only too), which the agent hears for its own host only;
  * - the probe only connects (readiness checks).
  * Every identity's request inboxes live under its own prefix, which only it may subscribe to: a
  * reply (a migration's secrets among them) reaches the requester and nobody else.
@@ -52,8 +53,20 @@ export function natsPermissions(identity: NatsIdentity): NatsPermissions {
       const host = identity.hostId;
       if (!host) throw new Error(`agent identity ${identity.name} names no host`);
       return {
-        publish: { allow: [`ferry.host.${host}.capacity`, `ferry.events.migrations.*.progress.${host}`] },
-        subscribe: { allow: [`ferry.agent.${host}.>`, `ferry.host.${host}.lease`, `ferry.usage.${host}`, inbox] },
+        // a console session's output (operate.ts): on its own host's session subjects only
+        publish: { allow: [`ferry.host.${host}.capacity`, `ferry.events.migrations.*.progress.${host}`, `ferry.console.${host}.*.out`] },
+        subscribe: {
+          allow: [
+            `ferry.agent.${host}.>`,
+            `ferry.host.${host}.lease`,
+            `ferry.usage.${host}`,
+            `ferry.logs.${host}`,
+            `ferry.exec.${host}`,
+            `ferry.console.${host}.open`,
+            `ferry.console.${host}.*.in`,
+            inbox,
+          ],
+        },
         allowResponses: { max: 1, expires: LONGEST_REPLY },
       };
     }
@@ -65,8 +78,14 @@ export function natsPermissions(identity: NatsIdentity): NatsPermissions {
         subscribe: { allow: ['ferry.host.*.capacity', inbox] },
       };
     case 'api':
-      // the usage request is the one thing it publishes (the console's charts; usage.ts)
-      return { publish: { allow: ['ferry.usage.*'] }, subscribe: { allow: ['ferry.events.>', inbox] } };
+      // what it publishes: usage and log requests (the console's charts, usage.ts; a workload's
+      // console output, logs.ts), both read-only on the agent's side; and, for operators
+      // (operate.ts), a command in a container (`ferry.exec.<host>`) and console sessions: open
+      // one, type into it, read it
+      return {
+        publish: { allow: ['ferry.usage.*', 'ferry.logs.*', 'ferry.exec.*', 'ferry.console.*.open', 'ferry.console.*.*.in'] },
+        subscribe: { allow: ['ferry.events.>', 'ferry.console.*.*.out', inbox] },
+      };
     case 'observer':
       return { publish: { deny: ['>'] }, subscribe: { allow: ['ferry.events.>', inbox] } };
     case 'probe':

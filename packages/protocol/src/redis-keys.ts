@@ -59,6 +59,8 @@ export const redisKeys = (prefix = 'ferry') => ({
   tokenUse: `${prefix}:tokens:used`,
   /** stream, capped (~100,000): AuditEntry JSON of every mutating API request */
   audit: `${prefix}:audit`,
+  /** string with a TTL (30 s): ConsoleTicketRecord JSON of one console connection not yet made, by SHA-256 (hex) of its ticket; read once (GETDEL) */
+  consoleTicket: (digest: string) => `${prefix}:console:ticket:${digest}`,
   /** hash: join token id -> JoinTokenRecord JSON (never the secret) */
   joinTokens: `${prefix}:join-tokens`,
   /** hash: join token id -> JoinTokenUse JSON (a token is used once: HSETNX) */

@@ -138,8 +138,12 @@ export const TemplateReport = z.object({
 export type TemplateReport = z.infer<typeof TemplateReport>;
 
 /** The scheduler's record of a workload (Redis), the API's view adds the live container status. */
-/** `lost`: its host was removed for good with it (DELETE /v1/hosts/:id?force=true); the reason is in `error` */
-export const WORKLOAD_PHASES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'migrating', 'destroying', 'failed', 'lost'] as const;
+/**
+ * `lost`: its host was removed for good with it (DELETE /v1/hosts/:id?force=true); the reason is in `error`.
+ * `suspending` → `suspended` → `resuming`: checkpointed to its pool and stopped (it holds no host,
+ * only the checkpoint in `suspended`), then restored from it with its memory (docs/suspend.md).
+ */
+export const WORKLOAD_PHASES = ['pending', 'creating', 'starting', 'running', 'stopping', 'stopped', 'migrating', 'destroying', 'failed', 'lost', 'suspending', 'suspended', 'resuming'] as const;
 export const WorkloadPhase = z.enum(WORKLOAD_PHASES);
 export type WorkloadPhase = z.infer<typeof WorkloadPhase>;
 
@@ -165,11 +169,35 @@ export const JobRef = z.object({
 });
 export type JobRef = z.infer<typeof JobRef>;
 
+/**
+ * Where a suspended workload's checkpoint is: CRIU images of its memory and processes, next to its
+ * root filesystem in its pool. On a local pool only `hostId` can resume it; on a shared pool any
+ * host that mounts the pool (proven by probe files) and passes the feasibility checks.
+ */
+export const SuspendedImage = z.object({
+  /** the host that checkpointed it */
+  hostId: HostId,
+  pool: Name,
+  /** the pool was shared (as that host's agent configures it) */
+  shared: z.boolean(),
+  /** the images directory, as a path on the hosts that mount the pool */
+  imagesDir: z.string().max(4096),
+  /** bytes of the images (memory, process state) */
+  bytes: z.number().int().nonnegative(),
+  /** when the dump ended (that host's clock) */
+  at: z.number().int().nonnegative(),
+  /** the epoch it ran at; a resume runs it at the next */
+  epoch: z.number().int().positive(),
+});
+export type SuspendedImage = z.infer<typeof SuspendedImage>;
+
+export const DESIRED_STATES = ['running', 'stopped', 'suspended'] as const;
+
 export const WorkloadRecord = z.object({
   spec: WorkloadSpec,
   hostId: HostId.nullable(),
   epoch: z.number().int().positive(),
-  desired: z.enum(['running', 'stopped']),
+  desired: z.enum(DESIRED_STATES),
   phase: WorkloadPhase,
   placement: PlacementDecision.nullable(),
   lastExit: ContainerExit.nullable(),
@@ -179,6 +207,8 @@ export const WorkloadRecord = z.object({
   migratingTo: HostId.nullable().default(null),
   /** the CPU its processes started (or were last restored) under: a destination must offer as much */
   cpu: CpuInfo.nullable().default(null),
+  /** while suspended (and resuming): where its checkpoint is; null otherwise */
+  suspended: SuspendedImage.nullish(),
   /** set when the record was rebuilt from a host's copy after the cluster state was lost */
   recovered: z.object({ at: z.number().int().nonnegative(), from: HostId, epoch: z.number().int().positive(), generation: z.string().max(64) }).nullish(),
   createdAt: z.number().int().nonnegative(),

@@ -31,9 +31,13 @@ describe('the generated nats-server configuration', () => {
   it('lists every identity with its own permissions, no anonymous user', () => {
     const text = renderNatsAuthorization(users);
     expect(text).not.toContain('no_auth_user');
-    expect(text).toContain(`{ nkey: "${users[0]!.publicKey}", permissions: { publish: { allow: ["ferry.host.h1.capacity", "ferry.events.migrations.*.progress.h1"] }`);
-    expect(text).toContain('subscribe: { allow: ["ferry.agent.h1.>", "ferry.host.h1.lease", "ferry.usage.h1", "_INBOX_agent-h1.>"] }, allow_responses: { max: 1, expires: "30m" }');
-    expect(text).toMatch(/# api \(api\)\n.*publish: \{ allow: \["ferry.usage.\*"\] \}, subscribe: \{ allow: \["ferry.events.>", "_INBOX_api.>"\] \}/);
+    expect(text).toContain(`{ nkey: "${users[0]!.publicKey}", permissions: { publish: { allow: ["ferry.host.h1.capacity", "ferry.events.migrations.*.progress.h1", "ferry.console.h1.*.out"] }`);
+    expect(text).toContain(
+      'subscribe: { allow: ["ferry.agent.h1.>", "ferry.host.h1.lease", "ferry.usage.h1", "ferry.logs.h1", "ferry.exec.h1", "ferry.console.h1.open", "ferry.console.h1.*.in", "_INBOX_agent-h1.>"] }, allow_responses: { max: 1, expires: "30m" }',
+    );
+    expect(text).toMatch(
+      /# api \(api\)\n.*publish: \{ allow: \["ferry.usage.\*", "ferry.logs.\*", "ferry.exec.\*", "ferry.console.\*.open", "ferry.console.\*.\*.in"\] \}, subscribe: \{ allow: \["ferry.events.>", "ferry.console.\*.\*.out", "_INBOX_api.>"\] \}/,
+    );
   });
 
   it('is the same text for the same users in any order', () => {

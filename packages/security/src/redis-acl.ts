@@ -53,6 +53,7 @@ export function apiWritableKeys(keyPrefix: string): string[] {
     k.tokenNames,
     k.tokenUse,
     k.audit,
+    k.consoleTicket('*'),
     k.joinTokens,
     k.joinTokenUse,
   ];

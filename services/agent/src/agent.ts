@@ -20,6 +20,8 @@ import { PoolProbes } from './inventory/probes.ts';
 import { StorageHeartbeats } from './storage/heartbeats.ts';
 import { UsageHistory } from './usage/history.ts';
 import { serveUsage } from './usage/server.ts';
+import { OperateServer } from './containers/exec-server.ts';
+import { serveLogs } from './logs/server.ts';
 
 /**
  * The host agent: runs containers on command and publishes a capacity report every interval.
@@ -48,6 +50,8 @@ export class Agent {
   private storageTimer: NodeJS.Timeout | undefined;
   /** the last hour of usage, for the console's charts (usage/) */
   private readonly usage = new UsageHistory();
+  /** exec and console sessions (containers/exec-server.ts) */
+  private operate: OperateServer | undefined;
 
   private constructor(
     private readonly config: AgentConfig,
@@ -89,8 +93,18 @@ export class Agent {
     host.migrations.onProgress = (event) => nc.publish(subjects.migrationProgress(event.migrationId, config.hostId), encodeJson(event));
     // daemons of migrations past their deadline stop, also those an earlier agent left running
     host.migrations.watchDeadlines();
-    agent.commands = serveCommands(nc, config.hostId, { containers: host.containers, migrations: host.migrations, storage: agent.storage }, log.child({ part: 'commands' }), agent.metrics);
+    // exec and console for the API (before the commands: a checkpoint ends a container's sessions)
+    agent.operate = new OperateServer(nc, config.hostId, host.containers, join(config.dataDir, 'operate'), log.child({ part: 'operate' }));
+    await agent.operate.start();
+    agent.commands = serveCommands(
+      nc,
+      config.hostId,
+      { containers: host.containers, migrations: host.migrations, suspends: host.suspends, storage: agent.storage, operate: agent.operate },
+      log.child({ part: 'commands' }),
+      agent.metrics,
+    );
     serveUsage(nc, config.hostId, agent.usage, log.child({ part: 'usage' }));
+    serveLogs(nc, config.hostId, host.containers, log.child({ part: 'logs' }));
     agent.metricsServer = await serveMetricsIfPossible(agent.metrics.registry, metricsHostOf(config), config.metricsPort, log.child({ part: 'metrics' }));
     await agent.fencer.load();
     await agent.fencer.importGuardEvents(config.dataDir);
@@ -262,6 +276,7 @@ export class Agent {
     this.stopped = true;
     // Commands already running finish (a half-done start would leave a namespace behind).
     await this.commands?.drain();
+    await this.operate?.stop();
     clearTimeout(this.timer);
     clearInterval(this.leaseTimer);
     clearInterval(this.storageTimer);

@@ -5,6 +5,8 @@ import { AGENT_COMMANDS, agentRequestSchemas, subjects, type AgentCommand, type 
 import { decodeText, describeIssues, encodeJson, type Logger } from '@ferry/runtime';
 import { CommandError } from './containers/errors.ts';
 import type { ContainerManager } from './containers/manager.ts';
+import type { ContainerSuspends } from './containers/suspend.ts';
+import type { OperateServer } from './containers/exec-server.ts';
 import type { MigrationManager } from './migration/manager.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { StorageHeartbeats } from './storage/heartbeats.ts';
@@ -14,8 +16,12 @@ const KNOWN_COMMANDS = new Set<string>(AGENT_COMMANDS);
 export interface CommandTargets {
   containers: ContainerManager;
   migrations: MigrationManager;
+  /** suspend to disk and resume (absent: those commands are refused) */
+  suspends?: ContainerSuspends;
   /** the storage heartbeat channel (absent: this host answers storage commands with not-shared) */
   storage?: StorageHeartbeats;
+  /** exec and console (containers/exec-server.ts): ends a container's console sessions before it is checkpointed */
+  operate?: Pick<OperateServer, 'beforeCommand'>;
 }
 
 const MAX_REQUEST_BYTES = 256 * 1024;
@@ -25,6 +31,11 @@ function parseRequest<C extends AgentCommand>(command: C, body: unknown): z.outp
   const parsed = agentRequestSchemas[command].safeParse(body);
   if (!parsed.success) throw new CommandError('BAD_REQUEST', `invalid ${command} request: ${describeIssues(parsed.error).join('; ')}`);
   return parsed.data as z.output<(typeof agentRequestSchemas)[C]>;
+}
+
+function requireSuspends(targets: CommandTargets): ContainerSuspends {
+  if (!targets.suspends) throw new CommandError('BAD_REQUEST', 'this agent does not suspend containers');
+  return targets.suspends;
 }
 
 /** Parses and runs one command; never throws (every failure becomes an error reply). */
@@ -40,6 +51,7 @@ export async function handleCommand(targets: CommandTargets, command: string, da
     } catch (err) {
       throw new CommandError('BAD_REQUEST', `request is not JSON: ${(err as Error).message}`);
     }
+    await targets.operate?.beforeCommand(command, body);
     switch (command) {
       case 'container.create': {
         const request = parseRequest(command, body);
@@ -55,7 +67,18 @@ export async function handleCommand(targets: CommandTargets, command: string, da
       }
       case 'container.destroy': {
         const { id, keepRootfs } = parseRequest(command, body);
-        return { ok: true, result: await manager.destroy(id, keepRootfs) };
+        const result = await manager.destroy(id, keepRootfs);
+        // no container here: a suspended one's pool directory goes (the delete of a suspended workload)
+        if (!result.destroyed && !keepRootfs && targets.suspends) return { ok: true, result: { id, destroyed: await targets.suspends.discard(id) } };
+        return { ok: true, result };
+      }
+      case 'container.suspend': {
+        const { id, epoch } = parseRequest(command, body);
+        return { ok: true, result: await requireSuspends(targets).suspend(id, epoch) };
+      }
+      case 'container.resume': {
+        const { spec, epoch, suspendedOn } = parseRequest(command, body);
+        return { ok: true, result: await requireSuspends(targets).resume(spec, epoch, suspendedOn) };
       }
       case 'container.thaw': {
         const { id } = parseRequest(command, body);

@@ -5,6 +5,7 @@ import type { Logger } from '@ferry/runtime';
 import { cgroupParentOf, type AgentHostConfig } from './config.ts';
 import { cgroupVersion } from './containers/cgroups.ts';
 import { ContainerManager } from './containers/manager.ts';
+import { ContainerSuspends } from './containers/suspend.ts';
 import { Criu } from './containers/criu.ts';
 import { interfaceExists } from './containers/network.ts';
 import { RecordStore } from './containers/records.ts';
@@ -49,6 +50,8 @@ export interface HostRuntime {
   networks: NetworkMonitor;
   containers: ContainerManager;
   migrations: MigrationManager;
+  /** suspend to disk and resume (`container.suspend`, `container.resume`) */
+  suspends: ContainerSuspends;
   /** the configured CRIU: runc's, the migrations' daemons' and the probe's */
   criu: Criu;
 }
@@ -86,7 +89,8 @@ export async function openHostRuntime(config: AgentHostConfig, log: Logger): Pro
     containers,
     log,
   });
-  return { templates, networks, containers, migrations, criu };
+  const suspends = new ContainerSuspends({ hostId: config.hostId, pools: config.pools, containers, log });
+  return { templates, networks, containers, migrations, suspends, criu };
 }
 
 /** Removes the (empty) cgroup directories above this host's containers, bottom up. */

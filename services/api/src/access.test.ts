@@ -52,7 +52,8 @@ describe('the route → role table', () => {
 
   it('says who may do what: reads for viewers, moves for operators, creation, removal and tokens for admins', () => {
     const role = (key: string) => ACCESS.get(key);
-    const reads = { '/v1/tokens': 'admin', '/v1/join-tokens': 'admin', '/v1/audit': 'operator' } as Record<string, string>;
+    // a console log can hold secrets: operator, like the audit log
+    const reads = { '/v1/tokens': 'admin', '/v1/join-tokens': 'admin', '/v1/audit': 'operator', '/v1/workloads/:id/logs': 'operator' } as Record<string, string>;
     for (const op of OPERATIONS.filter((o) => o.method === 'GET' && o.access !== 'open')) expect(op.access, op.path).toBe(reads[op.path] ?? 'viewer');
     expect(role('POST /v1/workloads/:id/migrate')).toBe('operator');
     expect(role('DELETE /v1/migrations/:id')).toBe('operator');
@@ -63,6 +64,10 @@ describe('the route → role table', () => {
     expect(role('DELETE /v1/plans/:id')).toBe('operator');
     expect(role('POST /v1/workloads/:id/start')).toBe('operator');
     expect(role('POST /v1/workloads/:id/stop')).toBe('operator');
+    expect(role('POST /v1/workloads/:id/suspend')).toBe('operator');
+    expect(role('POST /v1/workloads/:id/resume')).toBe('operator');
+    expect(role('POST /v1/workloads/:id/exec')).toBe('operator');
+    expect(role('POST /v1/workloads/:id/console')).toBe('operator');
     expect(role('POST /v1/workloads')).toBe('admin');
     expect(role('DELETE /v1/workloads/:id')).toBe('admin');
     expect(role('DELETE /v1/hosts/:id')).toBe('admin');

@@ -41,6 +41,7 @@ import {
   RebalanceRequest,
   StatsResponse,
   StopWorkloadQuery,
+  ResumeWorkloadBody,
   WorkloadAccepted,
   WorkloadCreated,
   MigrationDryRun,
@@ -53,6 +54,8 @@ import {
   WorkloadId,
   HostUsageResponse,
   WorkloadUsageResponse,
+  WorkloadLogsQuery,
+  WorkloadLogsResponse,
   AuditQuery,
   AuditResponse,
   CreateTokenRequest,
@@ -61,6 +64,10 @@ import {
   TokenListQuery,
   TokenParams,
   TokenRevoked,
+  ExecRequest,
+  ExecResult,
+  ConsoleTicketRequest,
+  ConsoleTicket,
   type Role,
 } from '@ferry/protocol';
 import { EventsQuery } from './routes/events.ts';
@@ -162,6 +169,19 @@ export const OPERATIONS: Operation[] = [
   },
   {
     method: 'GET',
+    path: '/v1/workloads/:id/logs',
+    summary:
+      'The workload’s console output (stdout and stderr), asked of its current agent: the last `tail` lines, or from offset `from`, as one JSON LogChunk; `follow=1` streams `chunk` events (server-sent, each a LogChunk) across migrations. Operator: a console log can hold secrets',
+    tag: 'workloads',
+    params: WorkloadParams,
+    query: WorkloadLogsQuery,
+    response: WorkloadLogsResponse,
+    // (with follow=1; without it, one JSON chunk) — streams are read by their first bytes, not to their end
+    stream: true,
+    access: 'operator',
+  },
+  {
+    method: 'GET',
     path: '/v1/failovers',
     summary: 'Failovers and their restarts, newest first; paged (limit, cursor → nextCursor)',
     tag: 'failover',
@@ -222,6 +242,48 @@ export const OPERATIONS: Operation[] = [
     query: StopWorkloadQuery,
     response: WorkloadAccepted,
     status: 202,
+    access: 'operator',
+  },
+  {
+    method: 'POST',
+    path: '/v1/workloads/:id/suspend',
+    summary: 'Suspend a running workload to disk: checkpoint it (memory and processes) into its pool and stop it; 409 unless it runs',
+    tag: 'workloads',
+    params: WorkloadParams,
+    response: WorkloadAccepted,
+    status: 202,
+    access: 'operator',
+  },
+  {
+    method: 'POST',
+    path: '/v1/workloads/:id/resume',
+    summary: 'Resume a suspended workload from its checkpoint, with its memory: on its host, or (shared pool) on `host` or the best compatible one; 409 with every reason when it cannot',
+    tag: 'workloads',
+    params: WorkloadParams,
+    body: ResumeWorkloadBody,
+    response: WorkloadAccepted,
+    status: 202,
+    access: 'operator',
+  },
+  {
+    method: 'POST',
+    path: '/v1/workloads/:id/exec',
+    summary: 'Run one command (an argument array) in a running workload on its host; answers its exit code, stdout and stderr (each capped at 256 KiB)',
+    tag: 'workloads',
+    params: WorkloadParams,
+    body: ExecRequest,
+    response: ExecResult,
+    access: 'operator',
+  },
+  {
+    method: 'POST',
+    path: '/v1/workloads/:id/console',
+    summary: 'A one-time ticket (30 s) for an interactive shell in a running workload: open wss://<api>/v1/console/<ticket> as a WebSocket (docs/operations.md, Console access)',
+    tag: 'workloads',
+    params: WorkloadParams,
+    body: ConsoleTicketRequest,
+    response: ConsoleTicket,
+    status: 201,
     access: 'operator',
   },
   {
@@ -394,7 +456,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const error = { description: 'An error: `{code, message, details}`', content: { 'application/json': { schema: jsonSchema(ApiErrorBody, 'output') } } };
   for (const op of OPERATIONS) {
     const ok = op.stream
-      ? { description: 'A stream of server-sent events', content: { 'text/event-stream': { schema: { type: 'string' } } } }
+      ? {
+          description: op.response ? 'One JSON answer, or (when asked to follow) a stream of server-sent events' : 'A stream of server-sent events',
+          content: { ...(op.response ? { 'application/json': { schema: jsonSchema(op.response, 'output') } } : {}), 'text/event-stream': { schema: { type: 'string' } } },
+        }
       : op.html
         ? { description: 'An HTML page', content: { 'text/html': { schema: { type: 'string' } } } }
         : { description: 'OK', content: { 'application/json': { schema: op.response ? jsonSchema(op.response, 'output') : { type: 'object' } } } };

@@ -22,6 +22,11 @@ import { accessRoutes } from './routes/access.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { UsageAsker } from './usage.ts';
+import { operateRoutes } from './routes/operate.ts';
+import { AgentLink, ConsoleTickets } from './operate.ts';
+import { installConsoleSocket } from './console-socket.ts';
+import { logRoutes } from './routes/logs.ts';
+import { LogsAsker } from './logs.ts';
 import { joinRoutes, type HostAdmission } from './routes/join.ts';
 import { EventHub } from './events.ts';
 import { ApiMetrics } from './metrics.ts';
@@ -50,6 +55,10 @@ export interface AppOptions {
   served?: Array<{ method: string; url: string }>;
   /** what asks agents for their usage history (the console's charts); without it, none is available */
   usage?: UsageAsker;
+  /** how exec and console reach agents; without it they answer 503 */
+  nats?: NatsConnection | null;
+  /** what asks agents for workloads' console logs; without it, none can be read */
+  logs?: LogsAsker;
 }
 
 /**
@@ -114,6 +123,12 @@ export async function buildApp(config: ApiConfig, redis: Redis, queues: Queues, 
   accessRoutes(app, tokens, audit);
   whoamiRoutes(app);
   usageRoutes(app, store, options.usage ?? new UsageAsker(null));
+  // exec and console (operator role): agents asked over NATS; the console's WebSocket beside the routes
+  const agents = new AgentLink(options.nats ?? null);
+  const consoleTickets = new ConsoleTickets(redis, config.keyPrefix);
+  operateRoutes(app, store, agents, consoleTickets);
+  installConsoleSocket(app, agents, consoleTickets, log.child({ part: 'console' }));
+  logRoutes(app, store, options.logs ?? new LogsAsker(null));
   joinRoutes(app, store, new JoinTokenStore(redis, config.keyPrefix, log), admission);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -146,7 +161,7 @@ export async function startApi(config: ApiConfig, log: Logger): Promise<ApiServe
   const metrics = new ApiMetrics(() => hub.clients);
   const hub = new EventHub(log.child({ part: 'events' }), () => metrics.eventsRejected.inc());
   hub.start(nc);
-  const app = await buildApp(config, redis, queues, hub, metrics, log, { usage: new UsageAsker(nc) });
+  const app = await buildApp(config, redis, queues, hub, metrics, log, { usage: new UsageAsker(nc), nats: nc, logs: new LogsAsker(nc) });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -9,11 +9,13 @@ import type { PoolConfig } from '../config.ts';
 import { cgroupVersion, sampleCgroup, type CgroupVersion } from './cgroups.ts';
 import { CommandError } from './errors.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { consoleLogFile } from '../logs/console-log.ts';
 import { announce, planNetwork, setUpNetwork, tearDownNetwork } from './network.ts';
 import { buildOciConfig } from './oci.ts';
+import { diskLimitBytes, RootfsStore } from './rootfs.ts';
 import type { ContainerRecord, RecordStore } from './records.ts';
 import { Runc } from './runc.ts';
-import type { TemplateRegistry } from './templates.ts';
+import type { Template, TemplateRegistry } from './templates.ts';
 
 export interface ContainerManagerOptions {
   hostId: string;
@@ -56,8 +58,12 @@ export class ContainerManager {
   private readonly cpu = new Map<string, CpuSample>();
   private readonly disk = new Map<string, { bytes: number; at: number }>();
   private readonly cgroups: CgroupVersion = cgroupVersion();
+  /** root filesystems in the pools: copy-on-write snapshots with quotas on btrfs pools, copies elsewhere */
+  readonly roots: RootfsStore;
 
-  constructor(private readonly o: ContainerManagerOptions) {}
+  constructor(private readonly o: ContainerManagerOptions) {
+    this.roots = new RootfsStore(o.log);
+  }
 
   async init(): Promise<void> {
     for (const record of await this.o.records.loadAll()) this.records.set(record.spec.id, record);
@@ -70,9 +76,15 @@ export class ContainerManager {
     return `${this.o.cgroupParent}/${id}`;
   }
 
+  /**
+   * The container's bundle files; its console log is in its workload's directory on its pool
+   * (logs/console-log.ts), which moves with it, or in the bundle while no record names a pool.
+   */
   bundle(id: string) {
     const dir = this.o.records.bundleDir(id);
-    return { dir, pidFile: join(dir, 'container.pid'), consoleLog: join(dir, 'console.log'), criuConfig: join(dir, 'criu.conf') };
+    const record = this.records.get(id);
+    const consoleLog = record ? consoleLogFile(dirname(record.rootfs)) : join(dir, 'console.log');
+    return { dir, pidFile: join(dir, 'container.pid'), consoleLog, criuConfig: join(dir, 'criu.conf') };
   }
 
   /**
@@ -85,6 +97,10 @@ export class ContainerManager {
    */
   async writeCriuConfig(id: string, extra = ''): Promise<void> {
     await writeFile(this.bundle(id).criuConfig, `network-lock nftables\nfile-locks\n${extra}`);
+  }
+
+  template(name: string): Template | undefined {
+    return this.o.templates.get(name);
   }
 
   get runc(): Runc {
@@ -165,18 +181,10 @@ export class ContainerManager {
       const missing = spec.networks.filter((a) => !attached.has(a.network)).map((a) => a.network);
       if (missing.length > 0) throw new CommandError('NETWORK_MISSING', `host ${this.o.hostId} is not attached to ${missing.join(', ')}`);
 
-      // Copy into a scratch directory and rename: a crash mid-copy never leaves a half rootfs in place.
-      const rootfs = join(pool.path, 'containers', spec.id, 'rootfs');
-      const scratch = `${rootfs}.partial`;
-      await rm(scratch, { recursive: true, force: true });
-      await rm(rootfs, { recursive: true, force: true });
-      await mkdir(dirname(rootfs), { recursive: true });
-      const copy = await execa('cp', ['-a', '--reflink=auto', template.rootfs, scratch], { reject: false, timeout: 600_000 });
-      if (copy.exitCode !== 0) {
-        await rm(scratch, { recursive: true, force: true });
-        throw new CommandError('RUNTIME_ERROR', `copying template ${template.name}: ${copy.stderr.trim()}`);
-      }
-      await rename(scratch, rootfs);
+      const started = performance.now();
+      const { rootfs, mode } = await this.roots.create(pool, template, spec.id, diskLimitBytes(spec)).catch((err: unknown) => {
+        throw new CommandError('RUNTIME_ERROR', (err as Error).message);
+      });
       const record = await this.save({
         spec,
         epoch,
@@ -189,7 +197,7 @@ export class ContainerManager {
         exit: null,
         createdAt: Date.now(),
       });
-      this.o.log.info({ workload: spec.id, rootfs, template: `${template.name}@${template.version}` }, 'container created');
+      this.o.log.info({ workload: spec.id, rootfs, mode, ms: Math.round(performance.now() - started), template: `${template.name}@${template.version}` }, 'container created');
       return this.statusOf(record);
     });
   }
@@ -309,7 +317,7 @@ export class ContainerManager {
         return { id, destroyed: false };
       }
       await this.stopLocked(record, DESTROY_GRACE_MS);
-      if (!keepRootfs) await rm(dirname(record.rootfs), { recursive: true, force: true });
+      if (!keepRootfs) await this.roots.removeContainerDir(this.pool(record.spec.pool), dirname(record.rootfs));
       await this.o.records.remove(id);
       this.records.delete(id);
       this.disk.delete(id);
@@ -437,10 +445,22 @@ export class ContainerManager {
     }
   }
 
-  /** Disk usage is measured with du, so only every diskUsageIntervalMs per container. */
+  /**
+   * Disk usage: on copy-on-write pools from the quota groups, every call (cheap); elsewhere
+   * measured with du, so only every diskUsageIntervalMs per container.
+   */
   async refreshDiskUsage(): Promise<void> {
     const now = Date.now();
+    const fromQuota = await this.roots.usage(this.o.pools).catch((err: unknown) => {
+      this.o.log.warn({ err }, "reading the pools' quota groups failed");
+      return new Map<string, number>();
+    });
     for (const record of this.records.values()) {
+      const quota = fromQuota.get(record.spec.id);
+      if (quota !== undefined) {
+        this.disk.set(record.spec.id, { bytes: quota, at: now });
+        continue;
+      }
       const known = this.disk.get(record.spec.id);
       if (known && now - known.at < this.o.diskUsageIntervalMs) continue;
       const du = await execa('du', ['-sb', record.rootfs], { reject: false, timeout: 60_000 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { Criu } from './criu.ts';
+import { relayArgv } from '../logs/console-log.ts';
 
 const RuncState = z.object({
   id: z.string(),
@@ -62,11 +63,10 @@ export class Runc {
    * container inherits runc's stdio, so it gets an anonymous pipe to a relay (`cat >> log`) that
    * outlives runc and the agent: a pipe is what CRIU can checkpoint and runc re-wires on restore,
    * unlike a file whose path differs between hosts or a pipe to the agent, which may restart.
-   * The small shell program is a constant; every input is an argument, never part of the script.
+   * The relay rotates the log at a size cap (logs/console-log.ts: RELAY_SCRIPT).
    */
   async detached(args: string[], consoleLog: string, timeoutMs = 120_000): Promise<void> {
-    const relay = 'log=$1; shift; exec "$@" </dev/null > >(exec cat >>"$log" 2>/dev/null) 2>&1';
-    const result = await execa('bash', ['-c', relay, 'ferry-relay', consoleLog, this.binary, ...this.globals(), ...args], {
+    const result = await execa('bash', relayArgv(consoleLog, [this.binary, ...this.globals(), ...args]), {
       reject: false,
       timeout: timeoutMs,
       // runc's own output goes to the console log through the relay; nothing comes back here

@@ -7,6 +7,7 @@ import { createLogger } from '@ferry/runtime';
 import { spec as sampleSpec } from '../../../../test/fuzz/samples.ts';
 import type { ContainerRecord } from '../containers/records.ts';
 import { Criu } from '../containers/criu.ts';
+import { RootfsStore } from '../containers/rootfs.ts';
 import { MigrationDestination, type DestinationContainers } from './destination.ts';
 import { MigrationSides, newSide } from './state.ts';
 
@@ -41,6 +42,9 @@ function destination(records: Map<string, ContainerRecord> = new Map(), runcStat
     writeBundleConfig: async () => {
       throw new Error('not reached');
     },
+    // a plain directory pool: copy mode
+    roots: new RootfsStore(createLogger('test', { level: 'silent' })),
+    template: () => undefined,
   };
   return new MigrationDestination({
     hostId: 'h2',

@@ -8,7 +8,10 @@ import type { Criu } from '../containers/criu.ts';
 import { CommandError } from '../containers/errors.ts';
 import { announce, planNetwork, setHostSide, setUpNetwork, tearDownNetwork } from '../containers/network.ts';
 import type { ContainerRecord } from '../containers/records.ts';
+import { diskLimitBytes, type RootfsStore } from '../containers/rootfs.ts';
+import type { Template } from '../containers/templates.ts';
 import type { Runc } from '../containers/runc.ts';
+import { consoleLogFile } from '../logs/console-log.ts';
 import { containerDir, criuLogTail, namespaceExists, planFor, rearmTimers, requireAddress, requireSide, undoFailed, type BundlePaths, type MigrationHost } from './common.ts';
 import { ref, stopProcess } from './processes.ts';
 import { parseRestoreStats, readCriuStats } from './criu-stats.ts';
@@ -34,6 +37,9 @@ export interface DestinationContainers {
   networks(): NetworkReport[];
   bundle(workloadId: string): BundlePaths;
   writeBundleConfig(spec: WorkloadSpec, rootfs: string, netns: string): Promise<void>;
+  /** root filesystems in the pools (a copy-on-write pool receives into a snapshot of the template, with the quota set) */
+  readonly roots: Pick<RootfsStore, 'receive' | 'removeContainerDir'>;
+  template(name: string): Template | undefined;
 }
 
 export interface MigrationDestinationOptions extends MigrationHost {
@@ -92,7 +98,10 @@ export class MigrationDestination {
           revert.add(() => this.o.sides.remove(migrationId), 'side file and work directory');
           await mkdir(imagesDir, { recursive: true });
           // on a pool claimed shared the container's directory may be the source's own: only the images go
-          revert.add(() => rm(claimed ? imagesDir : dir, { recursive: true, force: true }), 'staging');
+          revert.add(() => (claimed ? rm(imagesDir, { recursive: true, force: true }) : this.c.roots.removeContainerDir(this.c.pool(spec.pool), dir)), 'staging');
+          // The root the copy goes into, with the workload's disk limit set before a byte arrives
+          // (a snapshot of this host's copy of the template on a copy-on-write pool).
+          if (!claimed) await this.c.roots.receive(this.c.pool(spec.pool)!, this.c.template(spec.template), spec.id, diskLimitBytes(spec));
 
           // The namespace now, with the same address and MAC, bridged but down until the restore:
           // nothing of it remains to do while the workload is frozen.
@@ -221,7 +230,7 @@ export class MigrationDestination {
             await lazyDaemon;
             timer.lap('lazy-pages daemon connected to the source (what its start took beyond the steps above)');
           }
-          await runc.detached([...args, spec.id], bundle.consoleLog, 120_000).catch(async (err: unknown) => {
+          await runc.detached([...args, spec.id], consoleLogFile(side.containerDir), 120_000).catch(async (err: unknown) => {
             const tail = criuLogTail(await readFile(join(workDir, 'restore.log'), 'utf8').catch(() => ''), /Error|error/, 3);
             throw new CommandError('MIGRATION_FAILED', `restore on ${this.o.hostId} failed: ${tail || (err as Error).message}`);
           });
@@ -289,7 +298,8 @@ export class MigrationDestination {
       if (side.netns) await tearDownNetwork(side.netns);
       if (!this.c.record(side.workloadId)) await rm(this.c.bundle(side.workloadId).dir, { recursive: true, force: true });
       // A shared pool's root filesystem is the source's: only the images go.
-      await rm(side.sharedRootfs ? side.imagesDir : side.containerDir, { recursive: true, force: true });
+      if (side.sharedRootfs) await rm(side.imagesDir, { recursive: true, force: true });
+      else await this.c.roots.removeContainerDir(this.c.pool(side.spec?.pool ?? ''), side.containerDir);
       await this.o.sides.remove(migrationId);
       this.o.log.info({ migrationId, workload: side.workloadId }, 'migration destination cleaned after rollback');
       return { done: true };

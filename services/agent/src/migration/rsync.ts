@@ -57,12 +57,13 @@ export async function rsyncPush(
   timeoutMs = 600_000,
   exclude: string[] = [],
   onProgress?: (progress: { bytes: number; percent: number }) => void,
+  extraFlags: string[] = [],
 ): Promise<{ bytes: number; ms: number }> {
   const started = performance.now();
   const url = `rsync://${target.user}@${target.address}:${target.port}/${module}/${subdir}`;
   const excludes = exclude.map((pattern) => `--exclude=${pattern}`);
   const progressFlags = onProgress ? ['--info=progress2', '--no-inc-recursive'] : [];
-  const child = execa('rsync', [...RSYNC_FLAGS, ...progressFlags, ...excludes, `${from.replace(/\/$/, '')}/`, url], {
+  const child = execa('rsync', [...RSYNC_FLAGS, ...extraFlags, ...progressFlags, ...excludes, `${from.replace(/\/$/, '')}/`, url], {
     env: { RSYNC_PASSWORD: target.secret },
     reject: false,
     timeout: timeoutMs,

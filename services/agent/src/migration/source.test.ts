@@ -7,6 +7,7 @@ import { createLogger } from '@ferry/runtime';
 import { spec as sampleSpec } from '../../../../test/fuzz/samples.ts';
 import type { ContainerRecord } from '../containers/records.ts';
 import { LinkCounter } from './host-traffic.ts';
+import { RootfsStore } from '../containers/rootfs.ts';
 import { MigrationSource, type SourceContainers } from './source.ts';
 import { MigrationSides, newSide, type MigrationSide } from './state.ts';
 
@@ -51,6 +52,7 @@ function source(): { source: MigrationSource; sides: MigrationSides; calls: stri
     networks: () => [],
     bundle: (id) => ({ dir: join(dir, 'bundles', id), pidFile: join(dir, 'pid'), consoleLog: join(dir, 'console') }),
     writeCriuConfig: async () => void calls.push('criu config'),
+    roots: new RootfsStore(createLogger('test', { level: 'silent' })),
   };
   const sides = new MigrationSides(join(dir, 'migrations'));
   const log = createLogger('test').child({}, { level: 'silent' });

@@ -9,6 +9,7 @@ import type { PoolConfig } from '../config.ts';
 import { CommandError } from '../containers/errors.ts';
 import { announce, planNetwork, removeCriuLocks, setHostSide, tearDownNetwork, type NetworkPlan } from '../containers/network.ts';
 import type { ContainerRecord } from '../containers/records.ts';
+import type { RootfsStore } from '../containers/rootfs.ts';
 import type { Runc } from '../containers/runc.ts';
 import { containerDir, criuLogTail, planFor, rearmTimers, requireAddress, requireSide, undoFailed, workloadOf, type BundlePaths, type MigrationHost } from './common.ts';
 import { spawnWithStatusFd } from './criu-status.ts';
@@ -17,6 +18,7 @@ import type { LinkCounter } from './host-traffic.ts';
 import { ref, stopProcess } from './processes.ts';
 import { Reverter } from './reverter.ts';
 import { StepTimer } from './step-timer.ts';
+import { sameRootfsBase } from './rootfs-base.ts';
 import { rsyncPull, rsyncPush, type RsyncTarget } from './rsync.ts';
 import { newSide, type MigrationSide } from './state.ts';
 import { criuTlsConfig, writeMigrationTls, type MigrationTls } from './tls.ts';
@@ -41,6 +43,8 @@ export interface SourceContainers {
   bundle(workloadId: string): BundlePaths;
   /** the container's CRIU options file; `extra` lines (the page stream's TLS) for a while */
   writeCriuConfig(workloadId: string, extra?: string): Promise<void>;
+  /** root filesystems in the pools (a copy-on-write root is a subvolume: removed as one) */
+  readonly roots: Pick<RootfsStore, 'removeContainerDir'>;
 }
 
 export interface MigrationSourceOptions extends MigrationHost {
@@ -127,8 +131,27 @@ export class MigrationSource {
     const side = await this.sourceSide(req.migrationId, workloadId, 'lazy', req.sharedRootfs);
     if (req.sharedRootfs) return { bytes: 0, ms: 0 };
     const before = await this.o.traffic.txBytes();
-    const result = await rsyncPush(join(side.containerDir, 'rootfs'), this.target(req.destination, req.secret), 'ct', 'rootfs/', 600_000, [], (p) =>
-      this.o.progress({ type: 'migration.progress', migrationId: req.migrationId, workloadId, phase: 'presync', ...p, at: Date.now() }),
+    const target = this.target(req.destination, req.secret);
+    const sameBase = await sameRootfsBase(side.containerDir, target, this.o.sides.workDir(req.migrationId));
+    const { source: mine, destination: theirs } = sameBase;
+    if (!sameBase.same && mine && theirs) {
+      // a copy against another version of the template would be complete (flattened), and on a
+      // simple-quota pool every byte of it charged to the workload's disk limit: refused, clearly
+      throw new CommandError(
+        'MIGRATION_FAILED',
+        `the root of ${workloadId} was made from template ${mine.template}@${mine.version}, the destination has ${theirs.template}@${theirs.version}: make the template the same on both hosts (deploy/setup) first`,
+      );
+    }
+    if (!sameBase.same) this.o.log.info({ migrationId: req.migrationId, ...sameBase }, 'this root does not say which template it was made from: every file is sent');
+    const result = await rsyncPush(
+      join(side.containerDir, 'rootfs'),
+      target,
+      'ct',
+      'rootfs/',
+      600_000,
+      [],
+      (p) => this.o.progress({ type: 'migration.progress', migrationId: req.migrationId, workloadId, phase: 'presync', ...p, at: Date.now() }),
+      sameBase.same ? [] : ['--ignore-times'],
     );
     const bytes = (await this.o.traffic.txBytes()) - before;
     return { bytes: bytes > 0 ? bytes : result.bytes, ms: result.ms };
@@ -458,7 +481,8 @@ export class MigrationSource {
       if (await runc.state(side.workloadId)) await runc.delete(side.workloadId, true);
       const record = this.c.record(side.workloadId);
       if (record?.netns) await tearDownNetwork(record.netns);
-      await rm(side.sharedRootfs ? side.imagesDir : side.containerDir, { recursive: true, force: true });
+      if (side.sharedRootfs) await rm(side.imagesDir, { recursive: true, force: true });
+      else await this.c.roots.removeContainerDir(record ? this.c.pool(record.spec.pool) : undefined, side.containerDir);
       await this.c.forget(side.workloadId);
       await this.o.sides.remove(migrationId);
       this.o.log.info({ migrationId, workload: side.workloadId }, 'migrated away: nothing of it remains here');

@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { haAdmissionForStart, validateWorkloadRequest, workloadWarnings, type PlacementPolicy } from '@ferry/core';
+import { haAdmissionForStart, resumeTarget, validateWorkloadRequest, workloadWarnings, type PlacementPolicy } from '@ferry/core';
 import {
   CreateWorkloadQuery,
   JobParams,
+  ResumeWorkloadBody,
   StopWorkloadQuery,
   WorkloadListQuery,
   WorkloadParams,
@@ -30,6 +31,8 @@ const JOB_OPTIONS = {
   removeOnComplete: { age: 24 * 3600, count: 5000 },
   removeOnFail: { age: 7 * 24 * 3600 },
 } as const;
+
+const SUSPEND_PHASES: ReadonlySet<string> = new Set(['suspending', 'suspended', 'resuming']);
 
 function view(record: WorkloadRecord, hosts: Map<string, HostRecord>): WorkloadView {
   const host = record.hostId ? hosts.get(record.hostId) : undefined;
@@ -134,8 +137,36 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluste
     return view(record, await hostMap(record));
   });
 
+  /** start and stop act on a workload that holds a host: a suspended one is resumed (or deleted) instead */
+  const notSuspended = (record: WorkloadRecord, what: string) => {
+    if (SUSPEND_PHASES.has(record.phase)) {
+      throw new ApiError('CONFLICT', `${record.spec.id} is ${record.phase}: it cannot be ${what} (resume it, or delete it)`, { code: 'SUSPENDED', phase: record.phase });
+    }
+  };
+
+  app.post('/v1/workloads/:id/suspend', async (request, reply) => {
+    const record = await existing(request.params);
+    if (record.phase !== 'running' || record.migratingTo !== null) {
+      throw new ApiError('CONFLICT', `${record.spec.id} is ${record.migratingTo ? 'migrating' : record.phase}: only a running workload can be suspended`, { code: 'NOT_RUNNING', phase: record.phase });
+    }
+    return reply.status(202).send(await enqueue(record, 'suspend'));
+  });
+
+  app.post('/v1/workloads/:id/resume', async (request, reply) => {
+    const record = await existing(request.params);
+    const body = parseRequest(ResumeWorkloadBody, request.body ?? {}, 'body');
+    // answered now with every reason, as a migration is; the scheduler decides again when it runs
+    const target = resumeTarget(record, await cluster.snapshot(), policy, body.host);
+    if (!target.ok) {
+      if (target.code === 'HOST_UNKNOWN') throw new ApiError('NOT_FOUND', target.message, { host: body.host });
+      throw new ApiError('CONFLICT', target.message, { code: target.code, phase: record.phase, refusals: target.refusals });
+    }
+    return reply.status(202).send(await enqueue(record, 'resume', body.host ? { host: body.host } : {}));
+  });
+
   app.post('/v1/workloads/:id/start', async (request, reply) => {
     const record = await existing(request.params);
+    notSuspended(record, 'started');
     const problem = haAdmissionForStart(record, await cluster.snapshot(), policy);
     if (problem) {
       metrics.admissionRefusals.inc();
@@ -147,6 +178,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluste
   app.post('/v1/workloads/:id/stop', async (request, reply) => {
     const record = await existing(request.params);
     const { graceMs } = parseRequest(StopWorkloadQuery, request.query, 'query');
+    notSuspended(record, 'stopped');
     return reply.status(202).send(await enqueue(record, 'stop', graceMs === undefined ? {} : { graceMs }));
   });
 

@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
-import { Placer, type PlacementPolicy, type PlacementResult } from '@ferry/core';
-import type { WorkloadRecord } from '@ferry/protocol';
+import { Placer, resumeTarget, type PlacementPolicy, type PlacementResult } from '@ferry/core';
+import type { JobRef, WorkloadRecord } from '@ferry/protocol';
 import { Batcher, type Logger } from '@ferry/runtime';
 import { RedisLock, type ClusterCopy, type ClusterStore } from '@ferry/store';
 import type { WorkloadRecords } from './lifecycle.ts';
@@ -44,6 +44,33 @@ export class Placements {
   /** Places `record` (it has no host yet): the record with its host, or an UnrecoverableError when no host can take it. */
   place(record: WorkloadRecord, jobId: string | null, log: Logger): Promise<WorkloadRecord> {
     return this.batches.submit({ record, jobId, log });
+  }
+
+  /**
+   * Where a suspended workload resumes (resumeTarget: its own host, or on a shared pool any
+   * compatible host that mounts it; `requested` when the operator named one), decided and written
+   * under the placement lock like any placement, so a create placed meanwhile never counts the
+   * same room. The record moves to `resuming` on that host, one epoch on (the copy it restores is
+   * a new generation). An UnrecoverableError, with the record unchanged, when no host can.
+   */
+  async resume(record: WorkloadRecord, requested: string | undefined, jobId: string | null, lastJob: JobRef, log: Logger): Promise<WorkloadRecord> {
+    const lock = await this.lock();
+    try {
+      const target = resumeTarget(record, await this.o.cluster.snapshot(), this.o.policy, requested);
+      if (!target.ok) {
+        log.warn({ code: target.code, refusals: target.refusals }, target.message);
+        throw new UnrecoverableError(target.message);
+      }
+      log.info({ hostId: target.hostId, reason: target.reason }, 'resume placed');
+      return await this.o.records.update(
+        record,
+        { phase: 'resuming', hostId: target.hostId, epoch: record.epoch + 1, placement: { hostId: target.hostId, reason: target.reason, refused: {} }, lastJob, error: null },
+        jobId,
+        target.reason,
+      );
+    } finally {
+      await lock.release();
+    }
   }
 
   private async decide(batch: Waiting[]): Promise<Array<Promise<WorkloadRecord>>> {

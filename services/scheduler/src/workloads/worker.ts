@@ -10,6 +10,8 @@ import { hostAway } from './discards.ts';
 import { HostSlots } from './host-slots.ts';
 
 const BUSY_RETRY_MS = 500;
+/** a dump or restore of a large container takes a while: at least this long for an agent's answer */
+const SUSPEND_TIMEOUT_MS = 300_000;
 
 export interface WorkloadWorkerOptions {
   keyPrefix: string;
@@ -143,9 +145,20 @@ export class WorkloadWorker {
         await progress(record);
         return { workloadId: data.workloadId, phase: record.phase, hostId };
       }
+      case 'suspend':
+        return this.suspend(record, data, job, log);
+      case 'resume':
+        return this.resume(record, data, job, log);
       case 'destroy': {
         record = await records.update(record, { phase: 'destroying', lastJob }, jobId);
         await progress(record);
+        const image = record.suspended;
+        if (!record.hostId && image) {
+          // suspended: no host runs it, but a pool holds its root filesystem and checkpoint
+          const away = await hostAway(this.o.store, image.hostId);
+          if (away) log.warn({ hostId: image.hostId, away, imagesDir: image.imagesDir }, 'the host of a suspended workload is away: its checkpoint and root filesystem stay in its pool');
+          else await step('destroy', () => this.command(image.hostId, () => agents.call(image.hostId, 'container.destroy', { id: data.workloadId }, this.o.agentTimeoutMs)));
+        }
         if (record.hostId) {
           const hostId = record.hostId;
           const away = await hostAway(this.o.store, hostId);
@@ -162,6 +175,86 @@ export class WorkloadWorker {
         return { workloadId: data.workloadId, phase: 'destroyed', hostId: record.hostId };
       }
     }
+  }
+
+  /**
+   * Checkpoints a running workload to its pool and stops it (the agent's container.suspend); the
+   * record then holds no host, only where the checkpoint is. Refused, with nothing changed, unless
+   * it runs. A failed dump leaves it running where it was (the agent reverts), recorded so.
+   */
+  private async suspend(record: WorkloadRecord, data: WorkloadJobData, job: Job, log: Logger): Promise<WorkloadJobResult> {
+    const { records, agents } = this.o;
+    const jobId = job.id ?? null;
+    const id = data.workloadId;
+    // suspended by an earlier attempt of this job whose end was not recorded
+    if (record.phase === 'suspended' && record.lastJob?.id === job.id) return { workloadId: id, phase: record.phase, hostId: null };
+    if (record.phase !== 'running' && !(record.phase === 'suspending' && record.lastJob?.id === job.id)) {
+      throw new UnrecoverableError(`${id} is ${record.phase}: only a running workload can be suspended`);
+    }
+    const hostId = this.requireHost(record);
+    let current = await records.update(record, { phase: 'suspending', desired: 'suspended', lastJob: { id: job.id ?? '', name: 'suspend' }, error: null }, jobId);
+    await job.updateProgress({ phase: current.phase, hostId } satisfies WorkloadJobProgress);
+    let image;
+    try {
+      image = await this.command(hostId, () => agents.call(hostId, 'container.suspend', { id, epoch: current.epoch }, Math.max(this.o.agentTimeoutMs, SUSPEND_TIMEOUT_MS)));
+    } catch (err) {
+      const retryable = err instanceof AgentCallError ? err.retryable : false;
+      const error = err instanceof AgentCallError ? { code: err.code, message: err.message, details: err.details } : { code: 'INTERNAL', message: (err as Error).message };
+      log.warn({ error, retryable, attempt: job.attemptsMade + 1 }, 'suspend failed');
+      if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw err;
+      // the agent reverted a failed dump: the container runs on where it was
+      current = await records.update(current, { phase: 'running', desired: 'running', error }, jobId, `suspend failed: ${error.message}`);
+      throw new UnrecoverableError(`suspend failed: ${error.message}`);
+    }
+    current = await records.update(
+      current,
+      { phase: 'suspended', hostId: null, suspended: image, lastExit: { reason: 'stopped', at: image.at } },
+      jobId,
+      `suspended to pool ${image.pool} (${image.bytes} bytes of images)`,
+    );
+    await job.updateProgress({ phase: current.phase, hostId: null } satisfies WorkloadJobProgress);
+    return { workloadId: id, phase: current.phase, hostId: null };
+  }
+
+  /**
+   * Restores a suspended workload from its checkpoint on the host placement picks (Placements.resume)
+   * or the one asked for; it runs there with its memory, one epoch on, and the checkpoint is gone.
+   * Refused, with nothing changed, unless it is suspended. A failed restore leaves it suspended.
+   */
+  private async resume(record: WorkloadRecord, data: WorkloadJobData, job: Job, log: Logger): Promise<WorkloadJobResult> {
+    const { records, agents } = this.o;
+    const jobId = job.id ?? null;
+    const id = data.workloadId;
+    const ours = record.lastJob?.id === job.id;
+    if (record.phase === 'running' && ours) return { workloadId: id, phase: record.phase, hostId: record.hostId };
+    if (record.phase !== 'suspended' && !(record.phase === 'resuming' && ours)) throw new UnrecoverableError(`${id} is ${record.phase}: only a suspended workload can be resumed`);
+    const image = record.suspended;
+    if (!image) throw new UnrecoverableError(`${id} is ${record.phase} but its record names no checkpoint`);
+    let current = record.phase === 'resuming' ? record : await this.o.placements.resume(record, data.host, jobId, { id: job.id ?? '', name: 'resume' }, log);
+    const hostId = current.hostId!;
+    await job.updateProgress({ phase: current.phase, hostId } satisfies WorkloadJobProgress);
+    try {
+      await this.command(hostId, () =>
+        agents.call(hostId, 'container.resume', { spec: current.spec, epoch: current.epoch, suspendedOn: image.hostId }, Math.max(this.o.agentTimeoutMs, SUSPEND_TIMEOUT_MS)),
+      );
+    } catch (err) {
+      const retryable = err instanceof AgentCallError ? err.retryable : false;
+      const error = err instanceof AgentCallError ? { code: err.code, message: err.message, details: err.details } : { code: 'INTERNAL', message: (err as Error).message };
+      log.warn({ error, retryable, attempt: job.attemptsMade + 1, hostId }, 'resume failed');
+      if (retryable && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw err;
+      // the agent reverted a failed restore: the checkpoint stays, for another resume
+      current = await records.update(current, { phase: 'suspended', hostId: null, error }, jobId, `resume failed: ${error.message}`);
+      throw new UnrecoverableError(`resume failed: ${error.message}`);
+    }
+    const host = await this.o.store.hosts.get(hostId);
+    current = await records.update(
+      current,
+      { phase: 'running', desired: 'running', suspended: null, lastExit: null, cpu: host?.capacity.cpu ?? current.cpu },
+      jobId,
+      `resumed from the checkpoint ${image.hostId} wrote`,
+    );
+    await job.updateProgress({ phase: current.phase, hostId } satisfies WorkloadJobProgress);
+    return { workloadId: id, phase: current.phase, hostId };
   }
 
   private requireHost(record: WorkloadRecord): string {
