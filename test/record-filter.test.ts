@@ -1,8 +1,6 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { realRedisStore } from './helpers/store.ts';
 import type { HostRecord } from '@ferry/protocol';
-import { createLogger, readRedisPassword } from '@ferry/runtime';
-import { ClusterStore } from '@ferry/store';
 import { sampleContainer, sampleHostRecord, sampleReport } from './fixtures/capacity.ts';
 
 /**
@@ -10,32 +8,19 @@ import { sampleContainer, sampleHostRecord, sampleReport } from './fixtures/capa
  * second for the down hosts, matched inside Redis, as the scheduler's intake writes host records.
  */
 describe('records matched inside Redis (the failover detector’s down hosts)', () => {
-  let redis: Redis;
-  let store: ClusterStore;
-  const prefix = `filter-${process.pid}`;
-
-  beforeAll(() => {
-    redis = new Redis(inject('redisUrl'), { username: inject('redisAdminUser'), password: readRedisPassword(inject('redisAdminPasswordFile')) });
-    store = new ClusterStore(redis, prefix, createLogger('test').child({}, { level: 'silent' }));
-  });
-
-  afterAll(async () => {
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-  });
+  const real = realRedisStore('filter');
 
   it('returns exactly the records whose JSON holds the text, parsed, and none when none does', async () => {
     const host = (id: string, state: HostRecord['state']) => sampleHostRecord(id, { state, capacity: sampleReport(id, { containers: [sampleContainer(`${id}-w`)] }) });
     // written as the intake writes them (putMany), 200 hosts, every 50th down
     const records = Array.from({ length: 200 }, (_, i) => host(`h${i}`, i % 50 === 7 ? 'down' : i % 3 ? 'up' : 'suspect'));
-    await store.hosts.putMany(records.map((r) => [r.id, r]));
-    const down = await store.hosts.allContaining('"state":"down"');
+    await real.store.hosts.putMany(records.map((r) => [r.id, r]));
+    const down = await real.store.hosts.allContaining('"state":"down"');
     expect(down.map((h) => h.id).sort()).toEqual(['h107', 'h157', 'h57', 'h7']);
     expect(down.every((h) => h.state === 'down' && h.capacity.containers.length === 1)).toBe(true);
     // a host coming back is no longer found; text in no record finds nothing
-    await store.hosts.put('h7', host('h7', 'up'));
-    expect((await store.hosts.allContaining('"state":"down"')).map((h) => h.id).sort()).toEqual(['h107', 'h157', 'h57']);
-    expect(await store.hosts.allContaining('"state":"nowhere"')).toEqual([]);
+    await real.store.hosts.put('h7', host('h7', 'up'));
+    expect((await real.store.hosts.allContaining('"state":"down"')).map((h) => h.id).sort()).toEqual(['h107', 'h157', 'h57']);
+    expect(await real.store.hosts.allContaining('"state":"nowhere"')).toEqual([]);
   });
 });
