@@ -5,11 +5,18 @@
  * agent → btrfs snapshot + runc. Prints the wall time from the first request until all run, the
  * agent's own create time per container (snapshot + limit: p50/p99), the rate at which starts
  * completed at the agent, then, idle, the host memory taken per container and the agent's CPU.
+ * The time the agent takes to build one capacity report (reconcile, cgroup reads, disk usage,
+ * pools) is read from its own histogram, `ferry_agent_report_build_seconds`, scraped from its
+ * metrics endpoint at each phase's edges: p50/p99 per phase, interpolated inside the buckets as
+ * Prometheus' histogram_quantile does, and the exact mean (sum / count). Last, a client on a
+ * second lab host (no agent: only a network namespace on the same segment) sends HTTP GETs to
+ * the 300 nginx for BENCH_DENSITY_LOAD_S seconds (0: skipped).
  * Nothing is asserted: it only measures. Needs root; run under the lab lock.
  *
  *   BENCH_DENSITY_COUNT     containers (default 300)
  *   BENCH_DENSITY_TEMPLATE  template (default debian-12; its init command)
  *   BENCH_DENSITY_IDLE_S    the idle window measured once all run (default 20)
+ *   BENCH_DENSITY_LOAD_S    the HTTP load window (default 10)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -18,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Lab, LocalCluster } from '@ferry/deploy';
 import { createLogger } from '@ferry/runtime';
 import type { WorkloadSpecInput, WorkloadView } from '@ferry/protocol';
+import { histogramQuantile, parseHistogram, type ScrapedHistogram } from './helpers/prom-histogram.ts';
 
 /** a /22: room for 1000 addresses on one segment */
 const NETWORK = { name: 'dense', subnet: '10.78.0.0/22', bridge: 'fbr-dense' };
@@ -27,6 +35,42 @@ const address = (i: number) => `10.78.${Math.floor((i + 2) / 256)}.${(i + 2) % 2
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
+
+const REPORT_BUILD = 'ferry_agent_report_build_seconds';
+
+const scrapeReportBuild = async (metricsUrl: string) => parseHistogram(await (await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })).text(), REPORT_BUILD);
+
+function buildSummary(from: ScrapedHistogram, to: ScrapedHistogram): string {
+  const n = to.count - from.count;
+  const mean = n > 0 ? ((to.sum - from.sum) / n) * 1000 : NaN;
+  const q = (p: number) => {
+    const r = histogramQuantile(from, to, p);
+    return r === null ? 'n/a' : `${r.beyond ? '> ' : ''}${(r.value * 1000).toFixed(0)} ms`;
+  };
+  return `p50 ${q(0.5)}, p99 ${q(0.99)}, mean ${mean.toFixed(0)} ms (${n} reports)`;
+}
+
+/**
+ * Run inside the client's lab host: `workers` keep-alive loops of GET / over the addresses, round
+ * robin, for the given seconds; prints the 200s and the rest as JSON.
+ */
+const LOAD_CLIENT = `
+const http = require('node:http');
+const [addresses, seconds, workers] = JSON.parse(process.argv[1]);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const until = Date.now() + seconds * 1000;
+let ok = 0, other = 0, next = 0;
+const get = (host) => new Promise((resolve) => {
+  const req = http.get({ host, port: 80, path: '/', agent, timeout: 3000 }, (res) => {
+    res.resume();
+    res.on('end', () => { res.statusCode === 200 ? ok++ : other++; resolve(); });
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', () => { other++; resolve(); });
+});
+const worker = async () => { while (Date.now() < until) await get(addresses[next++ % addresses.length]); };
+Promise.all(Array.from({ length: workers }, worker)).then(() => { console.log(JSON.stringify({ ok, other })); process.exit(0); });
+`;
 
 const memAvailable = () => Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1]) * 1024;
 
@@ -40,10 +84,11 @@ export async function runDensityBenchmark(): Promise<void> {
   const count = Number(process.env.BENCH_DENSITY_COUNT ?? 300);
   const template = process.env.BENCH_DENSITY_TEMPLATE ?? 'debian-12';
   const idleS = Number(process.env.BENCH_DENSITY_IDLE_S ?? 20);
+  const loadS = Number(process.env.BENCH_DENSITY_LOAD_S ?? 10);
   const manifest = JSON.parse(readFileSync(`/opt/ferry/templates/${template}/template.json`, 'utf8')) as { init?: { command: string[] } };
   const stateDir = mkdtempSync(join(tmpdir(), 'ferry-bench-density-'));
   const log = createLogger('bench-density').child({}, { level: 'warn' });
-  const lab = await Lab.create({ stateDir, hostIds: ['h1'], networks: [NETWORK], reportIntervalMs: 1000, log, quotaPools: true });
+  const lab = await Lab.create({ stateDir, hostIds: ['h1', 'client'], networks: [NETWORK], reportIntervalMs: 1000, log, quotaPools: true });
   const cluster = new LocalCluster({ stateDir, lab, log });
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${cluster.apiUrl}${path}`, {
@@ -58,6 +103,8 @@ export async function runDensityBenchmark(): Promise<void> {
     const agent = cluster.startAgent('h1');
     await cluster.waitForHostsUp(['h1'], 30_000);
     const memBefore = memAvailable();
+    const metricsUrl = `http://${lab.host('h1').address}:9465/metrics`;
+    const beforeCreate = await scrapeReportBuild(metricsUrl);
     console.log(`${count} × ${template} on one host (${cpus().length} vCPUs, shared with other sessions: noisy), pool: loop-mounted btrfs with quota groups`);
 
     const started = performance.now();
@@ -91,6 +138,7 @@ export async function runDensityBenchmark(): Promise<void> {
       await sleep(500);
     }
     const allRunningMs = performance.now() - started;
+    const allRunning = await scrapeReportBuild(metricsUrl);
 
     // the agent's own view: each create (snapshot + limit) and when each start finished
     const lines = readFileSync(join(stateDir, 'logs', 'agent-h1.log'), 'utf8')
@@ -105,12 +153,25 @@ export async function runDensityBenchmark(): Promise<void> {
 
     await sleep(2_000);
     const idleTicks0 = cpuTicks(agent.pid);
+    const idleStart = await scrapeReportBuild(metricsUrl);
     await sleep(idleS * 1000);
     const agentCpu = (cpuTicks(agent.pid) - idleTicks0) / idleS; // ticks/s = percent of one core
+    const idleEnd = await scrapeReportBuild(metricsUrl);
     const memPer = (memBefore - memAvailable()) / Math.max(1, running);
     const page = (await api('GET', '/v1/workloads?limit=1000')).body as { workloads: WorkloadView[] };
     const workingSets = page.workloads.flatMap((w) => (w.observed?.usage ? [w.observed.usage.memoryBytes] : []));
     const disk = page.workloads.flatMap((w) => (w.observed?.usage?.diskBytes ? [w.observed.usage.diskBytes] : []));
+
+    // HTTP load from the other lab host: 64 connections, one per worker, over the running VPSs
+    let load: { ok: number; other: number } | null = null;
+    let loadEnd = idleEnd;
+    if (loadS > 0) {
+      const addresses = ids.map((_, i) => address(i));
+      const r = await lab.exec('client', process.execPath, ['-e', LOAD_CLIENT, JSON.stringify([addresses, loadS, 64])], { timeoutMs: (loadS + 30) * 1000 });
+      load = r.exitCode === 0 ? (JSON.parse(r.stdout) as { ok: number; other: number }) : null;
+      if (!load) console.error(`load client: ${r.exitCode} ${r.stderr}`);
+      loadEnd = await scrapeReportBuild(metricsUrl);
+    }
 
     const MiB = 1024 * 1024;
     console.log('| measure | value |');
@@ -126,6 +187,12 @@ export async function runDensityBenchmark(): Promise<void> {
     console.log(`| working set per container (cgroup, mean) | ${(workingSets.reduce((a, b) => a + b, 0) / Math.max(1, workingSets.length) / MiB).toFixed(1)} MiB |`);
     console.log(`| disk charged per container (quota groups, mean: its own writes) | ${(disk.reduce((a, b) => a + b, 0) / Math.max(1, disk.length) / MiB).toFixed(1)} MiB |`);
     console.log(`| agent CPU, idle, ${count} containers, ${idleS} s | ${agentCpu.toFixed(1)} % of one core |`);
+    console.log(`| capacity-report build, while creating (0 → ${count}) | ${buildSummary(beforeCreate, allRunning)} |`);
+    console.log(`| capacity-report build, ${count} idle, ${idleS} s | ${buildSummary(idleStart, idleEnd)} |`);
+    if (load) {
+      console.log(`| HTTP GET / from another lab host, 64 connections, ${loadS} s, over ${count} nginx | ${Math.round((load.ok / loadS) * 60)} requests/min (${load.other} failed) |`);
+      console.log(`| capacity-report build, under that load | ${buildSummary(idleEnd, loadEnd)} |`);
+    }
   } finally {
     await cluster.stop().catch(() => undefined);
     await lab.destroy().catch((err: unknown) => console.error(`lab teardown: ${(err as Error).message}`));
