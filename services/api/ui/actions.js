@@ -33,7 +33,7 @@ export function applyAccess() {
   $('#rebalance').hidden = !perms.rebalance;
 }
 
-export const workloadActionsAllowed = () => perms.start || perms.stop || perms.destroy || perms.migrate;
+export const workloadActionsAllowed = () => perms.start || perms.stop || perms.suspend || perms.resume || perms.destroy || perms.migrate;
 export const hostActionsAllowed = () => perms.enterMaintenance || perms.exitMaintenance;
 
 /** A message for the person at the screen (an action's result or refusal), in the status region. */
@@ -54,6 +54,7 @@ export function workloadCell(w) {
   const settled = w.phase === 'running' || w.phase === 'stopped';
   if (perms.stop && w.phase === 'running') parts.push(button('stop', 'Stop', ` aria-label="Stop ${id}"`));
   if (perms.start && (w.phase === 'stopped' || w.phase === 'failed')) parts.push(button('start', 'Start', ` aria-label="Start ${id}"`));
+  parts.push(...suspendButtons(w));
   if (perms.migrate && settled && w.hostId) parts.push(button('migrate', 'Migrate…', ` aria-label="Migrate ${id}"`));
   if (perms.destroy && w.phase !== 'destroying') parts.push(button('destroy', 'Destroy…', ` class="danger" aria-label="Destroy ${id}"`));
   return `<td class="act">${parts.join(' ')}</td>`;
@@ -74,6 +75,22 @@ export function migrationCell(m) {
   if (!perms.cancelMigration) return '';
   const cancellable = m.state === 'queued' || (m.state === 'running' && !['commit', 'cleanup'].includes(m.phase));
   return `<td class="act">${cancellable ? button('cancel-migration', 'Cancel', ` aria-label="Cancel migration ${esc(m.id)}"`) : ''}</td>`;
+}
+
+/** Suspend (a running workload) and Resume (a suspended one), as its role allows; none while either runs (the phase badge says so). */
+export function suspendButtons(w) {
+  const id = esc(w.spec.id);
+  if (perms.suspend && w.phase === 'running' && !w.migratingTo) return [button('suspend', 'Suspend', ` aria-label="Suspend ${id}"`)];
+  if (perms.resume && w.phase === 'suspended') return [button('resume', 'Resume', ` aria-label="Resume ${id}"`)];
+  return [];
+}
+
+/** Suspend or resume `w` (the API's job; the phase goes suspending → suspended, resuming → running). */
+export async function suspendOrResume(action, w) {
+  const id = w.spec.id;
+  const path = `/v1/workloads/${encodeURIComponent(id)}/${action}`;
+  if (action === 'suspend') return act('POST', path, `Suspending ${id}: its memory goes to disk, it holds no host until resumed`);
+  return act('POST', path, `Resuming ${id} from its checkpoint…`, {});
 }
 
 const workloadOf = (target) => ctx.state.workloads.find((w) => w.spec.id === target.closest('tr[data-workload]')?.dataset.workload);
@@ -103,6 +120,7 @@ async function onWorkloadClick(e) {
   const path = `/v1/workloads/${encodeURIComponent(id)}`;
   if (action === 'start') await act('POST', `${path}/start`, `Starting ${id}…`);
   else if (action === 'stop') await act('POST', `${path}/stop`, `Stopping ${id}…`);
+  else if (action === 'suspend' || action === 'resume') await suspendOrResume(action, w);
   else if (action === 'destroy') {
     const yes = await confirmDialog(`Destroy ${id}?`, `This stops ${id} and deletes it and its root filesystem on ${w.hostId ?? 'no host'}. It cannot be undone.`, `Destroy ${id}`);
     if (yes) await act('DELETE', path, `Destroying ${id}…`);

@@ -439,6 +439,7 @@ async function route() {
   $('#overview').hidden = target.kind !== 'overview';
   $('#page').hidden = target.kind === 'overview';
   if (target.kind !== 'overview') {
+    await accessReady; // a page's tools (console, logs, suspend) are drawn for the role
     await showPage(target);
     return;
   }

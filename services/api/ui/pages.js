@@ -6,6 +6,8 @@ import { api, session } from './api.js';
 import { sparkline } from './chart.js';
 import { moveFigures } from './measured.js';
 import { $, ago, badge, bar, esc, eventLine, gib, mib, ms } from './util.js';
+import { suspendButtons, suspendOrResume } from './actions.js';
+import { toolsHtml, wireTools } from './workload-tools.js';
 
 /** how often a shown page reads its records again (usage: a sample a minute, the latest each read) */
 const PAGE_EVERY_MS = 10_000;
@@ -14,7 +16,17 @@ const HOUR_MS = 3_600_000;
 /** the page shown: {kind, id, timer, stream: AbortController, unlisten, …} */
 let shown = null;
 
-export function initPages() {}
+/** The workload page's own buttons (suspend, resume): the action, then the page read again. */
+export function initPages() {
+  $('#page').addEventListener('click', async (e) => {
+    const action = e.target.closest('.page-actions button[data-action]')?.dataset.action;
+    const page = shown;
+    if (!action || page?.kind !== 'workload' || !page.workload) return;
+    e.target.disabled = true;
+    await suspendOrResume(action, page.workload);
+    if (shown === page) void drawWorkload(page);
+  });
+}
 
 /** `#/workloads/a` → {kind: 'workload', id: 'a'}; `#/hosts/h1` → host; anything else the overview (with its query). */
 export function parseRoute(hash) {
@@ -30,6 +42,7 @@ export function closePage() {
   clearInterval(shown.timer);
   shown.stream?.abort();
   shown.unlisten?.();
+  shown.closeTools?.();
   shown = null;
 }
 
@@ -39,6 +52,12 @@ export async function showPage(target) {
   const page = { ...target, timer: null, stream: null, unlisten: null };
   shown = page;
   $('#page').innerHTML = `<p class="muted">Loading ${esc(target.id)}…</p>`;
+  if (target.kind === 'workload') {
+    // the head and the rest are drawn again every 10 s; the tools between them (an open console, a
+    // followed log) are drawn once and stay
+    $('#page').innerHTML = `<div id="page-head"><p class="muted">Loading ${esc(target.id)}…</p></div><div id="workload-tools">${toolsHtml()}</div><div id="page-rest"></div>`;
+    page.closeTools = wireTools(target.id);
+  }
   const draw = target.kind === 'workload' ? () => drawWorkload(page) : () => drawHost(page);
   await draw();
   if (shown !== page) return;
@@ -100,7 +119,8 @@ async function drawWorkload(page) {
   ]);
   if (shown !== page) return;
   if (w.error) {
-    $('#page').innerHTML = `<p><a href="#/">← overview</a></p><h2>Workload ${esc(id)}</h2><p class="bad-text">Not found (${esc(w.error)}).</p>`;
+    $('#page-head').innerHTML = `<p><a href="#/">← overview</a></p><h2>Workload ${esc(id)}</h2><p class="bad-text">Not found (${esc(w.error)}).</p>`;
+    $('#page-rest').innerHTML = '';
     return;
   }
   const now = Date.now();
@@ -117,8 +137,11 @@ async function drawWorkload(page) {
       <td class="num">${mib(m.bytes.sent)}</td></tr>`;
   });
   const labels = Object.entries(spec.labels ?? {}).map(([k, v]) => `<code>${esc(k)}=${esc(v)}</code>`);
-  $('#page').innerHTML = `<p><a href="#/">← overview</a></p>
-    <h2 class="page-title">Workload <span id="page-id">${esc(id)}</span> ${badge(w.phase)}</h2>
+  page.workload = w;
+  const actions = suspendButtons(w);
+  $('#page-head').innerHTML = `<p><a href="#/">← overview</a></p>
+    <h2 class="page-title">Workload <span id="page-id">${esc(id)}</span> <span id="page-phase">${badge(w.phase)}</span></h2>
+    ${actions.length ? `<p class="page-actions">${actions.join(' ')}</p>` : ''}
     <dl class="facts">
       <dt>host</dt><dd>${w.hostId ? `<a href="#/hosts/${encodeURIComponent(w.hostId)}">${esc(w.hostId)}</a>` : '—'}${w.migratingTo ? ` → ${esc(w.migratingTo)}` : ''}</dd>
       <dt>epoch</dt><dd>${w.epoch}</dd>
@@ -129,7 +152,9 @@ async function drawWorkload(page) {
       <dt>labels</dt><dd>${labels.join(' ') || '—'}</dd>
       <dt>now</dt><dd>${u ? `${u.cpuPercent}% CPU · ${bar(u.memoryBytes / u.memoryLimitBytes, `${mib(u.memoryBytes)} of ${mib(u.memoryLimitBytes)}`)} · ${u.pids} processes` : '—'}</dd>
       ${w.error ? `<dt>error</dt><dd class="bad-text">${esc(typeof w.error === 'string' ? w.error : JSON.stringify(w.error))}</dd>` : ''}
-    </dl>
+      ${w.suspended ? `<dt>checkpoint</dt><dd>${mib(w.suspended.bytes)} of images in pool ${esc(w.suspended.pool)}${w.suspended.shared ? ' (shared storage: it may resume on another host)' : ''}, dumped on ${esc(w.suspended.hostId)} ${ago(w.suspended.at)}</dd>` : ''}
+    </dl>`;
+  $('#page-rest').innerHTML = `
     ${section('Usage over the last hour', charts(usage?.samples ?? [], now, `${usage?.hosts?.length ? ` · on ${usage.hosts.map((h) => esc(h.hostId)).join(', ')}` : ''}${unavailable.join('')}`), 'usage')}
     ${section(
       'Migrations',

@@ -20,6 +20,8 @@ const UI_FILES: Record<string, string> = {
   'pages.js': JS,
   'chart.js': JS,
   'measured.js': JS,
+  'terminal.js': JS,
+  'workload-tools.js': JS,
   'style.css': 'text/css; charset=utf-8',
 };
 const UiFileParams = z.strictObject({ file: z.string().max(64) });
