@@ -119,10 +119,10 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
     const before = await migrationsOf('drag-a');
     const checker = await InvariantChecker.start(t);
     const page = await open(t.cluster.token);
-    // maintenance from the page: the dialog says what would move (nothing: the host is empty), then it enters
+    // maintenance from the page: the dialog shows the evacuation plan's dry run (nothing: the host is empty), then it enters
     await page.getByRole('button', { name: `Enter maintenance on ${target}` }).click();
     const dialog = page.locator('#dialog');
-    await dialog.getByText('it runs none').waitFor();
+    await dialog.getByText('it runs no workload, so nothing moves').waitFor();
     await dialog.getByLabel('reason').fill('console test');
     await dialog.getByRole('button', { name: 'Enter maintenance' }).click();
     await page.locator('#notice', { hasText: new RegExp(`${target}: (in|entering) maintenance, 0 workload`) }).waitFor();

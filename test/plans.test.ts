@@ -57,6 +57,18 @@ describe.skipIf(skipLab())('planning on a lab: compatibility, maintenance, rebal
     for (let i = 1; i <= 4; i++) for (let k = 0; k < i; k++) await talk('h1', `10.77.0.${70 + i}`, 'inc');
     for (const h of ['h2', 'h3']) expect((await api('DELETE', `/v1/hosts/${h}/maintenance`)).status).toBe(200);
 
+    // the dry run first: the plan it would run, and nothing changes (no record, no plan stored, h1 still placeable)
+    const plansBefore = (await api('GET', '/v1/plans')).body.plans.length as number;
+    const preview = await api('POST', '/v1/hosts/h1/maintenance?dryRun=true', {});
+    expect(preview.status, JSON.stringify(preview.body)).toBe(200);
+    expect(preview.body).toMatchObject({ dryRun: true, hostId: 'h1', plan: { kind: 'evacuate', state: 'planned' } });
+    expect(preview.body.plan.moves.map((m: { workload: string }) => m.workload).sort()).toEqual(['d1', 'd2', 'd3', 'd4']);
+    expect(preview.body.plan.moves.every((m: { from: string; to: string }) => m.from === 'h1' && m.to !== 'h1')).toBe(true);
+    expect(await maintenance('h1')).toBeNull();
+    expect((await api('GET', '/v1/plans')).body.plans.length).toBe(plansBefore);
+    expect((await api('GET', '/v1/compat?workload=d3&host=h1')).body.reasons.map((r: { code: string }) => r.code)).not.toContain('HOST_IN_MAINTENANCE');
+    expect((await api('POST', '/v1/hosts/h1/maintenance?dryRun=maybe', {})).status).toBe(400);
+
     const res = await api('POST', '/v1/hosts/h1/maintenance', { reason: 'kernel update' });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.maintenance).toMatchObject({ state: 'entering', reason: 'kernel update' });

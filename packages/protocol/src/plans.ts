@@ -125,13 +125,28 @@ export const DryRunQuery = z.strictObject({
     .optional(),
 });
 
-/** POST /v1/hosts/:id/maintenance?partial=true: move what can leave, list what cannot (default: all or nothing) */
+/**
+ * POST /v1/hosts/:id/maintenance?partial=true: move what can leave, list what cannot (default: all
+ * or nothing); ?dryRun=true: the evacuation plan it would run, and nothing changes
+ */
 export const MaintenanceQuery = z.strictObject({
   partial: z
     .enum(['true', 'false'])
     .transform((v) => v === 'true')
     .optional(),
+  dryRun: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
 });
+
+/** 200 answer to POST /v1/hosts/:id/maintenance?dryRun=true: the plan, not stored; the host untouched. */
+export const MaintenancePreview = z.object({
+  dryRun: z.literal(true),
+  hostId: z.string(),
+  plan: PlanRecord.omit({ id: true, createdAt: true, updatedAt: true }),
+});
+export type MaintenancePreview = z.infer<typeof MaintenancePreview>;
 
 export const MaintenanceRequest = z.strictObject({
   reason: z.string().max(500).optional(),

@@ -27,6 +27,7 @@ import {
   JobView,
   MaintenanceRecord,
   MaintenanceQuery,
+  MaintenancePreview,
   MaintenanceRequest,
   MigrateQuery,
   MigrateRequest,
@@ -192,12 +193,13 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'POST',
     path: '/v1/hosts/:id/maintenance',
-    summary: 'Enter maintenance: out of placement, every workload live-migrated away (?partial=true: those that can leave, the rest listed)',
+    summary:
+      'Enter maintenance: out of placement, every workload live-migrated away (?partial=true: those that can leave, the rest listed; ?dryRun=true: the evacuation plan it would run, 200, nothing changes)',
     tag: 'maintenance',
     params: HostParams,
     query: MaintenanceQuery,
     body: MaintenanceRequest,
-    response: PlanStarted,
+    response: z.union([PlanStarted, MaintenancePreview]),
     status: 202,
     access: 'operator',
   },

@@ -221,22 +221,28 @@ async function migrateDialog(w) {
     );
 }
 
-/** Maintenance: first where each workload of the host would go (a dry run each), then enter. */
+/**
+ * Maintenance: first the evacuation plan it would run (POST …/maintenance?dryRun=true: every move
+ * with its destination, strategy and predicted freeze, and what could not leave), then enter.
+ */
 async function maintenanceDialog(h, path) {
-  const here = ctx.state.workloads.filter((w) => w.hostId === h.id);
-  const checks = await Promise.all(here.map(async (w) => ({ w, answer: await call('POST', `/v1/workloads/${encodeURIComponent(w.spec.id)}/migrate?dryRun=true`, {}) })));
-  const rows = checks
-    .map(({ w, answer }) =>
-      answer.ok
-        ? `<tr><td>${esc(w.spec.id)}</td><td>→ ${esc(answer.body.destination)}</td><td>${esc(answer.body.strategy)}, freeze ~${ms(answer.body.predicted.freezeMs)}</td></tr>`
-        : `<tr><td>${esc(w.spec.id)}</td><td class="bad-text">stays</td><td>${esc(problemsOf(answer)[0].message)}</td></tr>`,
-    )
-    .join('');
+  const preview = await call('POST', `${path}?dryRun=true`, {});
+  let body;
+  if (!preview.ok) {
+    body = `<p class="bad-text">${esc(h.id)} cannot be emptied now: ${esc(problemsOf(preview)[0].message)}</p>`;
+  } else if (preview.body.plan.moves.length === 0) {
+    body = `<p>${esc(h.id)} leaves placement; it runs no workload, so nothing moves.</p>`;
+  } else {
+    const moves = preview.body.plan.moves
+      .map((m) => `<tr><td>${esc(m.workload)}</td><td>→ ${esc(m.to)}</td><td>${esc(m.strategy)}, freeze ~${ms(m.predicted?.freezeMs)}</td><td>${esc(String(m.stage ?? 1))}</td></tr>`)
+      .join('');
+    body = `<p>${esc(h.id)} leaves placement and this plan live-migrates every workload away (checked now; the plan is made again when it starts):</p>
+    <table class="plan"><thead><tr><th>workload</th><th>to</th><th>how</th><th>stage</th></tr></thead><tbody>${moves}</tbody></table>`;
+  }
   const value = await dialog(`<h2>Maintenance on ${esc(h.id)}</h2>
-    <p>${esc(h.id)} leaves placement and every workload on it is live-migrated away${here.length ? ', as checked now (the evacuation plan is made when it starts):' : ': it runs none.'}</p>
-    ${here.length ? `<table class="plan"><thead><tr><th>workload</th><th>to</th><th>how</th></tr></thead><tbody>${rows}</tbody></table>` : ''}
+    ${body}
     <label>reason <input name="reason" id="maintenance-reason" maxlength="500"></label>
-    <div class="buttons"><button value="cancel">Cancel</button> <button value="ok">Enter maintenance</button></div>`);
+    <div class="buttons"><button value="cancel">Cancel</button> <button value="ok"${preview.ok ? '' : ' disabled'}>Enter maintenance</button></div>`);
   if (value !== 'ok') return;
   const reason = $('#maintenance-reason')?.value.trim();
   const answer = await act('POST', path, `${h.id} enters maintenance`, reason ? { reason } : {});

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TERMINAL_MIGRATION_STATES, type MaintenanceRecord, type MigrationDryRun, type MigrationRecord, type PlanRecord } from '@ferry/protocol';
+import { TERMINAL_MIGRATION_STATES, type MaintenancePreview, type MaintenanceRecord, type MigrationDryRun, type MigrationRecord, type PlanRecord } from '@ferry/protocol';
 import { EXIT, CliError, UsageError } from '../errors.ts';
 import { size, print, seconds } from '../output.ts';
 import { MigrationProgress } from '../progress.ts';
@@ -121,7 +121,7 @@ const planExit = (plan: PlanRecord) => (plan.state === 'completed' ? EXIT.ok : E
 const stageColumn = (m: PlanRecord['moves'][number]) => `${m.stage ?? 1}${m.dependsOn?.length ? ` (after ${m.dependsOn.map((k) => k + 1).join(', ')})` : ''}`;
 
 /** What stays on a host a partial evacuation leaves, and why (to stderr: the table stays the moves). */
-function writeUnplaced(plan: PlanRecord): void {
+function writeUnplaced(plan: Pick<PlanRecord, 'unplaced' | 'hostId'>): void {
   for (const u of plan.unplaced ?? []) process.stderr.write(`  ${u.workload.padEnd(20)} stays on ${plan.hostId ?? 'the host'}: ${u.reason}\n`);
 }
 
@@ -180,9 +180,24 @@ export function operateCommands(program: Command, session: () => Session): void 
     .command('enter <host>')
     .description('take the host out of placement and live-migrate every workload away (per-workload progress)')
     .option('--partial', 'move the workloads that can leave and leave the rest, listed with why (default: all or nothing)')
+    .option('--dry-run', 'show the evacuation plan it would run; nothing changes')
     .option('--no-wait', 'start it and return')
-    .action(async (host: string, options: { wait: boolean; partial?: boolean }) => {
+    .action(async (host: string, options: { wait: boolean; partial?: boolean; dryRun?: boolean }) => {
       const s = session();
+      if (options.dryRun) {
+        const query = new URLSearchParams({ dryRun: 'true', ...(options.partial ? { partial: 'true' } : {}) });
+        const preview = await s.api.request<MaintenancePreview>('POST', `/v1/hosts/${encodeURIComponent(host)}/maintenance?${query}`, {});
+        process.stderr.write(`${host}: ${preview.plan.moves.length} workload(s) would move (dry run: nothing changed)\n`);
+        writeUnplaced(preview.plan);
+        print(s.format, preview, preview.plan.moves, [
+          { header: 'workload', value: (m) => m.workload },
+          { header: 'from → to', value: (m) => `${m.from} → ${m.to}` },
+          { header: 'strategy', value: (m) => m.strategy },
+          { header: 'stage', value: stageColumn },
+          { header: 'why', value: (m) => m.reason },
+        ]);
+        return;
+      }
       const started = await s.api.request<{ maintenance: MaintenanceRecord | null; plan: PlanRecord }>(
         'POST',
         `/v1/hosts/${encodeURIComponent(host)}/maintenance${options.partial ? '?partial=true' : ''}`,

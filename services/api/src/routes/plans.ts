@@ -16,6 +16,7 @@ import {
   type PlanMove,
   type PlanRecord,
   type PlanUnplaced,
+  type MaintenancePreview,
 } from '@ferry/protocol';
 import { executePlan, expirePlans, recentlyMoved, savePlan, StalePlanError, type ClusterStore } from '@ferry/store';
 import { z } from 'zod';
@@ -175,7 +176,7 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
 
   app.post('/v1/hosts/:id/maintenance', async (request, reply) => {
     const { id } = parseRequest(HostParams, request.params, 'params');
-    const { partial } = parseRequest(MaintenanceQuery, request.query, 'query');
+    const { partial, dryRun } = parseRequest(MaintenanceQuery, request.query, 'query');
     const body = parseRequest(MaintenanceRequest, request.body ?? {}, 'body');
     const host = await store.hosts.get(id);
     if (!host) throw new ApiError('NOT_FOUND', `no host ${id}`, { id });
@@ -193,6 +194,8 @@ export function planRoutes(app: FastifyInstance, store: ClusterStore, flows: Flo
       throw new ApiError('CONFLICT', `host ${id} cannot be emptied: ${draft.reason}${stayingList(draft.unplaced)}${draft.unplaced.length > 0 && !partial ? ' (?partial=true moves the others)' : ''}`, {
         unplaced: draft.unplaced,
       });
+    // what it would do, to be reviewed first: nothing stored, the host stays in placement
+    if (dryRun) return reply.status(200).send({ dryRun: true, hostId: id, plan: draft.plan } satisfies MaintenancePreview);
     const now = Date.now();
     // out of placement at once, before a single workload moves
     const plan = await save(draft.plan);
