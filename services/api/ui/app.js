@@ -5,7 +5,7 @@ import { api, apiPages, onUnauthorized, session, signIn } from './api.js';
 import { loadAccess } from './access.js';
 import { applyAccess, fillCreateChoices, hostCell, initActions, migrationCell, workloadCell } from './actions.js';
 import { draggable, dragging, followMoves, initDrag, markHosts } from './drag.js';
-import { $, ago, badge, bar, esc, eventLine, gib, mib } from './util.js';
+import { $, ago, badge, bar, esc, eventLine, gib, mib, readEventStream } from './util.js';
 import { EMPTY_FILTERS, filtersFromQuery, filtersToQuery, hostQuery, withinLoaded, workloadMatches, workloadQuery } from './filters.js';
 import { closePage, initPages, parseRoute, showPage } from './pages.js';
 
@@ -343,32 +343,16 @@ async function follow() {
       const res = await fetch(`/v1/events?recent=${RECENT_EVENTS}`, { headers });
       if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
       $('#status').textContent = 'live';
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
       let replaying = true; // until the server's `: live`: events that already happened
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const lines = block.split('\n');
-          const data = lines
-            .filter((l) => l.startsWith('data: '))
-            .map((l) => l.slice(6))
-            .join('\n');
-          const id = lines.find((l) => l.startsWith('id: '));
-          if (id) lastEventId = id.slice(4);
-          if (lines.includes(': live')) {
-            replaying = false;
-            if (reconnected) refreshSoon(); // what it missed while away, the lists show as it is now
-            reconnected = true;
-          }
-          if (data) onEvent(JSON.parse(data), replaying);
+      await readEventStream(res.body, ({ id, data, comments }) => {
+        if (id) lastEventId = id;
+        if (comments.includes(': live')) {
+          replaying = false;
+          if (reconnected) refreshSoon(); // what it missed while away, the lists show as it is now
+          reconnected = true;
         }
-      }
+        if (data) onEvent(JSON.parse(data), replaying);
+      });
     } catch {
       // fall through to the retry
     }

@@ -28,3 +28,29 @@ export function eventLine(event) {
             : `failover of ${event.failover.hostId}: ${event.failover.state}`;
   return `${new Date(event.at).toLocaleTimeString()}  ${event.type}  ${what}`;
 }
+
+/**
+ * Reads a server-sent-event stream (a fetch() body: fetch, not EventSource, because it carries the
+ * Authorization header) to its end, calling `onEvent` with each event's fields: `event`, `id`,
+ * `data` (its data lines joined) and `comments` (its lines starting with ':').
+ */
+export async function readEventStream(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const lines = buffer.slice(0, end).split('\n');
+      buffer = buffer.slice(end + 2);
+      const field = (name) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+      const data = lines
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6))
+        .join('\n');
+      onEvent({ event: field('event'), id: field('id'), data, comments: lines.filter((l) => l.startsWith(':')) });
+    }
+  }
+}

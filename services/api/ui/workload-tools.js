@@ -3,7 +3,7 @@
 // API allows (operator and up: access.js), and both end when the page closes.
 import { call, problemsOf, session } from './api.js';
 import { perms } from './actions.js';
-import { $ } from './util.js';
+import { $, readEventStream } from './util.js';
 import { Screen, keyBytes, stripAnsi } from './terminal.js';
 
 /** the console's size: the pre shows this many columns and rows */
@@ -167,30 +167,15 @@ function wireLogs(id) {
         return;
       }
       state('following: new output appears as the workload writes it', 'ok-text');
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end).split('\n');
-          buffer = buffer.slice(end + 2);
-          const event = block.find((l) => l.startsWith('event: '))?.slice(7);
-          const data = block
-            .filter((l) => l.startsWith('data: '))
-            .map((l) => l.slice(6))
-            .join('\n');
-          if (!data) continue;
-          const body = JSON.parse(data);
-          if (event === 'chunk') {
-            if (body.skipped > 0) append(`[… ${body.skipped} bytes rotated away …]\n`);
-            append(body.text);
-            text$.dataset.host = body.hostId;
-          } else if (event === 'end') state(`Ended: ${body.reason}`);
-        }
-      }
+      await readEventStream(res.body, ({ event, data }) => {
+        if (!data) return;
+        const body = JSON.parse(data);
+        if (event === 'chunk') {
+          if (body.skipped > 0) append(`[… ${body.skipped} bytes rotated away …]\n`);
+          append(body.text);
+          text$.dataset.host = body.hostId;
+        } else if (event === 'end') state(`Ended: ${body.reason}`);
+      });
       if (stream === controller) state('The stream ended.');
     } catch (err) {
       if (!controller.signal.aborted) state(`The stream broke: ${err.message}`, 'bad-text');

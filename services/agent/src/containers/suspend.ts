@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
-import { HostId, SuspendedImage, WorkloadSpec, type ContainerStatus, type NetworkReport } from '@ferry/protocol';
+import { HostId, SuspendedImage, WorkloadSpec, type ContainerStatus } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import type { PoolConfig } from '../config.ts';
 import { criuLogTail } from '../migration/common.ts';
@@ -12,6 +12,7 @@ import { rearmCheckpointTimerfds } from '../migration/timerfd-images.ts';
 import { CommandError } from './errors.ts';
 import { announce, planNetwork, removeCriuLocks, setUpNetwork, tearDownNetwork, type NetworkPlan } from './network.ts';
 import type { ContainerRecord } from './records.ts';
+import type { ContainerAccess } from './access.ts';
 import type { RootfsStore } from './rootfs.ts';
 import type { Runc } from './runc.ts';
 
@@ -19,20 +20,11 @@ const DUMP_TIMEOUT_MS = 300_000;
 const RESTORE_TIMEOUT_MS = 300_000;
 
 /** What suspend and resume use of the container manager (ContainerManager has it all). */
-export interface SuspendContainers {
+export interface SuspendContainers extends ContainerAccess {
   readonly runc: Pick<Runc, 'checkpoint' | 'state' | 'hasState' | 'resume' | 'delete' | 'detached'>;
   readonly netnsPrefix: string;
   /** removes a container's pool directory as its pool's mode needs (a btrfs subvolume root, or files) */
   readonly roots: Pick<RootfsStore, 'removeContainerDir'>;
-  exclusive<T>(workloadId: string, work: () => Promise<T>): Promise<T>;
-  record(workloadId: string): ContainerRecord | undefined;
-  save(record: ContainerRecord): Promise<ContainerRecord>;
-  /** drops the record and the bundle directory (the pool's files stay) */
-  forget(workloadId: string): Promise<void>;
-  statusOfRecord(record: ContainerRecord): Promise<ContainerStatus>;
-  pool(id: string): PoolConfig | undefined;
-  networks(): NetworkReport[];
-  bundle(workloadId: string): { dir: string; pidFile: string; consoleLog: string };
   writeBundleConfig(spec: WorkloadSpec, rootfs: string, netns: string): Promise<void>;
 }
 

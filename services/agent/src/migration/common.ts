@@ -8,13 +8,6 @@ import { planNetwork, type NetworkPlan } from '../containers/network.ts';
 import type { MigrationSide, MigrationSides } from './state.ts';
 import { rearmCheckpointTimerfds } from './timerfd-images.ts';
 
-/** Paths of a container's bundle (config.json, pid file, console log) that a migration uses. */
-export interface BundlePaths {
-  dir: string;
-  pidFile: string;
-  consoleLog: string;
-}
-
 /** What both halves of a migration share on this host. */
 export interface MigrationHost {
   hostId: string;

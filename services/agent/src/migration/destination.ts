@@ -1,18 +1,17 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ContainerStatus, MigrationStrategy, NetworkReport, PrepareMigrationResult, RestoreResult, WorkloadSpec } from '@ferry/protocol';
+import type { MigrationStrategy, PrepareMigrationResult, RestoreResult, WorkloadSpec } from '@ferry/protocol';
 import { freePort } from '@ferry/runtime';
-import type { PoolConfig } from '../config.ts';
 import type { Criu } from '../containers/criu.ts';
 import { CommandError } from '../containers/errors.ts';
 import { announce, planNetwork, setHostSide, setUpNetwork, tearDownNetwork } from '../containers/network.ts';
-import type { ContainerRecord } from '../containers/records.ts';
 import { diskLimitBytes, type RootfsStore } from '../containers/rootfs.ts';
 import type { Template } from '../containers/templates.ts';
 import type { Runc } from '../containers/runc.ts';
 import { consoleLogFile } from '../logs/console-log.ts';
-import { containerDir, criuLogTail, namespaceExists, planFor, rearmTimers, requireAddress, requireSide, undoFailed, type BundlePaths, type MigrationHost } from './common.ts';
+import { containerDir, criuLogTail, namespaceExists, planFor, rearmTimers, requireAddress, requireSide, undoFailed, type MigrationHost } from './common.ts';
+import type { ContainerAccess } from '../containers/access.ts';
 import { ref, stopProcess } from './processes.ts';
 import { parseRestoreStats, readCriuStats } from './criu-stats.ts';
 import { Reverter } from './reverter.ts';
@@ -22,20 +21,10 @@ import { newSide, type MigrationSide } from './state.ts';
 import { createMigrationTls, criuTlsArgs } from './tls.ts';
 
 /** Exactly what the destination half uses of the container manager (ContainerManager has it all). */
-export interface DestinationContainers {
+export interface DestinationContainers extends ContainerAccess {
   readonly runc: Pick<Runc, 'state' | 'hasState' | 'delete' | 'detached'>;
   /** prefix of the network namespaces this host makes */
   readonly netnsPrefix: string;
-  /** runs `work` under the workload's mutex (one operation per container at a time) */
-  exclusive<T>(workloadId: string, work: () => Promise<T>): Promise<T>;
-  record(workloadId: string): ContainerRecord | undefined;
-  save(record: ContainerRecord): Promise<ContainerRecord>;
-  /** drops a record (the files are the caller's) */
-  forget(workloadId: string): Promise<void>;
-  statusOfRecord(record: ContainerRecord): Promise<ContainerStatus>;
-  pool(id: string): PoolConfig | undefined;
-  networks(): NetworkReport[];
-  bundle(workloadId: string): BundlePaths;
   writeBundleConfig(spec: WorkloadSpec, rootfs: string, netns: string): Promise<void>;
   /** root filesystems in the pools (a copy-on-write pool receives into a snapshot of the template, with the quota set) */
   readonly roots: Pick<RootfsStore, 'receive' | 'removeContainerDir'>;

@@ -3,15 +3,15 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AgentStepTime, ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy, NetworkReport } from '@ferry/protocol';
+import type { AgentStepTime, ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy } from '@ferry/protocol';
 import { freePort, isSameProcessAlive } from '@ferry/runtime';
-import type { PoolConfig } from '../config.ts';
 import { CommandError } from '../containers/errors.ts';
 import { announce, planNetwork, removeCriuLocks, setHostSide, tearDownNetwork, type NetworkPlan } from '../containers/network.ts';
 import type { ContainerRecord } from '../containers/records.ts';
 import type { RootfsStore } from '../containers/rootfs.ts';
 import type { Runc } from '../containers/runc.ts';
-import { containerDir, criuLogTail, planFor, rearmTimers, requireAddress, requireSide, undoFailed, workloadOf, type BundlePaths, type MigrationHost } from './common.ts';
+import { containerDir, criuLogTail, planFor, rearmTimers, requireAddress, requireSide, undoFailed, workloadOf, type MigrationHost } from './common.ts';
+import type { ContainerAccess } from '../containers/access.ts';
 import { spawnWithStatusFd } from './criu-status.ts';
 import { parseDumpStats, readCriuStats } from './criu-stats.ts';
 import type { LinkCounter } from './host-traffic.ts';
@@ -28,19 +28,9 @@ const CHECKPOINT_READY_TIMEOUT_MS = 120_000;
 const PAGE_IMAGES = ['pages-*.img', 'pagemap-*.img'];
 
 /** Exactly what the source half uses of the container manager (ContainerManager has it all). */
-export interface SourceContainers {
+export interface SourceContainers extends ContainerAccess {
   /** checkpoints (runc runs the configured CRIU), thaw, and the rollback's restore from images */
   readonly runc: Pick<Runc, 'argv' | 'checkpoint' | 'state' | 'pause' | 'resume' | 'delete' | 'detached'>;
-  /** runs `work` under the workload's mutex (one operation per container at a time) */
-  exclusive<T>(workloadId: string, work: () => Promise<T>): Promise<T>;
-  record(workloadId: string): ContainerRecord | undefined;
-  save(record: ContainerRecord): Promise<ContainerRecord>;
-  /** drops a record (the files are the caller's) */
-  forget(workloadId: string): Promise<void>;
-  statusOfRecord(record: ContainerRecord): Promise<ContainerStatus>;
-  pool(id: string): PoolConfig | undefined;
-  networks(): NetworkReport[];
-  bundle(workloadId: string): BundlePaths;
   /** the container's CRIU options file; `extra` lines (the page stream's TLS) for a while */
   writeCriuConfig(workloadId: string, extra?: string): Promise<void>;
   /** root filesystems in the pools (a copy-on-write root is a subvolume: removed as one) */
