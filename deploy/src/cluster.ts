@@ -18,6 +18,18 @@ import { repoRoot, serviceEntry, type ServiceName } from './paths.ts';
 
 export { repoRoot } from './paths.ts';
 
+/**
+ * A developer's profiling knob: FERRY_CPU_PROF_DIR=<dir> (and FERRY_CPU_PROF_SERVICES, a comma
+ * list of service kinds, default "api,scheduler") starts those services under `node --cpu-prof`,
+ * each writing a .cpuprofile into <dir> when it exits (benchmarks profile with it; never set by
+ * the product).
+ */
+function cpuProfileArgs(service: ServiceName): string[] {
+  const dir = process.env.FERRY_CPU_PROF_DIR;
+  const services = (process.env.FERRY_CPU_PROF_SERVICES ?? 'api,scheduler').split(',');
+  return dir && dir.startsWith('/') && services.includes(service) ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** the schedulers a local cluster can run (each its own NATS identity) */
 export const SCHEDULER_NAMES = ['scheduler', 'scheduler-2', 'scheduler-3', 'scheduler-4'];
 
@@ -110,7 +122,7 @@ export class LocalCluster {
   }
 
   spawnService(name: string, service: ServiceName, env: Record<string, string>, args: string[] = []): ManagedProcess {
-    return this.supervisor.spawn(name, process.execPath, ['--import', 'tsx', serviceEntry(service), ...args], { cwd: repoRoot, env });
+    return this.supervisor.spawn(name, process.execPath, [...cpuProfileArgs(service), '--import', 'tsx', serviceEntry(service), ...args], { cwd: repoRoot, env });
   }
 
   /** Embedded NATS/Redis (unless URLs were given), then scheduler and API. */

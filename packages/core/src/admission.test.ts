@@ -150,6 +150,58 @@ describe('placing a batch on one model (Placer)', () => {
   });
 });
 
+describe('a placer given more workloads as they come (Placer.add)', () => {
+  /**
+   * The API's HA admission keeps one placer for successive batches of creates: workloads given in
+   * several add() calls, each batch decided before the next is added, must be decided exactly as
+   * one placer given them all at once decides them.
+   */
+  it('decides what one placer given every workload at once decides', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gib: fc.integer({ min: 1, max: 6 }), ha: fc.boolean(), pool: fc.constantFrom('local', 'shared'), group: fc.constantFrom('', 'a', 'b'), cut: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 14,
+        }),
+        fc.constantFrom<'spread' | 'binpack'>('spread', 'binpack'),
+        fc.boolean(),
+        (wanted, mode, admission) => {
+          const p = { ...DEFAULT_PLACEMENT_POLICY, mode, haAdmission: admission };
+          const cluster: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 12, h3: 8, h4: 8 }), workloads: [on('h1', spec('old', 4))] };
+          const specs = wanted.map((w, i) => {
+            const s = spec(`w${i}`, w.gib, w.ha, w.pool);
+            return w.group ? { ...s, placement: { ...s.placement, affinity: w.group === 'a' ? ['a'] : [], antiAffinity: w.group === 'b' ? ['b'] : [] } } : s;
+          });
+          const atOnce = new Placer(cluster, p, specs);
+          const expected = specs.map((_, k) => atOnce.place(k));
+          // batches cut where `cut` says: the first batch makes the placer, the others are added
+          const batches: WorkloadSpec[][] = [[]];
+          wanted.forEach((w, i) => {
+            if (w.cut && batches.at(-1)!.length > 0) batches.push([]);
+            batches.at(-1)!.push(specs[i]!);
+          });
+          const grown = new Placer(cluster, p, batches[0]!);
+          const decided = batches[0]!.map((_, k) => grown.place(k));
+          for (const batch of batches.slice(1)) {
+            const first = grown.add(batch);
+            expect(first).toBe(decided.length);
+            batch.forEach((_, k) => decided.push(grown.place(first + k)));
+          }
+          expect(grown.size).toBe(specs.length);
+          expect(decided).toEqual(expected);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('refuses more workloads on a placer of a migration', () => {
+    const cluster: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 12 }), workloads: [] };
+    const placer = new Placer(cluster, policy, [spec('m', 1)], { migrating: { cpu: cluster.hosts[0]!.capacity.cpu, from: 'h1' } });
+    expect(() => placer.add([spec('n', 1)])).toThrow(/only a placer of new workloads/);
+  });
+});
+
 describe('restart targets of one failover, decided on one model (restartTargets)', () => {
   /**
    * A failover decides where each of a dead host's HA workloads restarts, highest priority first,

@@ -1,5 +1,6 @@
 export * from './net.ts';
 export * from './snapshot.ts';
+export * from './pool-shapes.ts';
 export * from './validation.ts';
 export * from './feasibility.ts';
 export * from './placement.ts';

@@ -2,7 +2,7 @@ import type { CpuInfo, HostRecord, PlacementDecision, WorkloadSpec } from '@ferr
 import { haAdmissionAfter, haAdmissionShortfall, haAdmissionState, type HaAdmissionState } from './admission.ts';
 import { allRefusals, explainRefusal, firstRefusal, type RefusalCode } from './feasibility.ts';
 import { Usage, type PlanCluster } from './planner/model.ts';
-import { modelFromSnapshot } from './planner/from-snapshot.ts';
+import { modelFromSnapshot, subjectWorkload } from './planner/from-snapshot.ts';
 import { MiB, workloadsByHost, type ClusterSnapshot } from './snapshot.ts';
 
 export interface PlacementPolicy {
@@ -134,13 +134,15 @@ export class Placer {
   /** affinity group → hosts holding a workload of it */
   private readonly affinity = new Map<string, Set<string>>();
   private admission: HaAdmissionState | null | undefined;
+  private readonly specs: WorkloadSpec[];
 
   constructor(
     private readonly snapshot: ClusterSnapshot,
     private readonly policy: PlacementPolicy,
-    private readonly specs: WorkloadSpec[],
+    specs: readonly WorkloadSpec[],
     private readonly options: HostCheckOptions & { exclude?: string; cpus?: readonly CpuInfo[] } = {},
   ) {
+    this.specs = [...specs];
     const m = options.migrating;
     // `cpus`: each workload's own CPU (the one its processes started under) where they differ
     const subjects = specs.map((spec, k) => ({ spec, from: m?.from ?? null, cpu: options.cpus?.[k] ?? m?.cpu ?? null, created: !m, live: m?.live ?? false }));
@@ -152,6 +154,27 @@ export class Placer {
     for (const [hostId, resident] of workloadsByHost(snapshot)) {
       for (const w of resident) if (!asked.has(w.spec.id)) for (const g of w.spec.placement.affinity) this.holds(g, hostId);
     }
+  }
+
+  /**
+   * More new workloads for this placer (a placer of new workloads only): each is then decided with
+   * place(k), k counting on from the specs before, against the model as the placements so far left
+   * it. The API's HA admission keeps one placer for successive batches of creates this way rather
+   * than building the model of the whole cluster for each (AdmissionBatches). Returns the first k.
+   */
+  add(more: readonly WorkloadSpec[]): number {
+    if (this.options.migrating || this.options.cpus) throw new Error('only a placer of new workloads without their own CPUs takes more');
+    const first = this.specs.length;
+    for (const spec of more) {
+      this.specs.push(spec);
+      this.view.cluster.workloads.push(subjectWorkload({ spec, from: null, cpu: null, created: true, live: false }, this.view.hostIndex, this.policy));
+    }
+    return first;
+  }
+
+  /** How many workloads this placer has been given (the constructor's and add's). */
+  get size(): number {
+    return this.specs.length;
   }
 
   private holds(group: string, hostId: string): void {

@@ -1,4 +1,4 @@
-import type { HostRecord } from '@ferry/protocol';
+import type { CapacityReport, HostRecord } from '@ferry/protocol';
 
 /**
  * What a host list's storage pools derive to (which pools are one shared pool, the proofs behind
@@ -43,4 +43,31 @@ export function samePoolShapes(a: readonly HostRecord[], b: readonly HostRecord[
     for (let k = 0; k < p.length; k++) if (p[k]!.id !== q[k]!.id || p[k]!.shared !== q[k]!.shared || p[k]!.probe !== q[k]!.probe) return false;
   }
   return true;
+}
+
+const sameFlags = (a: readonly string[], b: readonly string[]) => a === b || (a.length === b.length && a.every((flag, i) => flag === b[i]));
+// the intake hands on the previous report's own objects for fields that did not change (validateReport)
+const sameJson = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * `next` with the previous report's CPU flags, networks, templates and pool probes where they did
+ * not change (almost always): the models built from the host table cache what they derive from
+ * those by the objects themselves (planner/from-snapshot.ts, PoolShapeCache above), so unchanged ones
+ * are worked out once, not with every report.
+ */
+export function keepUnchanged(previous: CapacityReport, next: CapacityReport): CapacityReport {
+  const flags = sameFlags(previous.cpu.flags, next.cpu.flags) ? previous.cpu.flags : next.cpu.flags;
+  return {
+    ...next,
+    cpu: flags === next.cpu.flags ? next.cpu : { ...next.cpu, flags },
+    networks: sameJson(previous.networks, next.networks) ? previous.networks : next.networks,
+    templates: sameJson(previous.templates, next.templates) ? previous.templates : next.templates,
+    pools:
+      next.pools === previous.pools
+        ? previous.pools
+        : next.pools.map((pool) => {
+            const before = previous.pools.find((p) => p.id === pool.id)?.probe;
+            return pool.probe && before && before !== pool.probe && sameJson(before, pool.probe) ? { ...pool, probe: before } : pool;
+          }),
+  };
 }

@@ -1,7 +1,8 @@
-import type { ClusterSnapshot } from '@ferry/core';
+import type { ClusterSnapshot, ValidationCluster } from '@ferry/core';
 import { WorkloadRecord, type HostRecord } from '@ferry/protocol';
 import type { ClusterStore } from './cluster-store.ts';
 import { RecordCache } from './record-cache.ts';
+import { WorkloadIndex } from './workload-index.ts';
 
 /**
  * Where a process's copy gets its hosts: `fresh` names hosts the caller wants as they are now
@@ -18,17 +19,29 @@ export type HostSource = (fresh: readonly string[]) => HostRecord[] | Promise<Ho
  * decision at 5,000 hosts (bench/RESULTS.md, "Scale, first form").
  */
 export class ClusterCopy {
-  private readonly workloads: RecordCache<typeof WorkloadRecord>;
+  /** shared with the scheduler's reconciler (one copy of every workload per process) */
+  readonly workloads: RecordCache<typeof WorkloadRecord>;
+  /** the create checks' lookups, kept by following the workloads' copy */
+  private readonly index = new WorkloadIndex();
 
   constructor(
     private readonly store: ClusterStore,
     private readonly hosts: HostSource,
   ) {
-    this.workloads = new RecordCache(store.workloads);
+    this.workloads = new RecordCache(store.workloads, this.index);
   }
 
   async snapshot(fresh: readonly string[] = []): Promise<ClusterSnapshot> {
     const [workloads, hosts, maintenance] = await Promise.all([this.workloads.refresh(), this.hosts(fresh), this.store.maintenance.all()]);
     return { hosts, workloads: [...workloads.values()], maintenance };
+  }
+
+  /**
+   * What a create's checks read (validateWorkloadRequest): the hosts, and the workloads as lookups
+   * brought up to date like the snapshot's — without a list of every workload per request.
+   */
+  async forValidation(fresh: readonly string[] = []): Promise<ValidationCluster> {
+    const [, hosts] = await Promise.all([this.workloads.refresh(), this.hosts(fresh)]);
+    return { hosts, lookups: this.index };
   }
 }

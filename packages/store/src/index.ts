@@ -6,6 +6,7 @@ export { MIGRATION_JOB, executePlan, expirePlans, recentlyMoved, savePlan, start
 export { AUDIT_CAP, AuditLog, TOKEN_PREFIX, TokenStore, hashToken, newToken } from './access.ts';
 export { JoinTokenStore, type JoinTokenRefusal } from './join-tokens.ts';
 export { MEASURED_KEPT, MeasuredMigrations } from './measured.ts';
-export { RecordCache } from './record-cache.ts';
+export { RecordCache, type RecordCacheFollower } from './record-cache.ts';
+export { WorkloadIndex } from './workload-index.ts';
 export { TRIM_BEHIND, changeLogKeys, type ChangeLogKeys } from './changelog.ts';
 export { ClusterCopy, type HostSource } from './cluster-copy.ts';

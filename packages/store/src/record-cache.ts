@@ -2,6 +2,15 @@ import type { z } from 'zod';
 import type { HashRecords } from './records.ts';
 
 /**
+ * Kept in step with a RecordCache's copy (an index derived from the records): told of every
+ * record the cache takes in, changes or drops, and told to start over before a whole read.
+ */
+export interface RecordCacheFollower<T> {
+  reset(): void;
+  changed(id: string, before: T | undefined, after: T | undefined): void;
+}
+
+/**
  * A process's copy of every record of a hash that keeps a change log (changelog.ts), brought up
  * to date by reading only the records written since the last refresh: one round trip for the log,
  * one HMGET for what changed. The first refresh, a reader behind the log's floor, a revision
@@ -23,7 +32,10 @@ export class RecordCache<S extends z.ZodType> {
   /** full reads and incremental ones, for tests and the benchmark */
   readonly stats = { full: 0, incremental: 0, changed: 0 };
 
-  constructor(private readonly hash: HashRecords<S>) {
+  constructor(
+    private readonly hash: HashRecords<S>,
+    private readonly follower?: RecordCacheFollower<z.output<S>>,
+  ) {
     if (!hash.changes) throw new Error(`${hash.key} keeps no change log: a RecordCache cannot follow it`);
   }
 
@@ -81,6 +93,7 @@ export class RecordCache<S extends z.ZodType> {
     ids.forEach((id, i) => {
       const json = values[i];
       const record = json == null ? null : this.hash.parse(id, json);
+      this.follower?.changed(id, this.records.get(id), record ?? undefined);
       if (record === null) this.records.delete(id);
       else this.records.set(id, record);
     });
@@ -98,9 +111,12 @@ export class RecordCache<S extends z.ZodType> {
     const newest = rev > 0 ? await redis.zrangebyscore(keys.log, rev, rev) : [];
     const raw = await redis.hgetall(this.hash.key);
     this.records.clear();
+    this.follower?.reset();
     for (const [id, json] of Object.entries(raw)) {
       const record = this.hash.parse(id, json);
-      if (record !== null) this.records.set(id, record);
+      if (record === null) continue;
+      this.records.set(id, record);
+      this.follower?.changed(id, undefined, record);
     }
     [this.rev, this.newestId] = [rev, newest[0] ?? null];
     this.stats.full++;

@@ -112,6 +112,33 @@ function namesOf(items: ReadonlyArray<{ name: string }>): ReadonlySet<string> {
   return set;
 }
 
+// one literal with every field in one order (no spread): 100,000 workloads share one shape,
+// which took the model of a 5,000-host, 100,000-workload cluster from ~1.2 s to a fraction
+const planWorkload = (spec: WorkloadSpec, host: number, cpuNeeds: PlanWorkload['cpuNeeds'], running: boolean, template: string | null, pinnedHere: boolean): PlanWorkload => ({
+  id: spec.id,
+  mem: spec.resources.memoryMiB * MiB,
+  cpu: spec.resources.vcpus,
+  disk: spec.resources.diskMiB * MiB,
+  networks: spec.networks.map((n) => n.network),
+  pool: spec.pool,
+  antiAffinity: spec.placement.antiAffinity,
+  haPriority: spec.ha.enabled ? spec.ha.priority + 1 : 0,
+  allowed: spec.placement.hosts.length > 0 ? new Set(spec.placement.hosts) : null,
+  host,
+  cpuNeeds,
+  running,
+  template,
+  pinned: pinnedHere,
+});
+const needs = (cpu: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>) => ({ vendor: cpu.vendor, family: cpu.family, flags: cpu.flags });
+
+/** The model's workload for the one a question is about (ModelSubject); pinned: the question moves it, no plan. */
+export function subjectWorkload(subject: ModelSubject, hostIndex: ReadonlyMap<string, number>, policy: PlacementPolicy): PlanWorkload {
+  const required = policy.cpuBaseline ?? subject.cpu;
+  const from = subject.from === null ? -1 : (hostIndex.get(subject.from) ?? -1);
+  return planWorkload(subject.spec, from, required ? needs(required) : null, subject.live, subject.created ? subject.spec.template : null, true);
+}
+
 /**
  * The planners' model of a cluster snapshot, the one view every feasibility check reads
  * (feasibility.ts). Hosts that are not up or are in maintenance take nothing. Disk is per pool:
@@ -181,25 +208,6 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
   const reserve = (w: WorkloadRecord, host: number | undefined) => {
     if (host !== undefined) reservations.push({ host, mem: w.spec.resources.memoryMiB * MiB, cpu: w.spec.resources.vcpus, antiAffinity: w.spec.placement.antiAffinity });
   };
-  // one literal with every field in one order (no spread): 100,000 workloads share one shape,
-  // which took the model of a 5,000-host, 100,000-workload cluster from ~1.2 s to a fraction
-  const planWorkload = (spec: WorkloadSpec, host: number, cpuNeeds: PlanWorkload['cpuNeeds'], running: boolean, template: string | null, pinnedHere: boolean): PlanWorkload => ({
-    id: spec.id,
-    mem: spec.resources.memoryMiB * MiB,
-    cpu: spec.resources.vcpus,
-    disk: spec.resources.diskMiB * MiB,
-    networks: spec.networks.map((n) => n.network),
-    pool: spec.pool,
-    antiAffinity: spec.placement.antiAffinity,
-    haPriority: spec.ha.enabled ? spec.ha.priority + 1 : 0,
-    allowed: spec.placement.hosts.length > 0 ? new Set(spec.placement.hosts) : null,
-    host,
-    cpuNeeds,
-    running,
-    template,
-    pinned: pinnedHere,
-  });
-  const needs = (cpu: Pick<CpuInfo, 'vendor' | 'family' | 'flags'>) => ({ vendor: cpu.vendor, family: cpu.family, flags: cpu.flags });
   for (const w of [...snapshot.workloads].sort((a, b) => a.spec.id.localeCompare(b.spec.id))) {
     if (!others(w)) continue;
     // a migration on its way in holds its memory, vCPUs and anti-affinity on the destination too
@@ -215,11 +223,7 @@ export function modelFromSnapshot(snapshot: ClusterSnapshot, options: Partial<Mo
     const pinnedHere = pinned.has(w.spec.id) || !movable(w) || w.migratingTo !== null || hostRecord.state !== 'up';
     workloads.push(planWorkload(w.spec, host, needs(policy.cpuBaseline ?? w.cpu ?? hostRecord.capacity.cpu), w.phase === 'running', null, pinnedHere));
   }
-  for (const subject of subjects) {
-    const required = policy.cpuBaseline ?? subject.cpu;
-    const from = subject.from === null ? -1 : (hostIndex.get(subject.from) ?? -1);
-    workloads.push(planWorkload(subject.spec, from, required ? needs(required) : null, subject.live, subject.created ? subject.spec.template : null, true));
-  }
+  for (const subject of subjects) workloads.push(subjectWorkload(subject, hostIndex, policy));
   // what the pools hold beyond the model's workloads: their declared root filesystems come off
   for (const w of workloads) {
     const slot = w.host >= 0 ? hosts[w.host]!.pools.get(w.pool) : undefined;

@@ -64,8 +64,8 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluste
 
   app.post('/v1/workloads', async (request, reply) => {
     const query = parseRequest(CreateWorkloadQuery, request.query, 'query');
-    const snapshot = await cluster.snapshot();
-    const validation = validateWorkloadRequest(request.body, snapshot);
+    const checks = await cluster.forValidation();
+    const validation = validateWorkloadRequest(request.body, checks);
     if (!validation.ok) {
       const summary = validation.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
       throw new ApiError('BAD_REQUEST', `${validation.problems.length} problem(s) with this workload: ${summary}`, { problems: validation.problems });
@@ -102,7 +102,7 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluste
       const problem = { field: 'id', code: 'DUPLICATE_ID', message: `a workload named ${spec.id} already exists` };
       throw new ApiError('BAD_REQUEST', `1 problem(s) with this workload: id: ${problem.message}`, { problems: [problem] });
     }
-    const created: WorkloadCreated = { ...(await enqueue(record, 'create')), warnings: workloadWarnings(spec, snapshot) };
+    const created: WorkloadCreated = { ...(await enqueue(record, 'create')), warnings: workloadWarnings(spec, checks) };
     return reply.status(202).send(created);
   });
 

@@ -1,4 +1,5 @@
 import type { CapacityReport, HostRecord, HostState, HostStateEvent } from '@ferry/protocol';
+import { keepUnchanged } from '@ferry/core';
 
 export interface LivenessThresholds {
   /** silent longer than this: suspect */
@@ -148,25 +149,5 @@ export class HostTable {
   }
 }
 
-const sameFlags = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((flag, i) => flag === b[i]);
-const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-/**
- * `next` with the previous report's CPU flags, networks, templates and pool probes where they did
- * not change (almost always): the models built from the host table cache what they derive from
- * those by the objects themselves (planner/from-snapshot.ts, PoolShapeCache), so unchanged ones
- * are worked out once, not with every report.
- */
-export function keepUnchanged(previous: CapacityReport, next: CapacityReport): CapacityReport {
-  const flags = sameFlags(previous.cpu.flags, next.cpu.flags) ? previous.cpu.flags : next.cpu.flags;
-  return {
-    ...next,
-    cpu: flags === next.cpu.flags ? next.cpu : { ...next.cpu, flags },
-    networks: sameJson(previous.networks, next.networks) ? previous.networks : next.networks,
-    templates: sameJson(previous.templates, next.templates) ? previous.templates : next.templates,
-    pools: next.pools.map((pool) => {
-      const before = previous.pools.find((p) => p.id === pool.id)?.probe;
-      return pool.probe && before && before !== pool.probe && sameJson(before, pool.probe) ? { ...pool, probe: before } : pool;
-    }),
-  };
-}
+/** kept here for the host table's callers; the one definition is core's (the API's host copy keeps unchanged arrays too) */
+export { keepUnchanged };
