@@ -29,8 +29,7 @@ export function scanLookups(workloads: readonly WorkloadRecord[]): WorkloadLooku
   };
 }
 
-const asValidationCluster = (cluster: ClusterSnapshot | ValidationCluster): ValidationCluster =>
-  'lookups' in cluster ? cluster : { hosts: cluster.hosts, lookups: scanLookups(cluster.workloads) };
+const asValidationCluster = (cluster: ClusterSnapshot | ValidationCluster): ValidationCluster => ('lookups' in cluster ? cluster : { hosts: cluster.hosts, lookups: scanLookups(cluster.workloads) });
 
 /**
  * What the checks read of the hosts, worked out once per host list (the API's copy of the hosts

@@ -42,7 +42,10 @@ describe('WorkloadIndex (lookups kept as the workloads change)', () => {
         const index = new WorkloadIndex();
         for (const s of steps) {
           if (s.kind === 'put') {
-            const next = record(s.id, s.held.map((k) => addresses[k]!));
+            const next = record(
+              s.id,
+              s.held.map((k) => addresses[k]!),
+            );
             index.changed(s.id, records.get(s.id), next);
             records.set(s.id, next);
           } else if (s.kind === 'delete') {
