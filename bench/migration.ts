@@ -45,7 +45,53 @@ interface Run {
   linkBytes: number;
   breakdown: NonNullable<MigrationRecord['freeze']['breakdown']>;
   criu: MigrationRecord['freeze']['criu'];
+  /** where the total went, step by step (totalSteps) */
+  total: TotalStep[];
 }
+
+interface TotalStep {
+  step: string;
+  ms: number;
+}
+
+/**
+ * Where a migration's total time (createdAt → finishedAt) went, from its record: the wait for the
+ * job to start, every phase (the cleanup's own steps where the agents reported them), and what
+ * lay between the phases (the scheduler's writes, events, the next request). Sums to the total.
+ */
+export function totalSteps(m: MigrationRecord): TotalStep[] {
+  const steps: TotalStep[] = [];
+  const timeline = [...m.timeline].sort((a, b) => a.startedAt - b.startedAt);
+  let at = m.createdAt;
+  let between = 0;
+  for (const [i, e] of timeline.entries()) {
+    if (i === 0) steps.push({ step: 'queued: the API → the job started', ms: e.startedAt - at });
+    else between += Math.max(0, e.startedAt - at);
+    const end = e.endedAt ?? e.startedAt;
+    const inner = e.steps ?? [];
+    for (const s of inner) steps.push({ step: `${e.phase}: ${s.step}`, ms: s.ms });
+    const rest = end - e.startedAt - inner.reduce((sum, s) => sum + s.ms, 0);
+    steps.push({ step: inner.length > 0 ? `${e.phase}: the rest` : e.phase, ms: Math.max(0, rest) });
+    at = Math.max(at, end);
+  }
+  steps.push({ step: 'between the phases (scheduler)', ms: between });
+  if (m.finishedAt !== null) steps.push({ step: 'after the last phase', ms: Math.max(0, m.finishedAt - at) });
+  return steps;
+}
+
+/** The machine's CPU time counters (/proc/stat: all CPUs), busy and idle (idle + iowait). */
+function cpuTimes(): { busy: number; idle: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: fields.reduce((a, b) => a + b, 0) - idle, idle };
+}
+
+/** The share of the machine's CPU time that was busy between two readings. */
+const cpuBusy = (a: { busy: number; idle: number }, b: { busy: number; idle: number }) => {
+  const busy = b.busy - a.busy;
+  const total = busy + (b.idle - a.idle);
+  return total > 0 ? busy / total : 0;
+};
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -108,6 +154,7 @@ export async function runMigrationBenchmark(): Promise<void> {
                 linkBytes: 0,
                 breakdown: [],
                 criu: undefined,
+                total: [],
               });
               console.error(`plain runc+CRIU ${String(memMiB).padStart(5)} MiB  freeze ${plain.workloadFreezeMs.toFixed(0)} ms  total ${plain.totalMs.toFixed(0)} ms`);
               continue;
@@ -137,12 +184,14 @@ export async function runMigrationBenchmark(): Promise<void> {
             const client: ResultPromise = execa(cmd, args, { stdin: 'pipe', reject: false });
             await sleep(500);
             const rxBefore = linkRx(source);
+            const cpuBefore = cpuTimes();
             const accepted = await api<{ migration: MigrationRecord }>('POST', `/v1/workloads/${id}/migrate`, { destination, strategy: method });
             const done = await until(`migration of ${id}`, async () => {
               const m = await api<MigrationRecord>('GET', `/v1/migrations/${accepted.migration.id}`);
               return ['completed', 'rolled-back', 'failed'].includes(m.state) ? m : null;
             });
             const linkBytes = linkRx(source) - rxBefore;
+            const cpu = cpuBusy(cpuBefore, cpuTimes());
             await sleep(300);
             client.stdin!.end();
             const summary = JSON.parse(
@@ -171,6 +220,7 @@ export async function runMigrationBenchmark(): Promise<void> {
               linkBytes,
               breakdown: done.freeze.breakdown ?? [],
               criu: done.freeze.criu,
+              total: totalSteps(done),
             });
             const measurement = measuredFrom(done);
             if (measurement) measurements.push(measurement);
@@ -178,6 +228,11 @@ export async function runMigrationBenchmark(): Promise<void> {
             console.error(
               `${method.padEnd(14)} ${String(memMiB).padStart(5)} MiB @${String(dirty).padStart(3)} MiB/s  freeze ${last.workloadFreezeMs.toFixed(0)} ms (client ${last.clientFreezeMs} ms)  total ${last.totalMs} ms  ${(linkBytes / 2 ** 20).toFixed(0)} MiB`,
             );
+            console.error(`    ${last.total.map((t) => `${t.step} ${Math.round(t.ms)}`).join(' | ')}`);
+            // what else ran: the machine's two cores, busy over the whole migration (everything: the lab, and whatever runs beside it)
+            console.error(`    machine: CPU ${(cpu * 100).toFixed(0)} % busy over the migration, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+            const cleanupNote = done.timeline.find((e) => e.phase === 'cleanup')?.note;
+            if (cleanupNote) console.error(`    cleanup: ${cleanupNote}`);
             await api('DELETE', `/v1/workloads/${id}`);
             await until(`${id} destroyed`, async () => {
               const res = await fetch(`${cluster.apiUrl}/v1/workloads/${id}`, { headers: { authorization: `Bearer ${cluster.token}` } });
@@ -206,6 +261,7 @@ export async function runMigrationBenchmark(): Promise<void> {
   }
   printTable(runs, floors);
   printBreakdown(runs);
+  printTotalBreakdown(runs);
   printPredictionError(measurements);
 }
 
@@ -251,6 +307,23 @@ function printBreakdown(runs: Run[]): void {
         console.log(`| ${phase} | ${side} | ${step} | ${median(values).toFixed(0)} |`);
       }
     }
+  }
+}
+
+/** Where the total time goes, step by step: the median of each step over the runs of a method and size. */
+function printTotalBreakdown(runs: Run[]): void {
+  for (const method of METHODS) {
+    const sizes = SIZES_MIB.filter((memMiB) => runs.some((r) => r.method === method && r.memMiB === memMiB && r.total.length > 0));
+    if (sizes.length === 0) continue;
+    const keys = [...new Set(runs.filter((r) => r.method === method).flatMap((r) => r.total.map((t) => t.step)))];
+    console.log(`\ntotal time breakdown, ${method} (median of each step over the runs; ms):`);
+    console.log(`| step | ${sizes.map((s) => `${s} MiB`).join(' | ')} |`);
+    console.log(`|---|${sizes.map(() => '---').join('|')}|`);
+    const of = (memMiB: number) => runs.filter((r) => r.method === method && r.memMiB === memMiB && r.total.length > 0);
+    for (const key of keys) {
+      console.log(`| ${key} | ${sizes.map((s) => median(of(s).map((r) => r.total.filter((t) => t.step === key).reduce((sum, t) => sum + t.ms, 0))).toFixed(0)).join(' | ')} |`);
+    }
+    console.log(`| **total** (its own median) | ${sizes.map((s) => median(of(s).map((r) => r.totalMs)).toFixed(0)).join(' | ')} |`);
   }
 }
 

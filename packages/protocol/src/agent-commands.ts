@@ -83,6 +83,9 @@ export const PrepareMigrationRequest = z.strictObject({
   /** the scheduler proved (by probe files) that both hosts mount the pool: the root filesystem stays */
   sharedRootfs: z.boolean(),
 });
+/** The template (name and content version) a root filesystem was made from. */
+const RootfsBaseOf = z.object({ template: z.string().max(200), version: z.string().max(200) });
+
 export const PrepareMigrationResult = z.object({
   address: z.ipv4(),
   rsyncPort: z.number().int().min(1).max(65_535),
@@ -91,6 +94,8 @@ export const PrepareMigrationResult = z.object({
   sharedRootfs: z.boolean(),
   /** the page stream's one-time certificate and key (CRIU --tls), made by the destination */
   tls: z.object({ certPem: z.string().max(8192), keyPem: z.string().max(8192) }),
+  /** what the root the copy goes into was made from (null: an empty root); lets the presync skip asking again */
+  rootfsBase: RootfsBaseOf.nullable().optional(),
 });
 export type PrepareMigrationResult = z.infer<typeof PrepareMigrationResult>;
 
@@ -102,7 +107,14 @@ const Tls = z.strictObject({
 const Endpoint = z.strictObject({ address: z.ipv4(), rsyncPort: z.number().int().min(1).max(65_535), pageServerPort: z.number().int().min(1).max(65_535).nullable() });
 
 /** Source: rsync rounds of the root filesystem while the workload runs. */
-export const PresyncRequest = z.strictObject({ migrationId: MigrationId, destination: Endpoint, secret: Secret, sharedRootfs: z.boolean() });
+export const PresyncRequest = z.strictObject({
+  migrationId: MigrationId,
+  destination: Endpoint,
+  secret: Secret,
+  sharedRootfs: z.boolean(),
+  /** what the destination's prepare said its root was made from (absent: the source asks the destination) */
+  destinationBase: RootfsBaseOf.nullable().optional(),
+});
 /** How long one step of an agent command took (inside the freeze: where its milliseconds go). */
 export const AgentStepTime = z.object({ step: z.string().max(120), ms: z.number().nonnegative() });
 export type AgentStepTime = z.infer<typeof AgentStepTime>;
@@ -177,6 +189,10 @@ export const FinishMigrationResult = z.object({
   note: z.string().optional(),
   /** post-copy: bytes the source's link sent while the destination pulled the remaining pages */
   lazyBytes: z.number().int().nonnegative().optional(),
+  /** post-copy: from the end of the dump until the lazy checkpoint sent its last page and exited */
+  lazyMs: z.number().nonnegative().optional(),
+  /** where the finish's time went */
+  steps: StepTimes,
 });
 
 export const agentRequestSchemas = {

@@ -30,6 +30,11 @@ export const TimelineEntry = z.object({
   ms: z.number().nonnegative().nullable(),
   bytes: z.number().int().nonnegative().optional(),
   note: z.string().optional(),
+  /** where the phase's time went, where its agents or the scheduler timed its steps (the cleanup: waiting for the last page, removals) */
+  steps: z
+    .array(z.object({ step: z.string().max(120), ms: z.number().nonnegative() }))
+    .max(32)
+    .optional(),
 });
 export type TimelineEntry = z.infer<typeof TimelineEntry>;
 
@@ -105,6 +110,8 @@ export const MigrationRecord = z.object({
       sharedRootfs: z.boolean(),
       lazyPagesPort: z.number().int().nullable(),
       frozenAt: z.number().int().nullable(),
+      /** what the destination's root was prepared from (null: an empty root); absent before it was recorded */
+      rootfsBase: z.object({ template: z.string(), version: z.string() }).nullable().optional(),
     })
     .nullable(),
   /** the workload ran before the migration (a cold migration leaves it stopped) */

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { MigrationProgressEvent } from '@ferry/protocol';
+import type { AgentStepTime, MigrationProgressEvent } from '@ferry/protocol';
 import type { Logger } from '@ferry/runtime';
 import type { Criu } from '../containers/criu.ts';
 import type { MigrationHost } from './common.ts';
@@ -73,7 +73,7 @@ export class MigrationManager {
   abandonPages = (migrationId: string) => this.source.abandonPages(migrationId);
 
   /** After the commit, on either side. */
-  finish(migrationId: string, role: 'source' | 'destination'): Promise<{ done: boolean; note?: string; lazyBytes?: number }> {
+  finish(migrationId: string, role: 'source' | 'destination'): Promise<{ done: boolean; note?: string; lazyBytes?: number; lazyMs?: number; steps?: AgentStepTime[] }> {
     return role === 'source' ? this.source.finish(migrationId) : this.destination.finish(migrationId);
   }
 

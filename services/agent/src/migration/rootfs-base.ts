@@ -23,10 +23,13 @@ export function compareBases(source: RootfsBase | null, destination: RootfsBase 
  * content digest as the source's root was made from: rsync sends only the files that differ.
  * Otherwise a file of the same size and mtime may still differ: another version of the template
  * is refused by the presync; a root that does not say what it came from (made before
- * rootfs-base.json existed) is sent whole (`--ignore-times`: a full, flattened copy).
+ * rootfs-base.json existed) is sent whole (`--ignore-times`: a full, flattened copy). `known`:
+ * the destination's base as its prepare reported it; only when absent is it pulled from there.
  */
-export async function sameRootfsBase(containerDir: string, target: RsyncTarget, workDir: string): Promise<BaseComparison> {
+export async function sameRootfsBase(containerDir: string, target: RsyncTarget, workDir: string, known?: RootfsBase | null): Promise<BaseComparison> {
   const source = await RootfsStore.readBase(containerDir);
+  // the destination's prepare said what it made the root from: no rsync connection to ask it again
+  if (known !== undefined) return { same: compareBases(source, known), source, destination: known };
   const into = join(workDir, 'destination-base');
   await rm(into, { recursive: true, force: true });
   await mkdir(into, { recursive: true });

@@ -4,18 +4,18 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentStepTime, ContainerStatus, DumpResult, MigrationProgressEvent, MigrationStrategy } from '@ferry/protocol';
-import { freePort, isSameProcessAlive } from '@ferry/runtime';
+import { freePort } from '@ferry/runtime';
 import { CommandError } from '../containers/errors.ts';
 import { announce, planNetwork, removeCriuLocks, setHostSide, tearDownNetwork, type NetworkPlan } from '../containers/network.ts';
 import type { ContainerRecord } from '../containers/records.ts';
-import type { RootfsStore } from '../containers/rootfs.ts';
+import type { RootfsBase, RootfsStore } from '../containers/rootfs.ts';
 import type { Runc } from '../containers/runc.ts';
 import { containerDir, criuLogTail, planFor, rearmTimers, requireAddress, requireSide, undoFailed, workloadOf, type MigrationHost } from './common.ts';
 import type { ContainerAccess } from '../containers/access.ts';
 import { spawnWithStatusFd } from './criu-status.ts';
 import { parseDumpStats, readCriuStats } from './criu-stats.ts';
 import type { LinkCounter } from './host-traffic.ts';
-import { ref, stopProcess } from './processes.ts';
+import { isAlive, ref, stopProcess } from './processes.ts';
 import { Reverter } from './reverter.ts';
 import { StepTimer } from './step-timer.ts';
 import { sameRootfsBase } from './rootfs-base.ts';
@@ -55,6 +55,8 @@ export interface CopyRequest {
   destination: Destination;
   secret: string;
   sharedRootfs: boolean;
+  /** presync: what the destination's root was prepared from, as its prepare said (absent: ask it) */
+  destinationBase?: RootfsBase | null | undefined;
 }
 
 export interface ResumeRequest {
@@ -78,6 +80,9 @@ interface LiveCheckpoint {
   child: ChildProcess;
   done: Promise<number | null>;
   txAtDump?: number;
+  /** when the dump ended (performance.now()) and when the checkpoint exited: the lazy page transfer */
+  dumpedAt?: number;
+  exitedAt?: number;
 }
 
 /**
@@ -122,7 +127,7 @@ export class MigrationSource {
     if (req.sharedRootfs) return { bytes: 0, ms: 0 };
     const before = await this.o.traffic.txBytes();
     const target = this.target(req.destination, req.secret);
-    const sameBase = await sameRootfsBase(side.containerDir, target, this.o.sides.workDir(req.migrationId));
+    const sameBase = await sameRootfsBase(side.containerDir, target, this.o.sides.workDir(req.migrationId), req.destinationBase);
     const { source: mine, destination: theirs } = sameBase;
     if (!sameBase.same && mine && theirs) {
       // a copy against another version of the template would be complete (flattened), and on a
@@ -208,7 +213,10 @@ export class MigrationSource {
       timer.lap('side file, link counter');
       const bytes = Math.max(0, txAtDump - frozen.before);
       const live = this.checkpoints.get(req.migrationId);
-      if (live) live.txAtDump = txAtDump;
+      if (live) {
+        live.txAtDump = txAtDump;
+        live.dumpedAt = performance.now();
+      }
       this.o.log.info({ migrationId: req.migrationId, strategy: req.strategy, dumpMs: Math.round(dumpMs) }, 'workload frozen and checkpointed');
       const criu = await readCriuStats(side.imagesDir, 'dump', parseDumpStats);
       return { frozenAt: frozen.frozenAt, dumpMs, bytes, lazyPagesPort: frozen.lazyPagesPort, steps: timer.steps, criu };
@@ -235,8 +243,14 @@ export class MigrationSource {
     try {
       const [binary, argv] = this.c.runc.argv(['checkpoint', '--lazy-pages', '--page-server', `${address}:${lazyPagesPort}`, '--status-fd', '3', ...common, workloadId]);
       const child = await spawnWithStatusFd(binary, argv, join(workDir, 'status.fifo'), logFd, CHECKPOINT_READY_TIMEOUT_MS);
-      const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      this.checkpoints.set(req.migrationId, { child, done });
+      const live: LiveCheckpoint = { child, done: Promise.resolve(null) };
+      live.done = new Promise<number | null>((resolve) =>
+        child.once('exit', (code) => {
+          live.exitedAt = performance.now();
+          resolve(code);
+        }),
+      );
+      this.checkpoints.set(req.migrationId, live);
       side.checkpoint = ref(child.pid);
     } finally {
       closeSync(logFd);
@@ -405,13 +419,13 @@ export class MigrationSource {
   private async checkpointFinished(migrationId: string, side: MigrationSide): Promise<boolean> {
     const live = this.checkpoints.get(migrationId);
     if (live) return live.child.exitCode === 0;
-    return side.checkpoint !== null && !isSameProcessAlive(side.checkpoint.pid, side.checkpoint.startTime);
+    return side.checkpoint !== null && !isAlive(side.checkpoint);
   }
 
   /** Ends a lazy dump that still serves pages: its CRIU (runc's child) first, then runc itself. */
   private async stopLazyCheckpoint(migrationId: string, side: MigrationSide | null): Promise<void> {
     const p = side?.checkpoint;
-    if (!p || !isSameProcessAlive(p.pid, p.startTime)) return;
+    if (!p || !isAlive(p)) return;
     const children = await readFile(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').catch(() => '');
     for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
       try {
@@ -455,8 +469,13 @@ export class MigrationSource {
       const live = this.checkpoints.get(migrationId);
       let note: string | undefined;
       let lazyBytes: number | undefined;
+      let lazyMs: number | undefined;
+      const timer = new StepTimer();
+      timer.start();
       if (live) {
         const code = await Promise.race([live.done, sleep(600_000).then(() => 'timeout' as const)]);
+        timer.lap('waiting for the last page to leave');
+        if (live.dumpedAt !== undefined && live.exitedAt !== undefined) lazyMs = Math.round(live.exitedAt - live.dumpedAt);
         if (code === 'timeout') throw new CommandError('BUSY', 'the destination is still pulling pages');
         note = `lazy checkpoint exited with ${code}`;
         // the pages the destination pulled after the restore, as this host's link sent them
@@ -464,19 +483,22 @@ export class MigrationSource {
         if (live.txAtDump !== undefined) lazyBytes = Math.max(0, (await this.o.traffic.txBytes()) - live.txAtDump);
         this.o.log.info({ migrationId, exitCode: code, lazyBytes }, 'lazy checkpoint done: the destination has every page');
         this.checkpoints.delete(migrationId);
-      } else if (side.checkpoint && isSameProcessAlive(side.checkpoint.pid, side.checkpoint.startTime)) {
+      } else if (isAlive(side.checkpoint)) {
         throw new CommandError('BUSY', 'the destination is still pulling pages');
       }
       const runc = this.c.runc;
       if (await runc.state(side.workloadId)) await runc.delete(side.workloadId, true);
       const record = this.c.record(side.workloadId);
-      if (record?.netns) await tearDownNetwork(record.netns);
-      if (side.sharedRootfs) await rm(side.imagesDir, { recursive: true, force: true });
-      else await this.c.roots.removeContainerDir(record ? this.c.pool(record.spec.pool) : undefined, side.containerDir);
+      // the namespace and the files have nothing to do with each other: removed side by side
+      await Promise.all([
+        record?.netns ? tearDownNetwork(record.netns) : undefined,
+        side.sharedRootfs ? rm(side.imagesDir, { recursive: true, force: true }) : this.c.roots.removeContainerDir(record ? this.c.pool(record.spec.pool) : undefined, side.containerDir),
+      ]);
       await this.c.forget(side.workloadId);
       await this.o.sides.remove(migrationId);
+      timer.lap('container, network and files removed');
       this.o.log.info({ migrationId, workload: side.workloadId }, 'migrated away: nothing of it remains here');
-      return { done: true, ...(note ? { note } : {}), ...(lazyBytes === undefined ? {} : { lazyBytes }) };
+      return { done: true, ...(note ? { note } : {}), ...(lazyBytes === undefined ? {} : { lazyBytes }), ...(lazyMs === undefined ? {} : { lazyMs }), steps: timer.steps };
     });
   }
 }

@@ -100,7 +100,10 @@ export const AGENT_STEPS: { [C in PipelineCommand]: AgentStep<C> } = {
   },
   'migration.presync': {
     async request(ctx) {
-      return { migrationId: ctx.record().id, destination: endpoint(ctx), secret: await ctx.secret(), sharedRootfs: ctx.requireTransfer().sharedRootfs };
+      const t = ctx.requireTransfer();
+      // what the destination prepared the root from, when its prepare said: the source need not ask it again
+      const known = t.rootfsBase === undefined ? {} : { destinationBase: t.rootfsBase };
+      return { migrationId: ctx.record().id, destination: endpoint(ctx), secret: await ctx.secret(), sharedRootfs: t.sharedRootfs, ...known };
     },
     done: counted,
   },

@@ -373,17 +373,35 @@ export class MigrationRunner {
     await this.save({ state: 'running', phase: 'cleanup' });
     const startedAt = Date.now();
     this.publish('cleanup', 'started', null);
+    const steps: Array<{ step: string; ms: number }> = [];
+    const notes: string[] = [];
     for (const step of this.strategy.cleanup) {
       const { side, command, timeout } = CLEANUP_STEPS[step];
       const hostId = side === 'source' ? r.source : r.destination;
-      await this.cleanupStep(hostId, step, () =>
+      const stepStarted = Date.now();
+      let inner: Array<{ step: string; ms: number }> = [];
+      await this.cleanupStep(hostId, step, async () => {
         // the source's finish may have to wait for pages (post-copy); the destination's only stops daemons
-        side === 'source' ? this.finishSource(this.timeouts[timeout]) : this.call(hostId, command, { migrationId: r.id, role: side }, this.timeouts[timeout]),
-      );
+        const finished =
+          side === 'source'
+            ? await this.finishSource(this.timeouts[timeout])
+            : // an answer without the step timings (or malformed) still finished: its timings are only missing
+              (FinishMigrationResult.safeParse(await this.call(hostId, command, { migrationId: r.id, role: side }, this.timeouts[timeout])).data ?? {});
+        inner = finished.steps ?? [];
+        if (finished.note) notes.push(`${step}: ${finished.note}`);
+      });
+      const innerMs = inner.reduce((sum, e) => sum + e.ms, 0);
+      steps.push(...inner.map((e) => ({ step: `${step}: ${e.step}`, ms: e.ms })), {
+        step: inner.length > 0 ? `${step}: request, reply, the rest` : step,
+        ms: Math.max(0, Date.now() - stepStarted - innerMs),
+      });
     }
     await this.store.redis.del(secretKey(this.store, r.id), tlsKey(this.store, r.id));
     const now = Date.now();
-    const timeline = [...r.timeline.filter((e) => e.phase !== 'cleanup'), { phase: 'cleanup' as const, startedAt, endedAt: now, ms: now - startedAt }];
+    const timeline = [
+      ...r.timeline.filter((e) => e.phase !== 'cleanup'),
+      { phase: 'cleanup' as const, startedAt, endedAt: now, ms: now - startedAt, steps: steps.slice(0, 32), ...(notes.length > 0 ? { note: notes.join('; ') } : {}) },
+    ];
     await this.save({ state: 'completed', completed: [...new Set([...r.completed, 'cleanup' as const])], timeline, finishedAt: now });
     await this.store.endMigration(this.record);
     this.publish('cleanup', 'done', now - startedAt);
@@ -481,7 +499,7 @@ export class MigrationRunner {
    * here (its own finish is deferred), and a failed request is a failed request, retried by the
    * caller.
    */
-  private async finishSource(timeoutMs: number): Promise<void> {
+  private async finishSource(timeoutMs: number): Promise<{ steps?: Array<{ step: string; ms: number }>; note?: string }> {
     const r = this.record;
     const finishing = this.call(r.source, 'migration.finish', { migrationId: r.id, role: 'source' }, timeoutMs);
     const settled = finishing.then(
@@ -496,7 +514,9 @@ export class MigrationRunner {
     }
     // post-copy: the memory moved after the restore counts in the migration's bytes too
     const finished = FinishMigrationResult.safeParse(await finishing);
-    if (finished.success && finished.data.lazyBytes) await this.addBytes(finished.data.lazyBytes);
+    if (!finished.success) return {};
+    if (finished.data.lazyBytes) await this.addBytes(finished.data.lazyBytes);
+    return { steps: finished.data.steps ?? [], ...(finished.data.lazyMs === undefined ? {} : { note: `the last lazy page left ${finished.data.lazyMs} ms after the dump` }) };
   }
 
   /**
