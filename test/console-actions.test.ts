@@ -1,45 +1,27 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { repoRoot } from '@ferry/deploy';
+import type { Browser, Page } from 'playwright-core';
 import type { TokenCreated } from '@ferry/protocol';
+import { freshPage, keepScreenshot, launchBrowser, skipBrowser } from './helpers/browser.ts';
 import { eventually } from './helpers/cluster.ts';
 import { skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { labApi, labWorkload, talk } from './helpers/workload.ts';
 
-const CHROMIUM = '/usr/lib/chromium/chromium';
-/** git-ignored (test/artifacts/): the screenshots these tests keep */
-const SHOTS = join(repoRoot, 'test', 'artifacts', 'console');
 const ID = 'ca-web';
 const ADDRESS = '10.77.0.190';
-
-function skipBrowser(): boolean {
-  if (existsSync(CHROMIUM)) return false;
-  if (process.env.CI) throw new Error(`the console actions test cannot run in CI: ${CHROMIUM} is missing (deploy/setup installs chromium)`);
-  console.warn(`skipping the console actions test: ${CHROMIUM} is missing (run deploy/setup)`);
-  return true;
-}
 
 /**
  * A workload's console, logs, suspend and resume from the browser (issue 18 part 1), in Debian's
  * headless Chromium against the lab: real agents, runc, CRIU, NATS, Redis and BullMQ.
  */
-describe.skipIf(skipLab() || skipBrowser())('a workload’s console, logs, suspend and resume in headless Chromium (issue 18, part 1)', () => {
+describe.skipIf(skipLab() || skipBrowser('the console actions test'))('a workload’s console, logs, suspend and resume in headless Chromium (issue 18, part 1)', () => {
   let t: LabCluster;
   let browser: Browser;
   let page: Page;
   const { api, get, running } = labApi(() => t);
-  const shot = async (p: Page, name: string, what: string) => {
-    const file = join(SHOTS, name);
-    await p.screenshot({ path: file, fullPage: true });
-    expect(statSync(file).size).toBeGreaterThan(10_000);
-    console.log(`screenshot ${file}: ${what}`);
-  };
+  const shot = keepScreenshot;
   /** A page of its own signed in with `token`, once the event stream is live. */
   const open = async (token: string) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-    const p = await context.newPage();
+    const p = await freshPage(browser);
     await p.goto(`${t.cluster.apiUrl}/ui/#token=${encodeURIComponent(token)}`);
     await p.locator('#status', { hasText: 'live' }).waitFor({ timeout: 20_000 });
     return p;
@@ -49,9 +31,8 @@ describe.skipIf(skipLab() || skipBrowser())('a workload’s console, logs, suspe
   const counter = async () => Number(await talk(t.lab, 'h2', ADDRESS, 'get'));
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     t = await startLabCluster(['h1', 'h2']);
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    browser = await launchBrowser();
     // not HA: nothing else moves it while the test suspends it
     await running(labWorkload(ID, ADDRESS, { ha: { enabled: false, priority: 0 } }));
     page = await open(t.cluster.token);

@@ -1,35 +1,17 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { repoRoot } from '@ferry/deploy';
+import type { Browser, Page } from 'playwright-core';
 import type { HostUsageResponse, MigrationRecord, WorkloadUsageResponse } from '@ferry/protocol';
+import { freshPage, keepScreenshot, launchBrowser, skipBrowser } from './helpers/browser.ts';
 import { eventually } from './helpers/cluster.ts';
 import { skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { labApi, labWorkload } from './helpers/workload.ts';
 
-const CHROMIUM = '/usr/lib/chromium/chromium';
-/** git-ignored (test/artifacts/): the screenshots these tests keep */
-const SHOTS = join(repoRoot, 'test', 'artifacts', 'console');
-
-function skipBrowser(): boolean {
-  if (existsSync(CHROMIUM)) return false;
-  if (process.env.CI) throw new Error(`the console pages test cannot run in CI: ${CHROMIUM} is missing (deploy/setup installs chromium)`);
-  console.warn(`skipping the console pages test: ${CHROMIUM} is missing (run deploy/setup)`);
-  return true;
-}
-
-describe.skipIf(skipLab() || skipBrowser())('the console at scale and its pages, in headless Chromium (issue 18, parts 2 and 3)', () => {
+describe.skipIf(skipLab() || skipBrowser('the console pages test'))('the console at scale and its pages, in headless Chromium (issue 18, parts 2 and 3)', () => {
   let t: LabCluster;
   let browser: Browser;
   let page: Page;
   const { api, get, running } = labApi(() => t);
-  const shot = async (name: string, what: string) => {
-    const file = join(SHOTS, name);
-    await page.screenshot({ path: file, fullPage: true });
-    expect(statSync(file).size).toBeGreaterThan(10_000);
-    console.log(`screenshot ${file}: ${what}`);
-  };
+  const shot = (name: string, what: string) => keepScreenshot(page, name, what);
   /** what an attribute holds on every element a selector finds (the tests' tsconfig has no DOM types) */
   const attrs = (selector: string, name: string) => page.locator(selector).evaluateAll((els, n) => els.map((e) => (e as unknown as { getAttribute(a: string): string }).getAttribute(n)), name);
   const rows = async () => (await attrs('#workloads tbody tr[data-workload]', 'data-workload')).sort();
@@ -37,9 +19,8 @@ describe.skipIf(skipLab() || skipBrowser())('the console at scale and its pages,
   const go = (hash: string) => page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     t = await startLabCluster(['h1', 'h2']);
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    browser = await launchBrowser();
     // one running workload on h1 (moved later), two never started: labels and phases to filter by
     await running(labWorkload('pg-web', '10.77.0.180', { ha: { enabled: false, priority: 0 }, labels: { tier: 'web' } }));
     for (const [id, tier] of [
@@ -50,8 +31,7 @@ describe.skipIf(skipLab() || skipBrowser())('the console at scale and its pages,
       expect(res.status, JSON.stringify(res.body)).toBe(202);
     }
     await eventually('pg-db and pg-cache created, not started', async () => (await get('pg-db')).phase === 'stopped' && (await get('pg-cache')).phase === 'stopped', 60_000);
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-    page = await context.newPage();
+    page = await freshPage(browser);
     const started = Date.now();
     await page.goto(`${t.cluster.apiUrl}/ui/#token=${encodeURIComponent(t.cluster.token)}`);
     await page.locator('#workloads tr[data-workload="pg-web"]').waitFor({ timeout: 20_000 });

@@ -1,42 +1,22 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { repoRoot } from '@ferry/deploy';
+import type { Browser, Page } from 'playwright-core';
 import type { MigrationRecord, TokenCreated } from '@ferry/protocol';
+import { SHOTS, freshPage, keepScreenshot, launchBrowser, skipBrowser } from './helpers/browser.ts';
 import { eventually } from './helpers/cluster.ts';
 import { endTcpClient, startTcpClient } from './helpers/tcp-client.ts';
 import { InvariantChecker } from './helpers/invariants.ts';
 import { skipLab, startLabCluster, type LabCluster } from './helpers/lab.ts';
 import { labApi, labWorkload, talk } from './helpers/workload.ts';
 
-const CHROMIUM = '/usr/lib/chromium/chromium';
-/** git-ignored (test/artifacts/): the screenshots the console test keeps */
-const SHOTS = join(repoRoot, 'test', 'artifacts', 'console');
-
-/** The browser tests need Debian's chromium (deploy/setup installs it); only outside CI may it be missing. */
-function skipBrowser(): boolean {
-  if (existsSync(CHROMIUM)) return false;
-  if (process.env.CI) throw new Error(`the console test cannot run in CI: ${CHROMIUM} is missing (deploy/setup installs chromium)`);
-  console.warn(`skipping the console test: ${CHROMIUM} is missing (run deploy/setup)`);
-  return true;
-}
-
-describe.skipIf(skipLab() || skipBrowser())('the management console in headless Chromium (issue 18)', () => {
+describe.skipIf(skipLab() || skipBrowser('the console test'))('the management console in headless Chromium (issue 18)', () => {
   let t: LabCluster;
   let browser: Browser;
   const { api, get, running } = labApi(() => t);
   const other = (host: string) => (host === 'h1' ? 'h2' : 'h1');
-  const shot = async (page: Page, name: string, what: string) => {
-    const file = join(SHOTS, name);
-    await page.screenshot({ path: file, fullPage: true });
-    expect(statSync(file).size).toBeGreaterThan(10_000);
-    console.log(`screenshot ${file}: ${what}`);
-  };
+  const shot = keepScreenshot;
   /** A page of its own (its own local storage) signed in with `token`, once the lists and the event stream are there. */
   const open = async (token: string) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-    const page = await context.newPage();
+    const page = await freshPage(browser);
     await page.goto(`${t.cluster.apiUrl}/ui/#token=${encodeURIComponent(token)}`);
     await page.locator('#status', { hasText: 'live' }).waitFor({ timeout: 20_000 });
     await page.locator('#hosts [data-host="h2"]').waitFor();
@@ -55,10 +35,9 @@ describe.skipIf(skipLab() || skipBrowser())('the management console in headless 
   };
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     console.log(`console screenshots go to ${SHOTS}`);
     t = await startLabCluster(['h1', 'h2']);
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    browser = await launchBrowser();
   });
 
   afterAll(async () => {

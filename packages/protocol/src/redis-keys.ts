@@ -10,6 +10,16 @@
 export const changeLogKeys = (hash: string) => ({ rev: `${hash}:rev`, log: `${hash}:log`, floor: `${hash}:floor`, ids: `${hash}:ids` });
 export type ChangeLogKeys = ReturnType<typeof changeLogKeys>;
 
+/**
+ * The keys of an index of a hash's ids by one field of their records (the store's
+ * field-index.ts): `of`, every id → the value it is filed under; `prefix` + value, a sorted set of
+ * the ids holding that value (the workloads by `hostId`: one host's workloads).
+ */
+export const fieldIndexKeys = (hash: string, field: string) => ({ of: `${hash}:${field}-of`, prefix: `${hash}:${field}=` });
+export type FieldIndexKeys = ReturnType<typeof fieldIndexKeys>;
+/** the field the workloads hash is indexed by: one host's workloads (GET /v1/workloads?host=) */
+export const WORKLOAD_INDEX_FIELD = 'hostId';
+
 /** Redis keys shared by the scheduler (writer) and the API (reader). */
 export const redisKeys = (prefix = 'ferry') => ({
   /** hash: host id -> HostRecord JSON */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { changeLogKeys, queuePrefix, redisKeys } from '@ferry/protocol';
+import { WORKLOAD_INDEX_FIELD, changeLogKeys, fieldIndexKeys, queuePrefix, redisKeys } from '@ferry/protocol';
 import { readRedisPassword } from '@ferry/runtime';
 
 /** The roles that connect to Redis: each cluster has one user per service role; `admin` is the server's. */
@@ -39,6 +39,9 @@ export function apiWritableKeys(keyPrefix: string): string[] {
     k.workloads,
     // every write of a workload files it in the hash's change log, in the same Lua step
     ...Object.values(changeLogKeys(k.workloads)),
+    // and in its index by host (the `-of` hash and one sorted set per host)
+    fieldIndexKeys(k.workloads, WORKLOAD_INDEX_FIELD).of,
+    `${fieldIndexKeys(k.workloads, WORKLOAD_INDEX_FIELD).prefix}*`,
     k.migrations,
     k.activeMigrations,
     k.migrationCancels,

@@ -11,6 +11,7 @@ import {
   MigrationRecord,
   PlanRecord,
   RemovedHost,
+  WORKLOAD_INDEX_FIELD,
   WorkloadRecord,
   redisKeys,
   type StatsResponse,
@@ -45,8 +46,9 @@ export class ClusterStore {
   ) {
     this.keys = redisKeys(prefix);
     this.hosts = new HashRecords(redis, this.keys.hosts, HostRecord, log, 'host');
-    // with a change log: the scheduler and the API keep a copy of every workload (RecordCache)
-    this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload', { changeLog: true });
+    // with a change log: the scheduler and the API keep a copy of every workload (RecordCache);
+    // indexed by host: one host's workloads are read without reading the others
+    this.workloads = new HashRecords(redis, this.keys.workloads, WorkloadRecord, log, 'workload', { changeLog: true, indexBy: WORKLOAD_INDEX_FIELD });
     this.migrations = new HashRecords(redis, this.keys.migrations, MigrationRecord, log, 'migration');
     this.deferredSteps = new HashRecords(redis, this.keys.deferredMigrationSteps, DeferredMigrationStep, log, 'deferred migration step');
     this.maintenance = new HashRecords(redis, this.keys.maintenance, MaintenanceRecord, log, 'maintenance');
@@ -125,7 +127,11 @@ export class ClusterStore {
    * after another took over).
    */
   writesUnder(fence: LockFence): WorkloadWrites {
-    return new FencedWrites(this.redis, { workloads: this.keys.workloads, workloadChanges: this.workloads.changes!, migrations: this.keys.migrations }, fence);
+    return new FencedWrites(
+      this.redis,
+      { workloads: this.keys.workloads, workloadChanges: this.workloads.changes!, workloadIndex: this.workloads.fieldIndex!, migrations: this.keys.migrations },
+      fence,
+    );
   }
 
   async snapshot(): Promise<ClusterSnapshot> {

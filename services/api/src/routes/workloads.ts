@@ -109,7 +109,9 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluste
   /**
    * One page by id, filtered on the records themselves; only the page's own workloads are then
    * joined with the hosts they are on (a filter examining thousands of records reads no host for
-   * those it drops).
+   * those it drops). `?host=` reads the ids from the workloads' index by host (one host's
+   * workloads, never the whole hash): a workload is under the host its record names (`hostId`),
+   * so one migrating to H is listed under its source until the move commits.
    */
   app.get('/v1/workloads', async (request): Promise<WorkloadListResponse> => {
     const query = parseRequest(WorkloadListQuery, request.query, 'query');
@@ -118,6 +120,8 @@ export function workloadRoutes(app: FastifyInstance, store: ClusterStore, cluste
       { limit: query.limit, after: query.cursor },
       {
         ...(query.search ? { prefix: query.search } : {}),
+        ...(query.host ? { indexed: query.host } : {}),
+        // the host is checked again on the record read: the index only narrows what is read
         keep: filtered
           ? (w) =>
               (!query.host || w.hostId === query.host) &&
