@@ -36,8 +36,16 @@ export function sharedPoolProven(snapshot: ClusterSnapshot, poolId: string, a: s
   return sees(pb, a, pa.probe.token) || sees(pa, b, pb.probe.token);
 }
 
-/** workloadsOnHost for every host at once: one pass over the workloads (O(workloads)), not one per host. */
-export function workloadsByHost(snapshot: ClusterSnapshot): Map<string, WorkloadRecord[]> {
+const byHostMade = new WeakMap<readonly WorkloadRecord[], ReadonlyMap<string, readonly WorkloadRecord[]>>();
+
+/**
+ * workloadsOnHost for every host at once: one pass over the workloads (O(workloads)), not one per
+ * host — and one per workload list: a placement batch asks twice (the Placer's affinity index and
+ * HA admission's state), so the answer is kept for the list it was made from (read-only).
+ */
+export function workloadsByHost(snapshot: ClusterSnapshot): ReadonlyMap<string, readonly WorkloadRecord[]> {
+  const made = byHostMade.get(snapshot.workloads);
+  if (made) return made;
   const out = new Map<string, WorkloadRecord[]>();
   const add = (hostId: string, w: WorkloadRecord) => {
     const list = out.get(hostId);
@@ -48,6 +56,7 @@ export function workloadsByHost(snapshot: ClusterSnapshot): Map<string, Workload
     if (w.hostId !== null && w.phase !== 'failed') add(w.hostId, w);
     if (w.migratingTo !== null && w.migratingTo !== w.hostId) add(w.migratingTo, w);
   }
+  byHostMade.set(snapshot.workloads, out);
   return out;
 }
 
