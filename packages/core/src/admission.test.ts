@@ -113,6 +113,14 @@ describe('HA admission control (N+1)', () => {
   });
 });
 
+/** A new workload of a generated batch: its size, HA, pool and group (a: affinity, b: anti-affinity). */
+const wantedWorkload = fc.record({ gib: fc.integer({ min: 1, max: 6 }), ha: fc.boolean(), pool: fc.constantFrom('local', 'shared'), group: fc.constantFrom('', 'a', 'b') });
+const batchSpecs = (wanted: Array<{ gib: number; ha: boolean; pool: string; group: string }>) =>
+  wanted.map((w, i) => {
+    const s = spec(`w${i}`, w.gib, w.ha, w.pool);
+    return w.group ? { ...s, placement: { ...s.placement, affinity: w.group === 'a' ? ['a'] : [], antiAffinity: w.group === 'b' ? ['b'] : [] } } : s;
+  });
+
 describe('placing a batch on one model (Placer)', () => {
   /**
    * The scheduler places a batch of new workloads on one model of the cluster: it must decide
@@ -121,30 +129,22 @@ describe('placing a batch on one model (Placer)', () => {
    */
   it('decides what one-at-a-time placement on updated snapshots decides', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.record({ gib: fc.integer({ min: 1, max: 6 }), ha: fc.boolean(), pool: fc.constantFrom('local', 'shared'), group: fc.constantFrom('', 'a', 'b') }), { minLength: 1, maxLength: 14 }),
-        fc.constantFrom<'spread' | 'binpack'>('spread', 'binpack'),
-        fc.boolean(),
-        (wanted, mode, admission) => {
-          const p = { ...DEFAULT_PLACEMENT_POLICY, mode, haAdmission: admission };
-          const cluster: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 12, h3: 8, h4: 8 }), workloads: [on('h1', spec('old', 4))] };
-          const specs = wanted.map((w, i) => {
-            const s = spec(`w${i}`, w.gib, w.ha, w.pool);
-            return w.group ? { ...s, placement: { ...s.placement, affinity: w.group === 'a' ? ['a'] : [], antiAffinity: w.group === 'b' ? ['b'] : [] } } : s;
-          });
-          const placer = new Placer(cluster, p, specs);
-          let sequential = cluster;
-          specs.forEach((s, k) => {
-            const alone = placeWorkload(s, sequential, p);
-            const batched = placer.place(k);
-            // the same decision and refusals; an anti-affinity refusal may be worded differently
-            // (one-at-a-time sees the earlier workload as a reservation, the batch as a resident)
-            const same = (r: PlacementResult) => ({ ...r, refusals: r.refusals.map((x) => (x.code === 'ANTI_AFFINITY' ? { ...x, message: '' } : x)) });
-            expect(same(batched)).toEqual(same(alone));
-            if (alone.ok) sequential = { ...sequential, workloads: [...sequential.workloads, on(alone.decision.hostId, s, 'pending')] };
-          });
-        },
-      ),
+      fc.property(fc.array(wantedWorkload, { minLength: 1, maxLength: 14 }), fc.constantFrom<'spread' | 'binpack'>('spread', 'binpack'), fc.boolean(), (wanted, mode, admission) => {
+        const p = { ...DEFAULT_PLACEMENT_POLICY, mode, haAdmission: admission };
+        const cluster: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 12, h3: 8, h4: 8 }), workloads: [on('h1', spec('old', 4))] };
+        const specs = batchSpecs(wanted);
+        const placer = new Placer(cluster, p, specs);
+        let sequential = cluster;
+        specs.forEach((s, k) => {
+          const alone = placeWorkload(s, sequential, p);
+          const batched = placer.place(k);
+          // the same decision and refusals; an anti-affinity refusal may be worded differently
+          // (one-at-a-time sees the earlier workload as a reservation, the batch as a resident)
+          const same = (r: PlacementResult) => ({ ...r, refusals: r.refusals.map((x) => (x.code === 'ANTI_AFFINITY' ? { ...x, message: '' } : x)) });
+          expect(same(batched)).toEqual(same(alone));
+          if (alone.ok) sequential = { ...sequential, workloads: [...sequential.workloads, on(alone.decision.hostId, s, 'pending')] };
+        });
+      }),
       { numRuns: 150 },
     );
   });
@@ -159,19 +159,13 @@ describe('a placer given more workloads as they come (Placer.add)', () => {
   it('decides what one placer given every workload at once decides', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ gib: fc.integer({ min: 1, max: 6 }), ha: fc.boolean(), pool: fc.constantFrom('local', 'shared'), group: fc.constantFrom('', 'a', 'b'), cut: fc.boolean() }), {
-          minLength: 1,
-          maxLength: 14,
-        }),
+        fc.array(fc.record({ w: wantedWorkload, cut: fc.boolean() }), { minLength: 1, maxLength: 14 }),
         fc.constantFrom<'spread' | 'binpack'>('spread', 'binpack'),
         fc.boolean(),
         (wanted, mode, admission) => {
           const p = { ...DEFAULT_PLACEMENT_POLICY, mode, haAdmission: admission };
           const cluster: ClusterSnapshot = { hosts: hosts({ h1: 16, h2: 12, h3: 8, h4: 8 }), workloads: [on('h1', spec('old', 4))] };
-          const specs = wanted.map((w, i) => {
-            const s = spec(`w${i}`, w.gib, w.ha, w.pool);
-            return w.group ? { ...s, placement: { ...s.placement, affinity: w.group === 'a' ? ['a'] : [], antiAffinity: w.group === 'b' ? ['b'] : [] } } : s;
-          });
+          const specs = batchSpecs(wanted.map((x) => x.w));
           const atOnce = new Placer(cluster, p, specs);
           const expected = specs.map((_, k) => atOnce.place(k));
           // batches cut where `cut` says: the first batch makes the placer, the others are added

@@ -93,6 +93,7 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
     nc,
     connection: queueRedis,
     log: log.child({ part: 'migrations' }),
+    cluster,
     onFinished: (record) => {
       metrics.migrationFinished(record);
       // what it measured, for the predictions of later moves to learn from (predictMove)

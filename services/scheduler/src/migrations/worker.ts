@@ -6,7 +6,7 @@ import type { Logger } from '@ferry/runtime';
 import { LockLostError, withLock, type ClusterStore } from '@ferry/store';
 import { committing, type PlacementPolicy } from '@ferry/core';
 import type { AgentClient } from '../workloads/agent-client.ts';
-import { DEFAULT_TIMEOUTS, MigrationRunner } from './runner.ts';
+import { DEFAULT_TIMEOUTS, MigrationRunner, type ClusterSource } from './runner.ts';
 import { Tokens, type TokenRequest } from './tokens.ts';
 
 export interface ConcurrencyLimits {
@@ -33,6 +33,8 @@ export interface MigrationWorkerOptions {
   log: Logger;
   /** told of every migration that ended (metrics) */
   onFinished?: (record: MigrationRecord) => void;
+  /** where the runner's checks read the cluster (the scheduler's ClusterCopy); absent: Redis, whole, per check */
+  cluster?: ClusterSource;
 }
 
 /**
@@ -150,6 +152,7 @@ export class MigrationWorker {
         },
         DEFAULT_TIMEOUTS,
         this.o.policy,
+        this.o.cluster,
       );
       return runner.run().catch(async (err: unknown) => {
         if (!(err instanceof LockLostError)) throw err;
