@@ -62,7 +62,8 @@ export async function startScheduler(config: SchedulerConfig, log: Logger): Prom
   // the cluster generation: written once; a loss of Redis' data starts a new one (see ClusterGeneration)
   const generation = new ClusterGeneration(store, log.child({ part: 'reconciler' }));
   await generation.current();
-  const reconciler = new WorkloadReconciler(store, records, agents, discards, log.child({ part: 'reconciler' }), generation);
+  // the reconciler reads the records of reported copies from placement's change-log copy (one per process)
+  const reconciler = new WorkloadReconciler(store, records, agents, discards, log.child({ part: 'reconciler' }), generation, cluster.workloads);
   capacity.onReport((report) => reconciler.onReport(report));
   // removed hosts (DELETE /v1/hosts/:id): their reports are dropped
   const removedHosts = new RemovedHosts(store, log.child({ part: 'capacity' }));

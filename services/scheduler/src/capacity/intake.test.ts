@@ -32,6 +32,19 @@ describe('capacity intake', () => {
     expect(result).toMatchObject({ ok: false, reason: 'OVERSIZED', hostId: 'h1' });
   });
 
+  it("validates against the host's previous report: unchanged fields kept, a changed one that is wrong rejected", () => {
+    const previous = (hostId: string) => (hostId === 'h1' ? report : undefined);
+    const next = { ...report, seq: 4 };
+    const accepted = parseCapacityMessage('ferry.host.h1.capacity', bytes(next), previous);
+    expect(accepted).toEqual({ ok: true, report: next });
+    if (accepted.ok) expect(accepted.report.pools).toBe(report.pools);
+    const result = parseCapacityMessage('ferry.host.h1.capacity', bytes({ ...next, memory: { totalBytes: -1, availableBytes: 0 } }), previous);
+    expect(result).toMatchObject({ ok: false, reason: 'SCHEMA' });
+    if (!result.ok) expect(result.detail).toContain('memory.totalBytes');
+    // a body naming another host is still refused, however much of it equals h1's report
+    expect(parseCapacityMessage('ferry.host.h1.capacity', bytes({ ...next, hostId: 'h2' }), previous)).toMatchObject({ ok: false, reason: 'SUBJECT_MISMATCH' });
+  });
+
   it('explains which fields are wrong', () => {
     const result = parseCapacityMessage('ferry.host.h1.capacity', bytes({ ...report, cpu: { ...report.cpu, family: 'x' } }));
     expect(result.ok).toBe(false);

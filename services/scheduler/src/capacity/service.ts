@@ -97,7 +97,7 @@ export class CapacityService {
   /** Never throws: a bad message is counted and (rate-limited) logged, nothing else. */
   private receive(subject: string, data: Uint8Array, reply?: string): void {
     const now = Date.now();
-    const result = parseCapacityMessage(subject, data);
+    const result = parseCapacityMessage(subject, data, (hostId) => this.table.get(hostId)?.capacity);
     if (!result.ok) {
       this.counters.rejected(result.reason);
       this.metrics?.reports.inc({ result: 'rejected', reason: result.reason });

@@ -6,10 +6,19 @@ import type { WorkloadRecords } from './lifecycle.ts';
 import type { CopyDiscards } from './discards.ts';
 import { rebuiltRecord, reviewCopy, type CopyDecision, type GenerationView } from './reconcile-decision.ts';
 import type { ClusterGeneration } from './generation.ts';
+import { FreshReads, doubtfulCopies } from './reconcile-reads.ts';
+
+/** How often at most the reconciler brings the change-log copy up to date (see copied). */
+export const COPY_REFRESH_MS = 50;
+
+/** A copy of every workload record that follows the change log (RecordCache's refresh). */
+export interface WorkloadCopy {
+  refresh(): Promise<ReadonlyMap<string, WorkloadRecord>>;
+}
 
 /**
  * Brings hosts and records in line. Level-triggered: every report is compared with the records
- * (one Redis round trip per report), whether or not a container changed, so a copy the cluster
+ * (from the change-log copy, see readRecords), whether or not a container changed, so a copy the cluster
  * superseded while its host was away is caught by the first report after the host is back — and
  * after any change of ownership — not only when its own state happens to change. Actions (see
  * decideCopy) never run while a job holds the workload, and at most one runs per copy at a time:
@@ -42,7 +51,13 @@ export class WorkloadReconciler {
     private readonly discards: Pick<CopyDiscards, 'checkStrays'>,
     private readonly log: Logger,
     private readonly generation: Pick<ClusterGeneration, 'current'> | null = null,
+    /** the process's change-log copy of every workload (RecordCache), read before Redis; null: Redis only */
+    private readonly copy: WorkloadCopy | null = null,
   ) {}
+
+  private readonly freshReads = new FreshReads();
+  /** the copy's latest refresh, shared by the passes that start within COPY_REFRESH_MS of it */
+  private copyRead: { at: number; records: Promise<ReadonlyMap<string, WorkloadRecord>> } | null = null;
 
   /** hosts with a container.stamp under way */
   private readonly stamping = new Set<string>();
@@ -74,7 +89,7 @@ export class WorkloadReconciler {
   private async pass(report: CapacityReport): Promise<void> {
     const { hostId, containers } = report;
     const generation = await this.currentGeneration();
-    const records = await this.records.getMany(containers.map((c) => c.id));
+    const records = await this.readRecords(hostId, containers, generation);
     const actions: Array<{ container: ContainerStatus; record: WorkloadRecord; decision: CopyDecision }> = [];
     const strays: string[] = [];
     const toStamp: string[] = [];
@@ -108,6 +123,53 @@ export class WorkloadReconciler {
     if (superseded.length) this.superseded.set(hostId, superseded);
     else this.superseded.delete(hostId);
     for (const a of free) void this.act(hostId, a.container, a.record, a.decision);
+  }
+
+  /**
+   * The records of a host's copies. From the process's change-log copy (brought up to date at most
+   * COPY_REFRESH_MS before: it reflects every write completed before that refresh), with the records of
+   * the copies it does not find plainly in line read fresh from Redis — every action is decided
+   * on a fresh read, as before. Read fresh whole when the copy cannot answer (none, or its refresh
+   * failed) and when FreshReads says so (the host's first pass, every 30 s, a new generation).
+   */
+  private async readRecords(hostId: string, containers: ContainerStatus[], generation: GenerationView | null): Promise<Array<WorkloadRecord | null>> {
+    const ids = containers.map((c) => c.id);
+    const now = Date.now();
+    const generationId = generation?.id ?? null;
+    const copied = this.copy && !this.freshReads.due(hostId, now, generationId) ? await this.copied(ids) : null;
+    if (!copied) {
+      const records = await this.records.getMany(ids);
+      this.freshReads.readFresh(hostId, now, generationId);
+      return records;
+    }
+    const doubtful = doubtfulCopies(hostId, containers, copied, generation, now);
+    if (doubtful.length === 0) return copied;
+    const fresh = await this.records.getMany(doubtful.map((i) => ids[i]!));
+    const records = [...copied];
+    doubtful.forEach((index, j) => {
+      records[index] = fresh[j] ?? null;
+    });
+    return records;
+  }
+
+  /**
+   * The ids' records from the change-log copy; null (read fresh instead) when it cannot be brought
+   * up to date. Passes within COPY_REFRESH_MS of each other share one refresh (a thousand reports
+   * a second would otherwise each ask Redis for the log): a copy that much behind can only delay
+   * an action to the host's next report, never cause one (actions are decided on fresh reads).
+   */
+  private async copied(ids: string[]): Promise<Array<WorkloadRecord | null> | null> {
+    const now = Date.now();
+    if (!this.copyRead || now - this.copyRead.at >= COPY_REFRESH_MS) this.copyRead = { at: now, records: this.copy!.refresh() };
+    const read = this.copyRead;
+    try {
+      const all = await read.records;
+      return ids.map((id) => all.get(id) ?? null);
+    } catch (err) {
+      if (this.copyRead === read) this.copyRead = null;
+      this.log.debug({ err: (err as Error).message }, 'the workload copy cannot be brought up to date: reading the records fresh');
+      return null;
+    }
   }
 
   private async currentGeneration(): Promise<GenerationView | null> {
